@@ -1,0 +1,104 @@
+//! The HTTP client used to fetch discovery documents and key sets.
+//!
+//! Built explicitly for the selected crypto backend: no process-wide rustls provider is
+//! installed, so applications that install their own are unaffected.
+
+use std::time::Duration;
+
+use url::Url;
+
+/// Builds the reqwest client for fetching keys: the timeouts given, at most
+/// `max_redirects` redirects, each to an allowed URL (https, or http to a loopback host).
+pub(crate) fn build(
+    connect_timeout: Duration,
+    timeout: Duration,
+    max_redirects: usize,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > max_redirects {
+            attempt.error("too many redirects")
+        } else if !is_allowed_url(attempt.url()) {
+            attempt.error("redirect to a non-https URL")
+        } else {
+            attempt.follow()
+        }
+    });
+    let builder = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .timeout(timeout)
+        .redirect(redirects)
+        .no_proxy()
+        .user_agent(concat!("mcp-oauth/", env!("CARGO_PKG_VERSION")));
+    with_tls_backend(builder).build()
+}
+
+#[cfg(feature = "aws-lc-rs")]
+fn with_tls_backend(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    // reqwest's `rustls` feature uses the aws-lc-rs provider explicitly.
+    builder
+}
+
+#[cfg(not(feature = "aws-lc-rs"))]
+fn with_tls_backend(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    use std::sync::Arc;
+
+    // Pure-Rust build: rustls with its ring provider, passed to reqwest explicitly.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    match rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|config| config.with_platform_verifier())
+    {
+        Ok(config) => builder.tls_backend_preconfigured(config.with_no_client_auth()),
+        Err(error) => {
+            // Without a verifier no https fetch can succeed; loopback http still works.
+            tracing::error!(target: "mcp_oauth::key_set", %error, "cannot set up TLS for key-set fetches");
+            builder
+        }
+    }
+}
+
+/// Whether `url` may be fetched: https, or plain http to a loopback host (dev and tests).
+pub(crate) fn is_allowed_url(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => is_loopback_host(url),
+        _ => false,
+    }
+}
+
+pub(crate) fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_and_loopback_http_are_allowed_everything_else_is_not() {
+        let allowed = [
+            "https://as.example.com/jwks",
+            "http://127.0.0.1:8080/jwks",
+            "http://[::1]/k",
+            "http://localhost/k",
+        ];
+        for url in allowed {
+            assert!(is_allowed_url(&Url::parse(url).unwrap()), "{url}");
+        }
+        let refused = [
+            "http://as.example.com/jwks",
+            "ftp://127.0.0.1/x",
+            "file:///etc/passwd",
+            "http://10.0.0.1/jwks",
+        ];
+        for url in refused {
+            assert!(!is_allowed_url(&Url::parse(url).unwrap()), "{url}");
+        }
+    }
+}

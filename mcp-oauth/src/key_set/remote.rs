@@ -1,0 +1,627 @@
+//! An issuer's key set, kept fresh.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use url::Url;
+
+use super::{KeyLookupError, KeySet, KeySetError, KeySetOptions};
+use crate::clock::{Clock, SystemClock};
+use crate::crypto::{Algorithm, VerifyingKey};
+use crate::http_client;
+
+const LOG_TARGET: &str = "mcp_oauth::key_set";
+
+/// Where an issuer's keys come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// A JWKS URL given explicitly (https, or http to a loopback host).
+    JwksUri(String),
+    /// Discovered from the issuer's metadata (RFC 8414, then OpenID Connect Discovery);
+    /// the document's `issuer` must equal this issuer exactly.
+    Discover {
+        /// The issuer identifier, exactly as it appears in tokens' `iss`.
+        issuer: String,
+    },
+    /// A fixed set, never fetched (tests, air-gapped deployments).
+    Static(Arc<KeySet>),
+}
+
+/// How a [`RemoteKeySet`] fetches and caches.
+///
+/// The defaults follow the guide this crate implements: keys are cached up to 24 hours so
+/// no request waits on the network, and refreshed when keys rotate.
+#[derive(Debug, Clone)]
+pub struct KeySetConfig {
+    /// The lifetime used when the response has no usable `Cache-Control: max-age` (1 h).
+    pub default_ttl: Duration,
+    /// `max-age` below this is raised to it (5 min): a tiny max-age must not cause a fetch flood.
+    pub min_ttl: Duration,
+    /// `max-age` above this is lowered to it (24 h): rotations are picked up within a day.
+    pub max_ttl: Duration,
+    /// How long before expiry a background refresh starts, as a fraction of the TTL (0.2).
+    pub refresh_ahead: f64,
+    /// After a refresh caused by an unknown `kid`, further unknown kids are refused without
+    /// fetching for this long (30 s): an unknown-kid flood never becomes a fetch flood.
+    pub unknown_kid_cooldown: Duration,
+    /// After a failed fetch, no new attempt for this long (5 s).
+    pub retry_after_failure: Duration,
+    /// How long past its expiry a set is still used while refreshes fail (24 h).
+    pub max_stale: Duration,
+    /// TCP connect timeout (5 s).
+    pub connect_timeout: Duration,
+    /// Total timeout of one request (10 s).
+    pub request_timeout: Duration,
+    /// Largest accepted response body (1 MiB).
+    pub max_body_bytes: usize,
+    /// Redirects followed, each to an https (or loopback) URL (3).
+    pub max_redirects: usize,
+    /// How JWKs become keys.
+    pub key_options: KeySetOptions,
+}
+
+impl Default for KeySetConfig {
+    fn default() -> Self {
+        Self {
+            default_ttl: Duration::from_secs(3600),
+            min_ttl: Duration::from_secs(300),
+            max_ttl: Duration::from_secs(24 * 3600),
+            refresh_ahead: 0.2,
+            unknown_kid_cooldown: Duration::from_secs(30),
+            retry_after_failure: Duration::from_secs(5),
+            max_stale: Duration::from_secs(24 * 3600),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            max_body_bytes: 1024 * 1024,
+            max_redirects: 3,
+            key_options: KeySetOptions::default(),
+        }
+    }
+}
+
+/// Counters of a [`RemoteKeySet`], for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeySetStats {
+    /// Fetch attempts of the key set (discovery requests not included).
+    pub fetches: u64,
+    /// Attempts that failed (the previous set, if any, stayed in use).
+    pub failures: u64,
+    /// Refreshes caused by a token naming an unknown `kid`.
+    pub unknown_kid_refreshes: u64,
+}
+
+/// Why no key could be had for a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyUnavailable {
+    /// No key matches; a refresh was done or is cooling down.
+    #[error(transparent)]
+    Lookup(#[from] KeyLookupError),
+    /// The issuer's keys have never loaded (or are staler than allowed): retry later.
+    #[error("the issuer's keys are not available")]
+    NotLoaded {
+        /// When a new attempt may succeed.
+        retry_after: Duration,
+    },
+}
+
+#[derive(Debug)]
+struct Loaded {
+    set: Arc<KeySet>,
+    generation: u64,
+    /// Clock time (since the epoch) the set was fetched and expires.
+    fetched_at: Duration,
+    expires_at: Duration,
+}
+
+/// An issuer's key set, kept fresh. Cheap to clone; clones share the cache.
+///
+/// Reads are lock-free (an atomic pointer load); refreshes are single-flight.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use mcp_oauth::key_set::{KeySetConfig, KeySource, RemoteKeySet};
+///
+/// let keys = RemoteKeySet::new(
+///     KeySource::Discover { issuer: "https://auth.example.com".into() },
+///     KeySetConfig::default(),
+/// )?;
+/// keys.load().await?; // optional: warm up at startup instead of at the first request
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RemoteKeySet {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    source: KeySource,
+    config: KeySetConfig,
+    clock: Arc<dyn Clock>,
+    client: reqwest::Client,
+    current: ArcSwapOption<Loaded>,
+    jwks_uri: ArcSwapOption<Url>,
+    // Held by whoever fetches: N concurrent misses cause one fetch and all wait on it.
+    refresh: tokio::sync::Mutex<()>,
+    background_running: AtomicBool,
+    last_unknown_kid_refresh: AtomicU64,
+    last_failure: AtomicU64,
+    fetches: AtomicU64,
+    failures: AtomicU64,
+    unknown_kid_refreshes: AtomicU64,
+}
+
+/// Why a [`RemoteKeySet`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum KeySetConfigError {
+    /// The URL does not parse, or is neither https nor http to a loopback host.
+    #[error("key-set URL must be https (or http to a loopback host): {0}")]
+    Url(String),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+impl RemoteKeySet {
+    /// A key set from `source`, with the system clock. Nothing is fetched until
+    /// [`load`](Self::load) or the first lookup.
+    pub fn new(source: KeySource, config: KeySetConfig) -> Result<Self, KeySetConfigError> {
+        Self::with_clock(source, config, Arc::new(SystemClock))
+    }
+
+    /// Like [`new`](Self::new), reading time from `clock`.
+    pub fn with_clock(
+        source: KeySource,
+        config: KeySetConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, KeySetConfigError> {
+        let check = |raw: &str| {
+            Url::parse(raw)
+                .ok()
+                .filter(http_client::is_allowed_url)
+                .ok_or_else(|| KeySetConfigError::Url(raw.to_owned()))
+        };
+        let jwks_uri = match &source {
+            KeySource::JwksUri(uri) => Some(Arc::new(check(uri)?)),
+            KeySource::Discover { issuer } => {
+                check(issuer)?;
+                None
+            }
+            KeySource::Static(_) => None,
+        };
+        let client = http_client::build(
+            config.connect_timeout,
+            config.request_timeout,
+            config.max_redirects,
+        )?;
+        let current = match &source {
+            KeySource::Static(set) => Some(Arc::new(Loaded {
+                set: set.clone(),
+                generation: 1,
+                fetched_at: Duration::ZERO,
+                expires_at: Duration::MAX,
+            })),
+            _ => None,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                source,
+                config,
+                clock,
+                client,
+                current: ArcSwapOption::new(current),
+                jwks_uri: ArcSwapOption::new(jwks_uri),
+                refresh: tokio::sync::Mutex::new(()),
+                background_running: AtomicBool::new(false),
+                last_unknown_kid_refresh: AtomicU64::new(0),
+                last_failure: AtomicU64::new(0),
+                fetches: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+                unknown_kid_refreshes: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Fetches the set now (if it is not loaded yet) and reports why it failed.
+    pub async fn load(&self) -> Result<Arc<KeySet>, KeySetLoadError> {
+        if let Some(loaded) = self.inner.current.load_full() {
+            return Ok(loaded.set.clone());
+        }
+        let _flight = self.inner.refresh.lock().await;
+        if let Some(loaded) = self.inner.current.load_full() {
+            return Ok(loaded.set.clone());
+        }
+        self.inner
+            .fetch_and_store()
+            .await
+            .map(|loaded| loaded.set.clone())
+    }
+
+    /// The set in use now, if one has loaded. Lock-free.
+    pub fn current(&self) -> Option<Arc<KeySet>> {
+        self.inner
+            .current
+            .load()
+            .as_ref()
+            .map(|loaded| loaded.set.clone())
+    }
+
+    /// When the set in use expires (clock time since the epoch): the fetch time plus the
+    /// TTL taken from `Cache-Control` within the configured clamps. `None` before the first
+    /// load.
+    pub fn expires_at(&self) -> Option<Duration> {
+        self.inner.current.load().as_ref().map(|loaded| loaded.expires_at)
+    }
+
+    /// Counters of fetches and failures.
+    pub fn stats(&self) -> KeySetStats {
+        KeySetStats {
+            fetches: self.inner.fetches.load(Ordering::Relaxed),
+            failures: self.inner.failures.load(Ordering::Relaxed),
+            unknown_kid_refreshes: self.inner.unknown_kid_refreshes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The key for a token whose header names `kid` and `alg`.
+    ///
+    /// Call this only for a token that passed the cheap checks (known issuer, our audience,
+    /// not expired, right `typ`): an unknown `kid` triggers one refresh, single-flight,
+    /// then a cooldown during which unknown kids are refused without fetching.
+    pub async fn key_for(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Arc<VerifyingKey>, KeyUnavailable> {
+        let loaded = self.usable().await?;
+        self.inner.maybe_refresh_in_background(&loaded);
+        match loaded.set.find(kid, alg) {
+            Ok(key) => return Ok(key.clone()),
+            Err(KeyLookupError::AlgorithmMismatch) => {
+                return Err(KeyLookupError::AlgorithmMismatch.into());
+            }
+            Err(KeyLookupError::UnknownKid) => {}
+        }
+        if !self.inner.refresh_for_unknown_kid(loaded.generation).await {
+            return Err(KeyLookupError::UnknownKid.into());
+        }
+        let loaded = self.usable().await?;
+        loaded.set.find(kid, alg).cloned().map_err(Into::into)
+    }
+
+    /// Whether `key` is still in the set in use under `kid`: a cached verification is
+    /// served only while the key that made it is still published.
+    pub fn still_has(&self, kid: Option<&str>, key: &Arc<VerifyingKey>) -> bool {
+        self.inner
+            .current
+            .load()
+            .as_ref()
+            .is_some_and(|loaded| loaded.set.contains_under(kid, key))
+    }
+
+    /// The loaded set if it is fresh or within the stale bound; otherwise one (single-flight)
+    /// fetch attempt, unless one failed recently.
+    async fn usable(&self) -> Result<Arc<Loaded>, KeyUnavailable> {
+        let now = self.inner.clock.now();
+        if let Some(loaded) = self.inner.current.load_full()
+            && self.inner.within_stale_bound(&loaded, now)
+        {
+            return Ok(loaded);
+        }
+        let _flight = self.inner.refresh.lock().await;
+        if let Some(loaded) = self.inner.current.load_full()
+            && self.inner.within_stale_bound(&loaded, now)
+        {
+            return Ok(loaded);
+        }
+        if let Some(retry_after) = self.inner.failure_backoff(now) {
+            return Err(KeyUnavailable::NotLoaded { retry_after });
+        }
+        self.inner
+            .fetch_and_store()
+            .await
+            .map_err(|_| KeyUnavailable::NotLoaded {
+                retry_after: self.inner.config.retry_after_failure,
+            })
+    }
+}
+
+/// Why a fetch of the key set failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeySetLoadError {
+    /// No discovery document named this issuer with a usable `jwks_uri`.
+    #[error("discovery found no metadata for this issuer with a usable jwks_uri")]
+    Discovery,
+    /// The request failed: connection, timeout, redirect policy.
+    #[error("request failed: {0}")]
+    Request(String),
+    /// The server answered with a non-200 status.
+    #[error("unexpected status {0}")]
+    Status(u16),
+    /// The body exceeded the configured limit.
+    #[error("response body larger than {0} bytes")]
+    TooLarge(usize),
+    /// The body is not a usable key set.
+    #[error(transparent)]
+    Invalid(#[from] KeySetError),
+}
+
+impl Inner {
+    fn within_stale_bound(&self, loaded: &Loaded, now: Duration) -> bool {
+        now < loaded.expires_at.saturating_add(self.config.max_stale)
+    }
+
+    fn failure_backoff(&self, now: Duration) -> Option<Duration> {
+        let last = Duration::from_nanos(self.last_failure.load(Ordering::Acquire));
+        if last.is_zero() {
+            return None;
+        }
+        let until = last + self.config.retry_after_failure;
+        (now < until).then(|| until - now)
+    }
+
+    fn generation(&self) -> u64 {
+        self.current
+            .load()
+            .as_ref()
+            .map_or(0, |loaded| loaded.generation)
+    }
+
+    /// Refreshes for an unknown kid unless within the cooldown. Returns whether a lookup
+    /// is worth retrying (a refresh happened, here or by a concurrent caller).
+    async fn refresh_for_unknown_kid(&self, seen_generation: u64) -> bool {
+        if matches!(self.source, KeySource::Static(_)) {
+            return false;
+        }
+        let _flight = self.refresh.lock().await;
+        if self.generation() != seen_generation {
+            return true;
+        }
+        let now = self.clock.now();
+        let last = Duration::from_nanos(self.last_unknown_kid_refresh.load(Ordering::Acquire));
+        if !last.is_zero() && now < last + self.config.unknown_kid_cooldown {
+            return false;
+        }
+        self.last_unknown_kid_refresh
+            .store(as_nanos(now), Ordering::Release);
+        self.unknown_kid_refreshes.fetch_add(1, Ordering::Relaxed);
+        self.fetch_and_store().await.is_ok()
+    }
+
+    /// Starts a background refresh when the set is close to (or past) expiry. Requests never
+    /// wait for it: in steady state no request waits for a fetch.
+    fn maybe_refresh_in_background(self: &Arc<Self>, loaded: &Loaded) {
+        if matches!(self.source, KeySource::Static(_)) {
+            return;
+        }
+        let now = self.clock.now();
+        let ttl = loaded.expires_at.saturating_sub(loaded.fetched_at);
+        let refresh_at = loaded
+            .expires_at
+            .saturating_sub(ttl.mul_f64(self.config.refresh_ahead));
+        if now < refresh_at || self.failure_backoff(now).is_some() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.background_running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inner = self.clone();
+        let generation = loaded.generation;
+        runtime.spawn(async move {
+            {
+                let _flight = inner.refresh.lock().await;
+                if inner.generation() == generation {
+                    let _ = inner.fetch_and_store().await;
+                }
+            }
+            inner.background_running.store(false, Ordering::Release);
+        });
+    }
+
+    /// One fetch; on success the new set replaces the old one, on failure the old one stays
+    /// (stale-if-error). Callers hold `refresh`.
+    async fn fetch_and_store(&self) -> Result<Arc<Loaded>, KeySetLoadError> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let previous = self.current.load_full();
+        let result = self.fetch(previous.as_deref()).await;
+        let now = self.clock.now();
+        match result {
+            Ok((set, ttl)) => {
+                let loaded = Arc::new(Loaded {
+                    set: Arc::new(set),
+                    generation: previous.as_ref().map_or(0, |p| p.generation) + 1,
+                    fetched_at: now,
+                    expires_at: now + ttl,
+                });
+                for skipped in loaded.set.skipped() {
+                    tracing::warn!(target: LOG_TARGET, source = %self.describe(), index = skipped.index, kid = ?skipped.kid, reason = skipped.reason, "skipped a key of the key set");
+                }
+                tracing::debug!(target: LOG_TARGET, source = %self.describe(), keys = loaded.set.len(), ttl_secs = ttl.as_secs(), "key set loaded");
+                self.current.store(Some(loaded.clone()));
+                self.last_failure.store(0, Ordering::Release);
+                Ok(loaded)
+            }
+            Err(error) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                self.last_failure
+                    .store(as_nanos(now).max(1), Ordering::Release);
+                tracing::warn!(target: LOG_TARGET, source = %self.describe(), %error, kept_previous = previous.is_some(), "key set fetch failed");
+                Err(error)
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.source {
+            KeySource::JwksUri(uri) => uri.clone(),
+            KeySource::Discover { issuer } => issuer.clone(),
+            KeySource::Static(_) => "static".to_owned(),
+        }
+    }
+
+    async fn fetch(
+        &self,
+        previous: Option<&Loaded>,
+    ) -> Result<(KeySet, Duration), KeySetLoadError> {
+        let uri = match self.jwks_uri.load_full() {
+            Some(uri) => uri,
+            None => {
+                let KeySource::Discover { issuer } = &self.source else {
+                    return Err(KeySetLoadError::Discovery);
+                };
+                let uri = Arc::new(self.discover(issuer).await?);
+                self.jwks_uri.store(Some(uri.clone()));
+                uri
+            }
+        };
+        let (body, cache_control) = self.get((*uri).clone()).await?;
+        let set =
+            KeySet::from_jwks_reusing(&body, &self.config.key_options, previous.map(|p| &*p.set))?;
+        Ok((set, self.ttl_from(cache_control.as_deref())))
+    }
+
+    async fn discover(&self, issuer: &str) -> Result<Url, KeySetLoadError> {
+        let urls = super::discovery_urls(issuer).map_err(|_| KeySetLoadError::Discovery)?;
+        for candidate in urls {
+            let Ok(url) = Url::parse(&candidate) else {
+                continue;
+            };
+            let body = match self.get(url).await {
+                Ok((body, _)) => body,
+                Err(error) => {
+                    tracing::debug!(target: LOG_TARGET, url = %candidate, %error, "discovery candidate failed");
+                    continue;
+                }
+            };
+            let Ok(document) = serde_json::from_slice::<serde_json::Value>(&body) else {
+                continue;
+            };
+            // RFC 8414 §3.3: the document's issuer must be the one the URL was built from.
+            if document.get("issuer").and_then(|v| v.as_str()) != Some(issuer) {
+                tracing::warn!(target: LOG_TARGET, url = %candidate, "discovery document names another issuer; ignored");
+                continue;
+            }
+            let jwks_uri = document
+                .get("jwks_uri")
+                .and_then(|v| v.as_str())
+                .and_then(|u| Url::parse(u).ok());
+            match jwks_uri {
+                Some(uri) if http_client::is_allowed_url(&uri) => return Ok(uri),
+                _ => {
+                    tracing::warn!(target: LOG_TARGET, url = %candidate, "discovery document has no usable jwks_uri")
+                }
+            }
+        }
+        Err(KeySetLoadError::Discovery)
+    }
+
+    /// GET with the body limit enforced while reading.
+    async fn get(&self, url: Url) -> Result<(Vec<u8>, Option<String>), KeySetLoadError> {
+        let limit = self.config.max_body_bytes;
+        let mut response = self
+            .client
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| KeySetLoadError::Request(error_chain(&e)))?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(KeySetLoadError::Status(response.status().as_u16()));
+        }
+        if response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+        {
+            return Err(KeySetLoadError::TooLarge(limit));
+        }
+        let cache_control = response
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| KeySetLoadError::Request(error_chain(&e)))?
+        {
+            if body.len() + chunk.len() > limit {
+                return Err(KeySetLoadError::TooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((body, cache_control))
+    }
+
+    fn ttl_from(&self, cache_control: Option<&str>) -> Duration {
+        let config = &self.config;
+        let ttl = match cache_control.map(parse_cache_control) {
+            Some(CacheDirective::MaxAge(seconds)) => Duration::from_secs(seconds),
+            Some(CacheDirective::NoCache) => config.min_ttl,
+            Some(CacheDirective::None) | None => config.default_ttl,
+        };
+        ttl.clamp(config.min_ttl, config.max_ttl.max(config.min_ttl))
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum CacheDirective {
+    MaxAge(u64),
+    NoCache,
+    None,
+}
+
+fn parse_cache_control(value: &str) -> CacheDirective {
+    let mut result = CacheDirective::None;
+    for directive in value.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return CacheDirective::NoCache;
+        }
+        if let Some(seconds) = lower.strip_prefix("max-age=")
+            && let Ok(seconds) = seconds.trim_matches('"').parse::<u64>()
+        {
+            result = CacheDirective::MaxAge(seconds);
+        }
+    }
+    result
+}
+
+fn as_nanos(time: Duration) -> u64 {
+    u64::try_from(time.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_max_age_is_read_and_no_cache_means_the_minimum() {
+        assert_eq!(
+            parse_cache_control("public, max-age=600"),
+            CacheDirective::MaxAge(600)
+        );
+        assert_eq!(
+            parse_cache_control("Max-Age=42, must-revalidate"),
+            CacheDirective::MaxAge(42)
+        );
+        assert_eq!(parse_cache_control("no-store"), CacheDirective::NoCache);
+        assert_eq!(parse_cache_control("max-age=abc"), CacheDirective::None);
+        assert_eq!(parse_cache_control("private"), CacheDirective::None);
+    }
+}

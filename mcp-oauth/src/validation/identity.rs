@@ -1,0 +1,165 @@
+//! The verified identity a valid token yields.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::scopes::ScopeSet;
+
+/// A short, non-reversible fingerprint of a token for logs: the first 8 bytes of its
+/// SHA-256, in hex. Raw tokens are never logged or stored.
+///
+/// ```
+/// use mcp_oauth::validation::TokenFingerprint;
+///
+/// let fingerprint = TokenFingerprint::of("eyJhbGciOi...");
+/// assert_eq!(fingerprint.to_string().len(), 16);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenFingerprint([u8; 8]);
+
+impl TokenFingerprint {
+    /// The fingerprint of `token`.
+    pub fn of(token: &str) -> Self {
+        Self::from_sha256(&crate::token_cache::sha256(token.as_bytes()))
+    }
+
+    pub(crate) fn from_sha256(hash: &[u8; 32]) -> Self {
+        let mut prefix = [0; 8];
+        prefix.copy_from_slice(&hash[..8]);
+        Self(prefix)
+    }
+}
+
+impl fmt::Display for TokenFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+impl fmt::Debug for TokenFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenFingerprint({self})")
+    }
+}
+
+/// The identity of a verified access token: who, for which client, with which scopes,
+/// until when. Cheap to clone.
+///
+/// It holds the token's claims (for typed extraction with [`claims`](Self::claims)) but
+/// never the token itself.
+#[derive(Clone)]
+pub struct VerifiedToken(Arc<Identity>);
+
+pub(crate) struct Identity {
+    pub issuer: String,
+    pub subject: Option<String>,
+    pub client_id: Option<String>,
+    pub scopes: ScopeSet,
+    pub audiences: Vec<String>,
+    pub expires_at: u64,
+    pub issued_at: Option<u64>,
+    pub jwt_id: Option<String>,
+    pub payload: Box<[u8]>,
+    pub fingerprint: TokenFingerprint,
+}
+
+impl VerifiedToken {
+    pub(crate) fn new(identity: Identity) -> Self {
+        Self(Arc::new(identity))
+    }
+
+    /// The issuer (`iss`), equal to the policy's issuer.
+    pub fn issuer(&self) -> &str {
+        &self.0.issuer
+    }
+
+    /// The subject (`sub`): the user, or the client for client-credentials tokens.
+    /// `None` only when the policy made `sub` optional and the token has none.
+    pub fn subject(&self) -> Option<&str> {
+        self.0.subject.as_deref()
+    }
+
+    /// The OAuth client the token was issued to (`client_id`, or the policy's
+    /// configured alternative such as `azp`).
+    pub fn client_id(&self) -> Option<&str> {
+        self.0.client_id.as_deref()
+    }
+
+    /// The granted scopes.
+    pub fn scopes(&self) -> &ScopeSet {
+        &self.0.scopes
+    }
+
+    /// The audiences (`aud`), as presented.
+    pub fn audiences(&self) -> &[String] {
+        &self.0.audiences
+    }
+
+    /// Expiry (`exp`) as seconds since the Unix epoch.
+    pub fn expires_at(&self) -> u64 {
+        self.0.expires_at
+    }
+
+    /// Expiry as a duration since the Unix epoch.
+    pub fn expires_at_duration(&self) -> Duration {
+        Duration::from_secs(self.0.expires_at)
+    }
+
+    /// Issue time (`iat`), seconds since the Unix epoch.
+    pub fn issued_at(&self) -> Option<u64> {
+        self.0.issued_at
+    }
+
+    /// The token id (`jti`).
+    pub fn jwt_id(&self) -> Option<&str> {
+        self.0.jwt_id.as_deref()
+    }
+
+    /// The token's fingerprint, for logs.
+    pub fn fingerprint(&self) -> TokenFingerprint {
+        self.0.fingerprint
+    }
+
+    /// Deserializes the full claims set into `T` (use your own struct for custom claims).
+    ///
+    /// ```
+    /// # use mcp_oauth::validation::VerifiedToken;
+    /// #[derive(serde::Deserialize)]
+    /// struct TenantClaims { tenant: String }
+    ///
+    /// fn tenant(token: &VerifiedToken) -> Option<String> {
+    ///     token.claims::<TenantClaims>().ok().map(|c| c.tenant)
+    /// }
+    /// ```
+    pub fn claims<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.0.payload)
+    }
+
+    /// One claim as a JSON value, if present.
+    pub fn claim(&self, name: &str) -> Option<serde_json::Value> {
+        let mut all: serde_json::Map<String, serde_json::Value> = self.claims().ok()?;
+        all.remove(name)
+    }
+
+    /// Whether both handles come from the same verification: a verified-token cache hit
+    /// returns the very identity the first validation produced.
+    pub fn is_same_verification(&self, other: &VerifiedToken) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for VerifiedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedToken")
+            .field("issuer", &self.0.issuer)
+            .field("subject", &self.0.subject)
+            .field("client_id", &self.0.client_id)
+            .field("scopes", &self.0.scopes)
+            .field("expires_at", &self.0.expires_at)
+            .field("fingerprint", &self.0.fingerprint)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,13 @@
+//! The workspace keeps the layout the README and CI rely on.
+
+use std::path::Path;
+
+#[test]
+fn readme_names_the_test_command_that_ci_runs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let ci = std::fs::read_to_string(root.join(".ci/run")).expect(".ci/run");
+    let command = "cargo test --workspace";
+    assert!(readme.contains(command), "README.md must show `{command}`");
+    assert!(ci.contains(command), ".ci/run must run `{command}`");
+}
