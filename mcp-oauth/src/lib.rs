@@ -35,6 +35,7 @@ pub mod clock;
 pub mod crypto;
 pub mod key_set;
 pub mod metadata;
+pub mod resource;
 pub mod scopes;
 pub mod token_cache;
 pub mod validation;

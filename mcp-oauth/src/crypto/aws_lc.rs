@@ -160,7 +160,7 @@ mod edwards25519 {
 
     /// Whether `encoded` (RFC 8032 §5.1.3: y little-endian, x's sign in the top bit) is a
     /// point of the curve that does not have small order.
-    pub(crate) fn is_acceptable_public_key(encoded: &[u8; 32]) -> bool {
+    pub(super) fn is_acceptable_public_key(encoded: &[u8; 32]) -> bool {
         let y = canonical(from_bytes(encoded));
         is_on_curve(&y) && !has_small_order(&y)
     }

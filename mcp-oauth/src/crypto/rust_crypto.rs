@@ -346,10 +346,11 @@ mod tests {
     #[test]
     fn aws_lc_and_rust_crypto_backends_agree() {
         use crate::crypto::{Backend, VerifyingKey};
+        use crate::testing::keys::tests_support::another_key;
 
         for algorithm in Algorithm::ALL {
             let signing_key = SigningKey::generate(signing_algorithm(algorithm), "k");
-            let other_key = SigningKey::generate(signing_algorithm(algorithm), "other");
+            let other_key = another_key(&signing_key, "other");
             let public = PublicKeyBytes::of(&signing_key);
             let aws_lc =
                 VerifyingKey::with_backend(Backend::AwsLc, algorithm, public.material()).unwrap();

@@ -252,7 +252,11 @@ impl RemoteKeySet {
     /// TTL taken from `Cache-Control` within the configured clamps. `None` before the first
     /// load.
     pub fn expires_at(&self) -> Option<Duration> {
-        self.inner.current.load().as_ref().map(|loaded| loaded.expires_at)
+        self.inner
+            .current
+            .load()
+            .as_ref()
+            .map(|loaded| loaded.expires_at)
     }
 
     /// Counters of fetches and failures.
@@ -291,13 +295,22 @@ impl RemoteKeySet {
     }
 
     /// Whether `key` is still in the set in use under `kid`: a cached verification is
-    /// served only while the key that made it is still published.
+    /// served only while the key that made it is still published and the set is within its
+    /// stale bound. Like [`key_for`](Self::key_for), it starts a background refresh when the
+    /// set nears expiry, so a removed key is noticed even when every request is a cache hit.
     pub fn still_has(&self, kid: Option<&str>, key: &Arc<VerifyingKey>) -> bool {
-        self.inner
-            .current
-            .load()
-            .as_ref()
-            .is_some_and(|loaded| loaded.set.contains_under(kid, key))
+        let guard = self.inner.current.load();
+        let Some(loaded) = guard.as_ref() else {
+            return false;
+        };
+        if !self
+            .inner
+            .within_stale_bound(loaded, self.inner.clock.now())
+        {
+            return false;
+        }
+        self.inner.maybe_refresh_in_background(loaded);
+        loaded.set.contains_under(kid, key)
     }
 
     /// The loaded set if it is fresh or within the stale bound; otherwise one (single-flight)
@@ -609,6 +622,31 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_set_urls_must_be_https_except_on_loopback() {
+        let build =
+            |uri: &str| RemoteKeySet::new(KeySource::JwksUri(uri.into()), KeySetConfig::default());
+        assert!(build("https://as.example.com/jwks").is_ok());
+        assert!(build("http://127.0.0.1:9/jwks").is_ok());
+        assert!(matches!(
+            build("http://as.example.com/jwks"),
+            Err(KeySetConfigError::Url(_))
+        ));
+        assert!(matches!(build("not a url"), Err(KeySetConfigError::Url(_))));
+        let discover = |issuer: &str| {
+            RemoteKeySet::new(
+                KeySource::Discover {
+                    issuer: issuer.into(),
+                },
+                KeySetConfig::default(),
+            )
+        };
+        assert!(matches!(
+            discover("http://as.example.com"),
+            Err(KeySetConfigError::Url(_))
+        ));
+    }
 
     #[test]
     fn cache_control_max_age_is_read_and_no_cache_means_the_minimum() {

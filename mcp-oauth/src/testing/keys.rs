@@ -547,6 +547,19 @@ pub(crate) mod tests_support {
         }
     }
 
+    /// A key of the same algorithm with other key material. RSA keys rotate through a small
+    /// pool shared by concurrently running tests, so two consecutive `generate` calls may
+    /// rarely return the same RSA key: draw until they differ.
+    pub(crate) fn another_key(key: &SigningKey, kid: &str) -> SigningKey {
+        loop {
+            let mut other = SigningKey::generate(key.algorithm(), key.kid());
+            if other.public_jwk() != key.public_jwk() {
+                other.kid = kid.to_owned();
+                return other;
+            }
+        }
+    }
+
     /// The test kit's name for `algorithm`.
     pub(crate) fn signing_algorithm(algorithm: Algorithm) -> SigningAlgorithm {
         match algorithm {
@@ -565,7 +578,7 @@ pub(crate) mod tests_support {
 
 #[cfg(test)]
 mod tests {
-    use super::tests_support::{PublicKeyBytes, signing_algorithm};
+    use super::tests_support::{PublicKeyBytes, another_key, signing_algorithm};
     use super::*;
     use crate::crypto::{Algorithm, VerifyingKey};
 
@@ -679,11 +692,27 @@ mod tests {
 
     #[test]
     fn consecutive_rsa_keys_differ() {
-        let first = SigningKey::generate(SigningAlgorithm::RS256, "a");
-        let second = SigningKey::generate(SigningAlgorithm::PS256, "b");
-        assert_ne!(first.public_jwk()["n"], second.public_jwk()["n"]);
+        // Other tests draw RSA keys concurrently and may advance the shared counter by a
+        // multiple of the pool size between the two calls; several tries make that moot.
+        let differ = (0..8).any(|_| {
+            let first = SigningKey::generate(SigningAlgorithm::RS256, "a");
+            let second = SigningKey::generate(SigningAlgorithm::PS256, "b");
+            first.public_jwk()["n"] != second.public_jwk()["n"]
+        });
+        assert!(differ);
         for key in RSA_POOL.iter() {
             assert_eq!(key.n().bits(), 2048);
+        }
+    }
+
+    #[test]
+    fn another_key_has_the_algorithm_but_not_the_material() {
+        for alg in ALL {
+            let key = SigningKey::generate(alg, "k");
+            let other = another_key(&key, "other");
+            assert_eq!(other.algorithm(), alg);
+            assert_eq!(other.kid(), "other");
+            assert_ne!(other.sign(b"m"), key.sign(b"m"), "{alg:?}");
         }
     }
 

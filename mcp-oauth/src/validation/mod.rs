@@ -56,6 +56,8 @@ use claims::{ClaimsView, audience_matches};
 use identity::Identity;
 use jws::Header;
 
+const LOG_TARGET: &str = "mcp_oauth::validation";
+
 /// The default size cap of a token, checked before any decoding.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 
@@ -276,12 +278,19 @@ impl Validator {
         let inner = &self.inner;
         inner.validations.fetch_add(1, Ordering::Relaxed);
         let result = self.validate_inner(token).await;
-        let counter = if result.is_ok() {
-            &inner.accepted
-        } else {
-            &inner.refused
+        match &result {
+            Ok(_) => inner.accepted.fetch_add(1, Ordering::Relaxed),
+            Err(error) => {
+                // A reason code and a fingerprint: never the token.
+                tracing::debug!(
+                    target: LOG_TARGET,
+                    reason = error.reason(),
+                    fingerprint = %TokenFingerprint::of(token),
+                    "token refused"
+                );
+                inner.refused.fetch_add(1, Ordering::Relaxed)
+            }
         };
-        counter.fetch_add(1, Ordering::Relaxed);
         result
     }
 

@@ -18,12 +18,18 @@ pub struct Fixture {
 }
 
 pub async fn issuer(clock: &ManualClock) -> TestIssuer {
-    TestIssuer::builder().audience(AUDIENCE).clock(clock.clone()).start().await
+    TestIssuer::builder()
+        .audience(AUDIENCE)
+        .clock(clock.clone())
+        .start()
+        .await
 }
 
 /// The issuer's default policy: strict, our audience, keys from its JWKS URL.
 pub fn policy(issuer: &TestIssuer) -> IssuerPolicyBuilder {
-    IssuerPolicy::builder(issuer.issuer()).audience(AUDIENCE).jwks_uri(issuer.jwks_uri())
+    IssuerPolicy::builder(issuer.issuer())
+        .audience(AUDIENCE)
+        .jwks_uri(issuer.jwks_uri())
 }
 
 pub fn validator(clock: &ManualClock) -> ValidatorBuilder {
@@ -50,8 +56,14 @@ pub async fn fixture_with(
     let clock = ManualClock::starting_now();
     let issuer = issuer(&clock).await;
     let policy = adjust_policy(policy(&issuer)).build().expect("policy");
-    let validator = adjust_validator(validator(&clock).issuer(policy)).build().expect("validator");
-    Fixture { issuer, clock, validator }
+    let validator = adjust_validator(validator(&clock).issuer(policy))
+        .build()
+        .expect("validator");
+    Fixture {
+        issuer,
+        clock,
+        validator,
+    }
 }
 
 /// Waits (bounded) until `condition` holds: for background refreshes.
