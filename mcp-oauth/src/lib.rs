@@ -36,8 +36,11 @@ pub mod crypto;
 pub mod key_set;
 pub mod metadata;
 pub mod resource;
+#[cfg(feature = "rmcp")]
+pub mod rmcp;
 pub mod scopes;
 pub mod token_cache;
+pub mod tools;
 pub mod validation;
 
 #[cfg(feature = "testing")]
@@ -52,4 +55,41 @@ pub use validation::{IssuerPolicy, TokenError, Validator, VerifiedToken};
 /// Items the generated code of `mcp-oauth-macros` reaches through absolute paths.
 /// Not public API: no stability guarantees.
 #[doc(hidden)]
-pub mod __private {}
+pub mod __private {
+    pub use crate::resource::{ProtectedResource, ResourceDeclaration};
+    pub use crate::scopes::ScopeHierarchy;
+    pub use crate::tools::{AsVerifiedToken, InsufficientScope, ToolScopes};
+    pub use crate::validation::VerifiedToken;
+    pub use ::std::sync::OnceLock;
+
+    /// Whether `R` declares `scope` (evaluated at compile time by `#[mcp_tool]`).
+    pub const fn scope_declared<R: ProtectedResource>(scope: &str) -> bool {
+        R::DECLARATION.declares(scope)
+    }
+
+    /// The mask of `scopes` over `R`'s declared scopes; `u128::MAX` (fails closed) if any
+    /// is undeclared.
+    pub const fn scope_mask<R: ProtectedResource>(scopes: &[&str]) -> u128 {
+        R::DECLARATION.scope_mask(scopes)
+    }
+
+    /// The declared hierarchy. The macro rejects cycles at compile time; should building
+    /// still fail, no implication is honoured (stricter, never laxer).
+    pub fn build_hierarchy(declaration: &'static ResourceDeclaration) -> ScopeHierarchy {
+        declaration.scope_hierarchy().unwrap_or_default()
+    }
+
+    /// The check a plain (non-rmcp) guarded function runs first.
+    pub fn check_tool_scopes<R: ProtectedResource>(
+        identity: &impl AsVerifiedToken,
+        mask: u128,
+    ) -> Result<(), InsufficientScope> {
+        crate::tools::check_tool_scopes::<R>(identity, mask)
+    }
+
+    #[cfg(feature = "rmcp")]
+    pub mod rmcp {
+        pub use crate::rmcp::{ScopeGuard, tool_meta};
+        pub use ::rmcp;
+    }
+}

@@ -39,6 +39,11 @@ pub trait ProtectedResource: 'static {
     /// The compile-time declaration.
     const DECLARATION: &'static ResourceDeclaration;
 
+    /// The compile-time error message of a `#[mcp_tool]` scope this resource does not
+    /// declare (the attribute generates one naming the type and its scopes).
+    const UNDECLARED_SCOPE_MESSAGE: &'static str =
+        "this scope is not declared by the resource's #[protected_resource(scopes = [...])]";
+
     /// The declared scope hierarchy, built once.
     fn scope_hierarchy() -> &'static ScopeHierarchy;
 

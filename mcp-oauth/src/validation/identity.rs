@@ -144,6 +144,23 @@ impl VerifiedToken {
         all.remove(name)
     }
 
+    /// A token with these scopes, for unit tests of scope checks.
+    #[cfg(test)]
+    pub(crate) fn for_tests(scopes: &str) -> Self {
+        Self::new(Identity {
+            issuer: "https://as.example.com".into(),
+            subject: Some("user".into()),
+            client_id: Some("client".into()),
+            scopes: ScopeSet::from_space_separated(scopes),
+            audiences: vec!["https://mcp.example.com/mcp".into()],
+            expires_at: u64::MAX / 2,
+            issued_at: None,
+            jwt_id: None,
+            payload: Box::default(),
+            fingerprint: TokenFingerprint([0; 8]),
+        })
+    }
+
     /// Whether both handles come from the same verification: a verified-token cache hit
     /// returns the very identity the first validation produced.
     pub fn is_same_verification(&self, other: &VerifiedToken) -> bool {
