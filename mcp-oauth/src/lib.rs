@@ -31,8 +31,11 @@ compile_error!(
      for a pure-Rust build, `rust-crypto` (e.g. `default-features = false, features = [\"rust-crypto\"]`)."
 );
 
+pub mod challenge;
 pub mod clock;
 pub mod crypto;
+#[cfg(feature = "layer")]
+pub mod http;
 pub mod key_set;
 pub mod metadata;
 pub mod resource;
@@ -47,8 +50,10 @@ pub mod validation;
 pub mod testing;
 
 mod http_client;
+mod json;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use mcp_oauth_macros::{mcp_tool, protected_resource};
 pub use scopes::{ScopeHierarchy, ScopeSet};
 pub use validation::{IssuerPolicy, TokenError, Validator, VerifiedToken};
 

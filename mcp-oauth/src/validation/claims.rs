@@ -2,43 +2,30 @@
 //! chosen by the policy (scope, client id) cost no second parse, and duplicate claims are
 //! refused (two `aud` members must not let one parser see another audience than the next).
 
-use std::borrow::Cow;
-use std::fmt;
-
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::error::TokenError;
+use crate::json::ObjectView;
 
 /// The latest time a NumericDate may name (year 9999): keeps arithmetic far from overflow.
 const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
 
-/// The members of a claims set, in order, values still raw JSON.
-pub(crate) struct ClaimsView<'a> {
-    members: Vec<(Cow<'a, str>, &'a RawValue)>,
-}
+/// The members of a claims set, values still raw JSON.
+pub(crate) struct ClaimsView<'a>(ObjectView<'a>);
 
 impl<'a> ClaimsView<'a> {
     pub(crate) fn parse(payload: &'a [u8]) -> Result<Self, TokenError> {
-        let view: ClaimsView<'a> =
-            serde_json::from_slice(payload).map_err(|_| TokenError::Malformed)?;
-        let mut names: Vec<&str> = view.members.iter().map(|(name, _)| name.as_ref()).collect();
-        names.sort_unstable();
-        if names.windows(2).any(|pair| pair[0] == pair[1]) {
-            return Err(TokenError::Malformed);
-        }
-        Ok(view)
+        ObjectView::parse(payload)
+            .map(ClaimsView)
+            .ok_or(TokenError::Malformed)
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&'a RawValue> {
-        self.members
-            .iter()
-            .find(|(member, _)| member == name)
-            .map(|(_, value)| *value)
+        self.0.get(name)
     }
 
     pub(crate) fn contains(&self, name: &str) -> bool {
-        self.get(name).is_some()
+        self.0.get(name).is_some()
     }
 
     /// A string claim: `Ok(None)` when absent, an error when present with another type.
@@ -84,49 +71,6 @@ impl<'a> ClaimsView<'a> {
             Ok(Audience::Many(auds)) => Ok(Some(auds)),
             Err(_) => Err(TokenError::InvalidClaim),
         }
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for ClaimsView<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct MembersVisitor;
-        impl<'de> Visitor<'de> for MembersVisitor {
-            type Value = ClaimsView<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(12));
-                while let Some(MemberName(name)) = map.next_key::<MemberName<'de>>()? {
-                    let value: &'de RawValue = map.next_value()?;
-                    members.push((name, value));
-                }
-                Ok(ClaimsView { members })
-            }
-        }
-        deserializer.deserialize_map(MembersVisitor)
-    }
-}
-
-/// A member name, borrowed from the payload unless it contains escapes.
-struct MemberName<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for MemberName<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct NameVisitor;
-        impl<'de> Visitor<'de> for NameVisitor {
-            type Value = MemberName<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a member name")
-            }
-            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Self::Value, E> {
-                Ok(MemberName(Cow::Borrowed(name)))
-            }
-            fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
-                Ok(MemberName(Cow::Owned(name.to_owned())))
-            }
-        }
-        deserializer.deserialize_str(NameVisitor)
     }
 }
 

@@ -1,0 +1,234 @@
+//! `WWW-Authenticate` challenges (RFC 6750 §3, RFC 9728 §5.1, MCP authorization).
+//!
+//! The challenges MCP clients act on: a 401 without `error` that points at the metadata
+//! (discovery), a 401 `invalid_token` (refresh or re-authorize), a 403 `insufficient_scope`
+//! naming every scope the operation needs (step-up). Rendering never puts attacker-controlled
+//! text in a challenge, and checks every value against the RFC 6750 character rules, so naive
+//! `name="value"` parsers used by real clients read it right.
+//!
+//! ```
+//! use mcp_oauth::challenge::Challenge;
+//! use mcp_oauth::validation::ErrorCode;
+//! use mcp_oauth::ScopeSet;
+//!
+//! let metadata = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
+//! let discovery = Challenge::new(metadata).scope(ScopeSet::from_space_separated("files:read"));
+//! assert_eq!(
+//!     discovery.render(),
+//!     r#"Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp", scope="files:read""#
+//! );
+//!
+//! let step_up = Challenge::new(metadata)
+//!     .error(ErrorCode::InsufficientScope)
+//!     .scope(ScopeSet::from_space_separated("files:read files:write"));
+//! assert_eq!(
+//!     step_up.render(),
+//!     r#"Bearer error="insufficient_scope", scope="files:read files:write", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp""#
+//! );
+//! ```
+
+use crate::scopes::ScopeSet;
+use crate::validation::ErrorCode;
+
+/// A Bearer challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    resource_metadata: String,
+    error: Option<ErrorCode>,
+    description: Option<&'static str>,
+    scope: Option<ScopeSet>,
+}
+
+impl Challenge {
+    /// A challenge pointing at the metadata URL (RFC 9728 §5.1), without error: the answer
+    /// to a request with no credentials or another scheme.
+    pub fn new(resource_metadata: impl Into<String>) -> Self {
+        Self {
+            resource_metadata: resource_metadata.into(),
+            error: None,
+            description: None,
+            scope: None,
+        }
+    }
+
+    /// Adds `error=` (RFC 6750 §3.1).
+    #[must_use]
+    pub fn error(mut self, error: ErrorCode) -> Self {
+        self.error = Some(error);
+        self
+    }
+
+    /// Adds `error_description=`: a fixed text (the validator's descriptions are). Characters
+    /// outside RFC 6750's set, and `=`, are dropped when rendering.
+    #[must_use]
+    pub fn description(mut self, description: &'static str) -> Self {
+        self.description = Some(description);
+        self
+    }
+
+    /// Adds `scope=`: for a 401 the scopes of basic use, for a 403 every scope the operation
+    /// needs. An empty set adds nothing.
+    #[must_use]
+    pub fn scope(mut self, scope: ScopeSet) -> Self {
+        self.scope = (!scope.is_empty()).then_some(scope);
+        self
+    }
+
+    /// The error code, if any.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        self.error
+    }
+
+    /// Renders the header value. `error` comes first when present, so that parsers taking the
+    /// first `error=` match see it; `resource_metadata` is always present.
+    pub fn render(&self) -> String {
+        let mut params: Vec<(&str, String)> = Vec::with_capacity(4);
+        if let Some(error) = self.error {
+            params.push(("error", error.as_str().to_owned()));
+            if let Some(description) = self.description {
+                params.push(("error_description", sanitize_text(description)));
+            }
+            if let Some(scope) = &self.scope {
+                params.push(("scope", sanitize_text(&scope.to_space_separated())));
+            }
+            params.push(("resource_metadata", sanitize(&self.resource_metadata)));
+        } else {
+            params.push(("resource_metadata", sanitize(&self.resource_metadata)));
+            if let Some(scope) = &self.scope {
+                params.push(("scope", sanitize_text(&scope.to_space_separated())));
+            }
+        }
+        let mut out = String::from("Bearer ");
+        for (i, (name, value)) in params.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(name);
+            out.push_str("=\"");
+            out.push_str(value);
+            out.push('"');
+        }
+        out
+    }
+}
+
+/// Keeps only RFC 6750's `%x20-21 / %x23-5B / %x5D-7E` (no `"` or `\`), and drops `=` from
+/// free text so a naive parser cannot find a parameter inside a value. URLs keep their `=`
+/// (a query is refused in resource URLs anyway); descriptions and scopes never have one.
+fn sanitize(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| matches!(*c as u32, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+        .collect()
+}
+
+fn sanitize_text(value: &str) -> String {
+    sanitize(value).replace('=', "")
+}
+
+/// Parses a `Bearer` challenge into its parameters (for tests, tools and fuzzing): the
+/// scheme (case-insensitive) followed by `name="value"` or `name=token` pairs separated by
+/// commas. `None` if it is not a well-formed Bearer challenge or a parameter repeats.
+pub fn parse(header: &str) -> Option<Vec<(String, String)>> {
+    let rest = header.trim_start();
+    let (scheme, mut rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    if !scheme.eq_ignore_ascii_case("Bearer") {
+        return None;
+    }
+    let mut params: Vec<(String, String)> = Vec::new();
+    loop {
+        rest = rest.trim_start_matches([' ', ',']);
+        if rest.is_empty() {
+            break;
+        }
+        let (name, after) = rest.split_once('=')?;
+        let name = name.trim();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return None;
+        }
+        let (value, after) = if let Some(quoted) = after.strip_prefix('"') {
+            let end = quoted.find('"')?;
+            (quoted[..end].to_owned(), &quoted[end + 1..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (after[..end].trim().to_owned(), &after[end..])
+        };
+        if params
+            .iter()
+            .any(|(existing, _)| existing.eq_ignore_ascii_case(name))
+        {
+            return None;
+        }
+        params.push((name.to_owned(), value));
+        rest = after;
+    }
+    Some(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const METADATA: &str = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
+
+    fn param(challenge: &Challenge, name: &str) -> Option<String> {
+        parse(&challenge.render())?
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+    }
+
+    #[test]
+    fn every_rendered_challenge_parses_back_to_its_parameters() {
+        let challenge = Challenge::new(METADATA)
+            .error(ErrorCode::InvalidToken)
+            .description("The access token expired")
+            .scope(ScopeSet::from_space_separated("a b"));
+        let params = parse(&challenge.render()).unwrap();
+        assert_eq!(params.len(), 4);
+        assert_eq!(param(&challenge, "error").as_deref(), Some("invalid_token"));
+        assert_eq!(
+            param(&challenge, "error_description").as_deref(),
+            Some("The access token expired")
+        );
+        assert_eq!(param(&challenge, "scope").as_deref(), Some("a b"));
+        assert_eq!(
+            param(&challenge, "resource_metadata").as_deref(),
+            Some(METADATA)
+        );
+    }
+
+    #[test]
+    fn no_credentials_means_no_error_parameter() {
+        let challenge =
+            Challenge::new(METADATA).scope(ScopeSet::from_space_separated("calendar:read"));
+        assert_eq!(param(&challenge, "error"), None);
+        assert_eq!(param(&challenge, "scope").as_deref(), Some("calendar:read"));
+    }
+
+    #[test]
+    fn descriptions_cannot_smuggle_parameters_or_quotes() {
+        let challenge = Challenge::new(METADATA)
+            .error(ErrorCode::InvalidToken)
+            .description("bad \"token\" scope=admin error=\\x");
+        let rendered = challenge.render();
+        assert_eq!(param(&challenge, "scope"), None, "{rendered}");
+        assert_eq!(param(&challenge, "error").as_deref(), Some("invalid_token"));
+        assert!(!rendered.contains("scope="), "{rendered}");
+    }
+
+    #[test]
+    fn parse_refuses_other_schemes_and_repeated_parameters() {
+        assert!(parse("Basic realm=\"x\"").is_none());
+        assert!(parse("Bearer error=\"a\", error=\"b\"").is_none());
+        assert_eq!(parse("bEaReR").unwrap().len(), 0);
+        assert_eq!(
+            parse("Bearer realm=example").unwrap(),
+            [("realm".to_owned(), "example".to_owned())]
+        );
+    }
+}

@@ -1,0 +1,311 @@
+//! The HTTP layer (feature `layer`, on by default): a tower [`Layer`](tower_layer::Layer)
+//! that makes an MCP endpoint an OAuth 2.1 resource server.
+//!
+//! - serves the RFC 9728 metadata at the path-inserted well-known URL and at the root alias
+//!   (200, `application/json`, `Cache-Control`, readable cross-origin);
+//! - guards the MCP endpoint: 401 with `resource_metadata` and `scope` (no `error`) when
+//!   credentials are missing or of another scheme; 400 `invalid_request` for two
+//!   `Authorization` headers, a header plus a form-body token, or a malformed bearer value;
+//!   401 `invalid_token` with a fixed description when validation fails; 503 with
+//!   `Retry-After` when the issuer's keys have never loaded;
+//! - decides per-tool step-up before dispatch from the JSON-RPC body (batches included),
+//!   checking `Mcp-Method`/`Mcp-Name` agree with it: 403 `insufficient_scope` with every
+//!   scope the operation needs; bodies over the bound get 413; responses are never buffered;
+//! - refuses a browser `Origin` that is not allowed (403) before any token work;
+//! - binds each `Mcp-Session-Id` to the principal that created it;
+//! - puts the [`VerifiedToken`](crate::VerifiedToken) in the request extensions and removes
+//!   the `Authorization` header, so tools never see the raw token.
+//!
+//! Every URL in a challenge or the metadata comes from configuration, never from `Host`.
+//!
+//! ```
+//! use mcp_oauth::http::OAuthLayer;
+//! use mcp_oauth::resource::{ResourceConfig, ResourceDeclaration};
+//! use mcp_oauth::tools::{ToolScopes, ToolTable};
+//! use mcp_oauth::{IssuerPolicy, Validator};
+//!
+//! static CALENDAR: ResourceDeclaration = ResourceDeclaration {
+//!     scopes: &["calendar:read", "calendar:write"],
+//!     ..ResourceDeclaration::new("Calendar", "https://calendar.example.com/mcp", &["https://auth.example.com"])
+//! };
+//! let config = ResourceConfig::from_declaration(&CALENDAR).unwrap();
+//! let validator = Validator::new(
+//!     IssuerPolicy::builder("https://auth.example.com").audience(config.resource_url()).build().unwrap(),
+//! )
+//! .unwrap();
+//! let layer = OAuthLayer::builder(config, validator)
+//!     .tools(ToolTable::new([ToolScopes::new("create_event", &["calendar:write"])]))
+//!     .build()
+//!     .unwrap();
+//! assert_eq!(layer.metadata_path(), "/.well-known/oauth-protected-resource/mcp");
+//! // axum: Router::new().nest_service("/mcp", rmcp_service).layer(layer)
+//! ```
+
+mod bearer;
+mod jsonrpc;
+mod origin;
+mod service;
+mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderValue;
+
+pub use origin::OriginPolicy;
+pub use service::{OAuthService, ResponseBody};
+pub use session::{InMemorySessionBindings, Principal, SessionBindings, SessionCheck};
+
+use crate::challenge::Challenge;
+use crate::metadata::{self, MetadataError};
+use crate::resource::ResourceConfig;
+use crate::scopes::{ScopeHierarchy, ScopeSet};
+use crate::tools::ToolTable;
+use crate::validation::Validator;
+
+/// The default bound of a request body the layer reads (4 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Why the layer could not be built: the startup self-check failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    /// The resource configuration yields invalid metadata.
+    #[error("invalid resource metadata: {0}")]
+    Metadata(#[from] MetadataError),
+    /// The guarded route is not the path of the `resource` URL: clients would be sent to
+    /// metadata for another endpoint (see typescript-sdk #2751).
+    #[error(
+        "the guarded route `{route}` is not the path of the resource URL `{resource}`: \
+         clients build the metadata URL from the endpoint they call"
+    )]
+    RouteMismatch {
+        /// The route given to the builder.
+        route: String,
+        /// The configured resource URL.
+        resource: String,
+    },
+    /// The metadata URL named in challenges is not served by this layer.
+    #[error("the challenge names {challenge} but the metadata is served at {served}")]
+    MetadataUrlMismatch {
+        /// The URL the challenge carries.
+        challenge: String,
+        /// The path the layer serves.
+        served: String,
+    },
+    /// No issuer of the validator appears in the metadata's `authorization_servers`.
+    #[error(
+        "the validator trusts issuer {0}, which the metadata does not list in authorization_servers"
+    )]
+    IssuerNotAdvertised(String),
+}
+
+/// Builds an [`OAuthLayer`]; see the module docs.
+#[must_use]
+pub struct OAuthLayerBuilder {
+    config: ResourceConfig,
+    validator: Validator,
+    tools: ToolTable,
+    route: Option<String>,
+    origins: Option<OriginPolicy>,
+    sessions: Arc<dyn SessionBindings>,
+    max_body_bytes: usize,
+    metadata_max_age: Duration,
+}
+
+impl std::fmt::Debug for OAuthLayerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthLayerBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuthLayerBuilder {
+    /// The per-tool scope table (with rmcp: `mcp_oauth::rmcp::tool_table(&router)`).
+    pub fn tools(mut self, tools: ToolTable) -> Self {
+        self.tools = tools;
+        self
+    }
+
+    /// The path the MCP endpoint is served at, checked against the `resource` URL's path
+    /// (by default, that path is guarded).
+    pub fn route(mut self, path: impl Into<String>) -> Self {
+        self.route = Some(path.into());
+        self
+    }
+
+    /// Which browser origins may call the endpoint (default: the resource URL's own origin).
+    pub fn origins(mut self, policy: OriginPolicy) -> Self {
+        self.origins = Some(policy);
+        self
+    }
+
+    /// Where session bindings live (default: in memory, 100,000 sessions).
+    pub fn session_bindings(mut self, bindings: impl SessionBindings) -> Self {
+        self.sessions = Arc::new(bindings);
+        self
+    }
+
+    /// The largest request body read to decide step-up (default 4 MiB); larger is 413.
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Renders the metadata and runs the startup self-check.
+    pub fn build(self) -> Result<OAuthLayer, LayerError> {
+        let resource = self.config.resource_url().to_owned();
+        let document = self.config.metadata()?;
+        let metadata_url = metadata::well_known_url(&resource)?;
+        let metadata_path = metadata::well_known_path(&resource)?;
+        let root_path = metadata::WELL_KNOWN_PREFIX.to_owned();
+        let resource_path = path_of(&resource).unwrap_or_else(|| "/".to_owned());
+        let route = self.route.unwrap_or_else(|| resource_path.clone());
+        if route != resource_path {
+            return Err(LayerError::RouteMismatch { route, resource });
+        }
+        if path_of(&metadata_url).as_deref() != Some(metadata_path.as_str())
+            || origin::origin_of(&metadata_url) != origin::origin_of(&resource)
+        {
+            return Err(LayerError::MetadataUrlMismatch {
+                challenge: metadata_url,
+                served: metadata_path,
+            });
+        }
+        for policy in self.validator.policies() {
+            if !document
+                .authorization_servers
+                .iter()
+                .any(|server| server == policy.issuer())
+            {
+                return Err(LayerError::IssuerNotAdvertised(policy.issuer().to_owned()));
+            }
+        }
+        let origins = match self.origins {
+            Some(policy) => policy,
+            None => OriginPolicy::only(origin::origin_of(&resource)),
+        };
+        let discovery = Challenge::new(metadata_url.clone()).scope(self.config.challenge_scopes());
+        let discovery_header = HeaderValue::from_str(&discovery.render()).map_err(|_| {
+            LayerError::MetadataUrlMismatch {
+                challenge: metadata_url.clone(),
+                served: metadata_path.clone(),
+            }
+        })?;
+        let cache_control = HeaderValue::from_str(&format!(
+            "public, max-age={}",
+            self.metadata_max_age.as_secs()
+        ))
+        .unwrap_or(HeaderValue::from_static("public, max-age=300"));
+        Ok(OAuthLayer {
+            shared: Arc::new(Shared {
+                hierarchy: self.config.scope_hierarchy().clone(),
+                required_scopes: self.config.required_scopes(),
+                validator: self.validator,
+                tools: self.tools,
+                metadata_json: Bytes::from(document.to_json()),
+                metadata_url,
+                metadata_paths: if metadata_path == root_path {
+                    vec![metadata_path]
+                } else {
+                    vec![metadata_path, root_path]
+                },
+                route,
+                origins,
+                sessions: self.sessions,
+                max_body_bytes: self.max_body_bytes,
+                discovery_header,
+                metadata_cache_control: cache_control,
+                config: self.config,
+            }),
+        })
+    }
+}
+
+fn path_of(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    let path = parsed.path();
+    Some(if path.is_empty() {
+        "/".to_owned()
+    } else {
+        path.to_owned()
+    })
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: ResourceConfig,
+    pub(crate) validator: Validator,
+    pub(crate) tools: ToolTable,
+    pub(crate) hierarchy: ScopeHierarchy,
+    pub(crate) required_scopes: ScopeSet,
+    pub(crate) metadata_json: Bytes,
+    pub(crate) metadata_url: String,
+    pub(crate) metadata_paths: Vec<String>,
+    pub(crate) route: String,
+    pub(crate) origins: OriginPolicy,
+    pub(crate) sessions: Arc<dyn SessionBindings>,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) discovery_header: HeaderValue,
+    pub(crate) metadata_cache_control: HeaderValue,
+}
+
+/// The layer: wrap the router that serves the MCP endpoint (apply it at the top level, so
+/// it sees full request paths). Cheap to clone.
+#[derive(Clone)]
+pub struct OAuthLayer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for OAuthLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthLayer")
+            .field("resource", &self.shared.config.resource_url())
+            .field("route", &self.shared.route)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuthLayer {
+    /// Starts a layer for `config`, validating tokens with `validator`.
+    pub fn builder(config: ResourceConfig, validator: Validator) -> OAuthLayerBuilder {
+        OAuthLayerBuilder {
+            config,
+            validator,
+            tools: ToolTable::default(),
+            route: None,
+            origins: None,
+            sessions: Arc::new(InMemorySessionBindings::default()),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            metadata_max_age: Duration::from_secs(300),
+        }
+    }
+
+    /// The path the metadata is served at (path-inserted form).
+    pub fn metadata_path(&self) -> &str {
+        &self.shared.metadata_paths[0]
+    }
+
+    /// The metadata URL every challenge names.
+    pub fn metadata_url(&self) -> &str {
+        &self.shared.metadata_url
+    }
+
+    /// The guarded route.
+    pub fn route(&self) -> &str {
+        &self.shared.route
+    }
+
+    /// The validator (for its stats, or to preload keys at startup).
+    pub fn validator(&self) -> &Validator {
+        &self.shared.validator
+    }
+}
+
+impl<S> tower_layer::Layer<S> for OAuthLayer {
+    type Service = OAuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        OAuthService::new(inner, self.shared.clone())
+    }
+}

@@ -1,0 +1,118 @@
+//! Binding MCP sessions to the principal that created them.
+//!
+//! Where rmcp keeps sessions (protocol versions before 2026-07-28), a session id is not a
+//! credential: each `Mcp-Session-Id` is bound to the (issuer, subject, client id) whose token
+//! created it, and another principal presenting it is refused. The table sits behind
+//! [`SessionBindings`] so a shared store can back it when several replicas serve one endpoint.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::validation::VerifiedToken;
+
+/// Who a session belongs to: a digest of issuer, subject and client id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Principal([u8; 32]);
+
+impl Principal {
+    /// The principal of a verified token.
+    pub fn of(token: &VerifiedToken) -> Self {
+        let mut hash = Sha256::new();
+        for part in [Some(token.issuer()), token.subject(), token.client_id()] {
+            let part = part.unwrap_or("");
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part.as_bytes());
+        }
+        Self(hash.finalize().into())
+    }
+
+    /// The digest, for stores that serialize it.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+/// What the table says about a presented session id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionCheck {
+    /// Bound to this principal.
+    Owner,
+    /// Bound to another principal.
+    OtherPrincipal,
+    /// Not in the table (never created here, ended, or evicted): refused, fail closed.
+    Unknown,
+}
+
+/// Where session bindings live. Implement it over a shared store for several replicas.
+pub trait SessionBindings: Send + Sync + 'static {
+    /// Records that `principal` created `session_id`.
+    fn bind(&self, session_id: &str, principal: Principal);
+    /// Looks `session_id` up for `principal`.
+    fn check(&self, session_id: &str, principal: Principal) -> SessionCheck;
+    /// Forgets `session_id` (the session was deleted).
+    fn unbind(&self, session_id: &str);
+}
+
+/// An in-memory, bounded binding table (default 100,000 sessions; the least recently used
+/// are evicted, and an evicted session is refused as unknown).
+pub struct InMemorySessionBindings {
+    table: quick_cache::sync::Cache<[u8; 32], Principal>,
+}
+
+impl std::fmt::Debug for InMemorySessionBindings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InMemorySessionBindings")
+            .field("sessions", &self.table.len())
+            .finish()
+    }
+}
+
+impl InMemorySessionBindings {
+    /// A table of at most `capacity` sessions.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            table: quick_cache::sync::Cache::new(capacity.max(1)),
+        }
+    }
+
+    fn key(session_id: &str) -> [u8; 32] {
+        Sha256::digest(session_id.as_bytes()).into()
+    }
+}
+
+impl Default for InMemorySessionBindings {
+    fn default() -> Self {
+        Self::new(100_000)
+    }
+}
+
+impl SessionBindings for InMemorySessionBindings {
+    fn bind(&self, session_id: &str, principal: Principal) {
+        self.table.insert(Self::key(session_id), principal);
+    }
+
+    fn check(&self, session_id: &str, principal: Principal) -> SessionCheck {
+        match self.table.get(&Self::key(session_id)) {
+            Some(owner) if owner == principal => SessionCheck::Owner,
+            Some(_) => SessionCheck::OtherPrincipal,
+            None => SessionCheck::Unknown,
+        }
+    }
+
+    fn unbind(&self, session_id: &str) {
+        self.table.remove(&Self::key(session_id));
+    }
+}
+
+impl<T: SessionBindings + ?Sized> SessionBindings for Arc<T> {
+    fn bind(&self, session_id: &str, principal: Principal) {
+        (**self).bind(session_id, principal)
+    }
+    fn check(&self, session_id: &str, principal: Principal) -> SessionCheck {
+        (**self).check(session_id, principal)
+    }
+    fn unbind(&self, session_id: &str) {
+        (**self).unbind(session_id)
+    }
+}

@@ -1,0 +1,113 @@
+//! Strict reading of JSON objects: one parse into borrowed raw members, and duplicate
+//! member names refused. Two parsers that resolve a duplicate differently (first wins, last
+//! wins) are how a token or a JSON-RPC body shows one thing to a check and another to the
+//! code that acts on it; refusing duplicates closes that gap.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// The members of a JSON object, in order, values still raw JSON.
+pub(crate) struct ObjectView<'a> {
+    members: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+impl<'a> ObjectView<'a> {
+    /// `None` unless `bytes` is one JSON object without duplicate member names.
+    pub(crate) fn parse(bytes: &'a [u8]) -> Option<Self> {
+        let view: ObjectView<'a> = serde_json::from_slice(bytes).ok()?;
+        view.has_unique_names().then_some(view)
+    }
+
+    /// Like [`parse`](Self::parse), for a raw value borrowed from a larger document.
+    pub(crate) fn parse_raw(raw: &'a RawValue) -> Option<Self> {
+        let view: ObjectView<'a> = serde_json::from_str(raw.get()).ok()?;
+        view.has_unique_names().then_some(view)
+    }
+
+    fn has_unique_names(&self) -> bool {
+        let mut names: Vec<&str> = self.members.iter().map(|(name, _)| name.as_ref()).collect();
+        names.sort_unstable();
+        !names.windows(2).any(|pair| pair[0] == pair[1])
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.members
+            .iter()
+            .find(|(member, _)| member == name)
+            .map(|(_, value)| *value)
+    }
+
+    /// A string member; `Err` when present with another type.
+    pub(crate) fn string(&self, name: &str) -> Result<Option<Cow<'a, str>>, ()> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(raw) => {
+                let MemberName(value) =
+                    serde_json::from_str::<MemberName<'a>>(raw.get()).map_err(|_| ())?;
+                Ok(Some(value))
+            }
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ObjectView<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = ObjectView<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(12));
+                while let Some(MemberName(name)) = map.next_key::<MemberName<'de>>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    members.push((name, value));
+                }
+                Ok(ObjectView { members })
+            }
+        }
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+/// A member name, borrowed from the payload unless it contains escapes.
+struct MemberName<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for MemberName<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = MemberName<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Self::Value, E> {
+                Ok(MemberName(Cow::Borrowed(name)))
+            }
+            fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
+                Ok(MemberName(Cow::Owned(name.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_even_through_escapes_are_refused() {
+        assert!(ObjectView::parse(br#"{"a":1,"b":2}"#).is_some());
+        assert!(ObjectView::parse(br#"{"a":1,"a":2}"#).is_none());
+        assert!(ObjectView::parse(br#"{"a":1,"\u0061":2}"#).is_none());
+        assert!(ObjectView::parse(br#"[1]"#).is_none());
+        let view = ObjectView::parse(br#"{"name":"tool\u002dx","n":1}"#).unwrap();
+        assert_eq!(view.string("name").unwrap().as_deref(), Some("tool-x"));
+        assert!(view.string("n").is_err());
+    }
+}
