@@ -19,7 +19,7 @@
 //! // A tool body receives the identity like any other rmcp extractor:
 //! async fn whoami(auth: Authenticated) -> Result<CallToolResult, rmcp::ErrorData> {
 //!     let who = auth.subject().unwrap_or("anonymous").to_owned();
-//!     Ok(CallToolResult::success(vec![rmcp::model::Content::text(who)]))
+//!     Ok(CallToolResult::success(vec![rmcp::model::ContentBlock::text(who)]))
 //! }
 //! ```
 
