@@ -22,6 +22,7 @@ impl<'a> ObjectView<'a> {
     }
 
     /// Like [`parse`](Self::parse), for a raw value borrowed from a larger document.
+    #[cfg_attr(not(feature = "layer"), allow(dead_code))]
     pub(crate) fn parse_raw(raw: &'a RawValue) -> Option<Self> {
         let view: ObjectView<'a> = serde_json::from_str(raw.get()).ok()?;
         view.has_unique_names().then_some(view)
@@ -41,6 +42,7 @@ impl<'a> ObjectView<'a> {
     }
 
     /// A string member; `Err` when present with another type.
+    #[cfg_attr(not(feature = "layer"), allow(dead_code))]
     pub(crate) fn string(&self, name: &str) -> Result<Option<Cow<'a, str>>, ()> {
         match self.get(name) {
             None => Ok(None),

@@ -5,9 +5,9 @@
 //! - RSA: `n` and `e` become a DER `RSAPublicKey` (RFC 8017 §A.1.1), parsed once.
 //! - EC: the uncompressed SEC 1 point `0x04 || x || y`; aws-lc checks it is on the curve
 //!   (`EC_KEY_check_key`) while parsing. Signatures are JWS fixed-size `r || s`.
-//! - Ed25519: the raw 32-byte key. aws-lc does not decode the point while parsing, so the key
-//!   is checked here, as `ed25519-dalek` does for the RustCrypto backend: the encoding must be a
-//!   point on the curve, and not a point of small order.
+//! - Ed25519: the raw 32-byte key. aws-lc decodes the point only when it verifies, and never
+//!   refuses a point of small order, under which forged signatures verify; so the encodings of
+//!   those points are refused here (see [`Key::new`]).
 
 use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
 
@@ -21,6 +21,11 @@ pub(super) struct Key {
 impl Key {
     /// Parses `material` for `algorithm`. The caller has already checked that the material
     /// suits the algorithm (key type, curve, coordinate lengths, RSA modulus size).
+    ///
+    /// One documented difference from the RustCrypto backend: an Ed25519 key whose encoding is
+    /// not a point of the curve loads here (aws-lc decodes the point only when it verifies),
+    /// but no signature ever verifies under it; RustCrypto refuses it at load. Keys of small
+    /// order are refused by both: aws-lc alone would accept forgeries under them.
     pub(super) fn new(
         algorithm: Algorithm,
         material: PublicKeyMaterial<'_>,
@@ -37,7 +42,7 @@ impl Key {
             }
             PublicKeyMaterial::Ed25519 { x } => {
                 let x: &[u8; 32] = x.try_into().map_err(|_| KeyError::Malformed)?;
-                if !edwards25519::is_acceptable_public_key(x) {
+                if has_small_order(x) {
                     return Err(KeyError::Malformed);
                 }
                 x.to_vec()
@@ -112,182 +117,52 @@ fn der_length(out: &mut Vec<u8>, len: usize) {
     }
 }
 
-/// Just enough arithmetic in GF(2^255 - 19) to tell whether a 32-byte Ed25519 public key
-/// decodes to a point of the curve, and whether that point has small order.
+/// The Ed25519 encodings of the eight points of small order, with the top bit (the sign of x)
+/// cleared: y ∈ {0, 1, -1, ±y8} (orders 4, 1, 2, 8), plus the non-canonical y + p for y ∈ {0, 1}.
+/// The list libsodium checks (`has_small_order`): constants, no field arithmetic.
 ///
-/// The RustCrypto backend gets both answers from `ed25519-dalek` (`from_bytes`, `is_weak`);
-/// computing them here makes both backends refuse the same keys when a key set loads.
-/// Speed does not matter: this runs once per key. Only public data is involved.
-mod edwards25519 {
-    /// A field element as four little-endian 64-bit limbs, any value below 2^256.
-    type Fe = [u64; 4];
+/// aws-lc verifies under such a key: under the identity (y = 1) the signature R = identity,
+/// S = 0 verifies every message; under the others, a fixed share of messages.
+pub(super) const SMALL_ORDER_ED25519: [[u8; 32]; 7] = [
+    small_y(0),
+    small_y(1),
+    // -1 = p - 1, then the non-canonical p (= 0) and p + 1 (= 1).
+    p_plus(0xec),
+    p_plus(0xed),
+    p_plus(0xee),
+    // y8 and -y8.
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ],
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ],
+];
 
-    /// p = 2^255 - 19.
-    const P: Fe = [
-        0xffff_ffff_ffff_ffed,
-        u64::MAX,
-        u64::MAX,
-        0x7fff_ffff_ffff_ffff,
-    ];
-    /// d = -121665 / 121666, the curve constant of edwards25519.
-    pub(super) const D: Fe = [
-        0x75eb_4dca_1359_78a3,
-        0x0070_0a4d_4141_d8ab,
-        0x8cc7_4079_7779_e898,
-        0x5203_6cee_2b6f_fe73,
-    ];
-    /// (p - 1) / 2 = 2^254 - 10, the exponent of Euler's criterion.
-    const HALF_P_MINUS_1: Fe = [
-        0xffff_ffff_ffff_fff6,
-        u64::MAX,
-        u64::MAX,
-        0x3fff_ffff_ffff_ffff,
-    ];
-    const ONE: Fe = [1, 0, 0, 0];
-    const P_MINUS_1: Fe = [
-        0xffff_ffff_ffff_ffec,
-        u64::MAX,
-        u64::MAX,
-        0x7fff_ffff_ffff_ffff,
-    ];
-    /// The y coordinate of a point of order 8 (its negation is the other one's).
-    const Y_ORDER_8: Fe = [
-        0xb027_b2c2_8f95_e826,
-        0xf098_eff2_89f4_c345,
-        0x3933_c6d3_05ac_dfd5,
-        0x05fc_536d_8802_38b1,
-    ];
+/// The little-endian encoding of a small y.
+const fn small_y(y: u8) -> [u8; 32] {
+    let mut encoded = [0; 32];
+    encoded[0] = y;
+    encoded
+}
 
-    /// Whether `encoded` (RFC 8032 §5.1.3: y little-endian, x's sign in the top bit) is a
-    /// point of the curve that does not have small order.
-    pub(super) fn is_acceptable_public_key(encoded: &[u8; 32]) -> bool {
-        let y = canonical(from_bytes(encoded));
-        is_on_curve(&y) && !has_small_order(&y)
-    }
+/// The encoding of p + k = 2^255 - 19 + k for a small k, given its low byte `0xed + k`.
+const fn p_plus(low: u8) -> [u8; 32] {
+    let mut encoded = [0xff; 32];
+    encoded[0] = low;
+    encoded[31] = 0x7f;
+    encoded
+}
 
-    /// Decodes the 255-bit y coordinate (the sign bit of x is cleared). May be >= p, as RFC
-    /// 8032 decoders and `ed25519-dalek` reduce it.
-    fn from_bytes(encoded: &[u8; 32]) -> Fe {
-        let mut limbs = [0u64; 4];
-        for (limb, chunk) in limbs.iter_mut().zip(encoded.chunks_exact(8)) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            *limb = u64::from_le_bytes(word);
-        }
-        limbs[3] &= 0x7fff_ffff_ffff_ffff;
-        limbs
-    }
-
-    /// Some x satisfies -x^2 + y^2 = 1 + d x^2 y^2 iff x^2 = (y^2 - 1) / (d y^2 + 1) is a
-    /// square; d y^2 + 1 is never zero (-1/d is not a square), so the quotient is a square iff
-    /// the product u v is one (or zero): Euler's criterion (u v)^((p-1)/2) ∈ {0, 1}.
-    fn is_on_curve(y: &Fe) -> bool {
-        let yy = mul(y, y);
-        let u = add(&yy, &P_MINUS_1);
-        let v = add(&mul(&D, &yy), &ONE);
-        let legendre = canonical(pow(&mul(&u, &v), &HALF_P_MINUS_1));
-        legendre == [0; 4] || legendre == ONE
-    }
-
-    /// The eight points of small order have y ∈ {1, -1, 0, ±Y_ORDER_8} (orders 1, 2, 4, 8).
-    fn has_small_order(y: &Fe) -> bool {
-        let minus_y8 = canonical(sub_from_p(&Y_ORDER_8));
-        [ONE, P_MINUS_1, [0; 4], Y_ORDER_8, minus_y8].contains(y)
-    }
-
-    /// `a * b mod p`, not fully reduced (below 2^256).
-    pub(super) fn mul(a: &Fe, b: &Fe) -> Fe {
-        let mut wide = [0u64; 8];
-        for i in 0..4 {
-            let mut carry = 0u128;
-            for j in 0..4 {
-                let t = u128::from(wide[i + j]) + u128::from(a[i]) * u128::from(b[j]) + carry;
-                wide[i + j] = t as u64;
-                carry = t >> 64;
-            }
-            wide[i + 4] = carry as u64;
-        }
-        // 2^256 = 38 (mod p): fold the high half into the low one.
-        let mut low = [0u64; 4];
-        let mut carry = 0u128;
-        for i in 0..4 {
-            let t = u128::from(wide[i]) + 38 * u128::from(wide[i + 4]) + carry;
-            low[i] = t as u64;
-            carry = t >> 64;
-        }
-        fold_carry(low, carry)
-    }
-
-    /// `a + b mod p`, not fully reduced (below 2^256).
-    fn add(a: &Fe, b: &Fe) -> Fe {
-        let mut sum = [0u64; 4];
-        let mut carry = 0u128;
-        for i in 0..4 {
-            let t = u128::from(a[i]) + u128::from(b[i]) + carry;
-            sum[i] = t as u64;
-            carry = t >> 64;
-        }
-        fold_carry(sum, carry)
-    }
-
-    /// Adds `carry * 2^256 = carry * 38 (mod p)` to `value`.
-    fn fold_carry(mut value: Fe, carry: u128) -> Fe {
-        let mut carry = carry * 38;
-        for limb in &mut value {
-            let t = u128::from(*limb) + carry;
-            *limb = t as u64;
-            carry = t >> 64;
-        }
-        if carry != 0 {
-            // The sum wrapped past 2^256, so `value` is now tiny: adding 38 cannot overflow.
-            value[0] += 38;
-        }
-        value
-    }
-
-    /// `p - a` for a fully reduced `a`.
-    fn sub_from_p(a: &Fe) -> Fe {
-        let (diff, _) = sub(&P, a);
-        diff
-    }
-
-    /// `a - b` and whether it borrowed.
-    fn sub(a: &Fe, b: &Fe) -> (Fe, bool) {
-        let mut diff = [0u64; 4];
-        let mut borrow = false;
-        for i in 0..4 {
-            let (d1, b1) = a[i].overflowing_sub(b[i]);
-            let (d2, b2) = d1.overflowing_sub(u64::from(borrow));
-            diff[i] = d2;
-            borrow = b1 || b2;
-        }
-        (diff, borrow)
-    }
-
-    /// The representative in `0..p` (values below 2^256 are less than 3p).
-    pub(super) fn canonical(mut a: Fe) -> Fe {
-        for _ in 0..2 {
-            let (diff, borrow) = sub(&a, &P);
-            if !borrow {
-                a = diff;
-            }
-        }
-        a
-    }
-
-    /// `base^exponent mod p` by square-and-multiply (variable time: public inputs only).
-    fn pow(base: &Fe, exponent: &Fe) -> Fe {
-        let mut result = ONE;
-        for limb in exponent.iter().rev() {
-            for bit in (0..64).rev() {
-                result = mul(&result, &result);
-                if (limb >> bit) & 1 == 1 {
-                    result = mul(&result, base);
-                }
-            }
-        }
-        result
-    }
+/// Whether the Ed25519 key `encoded` is one of [`SMALL_ORDER_ED25519`], with either sign bit.
+fn has_small_order(encoded: &[u8; 32]) -> bool {
+    let mut y = *encoded;
+    y[31] &= 0x7f;
+    SMALL_ORDER_ED25519.contains(&y)
 }
 
 #[cfg(all(test, feature = "testing"))]
@@ -449,106 +324,77 @@ mod tests {
         assert_eq!(long, [0x81, 0x80]);
     }
 
-    #[test]
-    fn curve_constant_d_is_minus_121665_over_121666() {
-        let product = edwards25519::mul(&edwards25519::D, &[121_666, 0, 0, 0]);
-        let minus_121665 = [
-            0xffff_ffff_ffff_ffed - 121_665,
-            u64::MAX,
-            u64::MAX,
-            0x7fff_ffff_ffff_ffff,
-        ];
-        assert_eq!(edwards25519::canonical(product), minus_121665);
+    /// R = the identity point, S = 0.
+    fn identity_signature() -> [u8; 64] {
+        let mut signature = [0; 64];
+        signature[0] = 1;
+        signature
     }
 
+    /// Why the list exists: aws-lc itself loads a small-order key, then accepts a forgery under
+    /// it. Should this fail one day, aws-lc refuses such keys itself and the list may go.
     #[test]
-    fn ed25519_point_checks_agree_with_ed25519_dalek() {
-        use rand::RngCore;
-        let mut rng = rand::thread_rng();
-        let (mut on_curve, mut off_curve) = (0, 0);
-        for _ in 0..2000 {
-            let mut encoded = [0u8; 32];
-            rng.fill_bytes(&mut encoded);
-            let dalek = ed25519_dalek::VerifyingKey::from_bytes(&encoded);
-            let dalek_accepts = dalek.is_ok_and(|key| !key.is_weak());
-            assert_eq!(
-                edwards25519::is_acceptable_public_key(&encoded),
-                dalek_accepts,
-                "{encoded:02x?}"
-            );
-            if dalek_accepts {
-                on_curve += 1
-            } else {
-                off_curve += 1
-            }
-        }
-        assert!(
-            on_curve > 500 && off_curve > 500,
-            "{on_curve} / {off_curve}"
-        );
-    }
-
-    #[test]
-    fn ed25519_small_order_and_off_curve_keys_are_refused() {
-        for encoded in small_order_encodings() {
-            let dalek = ed25519_dalek::VerifyingKey::from_bytes(&encoded);
-            assert!(dalek.is_err() || dalek.unwrap().is_weak(), "{encoded:02x?}");
-            let material = PublicKeyMaterial::Ed25519 { x: &encoded };
-            assert_eq!(
-                Key::new(Algorithm::EdDSA, material).err(),
-                Some(KeyError::Malformed)
-            );
-        }
-        // y = 2 is not the y of any point.
-        let mut two = [0u8; 32];
-        two[0] = 2;
-        assert!(ed25519_dalek::VerifyingKey::from_bytes(&two).is_err());
-        let material = PublicKeyMaterial::Ed25519 { x: &two };
-        assert_eq!(
-            Key::new(Algorithm::EdDSA, material).err(),
-            Some(KeyError::Malformed)
-        );
-    }
-
-    /// Every encoding of the eight small-order points: y ∈ {0, 1, -1, ±y8}, plus the
-    /// non-canonical y + p for y ∈ {0, 1}, each with both sign bits.
-    fn small_order_encodings() -> Vec<[u8; 32]> {
-        let y8: [u8; 32] = [
-            0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef,
-            0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88,
-            0x6d, 0x53, 0xfc, 0x05,
-        ];
-        let minus_y8: [u8; 32] = [
-            0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10,
-            0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77,
-            0x92, 0xac, 0x03, 0x7a,
-        ];
-        // p + k for k in -1..=1: 0xed + k, then 0xff bytes, then 0x7f.
-        let p_plus = |low: u8| {
-            let mut p = [0xff; 32];
-            p[0] = low;
-            p[31] = 0x7f;
-            p
-        };
-        let small = |k: u8| {
-            let mut e = [0u8; 32];
-            e[0] = k;
-            e
-        };
-        let mut all = Vec::new();
-        for y in [
-            small(0),
-            small(1),
-            p_plus(0xec),
-            p_plus(0xed),
-            p_plus(0xee),
-            y8,
-            minus_y8,
+    fn aws_lc_alone_accepts_forgeries_under_a_small_order_key() {
+        let identity = ParsedPublicKey::new(&signature::ED25519, small_y(1)).unwrap();
+        for message in [
+            &b""[..],
+            b"any message",
+            b"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJyb290In0",
         ] {
+            assert!(identity.verify_sig(message, &identity_signature()).is_ok());
+        }
+    }
+
+    #[test]
+    fn ed25519_small_order_keys_are_refused() {
+        let mut count = 0;
+        for y in SMALL_ORDER_ED25519 {
             let mut negative = y;
             negative[31] |= 0x80;
-            all.extend([y, negative]);
+            for encoded in [y, negative] {
+                let dalek = ed25519_dalek::VerifyingKey::from_bytes(&encoded);
+                assert!(dalek.is_err() || dalek.unwrap().is_weak(), "{encoded:02x?}");
+                let material = PublicKeyMaterial::Ed25519 { x: &encoded };
+                assert_eq!(
+                    Key::new(Algorithm::EdDSA, material).err(),
+                    Some(KeyError::Malformed),
+                    "{encoded:02x?}"
+                );
+                count += 1;
+            }
         }
-        all
+        assert_eq!(count, 14);
+        // ±y8 are points (of order 8), not typos: ed25519-dalek decodes them and finds them weak.
+        for y in &SMALL_ORDER_ED25519[5..] {
+            let key = ed25519_dalek::VerifyingKey::from_bytes(y).unwrap();
+            assert!(key.is_weak());
+        }
+    }
+
+    #[test]
+    fn ed25519_off_curve_key_loads_but_verifies_nothing() {
+        // y = 2 is not the y of any point: ed25519-dalek refuses it, aws-lc loads it.
+        let two = small_y(2);
+        assert!(ed25519_dalek::VerifyingKey::from_bytes(&two).is_err());
+        let key = Key::new(Algorithm::EdDSA, PublicKeyMaterial::Ed25519 { x: &two }).unwrap();
+        let signer = SigningKey::generate(SigningAlgorithm::EdDSA, "k");
+        for signature in [
+            signer.sign(b"m"),
+            identity_signature().to_vec(),
+            vec![0; 64],
+        ] {
+            assert_eq!(key.verify(b"m", &signature), Err(SignatureError));
+        }
+    }
+
+    #[test]
+    fn real_ed25519_keys_do_not_have_small_order() {
+        for _ in 0..100 {
+            let public = PublicKeyBytes::of(&SigningKey::generate(SigningAlgorithm::EdDSA, "k"));
+            let PublicKeyMaterial::Ed25519 { x } = public.material() else {
+                unreachable!()
+            };
+            assert!(!has_small_order(x.try_into().unwrap()));
+        }
     }
 }

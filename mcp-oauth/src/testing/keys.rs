@@ -26,11 +26,11 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::Mac;
 use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey, LineEnding};
-use rsa::signature::Signer;
+use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
 use rsa::traits::PublicKeyParts;
-use rsa::{Pkcs1v15Sign, Pss, RsaPrivateKey};
+use rsa::{RsaPrivateKey, pkcs1v15, pss};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256, Sha384, Sha512};
+use sha2::{Sha256, Sha384, Sha512};
 
 /// A JWS algorithm the test kit signs with.
 ///
@@ -376,46 +376,30 @@ impl fmt::Debug for SigningKey {
 }
 
 fn sign_rsa(key: &RsaPrivateKey, alg: SigningAlgorithm, message: &[u8]) -> Vec<u8> {
-    let signature = match alg {
-        SigningAlgorithm::RS256 => key.sign(pkcs1v15::<Sha256>(0x01), &Sha256::digest(message)),
-        SigningAlgorithm::RS384 => key.sign(pkcs1v15::<Sha384>(0x02), &Sha384::digest(message)),
-        SigningAlgorithm::RS512 => key.sign(pkcs1v15::<Sha512>(0x03), &Sha512::digest(message)),
-        // `Pss::new` salts with as many bytes as the digest has (RFC 7518 §3.5).
-        SigningAlgorithm::PS256 => key.sign_with_rng(
-            &mut rand::thread_rng(),
-            Pss::new::<Sha256>(),
-            &Sha256::digest(message),
-        ),
-        SigningAlgorithm::PS384 => key.sign_with_rng(
-            &mut rand::thread_rng(),
-            Pss::new::<Sha384>(),
-            &Sha384::digest(message),
-        ),
-        SigningAlgorithm::PS512 => key.sign_with_rng(
-            &mut rand::thread_rng(),
-            Pss::new::<Sha512>(),
-            &Sha512::digest(message),
-        ),
+    // The typed signing keys own their `RsaPrivateKey`: a clone costs far less than a signature.
+    let key = key.clone();
+    let mut rng = rand::thread_rng();
+    match alg {
+        SigningAlgorithm::RS256 => pkcs1v15::SigningKey::<Sha256>::new(key)
+            .sign(message)
+            .to_vec(),
+        SigningAlgorithm::RS384 => pkcs1v15::SigningKey::<Sha384>::new(key)
+            .sign(message)
+            .to_vec(),
+        SigningAlgorithm::RS512 => pkcs1v15::SigningKey::<Sha512>::new(key)
+            .sign(message)
+            .to_vec(),
+        // The PSS salt is as long as the digest (RFC 7518 §3.5).
+        SigningAlgorithm::PS256 => pss::SigningKey::<Sha256>::new(key)
+            .sign_with_rng(&mut rng, message)
+            .to_vec(),
+        SigningAlgorithm::PS384 => pss::SigningKey::<Sha384>::new(key)
+            .sign_with_rng(&mut rng, message)
+            .to_vec(),
+        SigningAlgorithm::PS512 => pss::SigningKey::<Sha512>::new(key)
+            .sign_with_rng(&mut rng, message)
+            .to_vec(),
         other => unreachable!("{} is not an RSA algorithm", other.name()),
-    };
-    signature.expect("an RSA key signs any digest")
-}
-
-/// RSASSA-PKCS1-v1_5 padding for digest `D`, whose NIST hash OID (2.16.840.1.101.3.4.2.x)
-/// ends in `oid_arc`. Written out because `Pkcs1v15Sign::new::<D>()` needs sha2's `oid`
-/// feature, which only a dev-dependency turns on.
-fn pkcs1v15<D: Digest>(oid_arc: u8) -> Pkcs1v15Sign {
-    let hash_len = <D as Digest>::output_size();
-    // DigestInfo ::= SEQUENCE { SEQUENCE { OID, NULL }, OCTET STRING } (RFC 8017 §9.2).
-    #[rustfmt::skip]
-    let prefix = [
-        0x30, 0x0d + 4 + hash_len as u8,
-        0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, oid_arc, 0x05, 0x00,
-        0x04, hash_len as u8,
-    ];
-    Pkcs1v15Sign {
-        hash_len: Some(hash_len),
-        prefix: prefix.into(),
     }
 }
 
@@ -679,15 +663,6 @@ mod tests {
                 "{alg:?}"
             );
         }
-    }
-
-    /// In test builds a dev-dependency turns on sha2's `oid` feature: the hand-built
-    /// `DigestInfo` prefixes must equal the ones the `rsa` crate derives from the OIDs.
-    #[test]
-    fn pkcs1v15_prefixes_match_the_rsa_crate() {
-        assert_eq!(pkcs1v15::<Sha256>(0x01), Pkcs1v15Sign::new::<Sha256>());
-        assert_eq!(pkcs1v15::<Sha384>(0x02), Pkcs1v15Sign::new::<Sha384>());
-        assert_eq!(pkcs1v15::<Sha512>(0x03), Pkcs1v15Sign::new::<Sha512>());
     }
 
     #[test]

@@ -145,7 +145,7 @@ impl VerifiedToken {
     }
 
     /// A token with these scopes, for unit tests of scope checks.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "rmcp"))]
     pub(crate) fn for_tests(scopes: &str) -> Self {
         Self::new(Identity {
             issuer: "https://as.example.com".into(),
