@@ -38,7 +38,12 @@ fn with_tls_backend(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
     builder
 }
 
-#[cfg(not(feature = "aws-lc-rs"))]
+#[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+fn with_tls_backend(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    builder
+}
+
+#[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
 fn with_tls_backend(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
     use rustls_platform_verifier::BuilderVerifierExt;
     use std::sync::Arc;

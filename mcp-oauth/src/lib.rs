@@ -13,7 +13,13 @@
 //! | [`scopes`] | scope sets, the all-of check, scope hierarchies |
 //! | [`metadata`] | the RFC 9728 Protected Resource Metadata document and its well-known URL |
 //! | [`clock`] | the injectable clock every time-based decision reads |
+//! | [`challenge`] | `WWW-Authenticate` challenges (401 discovery, 401 `invalid_token`, 403 step-up) |
+//! | [`resource`] | what `#[protected_resource]` declares, and the effective configuration at startup |
+//! | [`tools`] | the per-tool scope table and the check `#[mcp_tool]` runs |
+//! | `http` (feature `layer`) | the tower/axum layer: metadata, guard, step-up, Origin, sessions |
+//! | `rmcp` (feature `rmcp`) | rmcp extractors (`Authenticated`), tool guards, the table from a `ToolRouter` |
 //! | `testing` (feature `testing`) | a local issuer that serves discovery and JWKS and mints any token |
+//! | `dev` (feature `dev`) | a dev authorization server: client credentials, auth code + PKCE, DCR, introspection |
 //!
 //! ## Crypto backends
 //!
@@ -22,6 +28,11 @@
 //! aws-lc-rs is used and nothing panics. No process-wide crypto provider is ever installed:
 //! each backend is called explicitly, so applications that install their own are unaffected.
 #![forbid(unsafe_code)]
+// Without a backend, the compile_error! below is the one message worth reading.
+#![cfg_attr(
+    not(any(feature = "aws-lc-rs", feature = "rust-crypto")),
+    allow(unused, unreachable_code)
+)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -46,6 +57,8 @@ pub mod token_cache;
 pub mod tools;
 pub mod validation;
 
+#[cfg(feature = "dev")]
+pub mod dev;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -242,6 +242,11 @@ pub enum Backend {
     /// The RustCrypto crates (feature `rust-crypto`).
     #[cfg(feature = "rust-crypto")]
     RustCrypto,
+    /// No backend compiled in: only exists so that the `compile_error!` asking for one is
+    /// the only error of such a build.
+    #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+    #[doc(hidden)]
+    Unavailable,
 }
 
 impl Backend {
@@ -251,9 +256,13 @@ impl Backend {
         {
             Backend::AwsLc
         }
-        #[cfg(not(feature = "aws-lc-rs"))]
+        #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
         {
             Backend::RustCrypto
+        }
+        #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+        {
+            Backend::Unavailable
         }
     };
 }
@@ -295,6 +304,8 @@ enum BackendKey {
     AwsLc(aws_lc::Key),
     #[cfg(feature = "rust-crypto")]
     RustCrypto(rust_crypto::Key),
+    #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+    Unavailable(std::convert::Infallible),
 }
 
 /// How many keys have been parsed in this process: tests assert that keys are parsed when a
@@ -326,6 +337,8 @@ impl VerifyingKey {
             Backend::RustCrypto => {
                 BackendKey::RustCrypto(rust_crypto::Key::new(algorithm, material)?)
             }
+            #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+            Backend::Unavailable => return Err(KeyError::Malformed),
         };
         KEYS_PARSED.fetch_add(1, Ordering::Relaxed);
         Ok(Self { algorithm, inner })
@@ -343,6 +356,8 @@ impl VerifyingKey {
             BackendKey::AwsLc(key) => key.verify(message, signature),
             #[cfg(feature = "rust-crypto")]
             BackendKey::RustCrypto(key) => key.verify(message, signature),
+            #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+            BackendKey::Unavailable(never) => match *never {},
         }
     }
 }

@@ -1,0 +1,147 @@
+//! The calendar MCP server: four tools at three scopes, declared with two attributes.
+
+use std::sync::Arc;
+
+use mcp_oauth::rmcp::Authenticated;
+use mcp_oauth::{mcp_tool, protected_resource};
+use parking_lot::Mutex;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
+use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
+use serde::{Deserialize, Serialize};
+
+/// A calendar, protected by OAuth. The URLs are defaults: the example overrides them at
+/// startup (`MCP_OAUTH_RESOURCE`, `MCP_OAUTH_ISSUER`, or the embedded dev server).
+#[protected_resource(
+    resource = "http://127.0.0.1:8080/mcp",
+    authorization_servers = ["http://127.0.0.1:9000"],
+    scopes = ["calendar:read", "calendar:write", "calendar:admin"],
+    implies = {
+        "calendar:admin" => ["calendar:write"],
+        "calendar:write" => ["calendar:read"],
+    },
+    resource_name = "Calendar (mcp-oauth example)",
+)]
+#[derive(Clone, Default)]
+pub struct Calendar {
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+/// A calendar event.
+#[derive(Debug, Clone, Serialize, Deserialize, rmcp::schemars::JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct Event {
+    /// Its id.
+    pub id: u64,
+    /// What it is.
+    pub title: String,
+    /// When (free text, e.g. an RFC 3339 time).
+    pub when: String,
+    /// Who created it (the token's subject).
+    pub created_by: String,
+}
+
+/// The arguments of `create_event`.
+#[derive(Debug, Deserialize, rmcp::schemars::JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct NewEvent {
+    /// What it is.
+    pub title: String,
+    /// When.
+    pub when: String,
+}
+
+/// The arguments of `delete_event`.
+#[derive(Debug, Deserialize, rmcp::schemars::JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct EventId {
+    /// The event's id.
+    pub id: u64,
+}
+
+fn json_result(value: &impl Serialize) -> Result<CallToolResult, ErrorData> {
+    let text =
+        serde_json::to_string(value).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+    Ok(CallToolResult::success(vec![ContentBlock::text(text)]))
+}
+
+#[tool_router(vis = "pub")]
+impl Calendar {
+    /// A calendar with one event in it.
+    pub fn new() -> Self {
+        let calendar = Self::default();
+        calendar.events.lock().push(Event {
+            id: 1,
+            title: "Stand-up".into(),
+            when: "every weekday at 09:30".into(),
+            created_by: "seed".into(),
+        });
+        calendar
+    }
+
+    #[mcp_tool(scopes = ["calendar:read"])]
+    #[tool(description = "List the calendar's events")]
+    async fn list_events(&self) -> Result<CallToolResult, ErrorData> {
+        json_result(&*self.events.lock())
+    }
+
+    #[mcp_tool(scopes = ["calendar:write"])]
+    #[tool(description = "Create an event")]
+    async fn create_event(
+        &self,
+        auth: Authenticated,
+        Parameters(event): Parameters<NewEvent>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let mut events = self.events.lock();
+        let id = events.iter().map(|e| e.id).max().unwrap_or(0) + 1;
+        let created = Event {
+            id,
+            title: event.title,
+            when: event.when,
+            created_by: auth.subject().unwrap_or("unknown").to_owned(),
+        };
+        events.push(created.clone());
+        json_result(&created)
+    }
+
+    #[mcp_tool(scopes = ["calendar:write"])]
+    #[tool(description = "Delete one event")]
+    async fn delete_event(
+        &self,
+        Parameters(EventId { id }): Parameters<EventId>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let mut events = self.events.lock();
+        let before = events.len();
+        events.retain(|e| e.id != id);
+        json_result(&serde_json::json!({ "deleted": before - events.len() }))
+    }
+
+    #[mcp_tool(scopes = ["calendar:admin"])]
+    #[tool(description = "Delete every event of the calendar")]
+    async fn delete_calendar(&self) -> Result<CallToolResult, ErrorData> {
+        let mut events = self.events.lock();
+        let deleted = events.len();
+        events.clear();
+        json_result(&serde_json::json!({ "deleted": deleted }))
+    }
+
+    #[mcp_tool(scopes = [])]
+    #[tool(description = "Who the server thinks you are: subject, client and scopes")]
+    async fn whoami(&self, auth: Authenticated) -> Result<CallToolResult, ErrorData> {
+        json_result(&serde_json::json!({
+            "subject": auth.subject(),
+            "client_id": auth.client_id(),
+            "scopes": auth.scopes().iter().collect::<Vec<_>>(),
+        }))
+    }
+}
+
+#[tool_handler]
+impl ServerHandler for Calendar {
+    fn get_info(&self) -> ServerConfig {
+        let mut config = ServerConfig::default();
+        config.capabilities = ServerCapabilities::builder().enable_tools().build();
+        config.instructions = Some("A calendar protected by OAuth 2.1 (mcp-oauth example).".into());
+        config
+    }
+}

@@ -1,0 +1,897 @@
+//! The endpoints' logic: client authentication, the token endpoint's three grants, the
+//! authorization endpoint, registration, introspection and revocation, and RFC 6749 error
+//! responses.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use axum::http::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA, WWW_AUTHENTICATE,
+};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value, json};
+use url::Url;
+
+use super::AUTHORIZATION_CODE_TTL;
+use super::params::{
+    Params, form_decode, is_code_verifier, is_s256_challenge, is_valid_redirect_uri, random_id,
+    random_token, redirect_uri_matches, requested_scopes, s256, split_scopes,
+};
+use super::server::{Inner, IssuedAccessToken};
+use super::store::{
+    AuthMethod, Client, CodeGrant, GrantType, Redemption, RefreshEntry, fingerprint, sha256,
+};
+
+/// The realm of `WWW-Authenticate: Basic` on `invalid_client`.
+const BASIC_CHALLENGE: &str = "Basic realm=\"mcp-oauth dev authorization server\"";
+/// Limits of dynamic client registration.
+const MAX_REDIRECT_URIS: usize = 20;
+const MAX_METADATA_STRING: usize = 2048;
+
+impl Inner {
+    /// The client a request authenticates as (RFC 6749 §2.3). With `confidential_only`,
+    /// public clients (identified by `client_id` alone) are refused.
+    fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        params: &Params,
+        confidential_only: bool,
+    ) -> Result<Arc<Client>, OAuthError> {
+        let body_id = params.get("client_id");
+        let body_secret = params.get("client_secret");
+        let (id, secret) = match headers.get(AUTHORIZATION) {
+            Some(value) => {
+                if body_secret.is_some() {
+                    return Err(OAuthError::invalid_request(
+                        "more than one client authentication method",
+                    ));
+                }
+                let (id, secret) = basic_credentials(value).ok_or_else(|| {
+                    OAuthError::invalid_client("malformed HTTP Basic client credentials")
+                })?;
+                if body_id.is_some_and(|body_id| body_id != id) {
+                    return Err(OAuthError::invalid_client(
+                        "client_id differs from the authenticated client",
+                    ));
+                }
+                (id, secret)
+            }
+            None => match (body_id, body_secret) {
+                (Some(id), secret) => (id.to_owned(), secret.map(str::to_owned)),
+                (None, _) => {
+                    return Err(OAuthError::invalid_client("client authentication required"));
+                }
+            },
+        };
+        let unknown = || OAuthError::invalid_client("unknown client or wrong credentials");
+        let client = self.store.client(&id).ok_or_else(unknown)?;
+        match secret {
+            Some(secret) if client.secret_matches(&secret) => Ok(client),
+            Some(_) => Err(unknown()),
+            None if client.is_public() && !confidential_only => Ok(client),
+            None if client.is_public() => Err(OAuthError::invalid_client(
+                "this endpoint needs a confidential client",
+            )),
+            None => Err(OAuthError::invalid_client("client authentication required")),
+        }
+    }
+
+    /// The `resource` parameter (RFC 8707), checked against the configured resources.
+    fn requested_resource(&self, params: &Params) -> Result<Option<String>, OAuthError> {
+        match params.all("resource") {
+            [] => Ok(None),
+            [resource] if self.config.resources.contains(resource) => Ok(Some(resource.clone())),
+            [_] => Err(OAuthError::invalid_target(
+                "the resource is not served by this authorization server",
+            )),
+            _ => Err(OAuthError::invalid_target(
+                "at most one resource per request",
+            )),
+        }
+    }
+
+    fn default_resource(&self) -> String {
+        self.config.resources[0].clone()
+    }
+
+    fn new_family_id(&self) -> u64 {
+        self.next_family.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Creates a refresh token in `family` and returns it.
+    fn issue_refresh_token(&self, grant: RefreshGrant<'_>, family: u64, now: u64) -> String {
+        let token = random_token("dev_rt_");
+        let entry = RefreshEntry {
+            family,
+            client_id: grant.client_id.to_owned(),
+            subject: grant.subject.to_owned(),
+            scopes: grant.scopes.to_vec(),
+            resource: grant.resource.to_owned(),
+            issued_at: now,
+            expires_at: now.saturating_add(self.config.refresh_token_ttl),
+            used: false,
+        };
+        self.store
+            .refresh
+            .lock()
+            .tokens
+            .insert(sha256(token.as_bytes()), entry);
+        tracing::debug!(
+            client_id = %grant.client_id,
+            family,
+            refresh_token = %fingerprint(&token),
+            "dev authorization server: issued a refresh token"
+        );
+        token
+    }
+
+    pub(super) fn token(&self, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAuthError> {
+        check_form_content_type(headers)?;
+        let params = Params::parse(body);
+        if let Some(name) = params.first_duplicate() {
+            return Err(OAuthError::invalid_request(format!(
+                "parameter {name} is repeated"
+            )));
+        }
+        let client = self.authenticate(headers, &params, false)?;
+        let grant = match params.get("grant_type") {
+            None => return Err(OAuthError::invalid_request("grant_type is missing")),
+            Some(name) => GrantType::parse(name).ok_or_else(|| {
+                OAuthError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unsupported_grant_type",
+                    "supported: authorization_code, refresh_token, client_credentials",
+                )
+            })?,
+        };
+        if !client.allows(grant) {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                format!("the client may not use the {} grant", grant.name()),
+            ));
+        }
+        let now = self.now();
+        match grant {
+            GrantType::ClientCredentials => self.client_credentials(&client, &params, now),
+            GrantType::AuthorizationCode => self.authorization_code(&client, &params, now),
+            GrantType::RefreshToken => self.refresh_token(&client, &params, now),
+        }
+    }
+
+    fn client_credentials(
+        &self,
+        client: &Client,
+        params: &Params,
+        now: u64,
+    ) -> Result<Value, OAuthError> {
+        if client.is_public() {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "public clients may not use client_credentials",
+            ));
+        }
+        let scopes = requested_scopes(params.get("scope"), &client.scopes)
+            .map_err(|_| OAuthError::invalid_scope("a requested scope is not the client's"))?;
+        let resource = self
+            .requested_resource(params)?
+            .unwrap_or_else(|| self.default_resource());
+        let issued = self.issue_access_token(&client.id, &client.id, &scopes, &resource, now);
+        Ok(self.token_response(&issued, &scopes, None, now))
+    }
+
+    fn authorization_code(
+        &self,
+        client: &Client,
+        params: &Params,
+        now: u64,
+    ) -> Result<Value, OAuthError> {
+        let code = params
+            .get("code")
+            .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+        let verifier = params.get("code_verifier").ok_or_else(|| {
+            OAuthError::invalid_request("code_verifier is missing: PKCE is required")
+        })?;
+        let resource = self.requested_resource(params)?;
+        let hash = sha256(code.as_bytes());
+        let with_refresh = client.allows(GrantType::RefreshToken);
+        let jti = random_id();
+        let jti_expires_at = now.saturating_add(self.config.access_token_ttl);
+        let family = with_refresh.then(|| self.new_family_id());
+
+        let grant = {
+            let mut codes = self.store.codes.lock();
+            let Some(grant) = codes.get_mut(&hash) else {
+                return Err(OAuthError::invalid_grant("unknown authorization code"));
+            };
+            if grant.client_id != client.id {
+                return Err(OAuthError::invalid_grant(
+                    "the code was issued to another client",
+                ));
+            }
+            if let Some(redemption) = grant.redeemed.clone() {
+                drop(codes);
+                self.revoke_redemption(redemption, now);
+                tracing::debug!(
+                    client_id = %client.id,
+                    "dev authorization server: authorization code replayed, its tokens revoked"
+                );
+                return Err(OAuthError::invalid_grant(
+                    "the code was already used: the tokens issued for it are revoked",
+                ));
+            }
+            if grant.expires_at <= now {
+                codes.remove(&hash);
+                return Err(OAuthError::invalid_grant("the code has expired"));
+            }
+            let redirect_ok = match (&grant.redirect_uri, params.get("redirect_uri")) {
+                (Some(bound), Some(given)) => bound == given,
+                (Some(_), None) => false,
+                (None, given) => given.is_none_or(|given| client.redirect_uris[..] == [given]),
+            };
+            if !redirect_ok {
+                return Err(OAuthError::invalid_grant(
+                    "redirect_uri does not match the authorization request",
+                ));
+            }
+            if !is_code_verifier(verifier) || s256(verifier) != grant.code_challenge {
+                // A failed PKCE check burns the code.
+                codes.remove(&hash);
+                return Err(OAuthError::invalid_grant(
+                    "code_verifier does not match the code_challenge",
+                ));
+            }
+            if resource.as_ref().is_some_and(|r| *r != grant.resource) {
+                return Err(OAuthError::invalid_target(
+                    "the resource differs from the authorization request",
+                ));
+            }
+            grant.redeemed = Some(Redemption {
+                family,
+                jti: jti.clone(),
+                jti_expires_at,
+            });
+            RedeemedCode {
+                subject: grant.subject.clone(),
+                scopes: grant.scopes.clone(),
+                resource: grant.resource.clone(),
+            }
+        };
+
+        let refresh_token = family.map(|family| {
+            self.store
+                .refresh
+                .lock()
+                .create_family(family, jti.clone(), jti_expires_at, now);
+            let refresh_grant = RefreshGrant {
+                client_id: &client.id,
+                subject: &grant.subject,
+                scopes: &grant.scopes,
+                resource: &grant.resource,
+            };
+            self.issue_refresh_token(refresh_grant, family, now)
+        });
+        let issued = self.sign_access_token(
+            jti,
+            &grant.subject,
+            &client.id,
+            &grant.scopes,
+            &grant.resource,
+            now,
+        );
+        Ok(self.token_response(&issued, &grant.scopes, refresh_token, now))
+    }
+
+    /// Revokes what a replayed authorization code was exchanged for.
+    fn revoke_redemption(&self, redemption: Redemption, now: u64) {
+        let mut access_tokens = vec![(redemption.jti, redemption.jti_expires_at)];
+        if let Some(family) = redemption.family {
+            access_tokens.extend(self.store.refresh.lock().revoke_family(family));
+        }
+        self.store.revoke_access_tokens(access_tokens, now);
+    }
+
+    fn refresh_token(
+        &self,
+        client: &Client,
+        params: &Params,
+        now: u64,
+    ) -> Result<Value, OAuthError> {
+        let presented = params
+            .get("refresh_token")
+            .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+        let resource = self.requested_resource(params)?;
+        let hash = sha256(presented.as_bytes());
+        let jti = random_id();
+        let jti_expires_at = now.saturating_add(self.config.access_token_ttl);
+
+        let (family, subject, granted, requested, audience) = {
+            let mut tables = self.store.refresh.lock();
+            let Some(entry) = tables.tokens.get(&hash) else {
+                return Err(OAuthError::invalid_grant("unknown refresh token"));
+            };
+            if entry.client_id != client.id {
+                return Err(OAuthError::invalid_grant(
+                    "the refresh token was issued to another client",
+                ));
+            }
+            let family = entry.family;
+            if !tables.family_live(family) {
+                return Err(OAuthError::invalid_grant("the refresh token was revoked"));
+            }
+            if entry.used {
+                let revoked = tables.revoke_family(family);
+                drop(tables);
+                self.store.revoke_access_tokens(revoked, now);
+                tracing::debug!(
+                    client_id = %client.id,
+                    family,
+                    refresh_token = %fingerprint(presented),
+                    "dev authorization server: rotated refresh token replayed, family revoked"
+                );
+                return Err(OAuthError::invalid_grant(
+                    "the refresh token was already used: its whole family is revoked",
+                ));
+            }
+            if entry.expires_at <= now {
+                return Err(OAuthError::invalid_grant("the refresh token has expired"));
+            }
+            let requested = requested_scopes(params.get("scope"), &entry.scopes).map_err(|_| {
+                OAuthError::invalid_scope("a requested scope exceeds the original grant")
+            })?;
+            if resource.as_ref().is_some_and(|r| *r != entry.resource) {
+                return Err(OAuthError::invalid_target(
+                    "the resource differs from the original grant",
+                ));
+            }
+            let snapshot = (
+                family,
+                entry.subject.clone(),
+                entry.scopes.clone(),
+                requested,
+                entry.resource.clone(),
+            );
+            if let Some(entry) = tables.tokens.get_mut(&hash) {
+                entry.used = true;
+            }
+            if let Some(family) = tables.families.get_mut(&family) {
+                family.remember(jti.clone(), jti_expires_at, now);
+            }
+            snapshot
+        };
+
+        // The new refresh token keeps the grant's scopes (RFC 6749 §6); only the access
+        // token is down-scoped.
+        let refresh_grant = RefreshGrant {
+            client_id: &client.id,
+            subject: &subject,
+            scopes: &granted,
+            resource: &audience,
+        };
+        let refresh_token = self.issue_refresh_token(refresh_grant, family, now);
+        let issued = self.sign_access_token(jti, &subject, &client.id, &requested, &audience, now);
+        Ok(self.token_response(&issued, &requested, Some(refresh_token), now))
+    }
+
+    fn token_response(
+        &self,
+        issued: &IssuedAccessToken,
+        scopes: &[String],
+        refresh_token: Option<String>,
+        now: u64,
+    ) -> Value {
+        let mut response = json!({
+            "access_token": issued.token,
+            "token_type": "Bearer",
+            "expires_in": issued.exp.saturating_sub(now),
+            "scope": scopes.join(" "),
+        });
+        if let Some(refresh_token) = refresh_token {
+            response["refresh_token"] = Value::String(refresh_token);
+        }
+        response
+    }
+
+    pub(super) fn authorize(&self, query: Option<&str>) -> Response {
+        let params = Params::parse(query.unwrap_or("").as_bytes());
+        if params.is_duplicated("client_id") || params.is_duplicated("redirect_uri") {
+            return error_page("client_id or redirect_uri is repeated.");
+        }
+        let Some(client) = params.get("client_id").and_then(|id| self.store.client(id)) else {
+            return error_page("Unknown or missing client_id.");
+        };
+        let given_redirect = params.get("redirect_uri");
+        let redirect_uri = match given_redirect {
+            Some(uri) => {
+                let registered = is_valid_redirect_uri(uri)
+                    && client
+                        .redirect_uris
+                        .iter()
+                        .any(|r| redirect_uri_matches(r, uri));
+                if !registered {
+                    return error_page("redirect_uri is not registered for this client.");
+                }
+                uri.to_owned()
+            }
+            None => match client.redirect_uris.as_slice() {
+                [only] => only.clone(),
+                _ => return error_page("redirect_uri is missing."),
+            },
+        };
+        let state = params.get("state");
+        let error = |code: &str, description: &str| {
+            let mut pairs = vec![("error", code), ("error_description", description)];
+            pairs.extend(state.map(|state| ("state", state)));
+            pairs.push(("iss", &self.issuer));
+            redirect_to(&redirect_uri, &pairs)
+        };
+        if let Some(name) = params.first_duplicate() {
+            return error("invalid_request", &format!("parameter {name} is repeated"));
+        }
+        match params.get("response_type") {
+            None => return error("invalid_request", "response_type is missing"),
+            Some("code") => {}
+            Some(_) => {
+                return error(
+                    "unsupported_response_type",
+                    "only response_type=code is supported",
+                );
+            }
+        }
+        if !client.allows(GrantType::AuthorizationCode) {
+            return error(
+                "unauthorized_client",
+                "the client may not use the authorization_code grant",
+            );
+        }
+        let Some(challenge) = params.get("code_challenge") else {
+            return error(
+                "invalid_request",
+                "code_challenge is missing: PKCE with S256 is required",
+            );
+        };
+        if params.get("code_challenge_method") != Some("S256") {
+            return error(
+                "invalid_request",
+                "transform algorithm not supported: code_challenge_method must be S256",
+            );
+        }
+        if !is_s256_challenge(challenge) {
+            return error(
+                "invalid_request",
+                "code_challenge is not a base64url SHA-256 digest",
+            );
+        }
+        let Ok(scopes) = requested_scopes(params.get("scope"), &client.scopes) else {
+            return error("invalid_scope", "a requested scope is not the client's");
+        };
+        let resource = match self.requested_resource(&params) {
+            Ok(resource) => resource.unwrap_or_else(|| self.default_resource()),
+            Err(e) => return error(e.error, &e.description),
+        };
+        let code = random_token("dev_ac_");
+        let now = self.now();
+        self.store.codes.lock().insert(
+            sha256(code.as_bytes()),
+            CodeGrant {
+                client_id: client.id.clone(),
+                redirect_uri: given_redirect.map(str::to_owned),
+                code_challenge: challenge.to_owned(),
+                scopes,
+                resource,
+                subject: self.config.dev_user.clone(),
+                expires_at: now.saturating_add(AUTHORIZATION_CODE_TTL.as_secs()),
+                redeemed: None,
+            },
+        );
+        tracing::debug!(
+            client_id = %client.id,
+            code = %fingerprint(&code),
+            "dev authorization server: approved an authorization request"
+        );
+        let mut pairs = vec![("code", code.as_str())];
+        pairs.extend(state.map(|state| ("state", state)));
+        pairs.push(("iss", &self.issuer));
+        redirect_to(&redirect_uri, &pairs)
+    }
+
+    pub(super) fn register(&self, body: &[u8]) -> Result<Value, OAuthError> {
+        let metadata_error = |description: &str| {
+            OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_client_metadata",
+                description,
+            )
+        };
+        let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(body) else {
+            return Err(metadata_error("the body is not a JSON object"));
+        };
+        let strings = |name: &str| -> Result<Option<Vec<String>>, OAuthError> {
+            match request.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|item| match item {
+                        Value::String(s) if s.len() <= MAX_METADATA_STRING => Ok(s.clone()),
+                        _ => Err(metadata_error(&format!("{name} must hold short strings"))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Some),
+                Some(_) => Err(metadata_error(&format!("{name} must be an array"))),
+            }
+        };
+        let string = |name: &str| -> Result<Option<String>, OAuthError> {
+            match request.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if s.len() <= MAX_METADATA_STRING => Ok(Some(s.clone())),
+                Some(_) => Err(metadata_error(&format!("{name} must be a short string"))),
+            }
+        };
+
+        let auth_method = match string("token_endpoint_auth_method")? {
+            None => AuthMethod::ClientSecretBasic,
+            Some(name) => AuthMethod::parse(&name).ok_or_else(|| {
+                metadata_error(
+                    "token_endpoint_auth_method must be none, client_secret_basic or client_secret_post",
+                )
+            })?,
+        };
+        let grant_types = match strings("grant_types")? {
+            None => vec![GrantType::AuthorizationCode],
+            Some(names) => {
+                let mut grants = Vec::new();
+                for name in names {
+                    let grant = GrantType::parse(&name)
+                        .ok_or_else(|| metadata_error("unsupported grant type"))?;
+                    if !grants.contains(&grant) {
+                        grants.push(grant);
+                    }
+                }
+                grants
+            }
+        };
+        if auth_method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
+            return Err(metadata_error(
+                "public clients may not use client_credentials",
+            ));
+        }
+        if let Some(response_types) = strings("response_types")?
+            && response_types.iter().any(|t| t != "code")
+        {
+            return Err(metadata_error("only the code response type is supported"));
+        }
+        let redirect_uris = strings("redirect_uris")?.unwrap_or_default();
+        let redirect_error = |description: &str| {
+            OAuthError::new(StatusCode::BAD_REQUEST, "invalid_redirect_uri", description)
+        };
+        if redirect_uris.len() > MAX_REDIRECT_URIS {
+            return Err(redirect_error("too many redirect_uris"));
+        }
+        if redirect_uris.iter().any(|uri| !is_valid_redirect_uri(uri)) {
+            return Err(redirect_error(
+                "a redirect URI is not an absolute URL without fragment",
+            ));
+        }
+        if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
+            return Err(redirect_error(
+                "redirect_uris is required for the authorization_code grant",
+            ));
+        }
+        let scopes = match string("scope")? {
+            None => self.config.scopes.clone(),
+            Some(scope) => {
+                let scopes = split_scopes(&scope);
+                if scopes.iter().any(|s| !self.config.scopes.contains(s)) {
+                    return Err(metadata_error("a requested scope is not supported"));
+                }
+                scopes
+            }
+        };
+        let client_name = string("client_name")?;
+
+        let id = format!("dcr-{}", random_id());
+        let secret = (auth_method != AuthMethod::None).then(|| random_token(""));
+        let now = self.now();
+        let mut response = json!({
+            "client_id": id,
+            "client_id_issued_at": now,
+            "redirect_uris": redirect_uris,
+            "grant_types": grant_types.iter().map(|g| g.name()).collect::<Vec<_>>(),
+            "response_types": if grant_types.contains(&GrantType::AuthorizationCode) {
+                json!(["code"])
+            } else {
+                json!([])
+            },
+            "token_endpoint_auth_method": auth_method.name(),
+            "scope": scopes.join(" "),
+        });
+        if let Some(secret) = &secret {
+            response["client_secret"] = json!(secret);
+            response["client_secret_expires_at"] = json!(0);
+        }
+        if let Some(name) = client_name {
+            response["client_name"] = json!(name);
+        }
+        self.store.registered.lock().insert(
+            id.clone(),
+            Arc::new(Client {
+                id: id.clone(),
+                secret_hash: secret.as_deref().map(|s| sha256(s.as_bytes())),
+                grant_types,
+                scopes,
+                redirect_uris,
+            }),
+        );
+        tracing::debug!(client_id = %id, "dev authorization server: registered a client");
+        Ok(response)
+    }
+
+    pub(super) fn introspect(&self, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAuthError> {
+        check_form_content_type(headers)?;
+        let params = Params::parse(body);
+        if let Some(name) = params.first_duplicate() {
+            return Err(OAuthError::invalid_request(format!(
+                "parameter {name} is repeated"
+            )));
+        }
+        self.authenticate(headers, &params, true)?;
+        let token = params
+            .get("token")
+            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        let now = self.now();
+        if let Some(response) = self.introspect_refresh_token(token, now) {
+            return Ok(response);
+        }
+        let Some(claims) = self.verify_access_token(token, now) else {
+            return Ok(json!({ "active": false }));
+        };
+        let mut response = Map::new();
+        response.insert("active".to_owned(), Value::Bool(true));
+        for name in [
+            "scope",
+            "client_id",
+            "sub",
+            "aud",
+            "iss",
+            "exp",
+            "iat",
+            "jti",
+        ] {
+            if let Some(value) = claims.get(name) {
+                response.insert(name.to_owned(), value.clone());
+            }
+        }
+        response.insert("token_type".to_owned(), json!("Bearer"));
+        Ok(Value::Object(response))
+    }
+
+    fn introspect_refresh_token(&self, token: &str, now: u64) -> Option<Value> {
+        let tables = self.store.refresh.lock();
+        let entry = tables.tokens.get(&sha256(token.as_bytes()))?;
+        let active = !entry.used && entry.expires_at > now && tables.family_live(entry.family);
+        if !active {
+            return Some(json!({ "active": false }));
+        }
+        let mut response = json!({
+            "active": true,
+            "client_id": entry.client_id,
+            "sub": entry.subject,
+            "aud": entry.resource,
+            "iss": self.issuer,
+            "exp": entry.expires_at,
+            "iat": entry.issued_at,
+            "token_type": "refresh_token",
+        });
+        if !entry.scopes.is_empty() {
+            response["scope"] = json!(entry.scopes.join(" "));
+        }
+        Some(response)
+    }
+
+    pub(super) fn revoke(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), OAuthError> {
+        check_form_content_type(headers)?;
+        let params = Params::parse(body);
+        if let Some(name) = params.first_duplicate() {
+            return Err(OAuthError::invalid_request(format!(
+                "parameter {name} is repeated"
+            )));
+        }
+        let client = self.authenticate(headers, &params, false)?;
+        let token = params
+            .get("token")
+            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        let now = self.now();
+        let hash = sha256(token.as_bytes());
+        let mut tables = self.store.refresh.lock();
+        if let Some(entry) = tables.tokens.get(&hash) {
+            if entry.client_id == client.id {
+                let family = entry.family;
+                let revoked = tables.revoke_family(family);
+                drop(tables);
+                self.store.revoke_access_tokens(revoked, now);
+                tracing::debug!(client_id = %client.id, family, "dev authorization server: revoked a refresh token family");
+            }
+            return Ok(());
+        }
+        drop(tables);
+        if let Some(claims) = self.verify_access_token(token, now) {
+            let owned = claims.get("client_id").and_then(Value::as_str) == Some(&client.id);
+            let jti = claims.get("jti").and_then(Value::as_str);
+            let exp = claims.get("exp").and_then(Value::as_u64);
+            if let (true, Some(jti), Some(exp)) = (owned, jti, exp) {
+                self.store
+                    .revoke_access_tokens(vec![(jti.to_owned(), exp)], now);
+                tracing::debug!(client_id = %client.id, %jti, "dev authorization server: revoked an access token");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The fields of a grant a refresh token carries.
+struct RefreshGrant<'a> {
+    client_id: &'a str,
+    subject: &'a str,
+    scopes: &'a [String],
+    resource: &'a str,
+}
+
+/// What an authorization code grants, copied out of the code table.
+struct RedeemedCode {
+    subject: String,
+    scopes: Vec<String>,
+    resource: String,
+}
+
+/// The id and secret of `Authorization: Basic …`, form-decoded (RFC 6749 §2.3.1); an empty
+/// secret is none.
+fn basic_credentials(value: &HeaderValue) -> Option<(String, Option<String>)> {
+    let value = value.to_str().ok()?;
+    let (scheme, credentials) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = STANDARD.decode(credentials.trim()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let id = form_decode(id)?;
+    (!id.is_empty()).then_some(())?;
+    let secret = form_decode(secret)?;
+    // Some public clients send `client_id:` with an empty password: no secret.
+    Some((id, (!secret.is_empty()).then_some(secret)))
+}
+
+/// Refuses a body announced as anything but a form (a missing `Content-Type` is accepted).
+fn check_form_content_type(headers: &HeaderMap) -> Result<(), OAuthError> {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let media_type = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    if media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ))
+    }
+}
+
+/// An RFC 6749 §5.2 error response.
+#[derive(Debug)]
+pub(super) struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            error,
+            description: description.into(),
+        }
+    }
+
+    fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    fn invalid_client(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
+    }
+
+    fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+    }
+
+    fn invalid_scope(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
+    }
+
+    fn invalid_target(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_target", description)
+    }
+
+    pub(super) fn into_response(self) -> Response {
+        let body = json!({ "error": self.error, "error_description": self.description });
+        let mut response = json_response(self.status, &body, true);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static(BASIC_CHALLENGE));
+        }
+        response
+    }
+}
+
+pub(super) fn json_response(status: StatusCode, body: &Value, no_store: bool) -> Response {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if no_store {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    }
+    response
+}
+
+pub(super) fn result_response(result: Result<Value, OAuthError>, status: StatusCode) -> Response {
+    match result {
+        Ok(body) => json_response(status, &body, true),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// A `302` to `redirect_uri` with `pairs` appended to its query.
+fn redirect_to(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
+    let location = match Url::parse(redirect_uri) {
+        Ok(mut url) => {
+            url.query_pairs_mut().extend_pairs(pairs);
+            url.to_string()
+        }
+        Err(_) => return error_page("redirect_uri is not a valid URL."),
+    };
+    let Ok(location) = HeaderValue::from_str(&location) else {
+        return error_page("redirect_uri is not a valid URL.");
+    };
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::FOUND;
+    response.headers_mut().insert(LOCATION, location);
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A `400` HTML page for errors that must not redirect (RFC 6749 §4.1.2.1). `message` is a
+/// fixed text, never request input.
+fn error_page(message: &'static str) -> Response {
+    let html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Authorization error</title></head>\
+         <body><h1>Authorization error</h1><p>{message}</p>\
+         <p>This is the mcp-oauth development authorization server.</p></body></html>\n"
+    );
+    let mut response = Response::new(Body::from(html));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

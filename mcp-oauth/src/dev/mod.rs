@@ -1,0 +1,436 @@
+//! A development OAuth 2.1 authorization server (feature `dev`): the test kit grown up.
+//!
+//! [`DevAuthorizationServer`] runs in-process on 127.0.0.1 and issues real RFC 9068 JWT
+//! access tokens for your MCP server, so that real MCP clients (and tests) can go through
+//! the whole OAuth dance against it without any external identity provider:
+//!
+//! | endpoint | what |
+//! |---|---|
+//! | `GET /.well-known/oauth-authorization-server` | RFC 8414 metadata |
+//! | `GET /.well-known/openid-configuration` | the same, as OpenID discovery |
+//! | `GET /jwks` | the public signing key |
+//! | `GET /authorize` | authorization code + PKCE (S256 only), consent auto-approved for the dev user |
+//! | `POST /token` | `authorization_code`, `refresh_token` (rotating), `client_credentials` |
+//! | `POST /register` | RFC 7591 dynamic client registration (open) |
+//! | `POST /introspect` | RFC 7662 introspection (client-authenticated) |
+//! | `POST /revoke` | RFC 7009 revocation |
+//!
+//! It is a development tool: plain HTTP on loopback, every authorization request approved for
+//! a single configured user, all state in memory (bounded: the oldest codes, refresh tokens
+//! and registered clients are evicted past [`DEFAULT_MAX_ENTRIES`] each). Never expose it.
+//!
+//! Raw tokens and secrets are never logged; log lines carry at most a short SHA-256 prefix.
+
+mod endpoints;
+mod params;
+mod server;
+mod store;
+
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use crate::clock::{Clock, SystemClock};
+use crate::testing::SigningAlgorithm;
+use server::{Inner, ServerHandle};
+
+/// The resource (token audience) when none is configured.
+pub const DEFAULT_RESOURCE: &str = "http://127.0.0.1:8080/mcp";
+/// The id of the client every server has unless configured otherwise; see
+/// [`DevAuthorizationServer::dev_client`].
+pub const DEFAULT_CLIENT_ID: &str = "dev-client";
+/// The subject of authorization-code tokens when none is configured.
+pub const DEFAULT_DEV_USER: &str = "dev-user";
+/// The default lifetime of access tokens: short-lived.
+pub const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(300);
+/// The default lifetime of refresh tokens.
+pub const DEFAULT_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The lifetime of authorization codes.
+pub const AUTHORIZATION_CODE_TTL: Duration = Duration::from_secs(60);
+/// The default bound of each in-memory table (codes, refresh tokens, registered clients,
+/// revoked tokens).
+pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+
+/// A pre-registered confidential client of a [`DevAuthorizationServer`].
+///
+/// Confidential clients authenticate at the token, introspection and revocation endpoints
+/// with `client_secret_basic` or `client_secret_post` (either is accepted), and may use every
+/// grant type. `Debug` does not show the secret.
+///
+/// ```
+/// use mcp_oauth::dev::DevClient;
+///
+/// let client = DevClient {
+///     id: "calendar-agent".into(),
+///     secret: "agent-secret".into(),
+///     scopes: vec!["calendar:read".into()],
+///     redirect_uris: vec!["http://127.0.0.1/callback".into()],
+/// };
+/// assert!(!format!("{client:?}").contains("agent-secret"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct DevClient {
+    /// The `client_id`.
+    pub id: String,
+    /// The client secret.
+    pub secret: String,
+    /// The scopes the client may be granted; each must be one of the server's
+    /// ([`DevAuthorizationServerBuilder::scopes`]). A request without `scope` gets them all.
+    pub scopes: Vec<String>,
+    /// The redirect URIs of the authorization-code flow, matched exactly, except that
+    /// `http` loopback URIs (`127.0.0.1`, `[::1]`, `localhost`) match with any port
+    /// (RFC 8252 §7.3).
+    pub redirect_uris: Vec<String>,
+}
+
+impl fmt::Debug for DevClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DevClient")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .field("scopes", &self.scopes)
+            .field("redirect_uris", &self.redirect_uris)
+            .finish()
+    }
+}
+
+/// Configures and starts a [`DevAuthorizationServer`]; from
+/// [`DevAuthorizationServer::builder`].
+#[must_use = "call .start().await to run the server"]
+pub struct DevAuthorizationServerBuilder {
+    port: u16,
+    resources: Vec<String>,
+    scopes: Vec<String>,
+    dev_user: String,
+    access_token_ttl: Duration,
+    refresh_token_ttl: Duration,
+    clients: Vec<DevClient>,
+    algorithm: SigningAlgorithm,
+    clock: Arc<dyn Clock>,
+    max_entries: usize,
+}
+
+impl fmt::Debug for DevAuthorizationServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DevAuthorizationServerBuilder")
+            .field("port", &self.port)
+            .field("resources", &self.resources)
+            .field("scopes", &self.scopes)
+            .field("dev_user", &self.dev_user)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("clients", &self.clients)
+            .field("algorithm", &self.algorithm.name())
+            .field("clock", &self.clock)
+            .field("max_entries", &self.max_entries)
+            .finish()
+    }
+}
+
+impl Default for DevAuthorizationServerBuilder {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            resources: Vec::new(),
+            scopes: Vec::new(),
+            dev_user: DEFAULT_DEV_USER.to_owned(),
+            access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
+            refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
+            clients: Vec::new(),
+            algorithm: SigningAlgorithm::ES256,
+            clock: Arc::new(SystemClock),
+            max_entries: DEFAULT_MAX_ENTRIES,
+        }
+    }
+}
+
+impl DevAuthorizationServerBuilder {
+    /// Listens on this port of 127.0.0.1 (default 0: an ephemeral port).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// A resource (RFC 8707) the server issues tokens for, e.g. the MCP endpoint URL
+    /// `http://127.0.0.1:8080/mcp`. Call again to serve several: a token's `aud` is the
+    /// `resource` parameter of the request, which must be one of them, or the first one when
+    /// the request has none. Default: [`DEFAULT_RESOURCE`].
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resources.push(resource.into());
+        self
+    }
+
+    /// The scopes the server grants (replacing any set before), advertised as
+    /// `scopes_supported`. Default: none.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The subject (`sub`) of authorization-code tokens: every authorization request is
+    /// approved for this user without asking. Default: [`DEFAULT_DEV_USER`].
+    pub fn dev_user(mut self, subject: impl Into<String>) -> Self {
+        self.dev_user = subject.into();
+        self
+    }
+
+    /// The lifetime of access tokens (whole seconds, at least one). Default:
+    /// [`DEFAULT_ACCESS_TOKEN_TTL`].
+    pub fn access_token_ttl(mut self, ttl: Duration) -> Self {
+        self.access_token_ttl = ttl;
+        self
+    }
+
+    /// The lifetime of each refresh token (whole seconds, at least one); every rotation issues
+    /// a new one with a fresh lifetime. Default: [`DEFAULT_REFRESH_TOKEN_TTL`].
+    pub fn refresh_token_ttl(mut self, ttl: Duration) -> Self {
+        self.refresh_token_ttl = ttl;
+        self
+    }
+
+    /// Pre-registers a confidential client. A client with the id [`DEFAULT_CLIENT_ID`]
+    /// replaces the default one.
+    pub fn client(mut self, client: DevClient) -> Self {
+        self.clients.push(client);
+        self
+    }
+
+    /// The signing algorithm (default `ES256`; `RS256` works too, as does any asymmetric
+    /// algorithm of the test kit). `HS256` is refused at [`start`](Self::start).
+    pub fn signing_algorithm(mut self, algorithm: SigningAlgorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// The clock every time-based decision reads (default: the system clock). A
+    /// [`ManualClock`](crate::ManualClock) lets tests expire codes and tokens.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The bound of each in-memory table (default [`DEFAULT_MAX_ENTRIES`]; at least 1).
+    pub fn max_entries(mut self, entries: usize) -> Self {
+        self.max_entries = entries.max(1);
+        self
+    }
+
+    /// Binds 127.0.0.1 and serves on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// An [`io::Error`] if the port cannot be bound (e.g. [`io::ErrorKind::AddrInUse`]), if
+    /// called outside a tokio runtime, or ([`io::ErrorKind::InvalidInput`]) if the
+    /// configuration is invalid: a resource that is not an absolute URL without fragment, a
+    /// malformed scope, a client scope the server does not grant, an empty or duplicate
+    /// client id or secret, a malformed redirect URI, a symmetric signing algorithm, a zero
+    /// lifetime.
+    pub async fn start(self) -> io::Result<DevAuthorizationServer> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(io::Error::other(
+                "DevAuthorizationServer::start needs a tokio runtime",
+            ));
+        }
+        let config = server::Config::check(server::Config {
+            resources: if self.resources.is_empty() {
+                vec![DEFAULT_RESOURCE.to_owned()]
+            } else {
+                self.resources
+            },
+            scopes: self.scopes,
+            dev_user: self.dev_user,
+            access_token_ttl: self.access_token_ttl.as_secs(),
+            refresh_token_ttl: self.refresh_token_ttl.as_secs(),
+            clients: self.clients,
+            algorithm: self.algorithm,
+            clock: self.clock,
+            max_entries: self.max_entries,
+        })?;
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).await?;
+        let addr = listener.local_addr()?;
+        let inner = Arc::new(Inner::new(config, addr)?);
+        let server = ServerHandle::spawn(listener, Arc::clone(&inner));
+        tracing::info!(issuer = %inner.issuer, "dev authorization server listening");
+        Ok(DevAuthorizationServer {
+            inner,
+            server: Arc::new(server),
+        })
+    }
+}
+
+/// A development OAuth 2.1 authorization server on 127.0.0.1; see the [module](self)
+/// documentation for its endpoints.
+///
+/// Clones are cheap handles onto the same server. It runs on the tokio runtime that started
+/// it until [`shutdown`](Self::shutdown), until the last handle is dropped, or until the
+/// runtime ends.
+///
+/// ```
+/// use mcp_oauth::dev::DevAuthorizationServer;
+/// use mcp_oauth::{IssuerPolicy, Validator};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// tokio::runtime::Runtime::new()?.block_on(async {
+///     let server = DevAuthorizationServer::builder()
+///         .resource("http://127.0.0.1:8080/mcp")
+///         .scopes(["calendar:read", "calendar:write"])
+///         .start()
+///         .await?;
+///
+///     // The default confidential client, for `client_credentials` against
+///     // `server.token_endpoint()`.
+///     let client = server.dev_client();
+///     assert_eq!(client.id, "dev-client");
+///
+///     // A ready-to-paste token for `Authorization: Bearer …`.
+///     let token = server.mint_access_token("dev-user", &client.id, &["calendar:read"]);
+///
+///     // The MCP server's side: strict RFC 9068 validation, keys found by discovery.
+///     let policy = IssuerPolicy::builder(server.issuer())
+///         .audience("http://127.0.0.1:8080/mcp")
+///         .build()?;
+///     let verified = Validator::new(policy)?.validate(&token).await?;
+///     assert_eq!(verified.subject(), Some("dev-user"));
+///     assert!(verified.scopes().contains("calendar:read"));
+///
+///     server.shutdown().await;
+///     Ok(())
+/// })
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct DevAuthorizationServer {
+    inner: Arc<Inner>,
+    server: Arc<ServerHandle>,
+}
+
+impl fmt::Debug for DevAuthorizationServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DevAuthorizationServer")
+            .field("issuer", &self.inner.issuer)
+            .field("resources", &self.inner.config.resources)
+            .field("scopes", &self.inner.config.scopes)
+            .field("dev_client", &self.inner.dev_client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DevAuthorizationServer {
+    /// A builder with the defaults: an ephemeral port, [`DEFAULT_RESOURCE`], no scopes,
+    /// [`DEFAULT_DEV_USER`], 5-minute access tokens, one client [`DEFAULT_CLIENT_ID`].
+    pub fn builder() -> DevAuthorizationServerBuilder {
+        DevAuthorizationServerBuilder::default()
+    }
+
+    /// The issuer identifier, `http://127.0.0.1:PORT` (the `iss` of its tokens).
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// The RFC 8414 metadata URL: `<issuer>/.well-known/oauth-authorization-server`.
+    pub fn metadata_url(&self) -> String {
+        format!(
+            "{}/.well-known/oauth-authorization-server",
+            self.inner.issuer
+        )
+    }
+
+    /// The JWKS URL: `<issuer>/jwks`.
+    pub fn jwks_uri(&self) -> &str {
+        &self.inner.jwks_uri
+    }
+
+    /// The authorization endpoint: `<issuer>/authorize`.
+    pub fn authorization_endpoint(&self) -> &str {
+        &self.inner.authorization_endpoint
+    }
+
+    /// The token endpoint: `<issuer>/token`.
+    pub fn token_endpoint(&self) -> &str {
+        &self.inner.token_endpoint
+    }
+
+    /// The dynamic client registration endpoint: `<issuer>/register`.
+    pub fn registration_endpoint(&self) -> &str {
+        &self.inner.registration_endpoint
+    }
+
+    /// The introspection endpoint: `<issuer>/introspect`.
+    pub fn introspection_endpoint(&self) -> &str {
+        &self.inner.introspection_endpoint
+    }
+
+    /// The revocation endpoint: `<issuer>/revoke`.
+    pub fn revocation_endpoint(&self) -> &str {
+        &self.inner.revocation_endpoint
+    }
+
+    /// The default resource: the audience of tokens whose request names none.
+    pub fn resource(&self) -> &str {
+        &self.inner.config.resources[0]
+    }
+
+    /// Every resource the server issues tokens for, the default first.
+    pub fn resources(&self) -> &[String] {
+        &self.inner.config.resources
+    }
+
+    /// The scopes the server grants.
+    pub fn scopes(&self) -> &[String] {
+        &self.inner.config.scopes
+    }
+
+    /// The subject of authorization-code tokens.
+    pub fn dev_user(&self) -> &str {
+        &self.inner.config.dev_user
+    }
+
+    /// The client [`DEFAULT_CLIENT_ID`]: the default one (a random secret, every scope,
+    /// redirect URIs `http://127.0.0.1/callback` and `http://localhost/callback`, any port),
+    /// or the one configured with that id.
+    pub fn dev_client(&self) -> &DevClient {
+        &self.inner.dev_client
+    }
+
+    /// The RFC 8414 metadata document, as served.
+    pub fn metadata(&self) -> Value {
+        self.inner.metadata(false)
+    }
+
+    /// The JWKS, as served.
+    pub fn jwks(&self) -> Value {
+        self.inner.jwks()
+    }
+
+    /// Mints an access token as the token endpoint would: an RFC 9068 JWT for the default
+    /// resource, signed by the server's key, valid for the access-token lifetime. Nothing is
+    /// checked: `subject`, `client_id` and `scopes` are taken as given (an empty `scopes`
+    /// gives a token without `scope`).
+    pub fn mint_access_token(&self, subject: &str, client_id: &str, scopes: &[&str]) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        let now = self.inner.now();
+        self.inner
+            .issue_access_token(subject, client_id, &scopes, self.resource(), now)
+            .token
+    }
+
+    /// Stops listening: once this returns, new connections are refused. Open connections
+    /// are closed gracefully; this waits up to a second for them. Idempotent.
+    pub async fn shutdown(&self) {
+        self.server.shutdown().await;
+    }
+}

@@ -1,0 +1,399 @@
+//! The dev server's in-memory state: registered clients, authorization codes, refresh-token
+//! families and revoked access tokens, each table bounded (the oldest entry is evicted).
+//!
+//! Codes and refresh tokens are keyed by the SHA-256 of the token, never the token itself.
+
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+/// The most recent access tokens remembered per refresh-token family, to revoke them with it.
+const ACCESS_TOKENS_PER_FAMILY: usize = 64;
+
+/// A hash map that holds at most `capacity` entries: inserting into a full map evicts the
+/// oldest insertion.
+pub(crate) struct BoundedMap<K, V> {
+    capacity: usize,
+    next: u64,
+    entries: HashMap<K, (u64, V)>,
+    order: BTreeMap<u64, K>,
+}
+
+impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            next: 0,
+            entries: HashMap::new(),
+            order: BTreeMap::new(),
+        }
+    }
+
+    /// Inserts (or replaces, which counts as the newest insertion), evicting the oldest
+    /// entries beyond the capacity.
+    pub(crate) fn insert(&mut self, key: K, value: V) {
+        self.remove(&key);
+        while self.entries.len() >= self.capacity {
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
+            self.entries.remove(&oldest);
+        }
+        let seq = self.next;
+        self.next += 1;
+        self.order.insert(seq, key.clone());
+        self.entries.insert(key, (seq, value));
+    }
+
+    pub(crate) fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        self.entries.get(key).map(|(_, value)| value)
+    }
+
+    pub(crate) fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        self.entries.get_mut(key).map(|(_, value)| value)
+    }
+
+    pub(crate) fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        let (seq, value) = self.entries.remove(key)?;
+        self.order.remove(&seq);
+        Some(value)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// How a client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthMethod {
+    None,
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+impl AuthMethod {
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        match name {
+            "none" => Some(AuthMethod::None),
+            "client_secret_basic" => Some(AuthMethod::ClientSecretBasic),
+            "client_secret_post" => Some(AuthMethod::ClientSecretPost),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            AuthMethod::None => "none",
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+        }
+    }
+}
+
+/// The grant types the server implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub(crate) const ALL: [GrantType; 3] = [
+        GrantType::AuthorizationCode,
+        GrantType::RefreshToken,
+        GrantType::ClientCredentials,
+    ];
+
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        match name {
+            "authorization_code" => Some(GrantType::AuthorizationCode),
+            "refresh_token" => Some(GrantType::RefreshToken),
+            "client_credentials" => Some(GrantType::ClientCredentials),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+/// A client the server knows: pre-registered or dynamically registered. Confidential
+/// clients may authenticate with `client_secret_basic` or `client_secret_post`, whichever
+/// they registered.
+pub(crate) struct Client {
+    pub(crate) id: String,
+    /// SHA-256 of the secret; `None` for public clients.
+    pub(crate) secret_hash: Option<[u8; 32]>,
+    pub(crate) grant_types: Vec<GrantType>,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) redirect_uris: Vec<String>,
+}
+
+impl Client {
+    pub(crate) fn is_public(&self) -> bool {
+        self.secret_hash.is_none()
+    }
+
+    pub(crate) fn allows(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+
+    /// Whether `secret` is this client's secret (compared as SHA-256 digests, in constant
+    /// time).
+    pub(crate) fn secret_matches(&self, secret: &str) -> bool {
+        let Some(expected) = &self.secret_hash else {
+            return false;
+        };
+        let actual = sha256(secret.as_bytes());
+        expected
+            .iter()
+            .zip(actual.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+/// An issued authorization code.
+pub(crate) struct CodeGrant {
+    pub(crate) client_id: String,
+    /// The `redirect_uri` of the authorization request, if it carried one.
+    pub(crate) redirect_uri: Option<String>,
+    pub(crate) code_challenge: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) resource: String,
+    pub(crate) subject: String,
+    pub(crate) expires_at: u64,
+    /// Set on redemption: what the code was exchanged for, revoked if the code is replayed.
+    pub(crate) redeemed: Option<Redemption>,
+}
+
+/// What an authorization code was exchanged for.
+#[derive(Clone)]
+pub(crate) struct Redemption {
+    pub(crate) family: Option<u64>,
+    pub(crate) jti: String,
+    pub(crate) jti_expires_at: u64,
+}
+
+/// A refresh token (keyed by its hash).
+pub(crate) struct RefreshEntry {
+    pub(crate) family: u64,
+    pub(crate) client_id: String,
+    pub(crate) subject: String,
+    /// The scopes of the grant (a refresh keeps them; only access tokens are down-scoped).
+    pub(crate) scopes: Vec<String>,
+    pub(crate) resource: String,
+    pub(crate) issued_at: u64,
+    pub(crate) expires_at: u64,
+    /// Rotated away: presenting it again is a replay and revokes the family.
+    pub(crate) used: bool,
+}
+
+/// The chain of refresh tokens descending from one authorization code.
+pub(crate) struct Family {
+    pub(crate) revoked: bool,
+    /// Recent access tokens issued in this family: `(jti, exp)`.
+    pub(crate) access_tokens: Vec<(String, u64)>,
+}
+
+impl Family {
+    pub(crate) fn new() -> Self {
+        Self {
+            revoked: false,
+            access_tokens: Vec::new(),
+        }
+    }
+
+    /// Remembers an access token, forgetting expired and the oldest ones.
+    pub(crate) fn remember(&mut self, jti: String, exp: u64, now: u64) {
+        self.access_tokens.retain(|(_, exp)| *exp > now);
+        if self.access_tokens.len() >= ACCESS_TOKENS_PER_FAMILY {
+            self.access_tokens.remove(0);
+        }
+        self.access_tokens.push((jti, exp));
+    }
+}
+
+/// Refresh tokens and their families, under one lock so that rotation and replay
+/// detection are atomic.
+pub(crate) struct RefreshTables {
+    pub(crate) tokens: BoundedMap<[u8; 32], RefreshEntry>,
+    pub(crate) families: BoundedMap<u64, Family>,
+}
+
+impl RefreshTables {
+    /// Creates family `id` remembering its first access token. A family revoked before it
+    /// was created (a code replayed while being redeemed) stays revoked.
+    pub(crate) fn create_family(&mut self, id: u64, jti: String, exp: u64, now: u64) {
+        match self.families.get_mut(&id) {
+            Some(family) => family.remember(jti, exp, now),
+            None => {
+                let mut family = Family::new();
+                family.remember(jti, exp, now);
+                self.families.insert(id, family);
+            }
+        }
+    }
+
+    /// Marks a family revoked (creating it revoked if unknown); returns its access tokens,
+    /// to revoke them too.
+    pub(crate) fn revoke_family(&mut self, id: u64) -> Vec<(String, u64)> {
+        match self.families.get_mut(&id) {
+            Some(family) => {
+                family.revoked = true;
+                std::mem::take(&mut family.access_tokens)
+            }
+            None => {
+                let mut family = Family::new();
+                family.revoked = true;
+                self.families.insert(id, family);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Whether the family exists and is not revoked (evicted families count as revoked).
+    pub(crate) fn family_live(&self, family: u64) -> bool {
+        self.families.get(&family).is_some_and(|f| !f.revoked)
+    }
+}
+
+/// All mutable state of a dev server.
+pub(crate) struct Store {
+    pub(crate) static_clients: HashMap<String, Arc<Client>>,
+    pub(crate) registered: Mutex<BoundedMap<String, Arc<Client>>>,
+    pub(crate) codes: Mutex<BoundedMap<[u8; 32], CodeGrant>>,
+    pub(crate) refresh: Mutex<RefreshTables>,
+    /// Revoked access tokens: `jti` → `exp`.
+    pub(crate) revoked: Mutex<BoundedMap<String, u64>>,
+}
+
+impl Store {
+    pub(crate) fn new(static_clients: Vec<Client>, capacity: usize) -> Self {
+        Self {
+            static_clients: static_clients
+                .into_iter()
+                .map(|c| (c.id.clone(), Arc::new(c)))
+                .collect(),
+            registered: Mutex::new(BoundedMap::new(capacity)),
+            codes: Mutex::new(BoundedMap::new(capacity)),
+            refresh: Mutex::new(RefreshTables {
+                tokens: BoundedMap::new(capacity),
+                families: BoundedMap::new(capacity),
+            }),
+            revoked: Mutex::new(BoundedMap::new(capacity)),
+        }
+    }
+
+    pub(crate) fn client(&self, id: &str) -> Option<Arc<Client>> {
+        if let Some(client) = self.static_clients.get(id) {
+            return Some(Arc::clone(client));
+        }
+        self.registered.lock().get(id).cloned()
+    }
+
+    /// Revokes access tokens by `jti` (expired ones need no entry).
+    pub(crate) fn revoke_access_tokens(&self, tokens: Vec<(String, u64)>, now: u64) {
+        let mut revoked = self.revoked.lock();
+        for (jti, exp) in tokens {
+            if exp > now {
+                revoked.insert(jti, exp);
+            }
+        }
+    }
+
+    pub(crate) fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked.lock().get(jti).is_some()
+    }
+}
+
+/// SHA-256 of `bytes`.
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// A short, loggable fingerprint of a secret: the first 8 hex digits of its SHA-256.
+pub(crate) fn fingerprint(secret: &str) -> String {
+    sha256(secret.as_bytes())[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_map_evicts_the_oldest() {
+        let mut map = BoundedMap::new(3);
+        for i in 0..5 {
+            map.insert(i, i * 10);
+        }
+        assert_eq!(map.len(), 3);
+        assert!(map.get(&0).is_none() && map.get(&1).is_none());
+        assert_eq!(map.get(&4), Some(&40));
+        // Replacing refreshes the age.
+        map.insert(2, 21);
+        map.insert(5, 50);
+        assert!(map.get(&3).is_none());
+        assert_eq!(map.get(&2), Some(&21));
+        assert_eq!(map.remove(&2), Some(21));
+        assert_eq!(map.len(), 2);
+        // Removals keep the order table small.
+        for i in 100..10_000 {
+            map.insert(i, i);
+            map.remove(&i);
+        }
+        assert_eq!(map.order.len(), map.entries.len());
+    }
+
+    #[test]
+    fn family_remembers_a_bounded_number_of_access_tokens() {
+        let mut family = Family::new();
+        for i in 0..200 {
+            family.remember(format!("jti-{i}"), 1_000, 10);
+        }
+        assert_eq!(family.access_tokens.len(), ACCESS_TOKENS_PER_FAMILY);
+        family.remember("fresh".into(), 2_000, 1_500);
+        assert_eq!(family.access_tokens, [("fresh".to_owned(), 2_000)]);
+    }
+
+    #[test]
+    fn secrets_compare_by_digest() {
+        let client = Client {
+            id: "c".into(),
+            secret_hash: Some(sha256(b"s3cret")),
+            grant_types: GrantType::ALL.to_vec(),
+            scopes: Vec::new(),
+            redirect_uris: Vec::new(),
+        };
+        assert!(client.secret_matches("s3cret"));
+        assert!(!client.secret_matches("s3cres"));
+        assert_eq!(fingerprint("x").len(), 8);
+    }
+}
