@@ -4,6 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{
@@ -464,8 +465,13 @@ fn token_refusal(
     fingerprint: TokenFingerprint,
 ) -> Response<ResponseBody> {
     tracing::info!(target: AUDIT, outcome = "refused", reason = error.reason(), %fingerprint, "token refused");
-    if let TokenError::KeysUnavailable { retry_after } = error {
-        let retry = retry_after.as_secs().max(1).to_string();
+    if error.error_code() == ErrorCode::TemporarilyUnavailable {
+        let retry = error
+            .retry_after()
+            .unwrap_or(Duration::from_secs(5))
+            .as_secs()
+            .max(1)
+            .to_string();
         return json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",

@@ -175,6 +175,14 @@ impl TokenError {
         }
     }
 
+    /// When to retry, for errors that did not judge the token ([`ErrorCode::TemporarilyUnavailable`]).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            TokenError::KeysUnavailable { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     /// A stable snake_case code for audit logs and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
