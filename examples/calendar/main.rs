@@ -211,6 +211,7 @@ async fn run() -> Result<(), String> {
     let app = tower::Layer::layer(&layer, router);
 
     print_banner(&settings, &layer, &issuer, dev.as_ref());
+    println!("ready");
     axum::serve(
         listener,
         axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
@@ -269,5 +270,4 @@ fn print_banner(
         dev.token_endpoint()
     );
     println!("    and resource={}", settings.resource);
-    println!("ready");
 }

@@ -1,0 +1,313 @@
+//! Helpers shared by the tests that run the examples as processes (`mod support;`).
+//!
+//! The example binaries are the ones `cargo test` (or `cargo build --examples`) left next to
+//! the test binary, in `target/<profile>/examples/`. Every child process is time-boxed and
+//! killed when its guard is dropped, so a hang fails the test instead of hanging CI.
+
+#![allow(dead_code)] // each test crate uses a different subset
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long a server may take to print `ready`.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a process that should stop by itself may run.
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The workspace root.
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The path of an example binary built for the profile of this test binary
+/// (`target/<profile>/deps/<test>` → `target/<profile>/examples/<name>`).
+///
+/// Panics with instructions if it is missing, or if it is older than the sources it is built
+/// from (`cargo test --test <name>` does not rebuild examples, `cargo test` does).
+pub fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the path of the test binary");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| panic!("unexpected test binary location {}", exe.display()));
+    let path = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let Ok(built) = std::fs::metadata(&path).and_then(|m| m.modified()) else {
+        panic!(
+            "the example binary {} is missing: run `cargo build --examples` (or a plain \
+             `cargo test`, which builds the examples) before `cargo test --test …`",
+            path.display()
+        );
+    };
+    if let Some((source, changed)) = newest_dependency(&path) {
+        assert!(
+            changed <= built,
+            "the example binary {} is older than {}: run `cargo build --examples` (`cargo test \
+             --test …` does not rebuild examples; a plain `cargo test` does)",
+            path.display(),
+            source.display()
+        );
+    }
+    path
+}
+
+/// The most recently modified source file the binary was built from, per the dep-info file
+/// cargo writes next to it (`<binary>.d`: `<binary>: <source> <source> …`, spaces in paths
+/// escaped with `\`). `None` if there is no such file.
+fn newest_dependency(binary: &Path) -> Option<(PathBuf, SystemTime)> {
+    let dep_info = std::fs::read_to_string(binary.with_extension("d")).ok()?;
+    let first = dep_info.replace("\\\n", " ");
+    let first = first.lines().next()?;
+    let (_, deps) = first.split_once(": ")?;
+    let mut newest: Option<(PathBuf, SystemTime)> = None;
+    let mut current = String::new();
+    let mut chars = deps.chars().peekable();
+    let mut paths = Vec::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&' ') => current.push(chars.next().unwrap()),
+            ' ' => paths.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    paths.push(current);
+    for path in paths
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+    {
+        if let Ok(modified) = std::fs::metadata(&path).and_then(|m| m.modified())
+            && newest.as_ref().is_none_or(|(_, t)| modified > *t)
+        {
+            newest = Some((path, modified));
+        }
+    }
+    newest
+}
+
+/// A command for an example binary with every `MCP_OAUTH_*` variable of this process removed,
+/// and stdin closed.
+pub fn example_command(name: &str) -> Command {
+    let mut command = Command::new(example_binary(name));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("MCP_OAUTH_") {
+            command.env_remove(key);
+        }
+    }
+    command.stdin(Stdio::null());
+    command
+}
+
+/// A free port on 127.0.0.1 (bound to port 0 and released; good enough on a test machine).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// Collects a child's output stream on a thread; lines are also sent down a channel.
+struct Collector {
+    text: Arc<Mutex<String>>,
+}
+
+impl Collector {
+    fn spawn(stream: impl Read + Send + 'static, lines: Option<mpsc::Sender<String>>) -> Self {
+        let text = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&text);
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        sink.lock().unwrap().push_str(&line);
+                        if let Some(tx) = &lines {
+                            let _ = tx.send(line.trim_end().to_owned());
+                        }
+                    }
+                }
+            }
+        });
+        Self { text }
+    }
+
+    fn text(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+}
+
+/// A running child process, killed when dropped.
+pub struct Running {
+    name: String,
+    child: Child,
+    stdout: Collector,
+    stderr: Collector,
+    lines: Receiver<String>,
+    /// The stdout lines read by [`Running::wait_for_line`] so far.
+    pub banner: Vec<String>,
+}
+
+impl Running {
+    /// Spawns `command` with piped stdout and stderr.
+    pub fn spawn(name: &str, mut command: Command) -> Self {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let (tx, lines) = mpsc::channel();
+        let stdout = Collector::spawn(child.stdout.take().expect("piped stdout"), Some(tx));
+        let stderr = Collector::spawn(child.stderr.take().expect("piped stderr"), None);
+        Self {
+            name: name.to_owned(),
+            child,
+            stdout,
+            stderr,
+            lines,
+            banner: Vec::new(),
+        }
+    }
+
+    /// Starts an example and waits until it prints `ready`.
+    pub fn start_example(name: &str, command: Command) -> Self {
+        Self::start_example_until(name, command, |line| line == "ready")
+    }
+
+    /// Starts an example and waits until it prints a line that `ready` accepts.
+    pub fn start_example_until(name: &str, command: Command, ready: impl Fn(&str) -> bool) -> Self {
+        let mut running = Self::spawn(name, command);
+        running.wait_for_line(ready, READY_TIMEOUT);
+        running
+    }
+
+    /// Reads stdout lines (kept in `banner`) until one matches; panics with the output so far
+    /// if the process exits first or the time is up.
+    pub fn wait_for_line(&mut self, matches: impl Fn(&str) -> bool, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.banner.push(line.clone());
+                    if matches(&line) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "{} printed no expected line within {timeout:?}\n{}",
+                        self.name,
+                        self.output()
+                    );
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = wait_timeout(&mut self.child, Duration::from_secs(5));
+                    panic!(
+                        "{} stopped before printing the expected line ({status:?})\n{}",
+                        self.name,
+                        self.output()
+                    );
+                }
+            }
+        }
+    }
+
+    /// The value of the first banner line that starts (after indentation) with `label`.
+    pub fn banner_value(&self, label: &str) -> String {
+        self.banner
+            .iter()
+            .find_map(|line| {
+                line.trim_start()
+                    .strip_prefix(label)
+                    .map(|v| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} printed no `{label}` line:\n{}",
+                    self.name,
+                    self.banner.join("\n")
+                )
+            })
+    }
+
+    /// Everything the process printed so far, for failure messages.
+    pub fn output(&self) -> String {
+        format!(
+            "--- {} stdout ---\n{}--- {} stderr ---\n{}",
+            self.name,
+            self.stdout.text(),
+            self.name,
+            self.stderr.text()
+        )
+    }
+
+    /// What it printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.text()
+    }
+
+    /// Waits for the process to exit by itself (killing it after `timeout`), then returns its
+    /// status, stdout and stderr.
+    pub fn wait_for_exit(mut self, timeout: Duration) -> (ExitStatus, String, String) {
+        let status = wait_timeout(&mut self.child, timeout).unwrap_or_else(|| {
+            panic!(
+                "{} did not exit within {timeout:?}\n{}",
+                self.name,
+                self.output()
+            )
+        });
+        // The collector threads finish at end of stream; give them a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && Arc::strong_count(&self.stderr.text) > 1 {
+            thread::sleep(Duration::from_millis(10));
+        }
+        while Instant::now() < deadline && Arc::strong_count(&self.stdout.text) > 1 {
+            thread::sleep(Duration::from_millis(10));
+        }
+        (status, self.stdout.text(), self.stderr.text())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits up to `timeout` for the child to exit; kills it (and returns `None`) otherwise.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+/// Starts the calendar example with the embedded dev authorization server on a free port.
+pub fn start_calendar_with_dev_server() -> (Running, String) {
+    let port = free_port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let mut command = example_command("calendar");
+    command.env("MCP_OAUTH_RESOURCE", &resource);
+    (Running::start_example("calendar", command), resource)
+}
