@@ -25,6 +25,10 @@ struct Running {
 
 /// The calendar behind the OAuth layer; `tools` is the layer's step-up table.
 async fn start(tools: ToolTable) -> Running {
+    start_calendar(tools, Calendar::new()).await
+}
+
+async fn start_calendar(tools: ToolTable, calendar: Calendar) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let resource = format!(
         "http://127.0.0.1:{}/mcp",
@@ -46,7 +50,6 @@ async fn start(tools: ToolTable) -> Running {
         .tools(tools)
         .build()
         .unwrap();
-    let calendar = Calendar::new();
     let mut mcp_config = StreamableHttpServerConfig::default();
     mcp_config.legacy_session_mode = true;
     let mcp = StreamableHttpService::new(
@@ -300,4 +303,46 @@ async fn without_the_layer_every_guarded_tool_fails_closed() {
             "{tool}: {refused}"
         );
     }
+}
+
+#[tokio::test]
+async fn tools_list_can_be_filtered_to_what_the_token_may_call() {
+    let table = mcp_oauth::rmcp::tool_table(&Calendar::tool_router());
+    let server = start_calendar(table, Calendar::with_tool_filter(true)).await;
+    let list = |token: String| {
+        let server = &server;
+        async move {
+            let session = server.session(&token).await;
+            let (status, value) = server
+                .post(
+                    &token,
+                    Some(&session),
+                    json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}),
+                )
+                .await;
+            assert_eq!(status, 200);
+            let mut names: Vec<String> = value["result"]["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_owned())
+                .collect();
+            names.sort();
+            names
+        }
+    };
+    assert_eq!(
+        list(server.issuer.token().scope("calendar:read").sign()).await,
+        ["list_events", "whoami"]
+    );
+    assert_eq!(
+        list(server.issuer.token().scope("calendar:write").sign()).await,
+        ["create_event", "delete_event", "list_events", "whoami"]
+    );
+    assert_eq!(
+        list(server.issuer.token().scope("calendar:admin").sign())
+            .await
+            .len(),
+        5
+    );
 }

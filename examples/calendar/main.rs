@@ -11,6 +11,7 @@
 //! | `MCP_OAUTH_ISSUER_JWKS_URI` | the issuer's JWKS URL (default: discovered from the issuer) |
 //! | `MCP_OAUTH_AUDIENCE` | the audience tokens carry (default: the resource URL) |
 //! | `MCP_OAUTH_ALLOWED_ORIGINS` | extra browser origins allowed to call the endpoint (comma-separated) |
+//! | `MCP_OAUTH_FILTER_TOOLS` | `1`: `tools/list` shows each caller only the tools its token may call (SEP-1881) |
 
 mod server;
 
@@ -35,6 +36,7 @@ struct Settings {
     jwks_uri: Option<String>,
     audience: Option<String>,
     origins: Vec<String>,
+    filter_tools: bool,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -198,7 +200,7 @@ async fn run() -> Result<(), String> {
         .build()
         .map_err(|e| format!("invalid configuration: {e}"))?;
 
-    let calendar = Calendar::new();
+    let calendar = Calendar::with_tool_filter(settings.filter_tools);
     let mut mcp_config = StreamableHttpServerConfig::default();
     mcp_config.legacy_session_mode = true;
     mcp_config.allowed_hosts = Vec::new();

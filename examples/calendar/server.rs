@@ -25,6 +25,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Default)]
 pub struct Calendar {
     events: Arc<Mutex<Vec<Event>>>,
+    /// List only the tools the caller's token may call (SEP-1881); off by default.
+    filter_tools: bool,
 }
 
 /// A calendar event.
@@ -69,7 +71,16 @@ fn json_result(value: &impl Serialize) -> Result<CallToolResult, ErrorData> {
 impl Calendar {
     /// A calendar with one event in it.
     pub fn new() -> Self {
-        let calendar = Self::default();
+        Self::with_tool_filter(false)
+    }
+
+    /// Like [`new`](Self::new); with `filter_tools`, `tools/list` shows each caller only the
+    /// tools its token may call.
+    pub fn with_tool_filter(filter_tools: bool) -> Self {
+        let calendar = Self {
+            filter_tools,
+            ..Self::default()
+        };
         calendar.events.lock().push(Event {
             id: 1,
             title: "Stand-up".into(),
@@ -138,6 +149,23 @@ impl Calendar {
 
 #[tool_handler]
 impl ServerHandler for Calendar {
+    async fn list_tools(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::ListToolsResult, ErrorData> {
+        let tools = Self::tool_router().list_all();
+        if self.filter_tools {
+            let policy = mcp_oauth::tools::UnannotatedToolPolicy::default();
+            return Ok(mcp_oauth::rmcp::filtered_tools_result::<Calendar>(
+                tools, &context, policy,
+            ));
+        }
+        let mut result = rmcp::model::ListToolsResult::with_all_items(tools);
+        result.next_cursor = None;
+        Ok(result)
+    }
+
     fn get_info(&self) -> ServerConfig {
         let mut config = ServerConfig::default();
         config.capabilities = ServerCapabilities::builder().enable_tools().build();

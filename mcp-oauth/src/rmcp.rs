@@ -223,6 +223,36 @@ pub fn tools_for_resource<R: ProtectedResource>(
     tools_for(tools, &identity, &required, R::scope_hierarchy(), policy)
 }
 
+/// A complete `tools/list` result filtered with [`tools_for_resource`]. The result varies
+/// per token, so it is marked for private caching only (SEP-2549 `cacheScope: private`, no
+/// TTL). Use it as the body of your `ServerHandler::list_tools`:
+///
+/// ```ignore
+/// async fn list_tools(&self, _: Option<PaginatedRequestParams>, context: RequestContext<RoleServer>)
+///     -> Result<ListToolsResult, ErrorData>
+/// {
+///     Ok(mcp_oauth::rmcp::filtered_tools_result::<Calendar>(
+///         Self::tool_router().list_all(), &context, UnannotatedToolPolicy::default()))
+/// }
+/// ```
+pub fn filtered_tools_result<R: ProtectedResource>(
+    tools: Vec<Tool>,
+    context: &RequestContext<RoleServer>,
+    policy: UnannotatedToolPolicy,
+) -> rmcp::model::ListToolsResult {
+    let supports_cache_hints = context
+        .protocol_version()
+        .is_some_and(|version| version >= rmcp::model::ProtocolVersion::V_2026_07_28);
+    rmcp::model::ListToolsResult {
+        result_type: Some(rmcp::model::ResultType::COMPLETE),
+        tools: tools_for_resource::<R>(tools, context, policy),
+        meta: None,
+        next_cursor: None,
+        ttl_ms: supports_cache_hints.then_some(0),
+        cache_scope: supports_cache_hints.then_some(rmcp::model::CacheScope::Private),
+    }
+}
+
 /// Whether a table entry lets `identity` call `tool` (used by the HTTP layer and tests).
 pub fn may_call(
     table: &ToolTable,
