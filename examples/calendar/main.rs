@@ -103,6 +103,11 @@ impl Settings {
                     .collect()
             })
             .unwrap_or_default();
+        let filter_tools = match var("MCP_OAUTH_FILTER_TOOLS").as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(other) => return Err(format!("MCP_OAUTH_FILTER_TOOLS={other:?} must be 1 or 0")),
+        };
         Ok(Self {
             resource,
             bind,
@@ -110,6 +115,7 @@ impl Settings {
             jwks_uri,
             audience,
             origins,
+            filter_tools,
         })
     }
 }
