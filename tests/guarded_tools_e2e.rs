@@ -308,7 +308,7 @@ async fn without_the_layer_every_guarded_tool_fails_closed() {
 #[tokio::test]
 async fn tools_list_can_be_filtered_to_what_the_token_may_call() {
     let table = mcp_oauth::rmcp::tool_table(&Calendar::tool_router());
-    let server = start_calendar(table, Calendar::with_tool_filter(true)).await;
+    let server = start_calendar(table, Calendar::new().filtering_tools(true)).await;
     let list = |token: String| {
         let server = &server;
         async move {

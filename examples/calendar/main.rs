@@ -206,7 +206,7 @@ async fn run() -> Result<(), String> {
         .build()
         .map_err(|e| format!("invalid configuration: {e}"))?;
 
-    let calendar = Calendar::with_tool_filter(settings.filter_tools);
+    let calendar = Calendar::new().filtering_tools(settings.filter_tools);
     let mut mcp_config = StreamableHttpServerConfig::default();
     mcp_config.legacy_session_mode = true;
     mcp_config.allowed_hosts = Vec::new();

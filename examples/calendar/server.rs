@@ -67,6 +67,14 @@ fn json_result(value: &impl Serialize) -> Result<CallToolResult, ErrorData> {
     Ok(CallToolResult::success(vec![ContentBlock::text(text)]))
 }
 
+impl Calendar {
+    /// With `on`, `tools/list` shows each caller only the tools its token may call.
+    pub fn filtering_tools(mut self, on: bool) -> Self {
+        self.filter_tools = on;
+        self
+    }
+}
+
 #[tool_router(vis = "pub")]
 impl Calendar {
     /// A calendar with one event in it.
