@@ -79,16 +79,7 @@ impl Calendar {
 impl Calendar {
     /// A calendar with one event in it.
     pub fn new() -> Self {
-        Self::with_tool_filter(false)
-    }
-
-    /// Like [`new`](Self::new); with `filter_tools`, `tools/list` shows each caller only the
-    /// tools its token may call.
-    pub fn with_tool_filter(filter_tools: bool) -> Self {
-        let calendar = Self {
-            filter_tools,
-            ..Self::default()
-        };
+        let calendar = Self::default();
         calendar.events.lock().push(Event {
             id: 1,
             title: "Stand-up".into(),
