@@ -15,9 +15,15 @@ pub(crate) fn build(
     max_redirects: usize,
 ) -> Result<reqwest::Client, reqwest::Error> {
     let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+        let started_on_https = attempt
+            .previous()
+            .first()
+            .is_some_and(|url| url.scheme() == "https");
         if attempt.previous().len() > max_redirects {
             attempt.error("too many redirects")
-        } else if !is_allowed_url(attempt.url()) {
+        } else if !is_allowed_url(attempt.url())
+            || (started_on_https && attempt.url().scheme() != "https")
+        {
             attempt.error("redirect to a non-https URL")
         } else {
             attempt.follow()

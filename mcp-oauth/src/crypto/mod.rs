@@ -384,7 +384,11 @@ fn check_material_fits(
         (KeyType::Rsa, PublicKeyMaterial::Rsa { n, e }) => {
             let n = strip_leading_zeros(n);
             let e = strip_leading_zeros(e);
-            let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+            // Leading zeros are stripped, so the first byte (if any) is non-zero.
+            let bits = match n.first() {
+                Some(first) => n.len() * 8 - first.leading_zeros() as usize,
+                None => 0,
+            };
             if !(2048..=8192).contains(&bits) {
                 return Err(KeyError::RsaKeySize);
             }
@@ -418,4 +422,20 @@ fn check_material_fits(
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
     &bytes[first..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_or_zero_rsa_modulus_is_refused_not_a_panic() {
+        for n in [&[][..], &[0][..], &[0, 0, 0][..]] {
+            let material = PublicKeyMaterial::Rsa { n, e: &[1, 0, 1] };
+            assert_eq!(
+                check_material_fits(Algorithm::RS256, &material),
+                Err(KeyError::RsaKeySize)
+            );
+        }
+    }
 }

@@ -62,6 +62,17 @@ pub struct KeySetConfig {
     pub key_options: KeySetOptions,
 }
 
+impl KeySetConfig {
+    /// `refresh_ahead` within 0..=1 (a NaN or out-of-range value means the default 0.2).
+    fn refresh_ahead_fraction(&self) -> f64 {
+        if (0.0..=1.0).contains(&self.refresh_ahead) {
+            self.refresh_ahead
+        } else {
+            0.2
+        }
+    }
+}
+
 impl Default for KeySetConfig {
     fn default() -> Self {
         Self {
@@ -370,7 +381,7 @@ impl Inner {
         if last.is_zero() {
             return None;
         }
-        let until = last + self.config.retry_after_failure;
+        let until = last.saturating_add(self.config.retry_after_failure);
         (now < until).then(|| until - now)
     }
 
@@ -393,7 +404,7 @@ impl Inner {
         }
         let now = self.clock.now();
         let last = Duration::from_nanos(self.last_unknown_kid_refresh.load(Ordering::Acquire));
-        if !last.is_zero() && now < last + self.config.unknown_kid_cooldown {
+        if !last.is_zero() && now < last.saturating_add(self.config.unknown_kid_cooldown) {
             return false;
         }
         self.last_unknown_kid_refresh
@@ -412,7 +423,7 @@ impl Inner {
         let ttl = loaded.expires_at.saturating_sub(loaded.fetched_at);
         let refresh_at = loaded
             .expires_at
-            .saturating_sub(ttl.mul_f64(self.config.refresh_ahead));
+            .saturating_sub(ttl.mul_f64(self.config.refresh_ahead_fraction()));
         if now < refresh_at || self.failure_backoff(now).is_some() {
             return;
         }
@@ -425,13 +436,18 @@ impl Inner {
         let inner = self.clone();
         let generation = loaded.generation;
         runtime.spawn(async move {
-            {
-                let _flight = inner.refresh.lock().await;
-                if inner.generation() == generation {
-                    let _ = inner.fetch_and_store().await;
+            // Reset on every way out, a panic included, or refresh-ahead would stop for good.
+            struct Running(Arc<Inner>);
+            impl Drop for Running {
+                fn drop(&mut self) {
+                    self.0.background_running.store(false, Ordering::Release);
                 }
             }
-            inner.background_running.store(false, Ordering::Release);
+            let running = Running(inner);
+            let _flight = running.0.refresh.lock().await;
+            if running.0.generation() == generation {
+                let _ = running.0.fetch_and_store().await;
+            }
         });
     }
 
@@ -439,6 +455,10 @@ impl Inner {
     /// (stale-if-error). Callers hold `refresh`.
     async fn fetch_and_store(&self) -> Result<Arc<Loaded>, KeySetLoadError> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
+        // Counted as failed until it succeeds: whatever way the attempt ends (an error, a
+        // panic, a cancelled future), the retry backoff applies.
+        self.last_failure
+            .store(as_nanos(self.clock.now()).max(1), Ordering::Release);
         let previous = self.current.load_full();
         let result = self.fetch(previous.as_deref()).await;
         let now = self.clock.now();
@@ -448,10 +468,17 @@ impl Inner {
                     set: Arc::new(set),
                     generation: previous.as_ref().map_or(0, |p| p.generation) + 1,
                     fetched_at: now,
-                    expires_at: now + ttl,
+                    expires_at: now.saturating_add(ttl),
                 });
-                for skipped in loaded.set.skipped() {
-                    tracing::warn!(target: LOG_TARGET, source = %self.describe(), index = skipped.index, kid = ?skipped.kid, reason = skipped.reason, "skipped a key of the key set");
+                let skipped = loaded.set.skipped();
+                if !skipped.is_empty() {
+                    // One line per fetch, however large the set.
+                    let first: Vec<String> = skipped
+                        .iter()
+                        .take(5)
+                        .map(|k| format!("#{} {:?}: {}", k.index, k.kid, k.reason))
+                        .collect();
+                    tracing::warn!(target: LOG_TARGET, source = %self.describe(), skipped = skipped.len(), first = ?first, "skipped keys of the key set");
                 }
                 tracing::debug!(target: LOG_TARGET, source = %self.describe(), keys = loaded.set.len(), ttl_secs = ttl.as_secs(), "key set loaded");
                 self.current.store(Some(loaded.clone()));
@@ -462,6 +489,10 @@ impl Inner {
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 self.last_failure
                     .store(as_nanos(now).max(1), Ordering::Release);
+                if matches!(self.source, KeySource::Discover { .. }) {
+                    // The issuer may have moved its keys: discover again next time.
+                    self.jwks_uri.store(None);
+                }
                 tracing::warn!(target: LOG_TARGET, source = %self.describe(), %error, kept_previous = previous.is_some(), "key set fetch failed");
                 Err(error)
             }
@@ -523,7 +554,9 @@ impl Inner {
                 .and_then(|v| v.as_str())
                 .and_then(|u| Url::parse(u).ok());
             match jwks_uri {
-                Some(uri) if http_client::is_allowed_url(&uri) => return Ok(uri),
+                Some(uri) if discovered_uri_allowed(issuer, &uri) => {
+                    return Ok(uri);
+                }
                 _ => {
                     tracing::warn!(target: LOG_TARGET, url = %candidate, "discovery document has no usable jwks_uri")
                 }
@@ -604,6 +637,14 @@ fn parse_cache_control(value: &str) -> CacheDirective {
     result
 }
 
+/// A discovered `jwks_uri` must be https, or plain http only when the issuer itself is a
+/// loopback (dev) issuer: a real issuer's document must not steer fetches to local services.
+fn discovered_uri_allowed(issuer: &str, uri: &Url) -> bool {
+    let issuer_is_loopback =
+        Url::parse(issuer).is_ok_and(|url| http_client::is_loopback_host(&url));
+    http_client::is_allowed_url(uri) && (uri.scheme() == "https" || issuer_is_loopback)
+}
+
 fn as_nanos(time: Duration) -> u64 {
     u64::try_from(time.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -622,6 +663,31 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_real_issuer_cannot_point_discovery_at_plain_http_loopback() {
+        let uri = |u: &str| Url::parse(u).unwrap();
+        assert!(discovered_uri_allowed(
+            "https://as.example.com",
+            &uri("https://as.example.com/jwks")
+        ));
+        assert!(!discovered_uri_allowed(
+            "https://as.example.com",
+            &uri("http://127.0.0.1:8080/jwks")
+        ));
+        assert!(!discovered_uri_allowed(
+            "https://as.example.com",
+            &uri("http://localhost/jwks")
+        ));
+        assert!(discovered_uri_allowed(
+            "http://127.0.0.1:9000",
+            &uri("http://127.0.0.1:9000/jwks")
+        ));
+        assert!(!discovered_uri_allowed(
+            "http://127.0.0.1:9000",
+            &uri("http://as.example.com/jwks")
+        ));
+    }
 
     #[test]
     fn key_set_urls_must_be_https_except_on_loopback() {
