@@ -54,7 +54,7 @@ use proc_macro::TokenStream;
 /// | `challenge_scopes` | `["…", …]` | the `scope=` of a 401 challenge; default: `required_scopes` if any, else the least privileged declared scopes |
 /// | `resource_name` | `"…"` | human-readable name |
 /// | `resource_documentation`, `resource_policy_uri`, `resource_tos_uri` | `"https://…"` | links (https) |
-/// | `bearer_methods_supported` | `["header"]` | `"header"` and/or `"body"`; `"query"` is refused (MCP forbids tokens in the URI); default `["header"]` |
+/// | `bearer_methods_supported` | `["header"]` | `"header"` (the default); `"body"` is refused until the layer reads form-body tokens, `"query"` always (MCP forbids tokens in the URI) |
 /// | `resource_signing_alg_values_supported` | `["ES256", …]` | never `"none"` |
 /// | `authorization_details_types_supported` | `["…", …]` | RFC 9396 types |
 ///

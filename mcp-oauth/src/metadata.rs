@@ -233,7 +233,8 @@ impl ProtectedResourceMetadata {
 
         for method in &self.bearer_methods_supported {
             match method.as_str() {
-                "header" | "body" => {}
+                "header" => {}
+                "body" => return Err(MetadataError::BodyBearerMethod),
                 "query" => return Err(MetadataError::QueryBearerMethod),
                 _ => return Err(MetadataError::UnsupportedBearerMethod(method.clone())),
             }
@@ -521,7 +522,7 @@ pub enum MetadataError {
     )]
     OfflineAccessAdvertised,
     /// A `bearer_methods_supported` entry is not one of RFC 6750's methods.
-    #[error("bearer_methods_supported entry {0:?} is unknown; use \"header\" (or \"body\")")]
+    #[error("bearer_methods_supported entry {0:?} is unknown; use \"header\"")]
     UnsupportedBearerMethod(String),
     /// `bearer_methods_supported` lists `query`.
     #[error(
@@ -529,6 +530,12 @@ pub enum MetadataError {
          crate never reads them there; remove it"
     )]
     QueryBearerMethod,
+    /// `bearer_methods_supported` lists `body`, which the layer does not accept.
+    #[error(
+        "bearer_methods_supported lists \"body\": the layer reads access tokens from the \
+         Authorization header only; advertising a method that is not enforced misleads clients"
+    )]
+    BodyBearerMethod,
     /// `resource_signing_alg_values_supported` lists `none`.
     #[error(
         "resource_signing_alg_values_supported lists {0:?}: unsigned responses are never acceptable; remove it"
@@ -1017,10 +1024,19 @@ mod tests {
         assert_eq!(err, MetadataError::UnsupportedBearerMethod("cookie".into()));
         assert!(
             builder()
-                .bearer_methods_supported(["header", "body"])
+                .bearer_methods_supported(["header"])
                 .build()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn body_bearer_method_is_refused_until_the_layer_reads_body_tokens() {
+        let err = builder()
+            .bearer_methods_supported(["header", "body"])
+            .build()
+            .unwrap_err();
+        assert_eq!(err, MetadataError::BodyBearerMethod);
     }
 
     #[test]

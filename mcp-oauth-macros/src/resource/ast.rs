@@ -228,7 +228,7 @@ mod tests {
             required_scopes = [],
             challenge_scopes = ["calendar:read"],
             resource_name = "Calendar",
-            bearer_methods_supported = ["header", "body"],
+            bearer_methods_supported = ["header"],
         });
         assert!(result.is_ok());
         assert_eq!(

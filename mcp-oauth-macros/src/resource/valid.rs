@@ -244,7 +244,13 @@ fn check_bearer_methods(cx: &Ctxt, methods: Option<&StrList>) {
     };
     for method in &methods.items {
         match method.value().as_str() {
-            "header" | "body" => {}
+            "header" => {}
+            "body" => cx.error_spanned_by(
+                method,
+                "bearer method \"body\" is not supported: the layer reads access tokens from the \
+                 Authorization header only, and advertising a method that is not enforced \
+                 misleads clients; remove it",
+            ),
             "query" => cx.error_spanned_by(
                 method,
                 "bearer method \"query\" is refused: MCP forbids access tokens in the URI and \
@@ -252,7 +258,7 @@ fn check_bearer_methods(cx: &Ctxt, methods: Option<&StrList>) {
             ),
             other => cx.error_spanned_by(
                 method,
-                format!("unknown bearer method {other:?}; use \"header\" (or \"body\")"),
+                format!("unknown bearer method {other:?}; use \"header\""),
             ),
         }
     }
@@ -312,7 +318,7 @@ mod tests {
                 required_scopes = ["c"],
                 challenge_scopes = [],
                 resource_documentation = "https://docs.example.com/#auth",
-                bearer_methods_supported = ["header", "body"],
+                bearer_methods_supported = ["header"],
                 resource_signing_alg_values_supported = ["ES256"],
             }),
             Vec::<String>::new()

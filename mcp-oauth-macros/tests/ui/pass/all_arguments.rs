@@ -19,7 +19,7 @@ use mcp_oauth::resource::{ProtectedResource, ResourceConfig};
     resource_documentation = "https://docs.example.com/calendar#auth",
     resource_policy_uri = "https://example.com/privacy",
     resource_tos_uri = "https://example.com/tos",
-    bearer_methods_supported = ["header", "body"],
+    bearer_methods_supported = ["header"],
     resource_signing_alg_values_supported = ["ES256", "RS256"],
     authorization_details_types_supported = ["calendar_event"],
 )]
@@ -65,7 +65,7 @@ fn main() {
     assert_eq!(d.resource_documentation, Some("https://docs.example.com/calendar#auth"));
     assert_eq!(d.resource_policy_uri, Some("https://example.com/privacy"));
     assert_eq!(d.resource_tos_uri, Some("https://example.com/tos"));
-    assert_eq!(d.bearer_methods_supported, ["header", "body"]);
+    assert_eq!(d.bearer_methods_supported, ["header"]);
     assert_eq!(d.resource_signing_alg_values_supported, ["ES256", "RS256"]);
     assert_eq!(d.authorization_details_types_supported, ["calendar_event"]);
     assert!(Calendar::scope_hierarchy().implies("calendar:admin", "calendar:read"));
