@@ -311,3 +311,97 @@ pub fn start_calendar_with_dev_server() -> (Running, String) {
     command.env("MCP_OAUTH_RESOURCE", &resource);
     (Running::start_example("calendar", command), resource)
 }
+
+/// The name of a Node.js tool on this platform (`npm` is `npm.cmd` on Windows).
+pub fn node_tool(name: &str) -> String {
+    if cfg!(windows) && name == "npm" {
+        "npm.cmd".to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
+/// Panics with a clear message unless `name --version` runs (`node`, `npm`): the interop tests
+/// fail, never skip, without Node.js, so that CI cannot silently lose them.
+pub fn require_node_tool(name: &str) {
+    match Command::new(node_tool(name)).arg("--version").output() {
+        Ok(output) if output.status.success() => {}
+        Ok(output) => panic!(
+            "`{name} --version` failed ({}): these interop tests need Node.js 20+ and npm on PATH\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Err(error) => panic!(
+            "cannot run `{name}` ({error}): these interop tests need Node.js 20+ and npm on PATH \
+             (they fail rather than skip, so that CI cannot silently lose them)"
+        ),
+    }
+}
+
+/// How long `npm ci` may take.
+pub const NPM_CI_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Installs the pinned packages of the Node.js project in `dir` with `npm ci`, once per test
+/// process and directory, then returns a shared lock on its `package-lock.json` to hold while
+/// node runs from `dir`.
+///
+/// `npm ci` runs under an exclusive lock on the same file, so that it never replaces a
+/// `node_modules` that another test (of this process or another one) is using. Panics with
+/// npm's output if the install fails, and if node or npm is missing.
+pub fn npm_installed(dir: &Path) -> std::fs::File {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+
+    type Install = Arc<OnceLock<Result<(), String>>>;
+    static INSTALLS: OnceLock<Mutex<HashMap<PathBuf, Install>>> = OnceLock::new();
+    let lock_path = dir.join("package-lock.json");
+    let open = || {
+        std::fs::File::open(&lock_path)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", lock_path.display()))
+    };
+    // One install per directory; installs of different directories run in parallel.
+    let install = INSTALLS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(dir.to_owned())
+        .or_default()
+        .clone();
+    let result = install.get_or_init(|| {
+        require_node_tool("node");
+        require_node_tool("npm");
+        let lock = open();
+        lock.lock()
+            .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+        let mut command = Command::new(node_tool("npm"));
+        command
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(dir)
+            .stdin(Stdio::null());
+        let (status, stdout, stderr) =
+            Running::spawn("npm ci", command).wait_for_exit(NPM_CI_TIMEOUT);
+        drop(lock);
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "`npm ci` in {} failed ({status})\n{stdout}\n{stderr}",
+                dir.display()
+            ))
+        }
+    });
+    if let Err(message) = result {
+        panic!("{message}");
+    }
+    let lock = open();
+    lock.lock_shared()
+        .unwrap_or_else(|e| panic!("a shared lock on {}: {e}", lock_path.display()));
+    lock
+}
+
+impl Running {
+    /// The process id of the child (for `/proc/<pid>/…`, and for `harness::kill_on_exit`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
