@@ -42,13 +42,17 @@ compile_error!(
      for a pure-Rust build, `rust-crypto` (e.g. `default-features = false, features = [\"rust-crypto\"]`)."
 );
 
+pub mod audit;
 pub mod challenge;
 pub mod clock;
 pub mod crypto;
 #[cfg(feature = "layer")]
 pub mod http;
+pub mod introspection;
 pub mod key_set;
 pub mod metadata;
+pub mod metrics;
+pub mod rate_limit;
 pub mod resource;
 #[cfg(feature = "rmcp")]
 pub mod rmcp;
@@ -109,5 +113,42 @@ pub mod __private {
     pub mod rmcp {
         pub use crate::rmcp::{ScopeGuard, tool_meta};
         pub use ::rmcp;
+    }
+}
+
+/// Thin wrappers over crate-private parsers, for the fuzz targets in `fuzz/` (FUZZING.md).
+/// Only with the `fuzzing` feature. Not public API: no stability guarantees.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz {
+    use std::borrow::Cow;
+
+    /// What the `Authorization` header parser makes of a request's headers: `Ok(None)`
+    /// without credentials, `Ok(Some(None))` for another scheme, `Ok(Some(Some(token)))` for
+    /// a bearer token, `Err(reason)` for malformed credentials (a 400).
+    pub fn bearer_credentials(
+        headers: &::http::HeaderMap,
+    ) -> Result<Option<Option<&str>>, &'static str> {
+        use crate::http::bearer::{Credentials, credentials};
+        match credentials(headers) {
+            Ok(Credentials::Missing) => Ok(None),
+            Ok(Credentials::OtherScheme) => Ok(Some(None)),
+            Ok(Credentials::Bearer(token)) => Ok(Some(Some(token))),
+            Err(malformed) => Err(malformed.reason()),
+        }
+    }
+
+    /// The `(method, tool)` of each request of a JSON-RPC body, as the guard reads them;
+    /// `Err(())` when the guard refuses the body (400).
+    #[allow(clippy::result_unit_err)]
+    pub fn jsonrpc_calls(body: &[u8]) -> Result<Vec<(Cow<'_, str>, Option<Cow<'_, str>>)>, ()> {
+        crate::http::jsonrpc::calls(body)
+            .map(|calls| calls.into_iter().map(|c| (c.method, c.tool)).collect())
+            .map_err(|_| ())
+    }
+
+    /// Decodes an `Mcp-Name` / `Mcp-Method` header value as the guard does.
+    pub fn decode_header_value(value: &[u8]) -> Option<Cow<'_, str>> {
+        crate::http::jsonrpc::decode_header_value(value)
     }
 }

@@ -14,7 +14,11 @@
 //! - refuses a browser `Origin` that is not allowed (403) before any token work;
 //! - binds each `Mcp-Session-Id` to the principal that created it;
 //! - puts the [`VerifiedToken`](crate::VerifiedToken) in the request extensions and removes
-//!   the `Authorization` header, so tools never see the raw token.
+//!   the `Authorization` header, so tools never see the raw token;
+//! - records one [`AuditEvent`](crate::audit::AuditEvent) per decision (see
+//!   [`audit`](crate::audit)) and counts it in the [`metrics`](crate::metrics);
+//! - limits failed authentications per client address and, when configured, requests per
+//!   principal: 429 with `Retry-After` (see [`rate_limit`](crate::rate_limit)).
 //!
 //! Every URL in a challenge or the metadata comes from configuration, never from `Host`.
 //!
@@ -41,24 +45,32 @@
 //! // axum: Router::new().nest_service("/mcp", rmcp_service).layer(layer)
 //! ```
 
-mod bearer;
-mod jsonrpc;
+pub(crate) mod bearer; // pub(crate): reached by `crate::__fuzz` (feature `fuzzing`)
+mod client_addr;
+pub(crate) mod jsonrpc; // pub(crate): reached by `crate::__fuzz` (feature `fuzzing`)
 mod origin;
+mod request_id;
 mod service;
 mod session;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderValue;
 
+pub use client_addr::{ClientAddress, InvalidProxy, PeerAddr, TrustedProxies};
 pub use origin::OriginPolicy;
+pub use request_id::RequestId;
 pub use service::{OAuthService, ResponseBody};
 pub use session::{InMemorySessionBindings, Principal, SessionBindings, SessionCheck};
 
+use crate::audit::{AuditEvent, AuditSink, TracingSink};
 use crate::challenge::Challenge;
+use crate::clock::{Clock, SystemClock};
 use crate::metadata::{self, MetadataError};
+use crate::rate_limit::RateLimits;
 use crate::resource::ResourceConfig;
 use crate::scopes::{ScopeHierarchy, ScopeSet};
 use crate::tools::ToolTable;
@@ -111,6 +123,10 @@ pub struct OAuthLayerBuilder {
     sessions: Arc<dyn SessionBindings>,
     max_body_bytes: usize,
     metadata_max_age: Duration,
+    audit: Arc<dyn AuditSink>,
+    rate_limits: RateLimits,
+    client_address: ClientAddress,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for OAuthLayerBuilder {
@@ -150,6 +166,35 @@ impl OAuthLayerBuilder {
     /// The largest request body read to decide step-up (default 4 MiB); larger is 413.
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Where audit events go (default: [`TracingSink`], `tracing` events under the
+    /// `mcp_oauth::audit` target). Combine sinks as a tuple:
+    /// `.audit_sink((TracingSink, JsonLinesSink::new(file)))`; see [`crate::audit`].
+    pub fn audit_sink(mut self, sink: impl AuditSink) -> Self {
+        self.audit = Arc::new(sink);
+        self
+    }
+
+    /// The rate limits (default: failed authentications limited per client address,
+    /// principals not limited); see [`crate::rate_limit`].
+    pub fn rate_limits(mut self, limits: RateLimits) -> Self {
+        self.rate_limits = limits;
+        self
+    }
+
+    /// Where the client address comes from (default: the connection's peer; a forwarding
+    /// header only when configured here).
+    pub fn client_address(mut self, source: ClientAddress) -> Self {
+        self.client_address = source;
+        self
+    }
+
+    /// The clock of rate limits and audit timestamps (default: the system clock; tests
+    /// inject a [`ManualClock`](crate::ManualClock)).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -218,6 +263,13 @@ impl OAuthLayerBuilder {
                 discovery_header,
                 metadata_cache_control: cache_control,
                 config: self.config,
+                audit: self.audit,
+                rate_limits: self.rate_limits,
+                client_address: self.client_address,
+                clock: self.clock,
+                #[cfg(feature = "metrics")]
+                metrics_exported_at: std::sync::atomic::AtomicU64::new(0),
+                warned_no_address: AtomicBool::new(false),
             }),
         })
     }
@@ -248,6 +300,36 @@ pub(crate) struct Shared {
     pub(crate) max_body_bytes: usize,
     pub(crate) discovery_header: HeaderValue,
     pub(crate) metadata_cache_control: HeaderValue,
+    pub(crate) audit: Arc<dyn AuditSink>,
+    pub(crate) rate_limits: RateLimits,
+    pub(crate) client_address: ClientAddress,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Clock seconds of the last metrics export of the validator's statistics.
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics_exported_at: std::sync::atomic::AtomicU64,
+    pub(crate) warned_no_address: AtomicBool,
+}
+
+impl Shared {
+    /// One decision: to the audit sink and the decision counter.
+    pub(crate) fn record(&self, event: &AuditEvent) {
+        self.audit.record(event);
+        crate::metrics::record_decision(event.outcome.as_str(), event.reason);
+        #[cfg(feature = "metrics")]
+        {
+            use std::sync::atomic::Ordering;
+            let now = self.clock.now().as_secs();
+            let last = self.metrics_exported_at.load(Ordering::Relaxed);
+            if now >= last + crate::metrics::EXPORT_INTERVAL.as_secs()
+                && self
+                    .metrics_exported_at
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                crate::metrics::export_validator(&self.validator);
+            }
+        }
+    }
 }
 
 /// The layer: wrap the router that serves the MCP endpoint (apply it at the top level, so
@@ -278,6 +360,10 @@ impl OAuthLayer {
             sessions: Arc::new(InMemorySessionBindings::default()),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             metadata_max_age: Duration::from_secs(300),
+            audit: Arc::new(TracingSink),
+            rate_limits: RateLimits::default(),
+            client_address: ClientAddress::default(),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -299,6 +385,13 @@ impl OAuthLayer {
     /// The validator (for its stats, or to preload keys at startup).
     pub fn validator(&self) -> &Validator {
         &self.shared.validator
+    }
+
+    /// Exports the validator's key-set and token-cache statistics to the `metrics` facade
+    /// now (the layer also does on decisions, at most once a second); a no-op without the
+    /// `metrics` feature. See [`crate::metrics`].
+    pub fn export_metrics(&self) {
+        crate::metrics::export_validator(&self.shared.validator);
     }
 }
 

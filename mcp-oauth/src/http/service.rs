@@ -1,10 +1,12 @@
 //! The guarding service.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{
@@ -20,16 +22,22 @@ use super::Shared;
 use super::bearer::{self, Credentials};
 use super::jsonrpc;
 use super::origin::OriginCheck;
+use super::request_id::{self, RequestId};
 use super::session::{Principal, SessionCheck};
+use crate::audit::{AuditEvent, Outcome, reason};
 use crate::challenge::Challenge;
+use crate::rate_limit::{RateDecision, RateLimitKey};
 use crate::scopes::ScopeSet;
 use crate::tools::{ToolRequirement, UnannotatedToolPolicy};
 use crate::validation::{ErrorCode, TokenError, TokenFingerprint, VerifiedToken};
 
-const AUDIT: &str = "mcp_oauth::audit";
 const SESSION_HEADER: &str = "mcp-session-id";
 const METHOD_HEADER: &str = "mcp-method";
 const NAME_HEADER: &str = "mcp-name";
+
+/// The status recorded for an allowed request whose endpoint never answered (the client went
+/// away, or the endpoint failed), as common access logs do.
+const NO_RESPONSE_STATUS: u16 = 499;
 
 /// The body of every response the layer returns (the inner service's, boxed, or its own).
 pub type ResponseBody = axum_core::body::Body;
@@ -90,7 +98,7 @@ where
 async fn handle<S, ReqBody, ResBody>(
     shared: Arc<Shared>,
     mut inner: S,
-    request: Request<ReqBody>,
+    mut request: Request<ReqBody>,
 ) -> Result<Response<ResponseBody>, S::Error>
 where
     S: tower_service::Service<Request<ResponseBody>, Response = Response<ResBody>>,
@@ -110,13 +118,14 @@ where
 
     let origin = match shared.origins.check(request.headers()) {
         OriginCheck::Refused => {
-            audit_refusal("origin_refused", None, None);
-            return Ok(plain(
+            let decision = Decision::new(&shared, &mut request);
+            let response = plain(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "This Origin is not allowed",
                 None,
-            ));
+            );
+            return Ok(decision.refuse(&shared, reason::ORIGIN_REFUSED, response));
         }
         OriginCheck::Allowed(origin) => HeaderValue::from_str(origin).ok(),
         OriginCheck::NoOrigin => None,
@@ -124,21 +133,169 @@ where
     if request.method() == Method::OPTIONS {
         return Ok(with_cors(preflight(), origin.as_ref()));
     }
-    let response = match authorize(&shared, request).await {
+    let mut decision = Decision::new(&shared, &mut request);
+    let response = match authorize(&shared, &mut decision, request).await {
         Ok(Authorized { request, session }) => {
             let method = request.method().clone();
+            let request_id = decision.request_id.clone();
+            let pending = PendingAllowed {
+                shared: &shared,
+                decision: Some(decision),
+            };
             let response = inner.call(request).await?;
             track_session(&shared, &method, session, &response);
-            response.map(ResponseBody::new)
+            pending.finish(response.status());
+            let mut response = response.map(ResponseBody::new);
+            echo_request_id(&request_id, &mut response);
+            response
         }
-        Err(refusal) => refusal,
+        Err(Refusal { reason, response }) => decision.refuse(&shared, reason, response),
     };
     Ok(with_cors(response, origin.as_ref()))
+}
+
+/// What is known about a request on the guarded route, for its audit event.
+struct Decision {
+    /// When the request reached the layer (clock time since the epoch).
+    arrived: Duration,
+    request_id: RequestId,
+    remote: Option<IpAddr>,
+    http_method: Method,
+    fingerprint: Option<TokenFingerprint>,
+    identity: Option<VerifiedToken>,
+    tools: Vec<String>,
+    rpc_methods: Vec<String>,
+    required: Option<ScopeSet>,
+}
+
+impl Decision {
+    /// Reads (or assigns) the request id, puts it in the request for the endpoint, and
+    /// resolves the client address.
+    fn new<B>(shared: &Shared, request: &mut Request<B>) -> Self {
+        let request_id = request_id::of(request.headers());
+        if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+            request.headers_mut().insert(request_id::HEADER, value);
+        }
+        request.extensions_mut().insert(request_id.clone());
+        let remote = shared
+            .client_address
+            .resolve(request.headers(), request.extensions());
+        Self {
+            arrived: shared.clock.now(),
+            request_id,
+            remote,
+            http_method: request.method().clone(),
+            fingerprint: None,
+            identity: None,
+            tools: Vec::new(),
+            rpc_methods: Vec::new(),
+            required: None,
+        }
+    }
+
+    fn event(
+        &self,
+        outcome: Outcome,
+        reason: &'static str,
+        status: u16,
+        retry_after: Option<Duration>,
+    ) -> AuditEvent {
+        let mut event =
+            AuditEvent::new(outcome, reason, status, self.request_id.as_str().to_owned());
+        event.time = UNIX_EPOCH + self.arrived;
+        event.http_method = self.http_method.as_str().to_owned();
+        if let Some(identity) = &self.identity {
+            event.issuer = Some(identity.issuer().to_owned());
+            event.subject = identity.subject().map(str::to_owned);
+            event.client_id = identity.client_id().map(str::to_owned);
+            event.granted_scopes = Some(identity.scopes().iter().map(str::to_owned).collect());
+        }
+        event.tools = self.tools.clone();
+        event.rpc_methods = self.rpc_methods.clone();
+        event.required_scopes = self
+            .required
+            .as_ref()
+            .map(|scopes| scopes.iter().map(str::to_owned).collect());
+        event.fingerprint = self.fingerprint;
+        event.remote_addr = self.remote;
+        event.retry_after = retry_after;
+        event
+    }
+
+    /// Records the refusal and returns its response, carrying the request id.
+    fn refuse(
+        &self,
+        shared: &Shared,
+        reason: &'static str,
+        mut response: Response<ResponseBody>,
+    ) -> Response<ResponseBody> {
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let event = self.event(
+            Outcome::Refused,
+            reason,
+            response.status().as_u16(),
+            retry_after,
+        );
+        shared.record(&event);
+        echo_request_id(&self.request_id, &mut response);
+        response
+    }
+}
+
+/// Puts the request id in the response, unless the endpoint set one.
+fn echo_request_id<B>(request_id: &RequestId, response: &mut Response<B>) {
+    if !response.headers().contains_key(request_id::HEADER)
+        && let Ok(value) = HeaderValue::from_str(request_id.as_str())
+    {
+        response.headers_mut().insert(request_id::HEADER, value);
+    }
+}
+
+/// The allowed event, recorded once the endpoint answered: with its status, or (dropped
+/// unanswered) with [`NO_RESPONSE_STATUS`].
+struct PendingAllowed<'a> {
+    shared: &'a Shared,
+    decision: Option<Decision>,
+}
+
+impl PendingAllowed<'_> {
+    fn finish(mut self, status: StatusCode) {
+        if let Some(decision) = self.decision.take() {
+            let event = decision.event(Outcome::Allowed, reason::ALLOWED, status.as_u16(), None);
+            self.shared.record(&event);
+        }
+    }
+}
+
+impl Drop for PendingAllowed<'_> {
+    fn drop(&mut self) {
+        if let Some(decision) = self.decision.take() {
+            let event = decision.event(Outcome::Allowed, reason::ALLOWED, NO_RESPONSE_STATUS, None);
+            self.shared.record(&event);
+        }
+    }
 }
 
 struct Authorized {
     request: Request<ResponseBody>,
     session: SessionState,
+}
+
+/// A refusal: the reason code for the audit event and the response to send.
+struct Refusal {
+    reason: &'static str,
+    response: Response<ResponseBody>,
+}
+
+impl Refusal {
+    fn new(reason: &'static str, response: Response<ResponseBody>) -> Self {
+        Self { reason, response }
+    }
 }
 
 enum SessionState {
@@ -148,40 +305,150 @@ enum SessionState {
     New(Principal),
 }
 
-/// Every check, in order; `Err` is the response to send instead of calling the endpoint.
+/// The failed-authentication bucket of this request's address, when the guard is on and
+/// the address known.
+struct FailedAuth<'a> {
+    shared: &'a Shared,
+    bucket: Option<(RateLimitKey, crate::rate_limit::Budget)>,
+}
+
+impl<'a> FailedAuth<'a> {
+    fn of(shared: &'a Shared, decision: &Decision) -> Self {
+        let bucket = match (shared.rate_limits.failed_auth, decision.remote) {
+            (Some(budget), Some(address)) => Some((RateLimitKey::failed_auth(address), budget)),
+            (Some(_), None) => {
+                if !shared.warned_no_address.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        target: "mcp_oauth::rate_limit",
+                        "the client address is unknown, so failed authentications are not \
+                         rate-limited: serve with into_make_service_with_connect_info::<SocketAddr>(), \
+                         insert mcp_oauth::http::PeerAddr, or configure a trusted proxy header"
+                    );
+                }
+                None
+            }
+            (None, _) => None,
+        };
+        Self { shared, bucket }
+    }
+
+    /// Takes a unit before any token work; `Err` is the 429.
+    async fn reserve(&self) -> Result<(), Refusal> {
+        let Some((key, budget)) = &self.bucket else {
+            return Ok(());
+        };
+        let now = self.shared.clock.now();
+        match self
+            .shared
+            .rate_limits
+            .store
+            .acquire(key, *budget, now)
+            .await
+        {
+            RateDecision::Allowed => Ok(()),
+            RateDecision::Limited { retry_after } => Err(Refusal::new(
+                reason::RATE_LIMITED_FAILED_AUTH,
+                too_many_requests(retry_after),
+            )),
+        }
+    }
+
+    /// Gives the reserved unit back: the attempt did not fail.
+    async fn release(&self) {
+        if let Some((key, budget)) = &self.bucket {
+            let now = self.shared.clock.now();
+            self.shared
+                .rate_limits
+                .store
+                .release(key, *budget, now)
+                .await;
+        }
+    }
+
+    /// Charges a failure found after the token verified (a guessed session id).
+    async fn charge(&self) {
+        if let Some((key, budget)) = &self.bucket {
+            let now = self.shared.clock.now();
+            let _ = self
+                .shared
+                .rate_limits
+                .store
+                .acquire(key, *budget, now)
+                .await;
+        }
+    }
+}
+
+/// Every check, in order; `Err` is the refusal to send instead of calling the endpoint.
 async fn authorize<B>(
     shared: &Shared,
+    decision: &mut Decision,
     request: Request<B>,
-) -> Result<Authorized, Response<ResponseBody>>
+) -> Result<Authorized, Refusal>
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
     let (mut parts, body) = request.into_parts();
+    let failed_auth = FailedAuth::of(shared, decision);
     let token = match bearer::credentials(&parts.headers) {
-        Ok(Credentials::Bearer(token)) => token.to_owned(),
+        Ok(Credentials::Bearer(token)) => {
+            failed_auth.reserve().await?;
+            token.to_owned()
+        }
         Ok(Credentials::Missing | Credentials::OtherScheme) => {
-            audit_refusal("no_credentials", None, None);
-            return Err(discovery_challenge(shared));
+            return Err(Refusal::new(
+                reason::NO_CREDENTIALS,
+                discovery_challenge(shared),
+            ));
         }
         Err(malformed) => {
-            audit_refusal(malformed.reason(), None, None);
+            failed_auth.reserve().await?;
             let challenge = Challenge::new(&shared.metadata_url)
                 .error(ErrorCode::InvalidRequest)
                 .description(malformed.description());
-            return Err(challenge_response(
-                StatusCode::BAD_REQUEST,
-                &challenge,
-                None,
+            // `multiple_authorization_headers` or `malformed_bearer` (audit::reason).
+            return Err(Refusal::new(
+                malformed.reason(),
+                challenge_response(StatusCode::BAD_REQUEST, &challenge, None),
             ));
         }
     };
-    let fingerprint = TokenFingerprint::of(&token);
-    let identity = match shared.validator.validate(&token).await {
-        Ok(identity) => identity,
-        Err(error) => return Err(token_refusal(shared, &error, fingerprint)),
-    };
+    decision.fingerprint = Some(TokenFingerprint::of(&token));
+    let started = Instant::now();
+    let validated = shared.validator.validate(&token).await;
     drop(token);
+    let identity = match validated {
+        Ok(identity) => {
+            crate::metrics::record_validation(started.elapsed(), "accepted");
+            failed_auth.release().await;
+            identity
+        }
+        Err(error) => {
+            if error.error_code() == ErrorCode::TemporarilyUnavailable {
+                // Not judged: not the client's failure.
+                crate::metrics::record_validation(started.elapsed(), "unavailable");
+                failed_auth.release().await;
+            } else {
+                crate::metrics::record_validation(started.elapsed(), "refused");
+            }
+            return Err(Refusal::new(error.reason(), token_refusal(shared, &error)));
+        }
+    };
+    decision.identity = Some(identity.clone());
+
+    if let Some(budget) = shared.rate_limits.per_principal {
+        let key = RateLimitKey::principal(&identity, shared.rate_limits.principal_key);
+        let now = shared.clock.now();
+        if let RateDecision::Limited { retry_after } =
+            shared.rate_limits.store.acquire(&key, budget, now).await
+        {
+            return Err(Refusal::new(
+                reason::RATE_LIMITED_PRINCIPAL,
+                too_many_requests(retry_after),
+            ));
+        }
+    }
 
     let principal = Principal::of(&identity);
     let session = match parts
@@ -193,21 +460,27 @@ where
         Some(Ok(id)) => match shared.sessions.check(&id, principal) {
             SessionCheck::Owner => SessionState::Existing(id),
             SessionCheck::OtherPrincipal | SessionCheck::Unknown => {
-                audit_refusal("session_not_bound_to_principal", Some(&identity), None);
-                return Err(plain(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    "Session not found",
-                    None,
+                failed_auth.charge().await;
+                return Err(Refusal::new(
+                    reason::SESSION_NOT_BOUND,
+                    plain(
+                        StatusCode::NOT_FOUND,
+                        "not_found",
+                        "Session not found",
+                        None,
+                    ),
                 ));
             }
         },
         Some(Err(_)) => {
-            return Err(plain(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "Invalid session id",
-                None,
+            return Err(Refusal::new(
+                reason::INVALID_SESSION_ID,
+                plain(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "Invalid session id",
+                    None,
+                ),
             ));
         }
     };
@@ -218,42 +491,51 @@ where
         let bytes = match read_bounded(body, &parts.headers, shared.max_body_bytes).await {
             Ok(bytes) => bytes,
             Err(status) => {
-                audit_refusal("body_too_large_or_unreadable", Some(&identity), None);
-                let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    "Request body too large"
+                let (code, text) = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    (reason::BODY_TOO_LARGE, "Request body too large")
                 } else {
-                    "Unreadable request body"
+                    (reason::BODY_UNREADABLE, "Unreadable request body")
                 };
-                return Err(plain(status, "invalid_request", text, None));
+                return Err(Refusal::new(
+                    code,
+                    plain(status, "invalid_request", text, None),
+                ));
             }
         };
         if is_form(&parts.headers) && form_has_access_token(&bytes) {
-            audit_refusal("token_in_header_and_body", Some(&identity), None);
             let challenge = Challenge::new(&shared.metadata_url)
                 .error(ErrorCode::InvalidRequest)
                 .description("The token was sent by more than one method");
-            return Err(challenge_response(
-                StatusCode::BAD_REQUEST,
-                &challenge,
-                None,
+            return Err(Refusal::new(
+                reason::TOKEN_IN_HEADER_AND_BODY,
+                challenge_response(StatusCode::BAD_REQUEST, &challenge, None),
             ));
         }
         let Ok(calls) = jsonrpc::calls(&bytes) else {
-            audit_refusal("unreadable_jsonrpc", Some(&identity), None);
-            return Err(plain(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "The body is not a JSON-RPC message",
-                None,
+            return Err(Refusal::new(
+                reason::UNREADABLE_JSONRPC,
+                plain(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "The body is not a JSON-RPC message",
+                    None,
+                ),
             ));
         };
+        decision.rpc_methods = calls.iter().map(|call| call.method.to_string()).collect();
+        decision.tools = calls
+            .iter()
+            .filter_map(|call| call.tool.as_deref().map(str::to_owned))
+            .collect();
         if !headers_agree(&parts.headers, &calls) {
-            audit_refusal("mcp_headers_disagree_with_body", Some(&identity), None);
-            return Err(plain(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "The Mcp-Method or Mcp-Name header does not match the body",
-                None,
+            return Err(Refusal::new(
+                reason::MCP_HEADERS_DISAGREE,
+                plain(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "The Mcp-Method or Mcp-Name header does not match the body",
+                    None,
+                ),
             ));
         }
         for tool in calls.iter().filter_map(|call| call.tool.as_deref()) {
@@ -268,21 +550,24 @@ where
     } else {
         ResponseBody::new(body)
     };
+    decision.required = Some(needed.clone());
     if denied_tool {
-        audit_refusal("unannotated_tool_denied", Some(&identity), None);
         let challenge = Challenge::new(&shared.metadata_url)
             .error(ErrorCode::InsufficientScope)
             .description("This tool may not be called");
-        return Err(challenge_response(StatusCode::FORBIDDEN, &challenge, None));
+        return Err(Refusal::new(
+            reason::UNANNOTATED_TOOL_DENIED,
+            challenge_response(StatusCode::FORBIDDEN, &challenge, None),
+        ));
     }
     let missing = identity.scopes().missing(&needed, &shared.hierarchy);
     if !missing.is_empty() {
-        audit_refusal("insufficient_scope", Some(&identity), Some(&needed));
-        return Err(step_up(shared, needed));
+        return Err(Refusal::new(
+            reason::INSUFFICIENT_SCOPE,
+            step_up(shared, needed),
+        ));
     }
 
-    tracing::debug!(target: AUDIT, outcome = "allowed", issuer = identity.issuer(), subject = ?identity.subject(),
-        client_id = ?identity.client_id(), fingerprint = %identity.fingerprint(), "request allowed");
     // Tools must never see (or log) the raw token: it leaves with the header.
     parts.headers.remove(AUTHORIZATION);
     parts.extensions.insert(identity);
@@ -459,12 +744,7 @@ fn discovery_challenge(shared: &Shared) -> Response<ResponseBody> {
     response
 }
 
-fn token_refusal(
-    shared: &Shared,
-    error: &TokenError,
-    fingerprint: TokenFingerprint,
-) -> Response<ResponseBody> {
-    tracing::info!(target: AUDIT, outcome = "refused", reason = error.reason(), %fingerprint, "token refused");
+fn token_refusal(shared: &Shared, error: &TokenError) -> Response<ResponseBody> {
     if error.error_code() == ErrorCode::TemporarilyUnavailable {
         let retry = error
             .retry_after()
@@ -484,6 +764,17 @@ fn token_refusal(
         .description(error.description())
         .scope(shared.config.challenge_scopes());
     challenge_response(StatusCode::UNAUTHORIZED, &challenge, None)
+}
+
+/// 429 with `Retry-After` in whole seconds, rounded up (at least 1).
+fn too_many_requests(retry_after: Duration) -> Response<ResponseBody> {
+    let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    json_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        "Too many requests",
+        Some(&secs.max(1).to_string()),
+    )
 }
 
 fn step_up(shared: &Shared, needed: ScopeSet) -> Response<ResponseBody> {
@@ -545,23 +836,4 @@ fn internal_error() -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::empty());
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response
-}
-
-fn audit_refusal(
-    reason: &'static str,
-    identity: Option<&VerifiedToken>,
-    needed: Option<&ScopeSet>,
-) {
-    tracing::info!(
-        target: AUDIT,
-        outcome = "refused",
-        reason,
-        issuer = identity.map(VerifiedToken::issuer),
-        subject = identity.and_then(VerifiedToken::subject),
-        client_id = identity.and_then(VerifiedToken::client_id),
-        granted = identity.map(|i| i.scopes().to_space_separated()),
-        required = needed.map(ScopeSet::to_space_separated),
-        fingerprint = identity.map(|i| i.fingerprint().to_string()),
-        "request refused"
-    );
 }

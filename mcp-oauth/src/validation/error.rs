@@ -89,6 +89,11 @@ impl ErrorCode {
 /// assert_eq!(error.error_code().status(), 401);
 /// assert_eq!(error.reason(), "expired");
 /// assert_eq!(error.description(), "The access token expired");
+///
+/// // A token that could not be judged is not refused as invalid: 503, retry later.
+/// let unavailable = TokenError::IntrospectionUnavailable { retry_after: std::time::Duration::from_secs(5) };
+/// assert_eq!(unavailable.error_code().status(), 503);
+/// assert_eq!(unavailable.retry_after(), Some(std::time::Duration::from_secs(5)));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -123,9 +128,14 @@ pub enum TokenError {
     /// The header carries `jku`, `x5u` or `jwk`: key references in a token are never trusted.
     #[error("embedded key reference")]
     EmbeddedKeyReference,
-    /// `iss` names no trusted issuer.
+    /// `iss` names no trusted issuer; or, for an issuer template, the token's tenant claim
+    /// does not name the tenant of its `iss`; or an introspection response names another
+    /// issuer than the endpoint's.
     #[error("unknown issuer")]
     UnknownIssuer,
+    /// `iss` matches an issuer template, but its tenant is not on the policy's allow-list.
+    #[error("tenant not allowed")]
+    TenantNotAllowed,
     /// `aud` does not name this resource.
     #[error("audience mismatch")]
     AudienceMismatch,
@@ -164,13 +174,27 @@ pub enum TokenError {
         /// When to retry.
         retry_after: Duration,
     },
+    /// The introspection endpoint (RFC 7662) answered `active: false`: revoked, expired,
+    /// unknown, or not a token of this authorization server.
+    #[error("token not active")]
+    Inactive,
+    /// The introspection endpoint could not judge the token: unreachable, timed out, an error
+    /// status, a response that is not an RFC 7662 answer, or too many calls in flight. The
+    /// token was not judged; the HTTP layer answers 503 with `Retry-After`.
+    #[error("token introspection unavailable")]
+    IntrospectionUnavailable {
+        /// When to retry.
+        retry_after: Duration,
+    },
 }
 
 impl TokenError {
     /// The RFC 6750 error code.
     pub fn error_code(&self) -> ErrorCode {
         match self {
-            TokenError::KeysUnavailable { .. } => ErrorCode::TemporarilyUnavailable,
+            TokenError::KeysUnavailable { .. } | TokenError::IntrospectionUnavailable { .. } => {
+                ErrorCode::TemporarilyUnavailable
+            }
             _ => ErrorCode::InvalidToken,
         }
     }
@@ -178,7 +202,8 @@ impl TokenError {
     /// When to retry, for errors that did not judge the token ([`ErrorCode::TemporarilyUnavailable`]).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            TokenError::KeysUnavailable { retry_after } => Some(*retry_after),
+            TokenError::KeysUnavailable { retry_after }
+            | TokenError::IntrospectionUnavailable { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -197,6 +222,7 @@ impl TokenError {
             TokenError::UnknownCriticalHeader => "unknown_crit",
             TokenError::EmbeddedKeyReference => "embedded_key_reference",
             TokenError::UnknownIssuer => "unknown_issuer",
+            TokenError::TenantNotAllowed => "tenant_not_allowed",
             TokenError::AudienceMismatch => "audience_mismatch",
             TokenError::Expired => "expired",
             TokenError::NotYetValid => "not_yet_valid",
@@ -208,6 +234,8 @@ impl TokenError {
             TokenError::KeyAlgorithmMismatch => "key_algorithm_mismatch",
             TokenError::InvalidSignature => "invalid_signature",
             TokenError::KeysUnavailable { .. } => "keys_unavailable",
+            TokenError::Inactive => "inactive",
+            TokenError::IntrospectionUnavailable { .. } => "introspection_unavailable",
         }
     }
 
@@ -228,6 +256,7 @@ impl TokenError {
                 "Tokens that reference their own keys are not accepted"
             }
             TokenError::UnknownIssuer => "The token issuer is not trusted",
+            TokenError::TenantNotAllowed => "The token tenant is not allowed",
             TokenError::AudienceMismatch => "The token was not issued for this resource",
             TokenError::Expired => "The access token expired",
             TokenError::NotYetValid => "The access token is not valid yet",
@@ -251,6 +280,10 @@ impl TokenError {
             }
             TokenError::InvalidSignature => "The token signature is invalid",
             TokenError::KeysUnavailable { .. } => "The authorization server keys are unavailable",
+            TokenError::Inactive => "The access token is not active",
+            TokenError::IntrospectionUnavailable { .. } => {
+                "The token introspection service is unavailable"
+            }
         }
     }
 }

@@ -45,11 +45,32 @@ impl fmt::Debug for TokenFingerprint {
     }
 }
 
+/// How a token was verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Verification {
+    /// A JWT whose signature verified with its issuer's key.
+    Signature,
+    /// A token the issuer's RFC 7662 introspection endpoint called active.
+    Introspection,
+}
+
+impl Verification {
+    /// A stable snake_case name, for logs and metrics labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Verification::Signature => "signature",
+            Verification::Introspection => "introspection",
+        }
+    }
+}
+
 /// The identity of a verified access token: who, for which client, with which scopes,
 /// until when. Cheap to clone.
 ///
-/// It holds the token's claims (for typed extraction with [`claims`](Self::claims)) but
-/// never the token itself.
+/// It holds the token's claims (for typed extraction with [`claims`](Self::claims)) — for an
+/// introspected token, the members of the introspection response — but never the token
+/// itself.
 #[derive(Clone)]
 pub struct VerifiedToken(Arc<Identity>);
 
@@ -62,6 +83,8 @@ pub(crate) struct Identity {
     pub expires_at: u64,
     pub issued_at: Option<u64>,
     pub jwt_id: Option<String>,
+    pub username: Option<String>,
+    pub verification: Verification,
     pub payload: Box<[u8]>,
     pub fingerprint: TokenFingerprint,
 }
@@ -71,7 +94,9 @@ impl VerifiedToken {
         Self(Arc::new(identity))
     }
 
-    /// The issuer (`iss`), equal to the policy's issuer.
+    /// The issuer (`iss`): the policy's issuer, or for a template policy the concrete issuer
+    /// of the token's tenant (`https://login.microsoftonline.com/{tid}/v2.0`). For an
+    /// introspected token, the introspection endpoint's issuer.
     pub fn issuer(&self) -> &str {
         &self.0.issuer
     }
@@ -98,7 +123,9 @@ impl VerifiedToken {
         &self.0.audiences
     }
 
-    /// Expiry (`exp`) as seconds since the Unix epoch.
+    /// Expiry (`exp`) as seconds since the Unix epoch. For an introspected token without
+    /// `exp` (accepted only when the introspection is configured with a maximum lifetime),
+    /// the end of that lifetime.
     pub fn expires_at(&self) -> u64 {
         self.0.expires_at
     }
@@ -116,6 +143,17 @@ impl VerifiedToken {
     /// The token id (`jti`).
     pub fn jwt_id(&self) -> Option<&str> {
         self.0.jwt_id.as_deref()
+    }
+
+    /// The resource owner's human-readable name (`username`), when the token carries one;
+    /// introspection responses often do (RFC 7662 §2.2).
+    pub fn username(&self) -> Option<&str> {
+        self.0.username.as_deref()
+    }
+
+    /// How the token was verified: a JWT signature or an introspection call.
+    pub fn verification(&self) -> Verification {
+        self.0.verification
     }
 
     /// The token's fingerprint, for logs.
@@ -156,6 +194,8 @@ impl VerifiedToken {
             expires_at: u64::MAX / 2,
             issued_at: None,
             jwt_id: None,
+            username: None,
+            verification: Verification::Signature,
             payload: Box::default(),
             fingerprint: TokenFingerprint([0; 8]),
         })
@@ -176,6 +216,7 @@ impl fmt::Debug for VerifiedToken {
             .field("client_id", &self.0.client_id)
             .field("scopes", &self.0.scopes)
             .field("expires_at", &self.0.expires_at)
+            .field("verification", &self.0.verification)
             .field("fingerprint", &self.0.fingerprint)
             .finish_non_exhaustive()
     }

@@ -36,6 +36,42 @@ pub(crate) fn split(token: &str) -> Result<Compact<'_>, TokenError> {
     })
 }
 
+/// What a bearer token looks like, before anything is verified: which verifier it goes to.
+pub(crate) enum TokenShape<'a> {
+    /// Not a JOSE object: an opaque token (introspection's, when configured).
+    Opaque,
+    /// A compact JWS (three segments, the first a base64url JSON object).
+    Jws {
+        /// The payload segment, still encoded.
+        payload: &'a str,
+    },
+    /// A compact JWE (five segments, the first a base64url JSON object).
+    Jwe,
+}
+
+/// Classifies `token` cheaply: a segment count and one small base64url-and-JSON check of the
+/// header. A token is JWT-shaped when it has three (or five) dot-separated segments and the
+/// first decodes to a JSON object; anything else is opaque.
+pub(crate) fn shape(token: &str) -> TokenShape<'_> {
+    let dots = token.bytes().filter(|&b| b == b'.').count();
+    if dots != 2 && dots != 4 {
+        return TokenShape::Opaque;
+    }
+    let mut segments = token.split('.');
+    let header = segments.next().unwrap_or_default();
+    let is_object = URL_SAFE_NO_PAD.decode(header).is_ok_and(|bytes| {
+        bytes.trim_ascii_start().first() == Some(&b'{')
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
+    });
+    match (is_object, dots) {
+        (false, _) => TokenShape::Opaque,
+        (true, 2) => TokenShape::Jws {
+            payload: segments.next().unwrap_or_default(),
+        },
+        (true, _) => TokenShape::Jwe,
+    }
+}
+
 pub(crate) fn decode(segment: &str) -> Result<Vec<u8>, TokenError> {
     if segment.is_empty() {
         return Err(TokenError::Malformed);
@@ -111,6 +147,30 @@ impl Header {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shapes() {
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256"}"#);
+        assert!(matches!(
+            shape(&format!("{header}.cGF5.c2ln")),
+            TokenShape::Jws { payload: "cGF5" }
+        ));
+        assert!(matches!(
+            shape(&format!("{header}.a.b.c.d")),
+            TokenShape::Jwe
+        ));
+        for opaque in [
+            "2YotnFZFEjr1zCsicMWpAA",
+            "a.b.c",
+            "",
+            "....",
+            &format!("{header}.a"),
+            &format!("{}.a.b", URL_SAFE_NO_PAD.encode(b"[1]")),
+            &format!("{}.a.b", URL_SAFE_NO_PAD.encode(b"{nope")),
+        ] {
+            assert!(matches!(shape(opaque), TokenShape::Opaque), "{opaque}");
+        }
+    }
 
     #[test]
     fn five_segments_are_a_jwe() {

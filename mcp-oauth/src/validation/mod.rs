@@ -1,18 +1,29 @@
-//! JWT access-token validation (RFC 9068, RFC 8725).
+//! Access-token validation: JWTs (RFC 9068, RFC 8725), and opaque tokens through RFC 7662
+//! introspection.
 //!
 //! A [`Validator`] holds one [`IssuerPolicy`] per trusted issuer, each with its own key set,
-//! and turns a bearer token into a [`VerifiedToken`] or a [`TokenError`] that says exactly
-//! why not. The order of checks is chosen so that nothing expensive happens for a token
-//! that fails a cheap check, and nothing is fetched for a token that is not ours:
+//! and optionally one [introspection](crate::introspection) endpoint, and turns a bearer token
+//! into a [`VerifiedToken`] or a [`TokenError`] that says exactly why not. The order of checks
+//! is chosen so that nothing expensive happens for a token that fails a cheap check, and
+//! nothing is fetched for a token that is not ours:
 //!
-//! 1. size cap (16 KiB by default), before any decoding; JWE and nested JWTs refused;
-//! 2. the header: `alg` (never `none`, never HMAC), no `jku`/`x5u`/`jwk`, no unknown `crit`;
-//! 3. `iss` routes to exactly one issuer's policy (keys never cross issuers); `alg` on its
-//!    allow-list; `typ` per its [`TypPolicy`];
-//! 4. `aud` names this resource; `exp`, `nbf`, `iat` within leeway; no `cnf` binding;
+//! 1. size cap (16 KiB by default), before any decoding; then the verified-token cache;
+//! 2. with introspection configured, a token that is not JWT-shaped (or, in
+//!    [`AllTokens`](crate::introspection::IntrospectionMode::AllTokens) mode, a JWT naming the
+//!    introspection's issuer) goes to that one endpoint, and nowhere else;
+//! 3. the header: `alg` (never `none`, never HMAC), no `jku`/`x5u`/`jwk`, no unknown `crit`;
+//!    JWE and nested JWTs refused;
+//! 4. `iss` routes to exactly one issuer's policy — the exact issuer first, else the first
+//!    [issuer template](IssuerPolicy::template) matching it, whose tenant claim must agree and
+//!    be allowed (keys never cross policies); `alg` on its allow-list; `typ` per its
+//!    [`TypPolicy`];
+//! 5. `aud` names this resource; `exp`, `nbf`, `iat` within leeway; no `cnf` binding;
 //!    required claims present;
-//! 5. only then the key: an unknown `kid` may cause one single-flight refresh;
-//! 6. the signature, with the key bound to the header's algorithm.
+//! 6. only then the key: an unknown `kid` may cause one single-flight refresh;
+//! 7. the signature, with the key bound to the header's algorithm.
+//!
+//! Identity providers that shape tokens differently have [presets](profile) that relax
+//! exactly what each needs ([`IssuerPolicy::preset`]).
 //!
 //! ```no_run
 //! # async fn demo(bearer: &str) -> Result<(), Box<dyn std::error::Error>> {
@@ -29,32 +40,65 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! # Token lifetimes
+//!
+//! MCP clients hold short-lived access tokens (minutes) and a refresh token; the resource
+//! server's part in that dance is small and exact:
+//!
+//! - **Leeway.** `exp`, `nbf` and `iat` are judged with a clock leeway (60 s by default,
+//!   [`IssuerPolicyBuilder::leeway`], at most [`MAX_LEEWAY`]): a token is refused from
+//!   `exp + leeway` on, and accepted from `nbf - leeway` on. The leeway absorbs clock skew
+//!   between the authorization server and this host; it does not lengthen a token's life on
+//!   purpose, so keep it small.
+//! - **Expiry is `invalid_token`.** An expired token is refused with [`TokenError::Expired`],
+//!   which the HTTP layer answers with 401 and `error="invalid_token"`: the signal on which
+//!   clients use their refresh token and retry. It is never a 503 (retrying the same token
+//!   cannot help) and never a 403 (that means "more scope", not "new token").
+//! - **Caches never outlive `exp`.** A cached verification (the verified-token cache, keyed by
+//!   SHA-256 of the token) is served only until the moment a fresh validation would refuse
+//!   the token (`exp + leeway`), and never past the cache TTL; an introspection answer only
+//!   until `exp` itself. A refreshed token is a different token: nothing of the old one's
+//!   verdict carries over.
+//! - **Refresh and rotation are the authorization server's job.** The resource server never
+//!   sees refresh tokens (an introspection answer naming one is refused with
+//!   [`TokenError::InvalidType`]) and does not track rotation or reuse. The old access token
+//!   stays valid until its own `exp`; a revocation (e.g. of a replayed refresh token's family)
+//!   reaches a resource server that validates JWTs locally only at that `exp`, and one that
+//!   [introspects](crate::introspection) within its cache TTL. Short access-token lifetimes
+//!   bound both. The dev authorization server (`mcp_oauth::dev`, feature `dev`) rotates refresh
+//!   tokens and revokes a family on reuse, to try this end to end.
 
 mod claims;
 mod error;
 mod identity;
-mod jws;
+pub(crate) mod introspected;
+pub(crate) mod jws;
 mod policy;
+pub mod profile;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use error::{Claim, ErrorCode, TokenError};
-pub use identity::{TokenFingerprint, VerifiedToken};
+pub use identity::{TokenFingerprint, Verification, VerifiedToken};
 pub use policy::{
-    IssuerPolicy, IssuerPolicyBuilder, MAX_LEEWAY, PolicyError, RequiredClaims, ScopeClaim,
-    ScopeFormat, TypPolicy,
+    IssuerPolicy, IssuerPolicyBuilder, IssuerTemplate, MAX_LEEWAY, PolicyError, RequiredClaims,
+    ScopeClaim, ScopeFormat, TENANT_PLACEHOLDER, TypPolicy,
 };
+pub use profile::{ENTRA_ORGANIZATIONS_V2, EntraTenant, EntraVersion, Profile};
 
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::Algorithm;
+use crate::introspection::{Introspection, IntrospectionConfigError, Introspector};
 use crate::key_set::{KeyLookupError, KeySetConfigError, KeyUnavailable, RemoteKeySet};
 use crate::scopes::ScopeSet;
 use crate::token_cache::{CacheEntry, CacheKey, TokenCache, TokenCacheConfig, sha256};
 use claims::{ClaimsView, audience_matches};
 use identity::Identity;
 use jws::Header;
+use policy::IssuerMatch;
 
 const LOG_TARGET: &str = "mcp_oauth::validation";
 
@@ -71,12 +115,15 @@ static NEXT_VALIDATOR_ID: AtomicU64 = AtomicU64::new(1);
 /// Why a [`Validator`] could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ValidatorError {
-    /// No issuer was configured.
-    #[error("at least one issuer policy is required")]
+    /// No issuer policy and no introspection endpoint was configured.
+    #[error("at least one issuer policy (or an introspection endpoint) is required")]
     NoIssuer,
-    /// Two policies name the same issuer.
+    /// Two policies name the same issuer (or the same issuer template).
     #[error("issuer {0} is configured twice")]
     DuplicateIssuer(String),
+    /// The introspection verifier could not be set up.
+    #[error("introspection: {0}")]
+    Introspection(#[from] IntrospectionConfigError),
     /// An issuer's key set could not be set up.
     #[error("issuer {issuer}: {source}")]
     KeySet {
@@ -110,6 +157,7 @@ pub struct Validator {
 struct Inner {
     id: u64,
     issuers: Vec<Issuer>,
+    introspector: Option<Introspector>,
     cache: Option<Arc<TokenCache>>,
     clock: Arc<dyn Clock>,
     max_token_bytes: usize,
@@ -130,6 +178,7 @@ struct Issuer {
 #[derive(Debug)]
 pub struct ValidatorBuilder {
     policies: Vec<IssuerPolicy>,
+    introspection: Option<Introspection>,
     clock: Arc<dyn Clock>,
     cache: Option<TokenCacheConfig>,
     shared_cache: Option<Arc<TokenCache>>,
@@ -140,6 +189,16 @@ impl ValidatorBuilder {
     /// Trusts tokens of this issuer, under this policy. Call once per issuer.
     pub fn issuer(mut self, policy: IssuerPolicy) -> Self {
         self.policies.push(policy);
+        self
+    }
+
+    /// Also accepts opaque tokens through one RFC 7662 introspection endpoint (a second
+    /// verifier in the same chain; see [`Introspection`]). JWT-shaped tokens still go to the
+    /// issuer policies unless the introspection's [mode](crate::introspection::IntrospectionMode)
+    /// says otherwise. Calling it again replaces the endpoint: there is only ever one, so an
+    /// opaque token is never sent to more than one authorization server.
+    pub fn introspection(mut self, introspection: Introspection) -> Self {
+        self.introspection = Some(introspection);
         self
     }
 
@@ -176,16 +235,30 @@ impl ValidatorBuilder {
 
     /// Sets up each issuer's key set (nothing is fetched yet).
     pub fn build(self) -> Result<Validator, ValidatorError> {
-        if self.policies.is_empty() {
+        if self.policies.is_empty() && self.introspection.is_none() {
             return Err(ValidatorError::NoIssuer);
         }
         let mut issuers: Vec<Issuer> = Vec::with_capacity(self.policies.len());
         for policy in self.policies {
-            if issuers
-                .iter()
-                .any(|other| other.policy.issuer == policy.issuer)
-            {
-                return Err(ValidatorError::DuplicateIssuer(policy.issuer));
+            let duplicate = issuers.iter().find_map(|other| {
+                match (
+                    &other.policy.issuer_match,
+                    &policy.issuer_match,
+                    policy.issuer_template(),
+                ) {
+                    (IssuerMatch::Exact, IssuerMatch::Exact, _)
+                        if other.policy.issuer == policy.issuer =>
+                    {
+                        Some(policy.issuer.clone())
+                    }
+                    (IssuerMatch::Template { template, .. }, _, Some(ours)) if template == ours => {
+                        Some(ours.as_str().to_owned())
+                    }
+                    _ => None,
+                }
+            });
+            if let Some(name) = duplicate {
+                return Err(ValidatorError::DuplicateIssuer(name));
             }
             let keys = RemoteKeySet::with_clock(
                 policy.key_source.clone(),
@@ -201,10 +274,16 @@ impl ValidatorBuilder {
         let cache = self
             .shared_cache
             .or_else(|| self.cache.map(|c| Arc::new(TokenCache::new(&c))));
+        let id = NEXT_VALIDATOR_ID.fetch_add(1, Ordering::Relaxed);
+        let introspector = self
+            .introspection
+            .map(|config| Introspector::new(config, id, self.clock.clone()))
+            .transpose()?;
         Ok(Validator {
             inner: Arc::new(Inner {
-                id: NEXT_VALIDATOR_ID.fetch_add(1, Ordering::Relaxed),
+                id,
                 issuers,
+                introspector,
                 cache,
                 clock: self.clock,
                 max_token_bytes: self.max_token_bytes,
@@ -227,6 +306,7 @@ impl Validator {
     pub fn builder() -> ValidatorBuilder {
         ValidatorBuilder {
             policies: Vec::new(),
+            introspection: None,
             clock: Arc::new(SystemClock),
             cache: Some(TokenCacheConfig::default()),
             shared_cache: None,
@@ -248,13 +328,60 @@ impl Validator {
         self.inner.issuers.iter().map(|issuer| &issuer.policy)
     }
 
-    /// The key set of `issuer`, if configured.
+    /// The key set of `issuer`: the policy a token naming `iss` = `issuer` is routed to (an
+    /// exact issuer, else a template matching it), or the template policy advertising
+    /// `issuer`.
     pub fn key_set(&self, issuer: &str) -> Option<&RemoteKeySet> {
-        self.inner
-            .issuers
+        self.route(issuer)
+            .or_else(|| {
+                self.inner
+                    .issuers
+                    .iter()
+                    .position(|i| i.policy.issuer == issuer)
+            })
+            .map(|index| &self.inner.issuers[index].keys)
+    }
+
+    /// The policy a token whose (unverified) `iss` is `iss` is judged by: the one for that
+    /// exact issuer, else the first issuer template matching it. Keys never cross policies.
+    pub fn policy_for(&self, iss: &str) -> Option<&IssuerPolicy> {
+        self.route(iss)
+            .map(|index| &self.inner.issuers[index].policy)
+    }
+
+    fn route(&self, iss: &str) -> Option<usize> {
+        let issuers = &self.inner.issuers;
+        issuers
             .iter()
-            .find(|i| i.policy.issuer == issuer)
-            .map(|i| &i.keys)
+            .position(|i| i.policy.issuer_match == IssuerMatch::Exact && i.policy.issuer == iss)
+            .or_else(|| {
+                issuers.iter().position(|i| {
+                    i.policy.issuer_match != IssuerMatch::Exact && i.policy.matches_issuer(iss)
+                })
+            })
+    }
+
+    /// The introspection verifier, if configured.
+    pub fn introspector(&self) -> Option<&Introspector> {
+        self.inner.introspector.as_ref()
+    }
+
+    /// Every issuer the metadata must advertise in `authorization_servers`: each policy's
+    /// [`issuer`](IssuerPolicy::issuer) (the advertised one for a template), then the
+    /// introspection endpoint's issuer. No duplicates.
+    pub fn advertised_issuers(&self) -> Vec<&str> {
+        let mut issuers: Vec<&str> = Vec::new();
+        let introspected = self.inner.introspector.as_ref().map(|i| i.issuer());
+        for issuer in self
+            .policies()
+            .map(IssuerPolicy::issuer)
+            .chain(introspected)
+        {
+            if !issuers.contains(&issuer) {
+                issuers.push(issuer);
+            }
+        }
+        issuers
     }
 
     /// The verified-token cache, if on.
@@ -299,6 +426,9 @@ impl Validator {
         if token.len() > inner.max_token_bytes {
             return Err(TokenError::TooLarge);
         }
+        if token.is_empty() {
+            return Err(TokenError::Malformed);
+        }
         let token_hash = sha256(token.as_bytes());
         let cache_key = CacheKey {
             policy: inner.id,
@@ -315,6 +445,11 @@ impl Validator {
                 return Ok(entry.token.clone());
             }
         }
+        if let Some(introspector) = &inner.introspector
+            && introspector.handles(token)
+        {
+            return introspector.introspect(token, token_hash).await;
+        }
 
         let parts = jws::split(token)?;
         let header_bytes = jws::decode(parts.header)?;
@@ -327,13 +462,23 @@ impl Validator {
         let issuer_name = claims
             .string("iss")?
             .ok_or(TokenError::MissingClaim(Claim::Issuer))?;
-        let (issuer_index, issuer) = inner
-            .issuers
-            .iter()
-            .enumerate()
-            .find(|(_, issuer)| issuer.policy.issuer == issuer_name)
-            .ok_or(TokenError::UnknownIssuer)?;
+        let issuer_index = self.route(&issuer_name).ok_or(TokenError::UnknownIssuer)?;
+        let issuer = &inner.issuers[issuer_index];
         let policy = &issuer.policy;
+        if let IssuerMatch::Template {
+            template,
+            tenant_claim,
+            allowed_tenants,
+        } = &policy.issuer_match
+        {
+            check_tenant(
+                &claims,
+                template,
+                tenant_claim,
+                allowed_tenants.as_deref(),
+                &issuer_name,
+            )?;
+        }
         if !policy.algorithms.contains(algorithm) {
             return Err(TokenError::AlgorithmNotAllowed);
         }
@@ -393,7 +538,9 @@ impl Validator {
                 return Err(TokenError::MissingClaim(claim));
             }
         }
-        let scopes = read_scopes(&claims, &policy.scope_claim)?;
+        let scopes = read_scopes(&claims, &policy.scope_claims)?;
+        // Informational: a `username` of another type is ignored rather than refused.
+        let username = claims.string("username").ok().flatten();
 
         // Only now, for a token that is ours in every cheap respect, may the key lookup
         // cause a fetch (an unknown kid triggers one single-flight refresh).
@@ -425,6 +572,8 @@ impl Validator {
             expires_at,
             issued_at,
             jwt_id,
+            username,
+            verification: Verification::Signature,
             payload: payload.into_boxed_slice(),
             fingerprint: TokenFingerprint::from_sha256(&token_hash),
         });
@@ -444,6 +593,27 @@ impl Validator {
             );
         }
         Ok(verified)
+    }
+}
+
+/// For a template policy: the token's tenant claim must name the tenant of its `iss`, and
+/// that tenant must be allowed.
+fn check_tenant(
+    claims: &ClaimsView<'_>,
+    template: &IssuerTemplate,
+    tenant_claim: &str,
+    allowed: Option<&[String]>,
+    iss: &str,
+) -> Result<(), TokenError> {
+    let tenant = template.tenant_of(iss).ok_or(TokenError::UnknownIssuer)?;
+    if claims.string(tenant_claim)?.as_deref() != Some(tenant) {
+        return Err(TokenError::UnknownIssuer);
+    }
+    match allowed {
+        Some(tenants) if !tenants.iter().any(|t| t.eq_ignore_ascii_case(tenant)) => {
+            Err(TokenError::TenantNotAllowed)
+        }
+        _ => Ok(()),
     }
 }
 
@@ -481,8 +651,15 @@ fn refuse_id_token(claims: &ClaimsView<'_>) -> Result<(), TokenError> {
     }
 }
 
-fn read_scopes(claims: &ClaimsView<'_>, claim: &ScopeClaim) -> Result<ScopeSet, TokenError> {
-    let Some(raw) = claims.get(claim.name()) else {
+/// The scopes of the first claim of `claims_in_order` that is present (none: no scopes).
+fn read_scopes(
+    claims: &ClaimsView<'_>,
+    claims_in_order: &[ScopeClaim],
+) -> Result<ScopeSet, TokenError> {
+    let Some((claim, raw)) = claims_in_order
+        .iter()
+        .find_map(|claim| claims.get(claim.name()).map(|raw| (claim, raw)))
+    else {
         return Ok(ScopeSet::new());
     };
     let value: serde_json::Value =
