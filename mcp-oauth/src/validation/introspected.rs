@@ -1,0 +1,168 @@
+//! Judging an RFC 7662 introspection response with the same rules as a JWT: `active`, then
+//! `iss`, the token type, `cnf`, `aud` (canonically), `exp`/`nbf`/`iat` within leeway, the
+//! required members, the scopes.
+
+use std::time::Duration;
+
+use super::claims::{ClaimsView, audience_matches};
+use super::identity::{Identity, TokenFingerprint, Verification, VerifiedToken};
+use super::{Claim, TokenError, read_scopes};
+use crate::introspection::Introspection;
+
+/// Token kinds that an introspection response may name and that are never access tokens.
+const NOT_ACCESS_TOKENS: [&str; 6] = [
+    "refresh_token",
+    "refresh",
+    "offline",
+    "id",
+    "id_token",
+    "logout",
+];
+
+/// What an introspection response says about a token.
+pub(crate) enum Judgement {
+    /// Active and acceptable: the identity, and the clock time past which it must not be
+    /// served from a cache (`exp`, or now plus the configured lifetime when `exp` is absent).
+    Valid {
+        token: VerifiedToken,
+        valid_until: Duration,
+    },
+    /// Inactive, or active but refused by our checks.
+    Invalid(TokenError),
+    /// Not an RFC 7662 response: the token was not judged.
+    Garbage(&'static str),
+}
+
+/// Judges `body`, the response for the token whose SHA-256 is `token_hash`, at `now`.
+pub(crate) fn judge(
+    body: &[u8],
+    config: &Introspection,
+    now: Duration,
+    token_hash: &[u8; 32],
+) -> Judgement {
+    let Ok(view) = ClaimsView::parse(body) else {
+        return Judgement::Garbage("the response is not one JSON object");
+    };
+    let active = match view.get("active") {
+        None => return Judgement::Garbage("the response has no `active` member"),
+        Some(raw) => match serde_json::from_str::<bool>(raw.get()) {
+            Ok(active) => active,
+            Err(_) => return Judgement::Garbage("`active` is not a boolean"),
+        },
+    };
+    if !active {
+        return Judgement::Invalid(TokenError::Inactive);
+    }
+    match judge_active(&view, body, config, now, token_hash) {
+        Ok((token, valid_until)) => Judgement::Valid { token, valid_until },
+        Err(error) => Judgement::Invalid(error),
+    }
+}
+
+fn judge_active(
+    view: &ClaimsView<'_>,
+    body: &[u8],
+    config: &Introspection,
+    now: Duration,
+    token_hash: &[u8; 32],
+) -> Result<(VerifiedToken, Duration), TokenError> {
+    match view.string("iss")? {
+        Some(iss) if iss != config.issuer => return Err(TokenError::UnknownIssuer),
+        Some(_) => {}
+        None if config.required.contains(Claim::Issuer) => {
+            return Err(TokenError::MissingClaim(Claim::Issuer));
+        }
+        None => {}
+    }
+    // A refresh (or ID) token is not an access token, whatever the endpoint says about its
+    // activity: `token_type` (the dev server, several others), `token_use` (Ory Hydra), `typ`
+    // (Keycloak: `Refresh`, `Offline`, `ID`).
+    for member in ["token_type", "token_use", "typ"] {
+        if let Ok(Some(kind)) = view.string(member)
+            && NOT_ACCESS_TOKENS
+                .iter()
+                .any(|other| kind.eq_ignore_ascii_case(other))
+        {
+            return Err(TokenError::InvalidType);
+        }
+    }
+    if view.contains("cnf") {
+        return Err(TokenError::SenderConstrained);
+    }
+
+    let audiences = view.audiences()?.unwrap_or_default();
+    if audiences.is_empty() {
+        if !config.accept_missing_audience {
+            return Err(TokenError::MissingClaim(Claim::Audience));
+        }
+    } else {
+        let ours = audiences.iter().any(|presented| {
+            config
+                .audiences
+                .iter()
+                .any(|aud| audience_matches(aud, presented))
+        });
+        if !ours {
+            return Err(TokenError::AudienceMismatch);
+        }
+    }
+
+    let now_secs = now.as_secs();
+    let leeway = config.leeway.as_secs();
+    let (expires_at, valid_until) = match view.numeric_date("exp")? {
+        Some(exp) => {
+            if now_secs >= exp.saturating_add(leeway) {
+                return Err(TokenError::Expired);
+            }
+            (exp, Duration::from_secs(exp))
+        }
+        None => match config.max_lifetime_without_exp {
+            Some(lifetime) => {
+                let until = now + lifetime;
+                (until.as_secs(), until)
+            }
+            None => return Err(TokenError::MissingClaim(Claim::Expiry)),
+        },
+    };
+    if let Some(not_before) = view.numeric_date("nbf")?
+        && now_secs.saturating_add(leeway) < not_before
+    {
+        return Err(TokenError::NotYetValid);
+    }
+    let issued_at = view.numeric_date("iat")?;
+    if issued_at.is_some_and(|iat| iat > now_secs.saturating_add(leeway)) {
+        return Err(TokenError::IssuedInFuture);
+    }
+
+    let subject = view.string("sub")?;
+    let client_id = view.string("client_id")?;
+    let jwt_id = view.string("jti")?;
+    let username = view.string("username")?;
+    for (claim, present) in [
+        (Claim::Subject, subject.is_some()),
+        (Claim::ClientId, client_id.is_some()),
+        (Claim::IssuedAt, issued_at.is_some()),
+        (Claim::JwtId, jwt_id.is_some()),
+    ] {
+        if config.required.contains(claim) && !present {
+            return Err(TokenError::MissingClaim(claim));
+        }
+    }
+    let scopes = read_scopes(view, std::slice::from_ref(&config.scope_claim))?;
+
+    let token = VerifiedToken::new(Identity {
+        issuer: config.issuer.clone(),
+        subject,
+        client_id,
+        scopes,
+        audiences,
+        expires_at,
+        issued_at,
+        jwt_id,
+        username,
+        verification: Verification::Introspection,
+        payload: body.into(),
+        fingerprint: TokenFingerprint::from_sha256(token_hash),
+    });
+    Ok((token, valid_until))
+}
