@@ -69,7 +69,7 @@ async fn start_calendar(tools: ToolTable, calendar: Calendar) -> Running {
     Running {
         issuer,
         resource,
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        http: mcp_oauth::testing::http_client(),
     }
 }
 
@@ -292,7 +292,7 @@ async fn without_the_layer_every_guarded_tool_fails_closed() {
     let server = Running {
         issuer,
         resource,
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        http: mcp_oauth::testing::http_client(),
     };
     let token = server.issuer.token().scope("calendar:admin").sign();
     let session = server.session(&token).await;

@@ -39,18 +39,18 @@ pub(crate) fn build(
 }
 
 #[cfg(feature = "aws-lc-rs")]
-fn with_tls_backend(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+pub(crate) fn with_tls_backend(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
     // reqwest's `rustls` feature uses the aws-lc-rs provider explicitly.
     builder
 }
 
 #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
-fn with_tls_backend(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+pub(crate) fn with_tls_backend(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
     builder
 }
 
 #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
-fn with_tls_backend(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+pub(crate) fn with_tls_backend(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
     use rustls_platform_verifier::BuilderVerifierExt;
     use std::sync::Arc;
 

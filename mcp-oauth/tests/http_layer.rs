@@ -189,7 +189,7 @@ async fn start_with(options: Options) -> Server {
         .await
         .unwrap();
     });
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = mcp_oauth::testing::http_client();
     Server {
         issuer,
         resource,

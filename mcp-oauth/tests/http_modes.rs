@@ -167,7 +167,7 @@ async fn start_stateless(json_response: bool) -> Stateless {
         issuer,
         resource,
         events,
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        http: mcp_oauth::testing::http_client(),
     }
 }
 

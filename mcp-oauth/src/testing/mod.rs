@@ -9,3 +9,20 @@ pub mod keys;
 
 pub use issuer::{Fault, TestIssuer, TestIssuerBuilder, TokenBuilder};
 pub use keys::{SigningAlgorithm, SigningKey, compact_jws};
+
+/// An HTTP client for tests that talk to loopback servers: no proxy, no redirects followed,
+/// and TLS set up for whichever crypto backend this build uses (in a pure-Rust build a plain
+/// `reqwest::Client::new()` would panic for want of a rustls provider).
+///
+/// ```
+/// let client = mcp_oauth::testing::http_client();
+/// # drop(client);
+/// ```
+pub fn http_client() -> reqwest::Client {
+    let builder = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none());
+    crate::http_client::with_tls_backend(builder)
+        .build()
+        .expect("an HTTP client for loopback tests")
+}
