@@ -15,7 +15,7 @@
 //! - binds each `Mcp-Session-Id` to the principal that created it;
 //! - puts the [`VerifiedToken`](crate::VerifiedToken) in the request extensions and removes
 //!   the `Authorization` header, so tools never see the raw token;
-//! - records one [`AuditEvent`](crate::audit::AuditEvent) per decision (see
+//! - records one [`crate::audit::AuditEvent`] per decision (see
 //!   [`audit`](crate::audit)) and counts it in the [`metrics`](crate::metrics);
 //! - limits failed authentications per client address and, when configured, requests per
 //!   principal: 429 with `Retry-After` (see [`rate_limit`](crate::rate_limit)).

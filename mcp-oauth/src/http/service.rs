@@ -724,7 +724,7 @@ fn with_cors(
         headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         headers.insert(
             ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("WWW-Authenticate, Mcp-Session-Id"),
+            HeaderValue::from_static("WWW-Authenticate, Mcp-Session-Id, Retry-After, X-Request-Id"),
         );
         headers.append(VARY, HeaderValue::from_static("Origin"));
     }
