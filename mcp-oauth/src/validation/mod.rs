@@ -7,10 +7,11 @@
 //! is chosen so that nothing expensive happens for a token that fails a cheap check, and
 //! nothing is fetched for a token that is not ours:
 //!
-//! 1. size cap (16 KiB by default), before any decoding; then the verified-token cache;
+//! 1. size cap (16 KiB by default), before any decoding;
 //! 2. with introspection configured, a token that is not JWT-shaped (or, in
 //!    [`AllTokens`](crate::introspection::IntrospectionMode::AllTokens) mode, a JWT naming the
-//!    introspection's issuer) goes to that one endpoint, and nowhere else;
+//!    introspection's issuer) goes to that one endpoint, and nowhere else; other tokens are
+//!    looked up in the verified-token cache;
 //! 3. the header: `alg` (never `none`, never HMAC), no `jku`/`x5u`/`jwk`, no unknown `crit`;
 //!    JWE and nested JWTs refused;
 //! 4. `iss` routes to exactly one issuer's policy — the exact issuer first, else the first
@@ -430,6 +431,13 @@ impl Validator {
             return Err(TokenError::Malformed);
         }
         let token_hash = sha256(token.as_bytes());
+        // Opaque tokens (and, when so configured, the introspection issuer's JWTs) go to the
+        // one introspection endpoint, with its own cache; they never enter the JWT path.
+        if let Some(introspector) = &inner.introspector
+            && introspector.handles(token)
+        {
+            return introspector.introspect(token, token_hash).await;
+        }
         let cache_key = CacheKey {
             policy: inner.id,
             token_hash,
@@ -444,11 +452,6 @@ impl Validator {
             if let Some(entry) = hit {
                 return Ok(entry.token.clone());
             }
-        }
-        if let Some(introspector) = &inner.introspector
-            && introspector.handles(token)
-        {
-            return introspector.introspect(token, token_hash).await;
         }
 
         let parts = jws::split(token)?;
