@@ -73,6 +73,8 @@ pub mod reason {
     pub const TOKEN_IN_HEADER_AND_BODY: &str = "token_in_header_and_body";
     /// 400: the body is not a JSON-RPC message the layer can judge.
     pub const UNREADABLE_JSONRPC: &str = "unreadable_jsonrpc";
+    /// A `GET` resuming a stream by `Last-Event-ID` without a session: refused (400).
+    pub const SESSIONLESS_RESUMPTION: &str = "sessionless_resumption";
     /// 400: `Mcp-Method` or `Mcp-Name` disagrees with the body.
     pub const MCP_HEADERS_DISAGREE: &str = "mcp_headers_disagree_with_body";
     /// 403: a tool without scope annotation, under the deny policy.

@@ -42,7 +42,8 @@
 //!     .build()
 //!     .unwrap();
 //! assert_eq!(layer.metadata_path(), "/.well-known/oauth-protected-resource/mcp");
-//! // axum: Router::new().nest_service("/mcp", rmcp_service).layer(layer)
+//! // axum: layer.layer(Router::new().route_service("/mcp", rmcp_service)); everything at
+//! // and below the route is guarded, so nest_service("/mcp", …) is safe too.
 //! ```
 
 pub(crate) mod bearer; // pub(crate): reached by `crate::__fuzz` (feature `fuzzing`)

@@ -32,6 +32,7 @@ use crate::tools::{ToolRequirement, UnannotatedToolPolicy};
 use crate::validation::{ErrorCode, TokenError, TokenFingerprint, VerifiedToken};
 
 const SESSION_HEADER: &str = "mcp-session-id";
+const LAST_EVENT_ID_HEADER: &str = "last-event-id";
 const METHOD_HEADER: &str = "mcp-method";
 const NAME_HEADER: &str = "mcp-name";
 
@@ -111,7 +112,7 @@ where
     if shared.metadata_paths.iter().any(|served| served == path) {
         return Ok(serve_metadata(&shared, request.method()));
     }
-    if path != shared.route {
+    if !is_guarded(path, &shared.route) {
         let response = inner.call(request.map(ResponseBody::new)).await?;
         return Ok(response.map(ResponseBody::new));
     }
@@ -131,7 +132,7 @@ where
         OriginCheck::NoOrigin => None,
     };
     if request.method() == Method::OPTIONS {
-        return Ok(with_cors(preflight(), origin.as_ref()));
+        return Ok(with_cors(preflight(request.headers()), origin.as_ref()));
     }
     let mut decision = Decision::new(&shared, &mut request);
     let response = match authorize(&shared, &mut decision, request).await {
@@ -152,6 +153,18 @@ where
         Err(Refusal { reason, response }) => decision.refuse(&shared, reason, response),
     };
     Ok(with_cors(response, origin.as_ref()))
+}
+
+/// Whether `path` is the guarded route or below it. Routers mount services under a prefix
+/// (`nest_service("/mcp", …)` also serves `/mcp/` and `/mcp/x`, and rmcp ignores the path),
+/// so everything below the route is guarded too: failing closed, never open.
+fn is_guarded(path: &str, route: &str) -> bool {
+    let route = route.trim_end_matches('/');
+    route.is_empty()
+        || path == route
+        || path
+            .strip_prefix(route)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// What is known about a request on the guarded route, for its audit event.
@@ -302,7 +315,7 @@ enum SessionState {
     /// The request presented a session it owns (bound already).
     Existing(String),
     /// No session: a session id in the response is bound to this principal.
-    New(Principal),
+    New(Option<Principal>),
 }
 
 /// The failed-authentication bucket of this request's address, when the guard is on and
@@ -391,6 +404,32 @@ where
 {
     let (mut parts, body) = request.into_parts();
     let failed_auth = FailedAuth::of(shared, decision);
+    // RFC 6750 §2: one method per request. A form body is read before validation so that a
+    // header token plus a body token is a 400 whatever the header token is worth.
+    let mut body = Some(body);
+    let mut form_body: Option<Bytes> = None;
+    if parts.method == Method::POST && is_form(&parts.headers) {
+        let bytes = match read_bounded(
+            body.take().expect("body present"),
+            &parts.headers,
+            shared.max_body_bytes,
+        )
+        .await
+        {
+            Ok(bytes) => bytes,
+            Err(status) => return Err(body_refusal(status)),
+        };
+        if form_has_access_token(&bytes) && parts.headers.contains_key(AUTHORIZATION) {
+            let challenge = Challenge::new(&shared.metadata_url)
+                .error(ErrorCode::InvalidRequest)
+                .description("The token was sent by more than one method");
+            return Err(Refusal::new(
+                reason::TOKEN_IN_HEADER_AND_BODY,
+                challenge_response(StatusCode::BAD_REQUEST, &challenge, None),
+            ));
+        }
+        form_body = Some(bytes);
+    }
     let token = match bearer::credentials(&parts.headers) {
         Ok(Credentials::Bearer(token)) => {
             failed_auth.reserve().await?;
@@ -450,6 +489,22 @@ where
         }
     }
 
+    // Resuming a stream by `Last-Event-ID` outside a session would replay whatever events the
+    // id names, whoever they belong to: refused until event stores are principal-scoped.
+    if parts.method == Method::GET
+        && parts.headers.contains_key(LAST_EVENT_ID_HEADER)
+        && !parts.headers.contains_key(SESSION_HEADER)
+    {
+        return Err(Refusal::new(
+            reason::SESSIONLESS_RESUMPTION,
+            plain(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Stream resumption needs a session",
+                None,
+            ),
+        ));
+    }
     let principal = Principal::of(&identity);
     let session = match parts
         .headers
@@ -457,9 +512,9 @@ where
         .map(|v| v.to_str().map(str::to_owned))
     {
         None => SessionState::New(principal),
-        Some(Ok(id)) => match shared.sessions.check(&id, principal) {
-            SessionCheck::Owner => SessionState::Existing(id),
-            SessionCheck::OtherPrincipal | SessionCheck::Unknown => {
+        Some(Ok(id)) => match principal.map(|principal| shared.sessions.check(&id, principal)) {
+            Some(SessionCheck::Owner) => SessionState::Existing(id),
+            Some(SessionCheck::OtherPrincipal | SessionCheck::Unknown) | None => {
                 failed_auth.charge().await;
                 return Err(Refusal::new(
                     reason::SESSION_NOT_BOUND,
@@ -488,29 +543,16 @@ where
     let mut needed = shared.required_scopes.clone();
     let mut denied_tool = false;
     let body = if parts.method == Method::POST {
-        let bytes = match read_bounded(body, &parts.headers, shared.max_body_bytes).await {
-            Ok(bytes) => bytes,
-            Err(status) => {
-                let (code, text) = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    (reason::BODY_TOO_LARGE, "Request body too large")
-                } else {
-                    (reason::BODY_UNREADABLE, "Unreadable request body")
-                };
-                return Err(Refusal::new(
-                    code,
-                    plain(status, "invalid_request", text, None),
-                ));
+        let bytes = match (form_body, body) {
+            (Some(bytes), _) => bytes,
+            (None, Some(body)) => {
+                match read_bounded(body, &parts.headers, shared.max_body_bytes).await {
+                    Ok(bytes) => bytes,
+                    Err(status) => return Err(body_refusal(status)),
+                }
             }
+            (None, None) => Bytes::new(),
         };
-        if is_form(&parts.headers) && form_has_access_token(&bytes) {
-            let challenge = Challenge::new(&shared.metadata_url)
-                .error(ErrorCode::InvalidRequest)
-                .description("The token was sent by more than one method");
-            return Err(Refusal::new(
-                reason::TOKEN_IN_HEADER_AND_BODY,
-                challenge_response(StatusCode::BAD_REQUEST, &challenge, None),
-            ));
-        }
         let Ok(calls) = jsonrpc::calls(&bytes) else {
             return Err(Refusal::new(
                 reason::UNREADABLE_JSONRPC,
@@ -548,16 +590,22 @@ where
         }
         ResponseBody::from(bytes)
     } else {
-        ResponseBody::new(body)
+        match body {
+            Some(body) => ResponseBody::new(body),
+            None => ResponseBody::empty(),
+        }
     };
     decision.required = Some(needed.clone());
     if denied_tool {
-        let challenge = Challenge::new(&shared.metadata_url)
-            .error(ErrorCode::InsufficientScope)
-            .description("This tool may not be called");
+        // No scope can help, so no step-up challenge: a plain 403.
         return Err(Refusal::new(
             reason::UNANNOTATED_TOOL_DENIED,
-            challenge_response(StatusCode::FORBIDDEN, &challenge, None),
+            plain(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "This tool may not be called",
+                None,
+            ),
         ));
     }
     let missing = identity.scopes().missing(&needed, &shared.hierarchy);
@@ -577,6 +625,15 @@ where
     })
 }
 
+fn body_refusal(status: StatusCode) -> Refusal {
+    let (code, text) = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        (reason::BODY_TOO_LARGE, "Request body too large")
+    } else {
+        (reason::BODY_UNREADABLE, "Unreadable request body")
+    };
+    Refusal::new(code, plain(status, "invalid_request", text, None))
+}
+
 fn track_session<B>(
     shared: &Shared,
     method: &Method,
@@ -587,7 +644,7 @@ fn track_session<B>(
         return;
     }
     match session {
-        SessionState::New(principal) => {
+        SessionState::New(Some(principal)) => {
             if let Some(id) = response
                 .headers()
                 .get(SESSION_HEADER)
@@ -597,7 +654,7 @@ fn track_session<B>(
             }
         }
         SessionState::Existing(id) if *method == Method::DELETE => shared.sessions.unbind(&id),
-        SessionState::Existing(_) => {}
+        SessionState::Existing(_) | SessionState::New(None) => {}
     }
 }
 
@@ -669,9 +726,10 @@ fn is_form(headers: &HeaderMap) -> bool {
         })
 }
 
+/// Whether a form body carries `access_token`, names percent-decoded as a form parser would
+/// (`access%5Ftoken` too).
 fn form_has_access_token(body: &[u8]) -> bool {
-    body.split(|b| *b == b'&')
-        .any(|pair| pair.split(|b| *b == b'=').next() == Some(b"access_token"))
+    url::form_urlencoded::parse(body).any(|(name, _)| name == "access_token")
 }
 
 fn serve_metadata(shared: &Shared, method: &Method) -> Response<ResponseBody> {
@@ -702,14 +760,24 @@ fn serve_metadata(shared: &Shared, method: &Method) -> Response<ResponseBody> {
     response.unwrap_or_else(|_| internal_error())
 }
 
-fn preflight() -> Response<ResponseBody> {
+fn preflight(headers: &HeaderMap) -> Response<ResponseBody> {
+    // Echo the requested header names (SEP-2243 adds `Mcp-Param-*` headers, which no fixed
+    // list can name); only header-name characters pass.
+    let requested = headers
+        .get(http::header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b',' | b' '))
+        })
+        .filter(|v| !v.trim().is_empty());
+    let allowed = requested.unwrap_or(
+        "authorization, content-type, accept, mcp-session-id, mcp-protocol-version, mcp-method, mcp-name, last-event-id",
+    );
     Response::builder()
         .status(StatusCode::NO_CONTENT)
         .header(ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, DELETE, OPTIONS")
-        .header(
-            ACCESS_CONTROL_ALLOW_HEADERS,
-            "authorization, content-type, accept, mcp-session-id, mcp-protocol-version, mcp-method, mcp-name, last-event-id",
-        )
+        .header(ACCESS_CONTROL_ALLOW_HEADERS, allowed)
         .header(ACCESS_CONTROL_MAX_AGE, "86400")
         .body(ResponseBody::empty())
         .unwrap_or_else(|_| internal_error())

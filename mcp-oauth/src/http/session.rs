@@ -16,15 +16,26 @@ use crate::validation::VerifiedToken;
 pub struct Principal([u8; 32]);
 
 impl Principal {
-    /// The principal of a verified token.
-    pub fn of(token: &VerifiedToken) -> Self {
+    /// The principal of a verified token; `None` when the token names neither a subject nor
+    /// a client (such a token cannot own a session: every one of them would be the same
+    /// principal).
+    pub fn of(token: &VerifiedToken) -> Option<Self> {
+        if token.subject().is_none() && token.client_id().is_none() {
+            return None;
+        }
         let mut hash = Sha256::new();
         for part in [Some(token.issuer()), token.subject(), token.client_id()] {
-            let part = part.unwrap_or("");
-            hash.update((part.len() as u64).to_be_bytes());
-            hash.update(part.as_bytes());
+            // Absent and empty are different principals.
+            match part {
+                None => hash.update([0]),
+                Some(part) => {
+                    hash.update([1]);
+                    hash.update((part.len() as u64).to_be_bytes());
+                    hash.update(part.as_bytes());
+                }
+            }
         }
-        Self(hash.finalize().into())
+        Some(Self(hash.finalize().into()))
     }
 
     /// The digest, for stores that serialize it.
@@ -114,5 +125,25 @@ impl<T: SessionBindings + ?Sized> SessionBindings for Arc<T> {
     }
     fn unbind(&self, session_id: &str) {
         (**self).unbind(session_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_and_empty_claims_are_different_principals() {
+        let with = |sub: Option<&str>, client: Option<&str>| {
+            let token = VerifiedToken::for_principal_tests("https://as.example.com", sub, client);
+            Principal::of(&token)
+        };
+        assert!(
+            with(None, None).is_none(),
+            "no subject, no client: no session owner"
+        );
+        assert_ne!(with(Some(""), Some("c")), with(None, Some("c")));
+        assert_ne!(with(Some("a"), None), with(Some("a"), Some("")));
+        assert_eq!(with(Some("a"), Some("c")), with(Some("a"), Some("c")));
     }
 }

@@ -183,7 +183,7 @@ impl VerifiedToken {
     }
 
     /// A token with these scopes, for unit tests of scope checks.
-    #[cfg(all(test, feature = "rmcp"))]
+    #[cfg(all(test, any(feature = "rmcp", feature = "layer")))]
     pub(crate) fn for_tests(scopes: &str) -> Self {
         Self::new(Identity {
             issuer: "https://as.example.com".into(),
@@ -199,6 +199,21 @@ impl VerifiedToken {
             payload: Box::default(),
             fingerprint: TokenFingerprint([0; 8]),
         })
+    }
+
+    /// A token of this principal, for unit tests of session binding.
+    #[cfg(all(test, feature = "layer"))]
+    pub(crate) fn for_principal_tests(
+        issuer: &str,
+        subject: Option<&str>,
+        client_id: Option<&str>,
+    ) -> Self {
+        let mut token = Self::for_tests("");
+        let identity = std::sync::Arc::get_mut(&mut token.0).expect("a fresh token");
+        identity.issuer = issuer.to_owned();
+        identity.subject = subject.map(str::to_owned);
+        identity.client_id = client_id.map(str::to_owned);
+        token
     }
 
     /// Whether both handles come from the same verification: a verified-token cache hit
