@@ -220,6 +220,22 @@ impl OAuthLayerBuilder {
             });
         }
         for policy in self.validator.policies() {
+            // A validator whose audiences do not name this resource would accept tokens meant
+            // for another one (token passthrough). Audiences that are not the URL (Entra's
+            // application id) are legitimate, so this warns rather than fails.
+            if !policy
+                .audiences()
+                .iter()
+                .any(|aud| crate::validation::audience_names(aud, &resource))
+            {
+                tracing::warn!(
+                    target: "mcp_oauth::http",
+                    issuer = policy.issuer(),
+                    audiences = ?policy.audiences(),
+                    resource = %resource,
+                    "no audience of this issuer's policy is the resource URL: make sure each one identifies this resource only"
+                );
+            }
             if !document
                 .authorization_servers
                 .iter()

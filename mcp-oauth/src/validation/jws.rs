@@ -93,7 +93,8 @@ pub(crate) struct Header {
     pub kid: Option<String>,
     #[serde(default)]
     pub cty: Option<String>,
-    #[serde(default)]
+    // `deserialize_with` keeps a present `null` distinguishable from an absent member.
+    #[serde(default, deserialize_with = "present")]
     pub crit: Option<serde_json::Value>,
     #[serde(default)]
     pub jku: Option<serde_json::Value>,
@@ -105,6 +106,14 @@ pub(crate) struct Header {
     pub enc: Option<serde_json::Value>,
     #[serde(default)]
     pub zip: Option<serde_json::Value>,
+}
+
+/// `Some(value)` for any present member, `null` included (plain `Option` maps `null` to
+/// `None`, which would let `"crit": null` pass as "no crit").
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
 }
 
 impl Header {
@@ -190,6 +199,10 @@ mod tests {
 
     #[test]
     fn empty_crit_is_malformed_and_any_entry_is_refused() {
+        assert_eq!(
+            Header::parse(br#"{"alg":"RS256","crit":null}"#).err(),
+            Some(TokenError::Malformed)
+        );
         assert_eq!(
             Header::parse(br#"{"alg":"RS256","crit":[]}"#).err(),
             Some(TokenError::Malformed)

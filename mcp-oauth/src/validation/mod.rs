@@ -103,6 +103,11 @@ use policy::IssuerMatch;
 
 const LOG_TARGET: &str = "mcp_oauth::validation";
 
+/// Whether audience `presented` names `configured` (scheme and host case-insensitive).
+pub(crate) fn audience_names(configured: &str, presented: &str) -> bool {
+    claims::audience_matches(configured, presented)
+}
+
 /// The default size cap of a token, checked before any decoding.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 
@@ -581,8 +586,8 @@ impl Validator {
             fingerprint: TokenFingerprint::from_sha256(&token_hash),
         });
         if let Some(cache) = &inner.cache {
-            let valid_until =
-                Duration::from_secs(expires_at.saturating_add(leeway)).min(now + cache.ttl());
+            let valid_until = Duration::from_secs(expires_at.saturating_add(leeway))
+                .min(now.saturating_add(cache.ttl()));
             cache.insert(
                 cache_key,
                 CacheEntry {
