@@ -11,6 +11,7 @@
 //! | `MCP_OAUTH_ISSUER_JWKS_URI` | the issuer's JWKS URL (default: discovered from the issuer) |
 //! | `MCP_OAUTH_AUDIENCE` | the audience tokens carry (default: the resource URL) |
 //! | `MCP_OAUTH_ALLOWED_ORIGINS` | extra browser origins allowed to call the endpoint (comma-separated) |
+//! | `MCP_OAUTH_FAILED_AUTH_PER_MINUTE` | failed authentications allowed per client address and minute, after a burst of 60 (default 60; `0` turns the limit off) |
 //! | `MCP_OAUTH_FILTER_TOOLS` | `1`: `tools/list` shows each caller only the tools its token may call (SEP-1881) |
 
 mod server;
@@ -37,6 +38,7 @@ struct Settings {
     audience: Option<String>,
     origins: Vec<String>,
     filter_tools: bool,
+    failed_auth_per_minute: Option<u32>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -108,6 +110,18 @@ impl Settings {
             Some("1") | Some("true") => true,
             Some(other) => return Err(format!("MCP_OAUTH_FILTER_TOOLS={other:?} must be 1 or 0")),
         };
+        let failed_auth_per_minute = match var("MCP_OAUTH_FAILED_AUTH_PER_MINUTE") {
+            None => Some(60),
+            Some(value) => match value.parse::<u32>() {
+                Ok(0) => None,
+                Ok(n) => Some(n),
+                Err(_) => {
+                    return Err(format!(
+                        "MCP_OAUTH_FAILED_AUTH_PER_MINUTE={value:?} must be a whole number"
+                    ));
+                }
+            },
+        };
         Ok(Self {
             resource,
             bind,
@@ -116,6 +130,7 @@ impl Settings {
             audience,
             origins,
             filter_tools,
+            failed_auth_per_minute,
         })
     }
 }
@@ -203,6 +218,11 @@ async fn run() -> Result<(), String> {
     let layer = OAuthLayer::builder(config, validator)
         .tools(mcp_oauth::rmcp::tool_table(&Calendar::tool_router()))
         .origins(origins)
+        .rate_limits(match settings.failed_auth_per_minute {
+            Some(per_minute) => mcp_oauth::rate_limit::RateLimits::default()
+                .failed_auth(mcp_oauth::rate_limit::Budget::per_minute(per_minute).burst(60)),
+            None => mcp_oauth::rate_limit::RateLimits::default().without_failed_auth_limit(),
+        })
         .build()
         .map_err(|e| format!("invalid configuration: {e}"))?;
 
@@ -220,9 +240,16 @@ async fn run() -> Result<(), String> {
 
     print_banner(&settings, &layer, &issuer, dev.as_ref());
     println!("ready");
+    // TCP_NODELAY: a streamed response written in pieces must not wait for delayed ACKs.
+    // Connect info gives the layer each client's address for the failed-auth budget.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(
         listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            std::net::SocketAddr,
+        >(app),
     )
     .with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;

@@ -118,6 +118,11 @@ fn present<'de, D: serde::Deserializer<'de>>(
 
 impl Header {
     pub(crate) fn parse(bytes: &[u8]) -> Result<Header, TokenError> {
+        // RFC 7515 §5.2: the header is UTF-8 JSON. serde_json skips members it does not read
+        // without checking their bytes, so check the whole header first.
+        if std::str::from_utf8(bytes).is_err() {
+            return Err(TokenError::Malformed);
+        }
         let header: Header = serde_json::from_slice(bytes).map_err(|_| TokenError::Malformed)?;
         if header.enc.is_some() || header.zip.is_some() {
             return Err(TokenError::Encrypted);
