@@ -110,6 +110,8 @@ enum Outcome {
     Ok,
     /// 401 with this error description.
     Refused(String),
+    /// 503 with `Retry-After`: not judged yet (an unknown kid while no refresh can be made).
+    RetryLater,
     /// Anything else.
     Other(u16, String),
 }
@@ -153,6 +155,7 @@ impl Server {
             {
                 Outcome::Ok
             }
+            503 if reply.header("retry-after").is_some() => Outcome::RetryLater,
             401 => Outcome::Refused(
                 reply
                     .challenge()
@@ -286,13 +289,10 @@ async fn authorization_server_down_for_the_whole_test_known_keys_still_accepted(
         &refused[..refused.len().min(5)]
     );
 
-    // An unknown kid while down: the refresh fails, the token is refused as unknown (401),
-    // not as unavailable (the set in use is fine).
+    // An unknown kid while down: the refresh fails, so the kid can be neither found nor
+    // ruled out: 503 with Retry-After (the set in use stays, and known keys still work).
     let unknown = server.token_with(&SigningKey::generate(SigningAlgorithm::ES256, "never"));
-    assert_eq!(
-        server.call(&http, &unknown).await,
-        Outcome::Refused(TokenError::UnknownKey.description().into())
-    );
+    assert_eq!(server.call(&http, &unknown).await, Outcome::RetryLater);
     assert!(server.keys().stats().failures >= 1);
 
     // Past the set's expiry (5 min) the set is stale, and still used (stale-if-error) for
@@ -316,7 +316,7 @@ async fn authorization_server_down_for_the_whole_test_known_keys_still_accepted(
     clock.advance(Duration::from_secs(2 * 3600));
     let token = server.token();
     match server.call(&http, &token).await {
-        Outcome::Other(503, _) => {}
+        Outcome::RetryLater => {}
         other => panic!("expected 503 once the keys are too stale, got {other:?}"),
     }
 }
@@ -352,11 +352,12 @@ async fn authorization_server_serving_garbage_known_keys_still_accepted() {
     for fault in faults {
         server.issuer.set_fault(fault.clone());
         let failures = server.keys().stats().failures;
-        // An unknown kid forces a fetch, which fails: the set in use stays.
+        // An unknown kid forces a fetch, which fails: the set in use stays, and the token
+        // is not condemned (503 + Retry-After).
         let unknown = server.token_with(&SigningKey::generate(SigningAlgorithm::ES256, "nope"));
         assert_eq!(
             server.call(&http, &unknown).await,
-            Outcome::Refused(TokenError::UnknownKey.description().into()),
+            Outcome::RetryLater,
             "{fault:?}"
         );
         assert!(
@@ -611,19 +612,16 @@ async fn an_abrupt_rotation_under_load_is_refused_at_most_for_the_cooldown() {
         .count();
     report(&format!(
         "abrupt rotation, cooldown ({COOLDOWN:?}) armed just before: {} requests ({} with the \
-         new key), {} refused, all sent within the cooldown; {accepted_after} new-key calls \
-         accepted after it",
+         new key), {} answered 503 retry-later (none condemned), all sent within the cooldown; \
+         {accepted_after} new-key calls accepted after it",
         calls.len(),
         key_3_calls.len(),
         refused.len()
     ));
     for call in &refused {
         assert_eq!(call.tag, KEY_3, "a refusal of a known key: {call:?}");
-        assert_eq!(
-            call.outcome,
-            Outcome::Refused(TokenError::UnknownKey.description().into()),
-            "{call:?}"
-        );
+        // Never condemned: the new kid is asked to retry once the cooldown allows a refresh.
+        assert_eq!(call.outcome, Outcome::RetryLater, "{call:?}");
         assert!(
             call.sent < window_end,
             "refused {:?} after the cooldown ended: {call:?}",

@@ -64,26 +64,38 @@ async fn a_flood_of_random_kids_causes_at_most_one_fetch_per_cooldown() {
         let issuer = f.issuer.clone();
         let validator = f.validator.clone();
         async move {
+            let mut condemned = 0;
             for i in 0..200 {
                 let token = issuer.token().kid(format!("random-{round}-{i}")).sign();
-                assert_eq!(
-                    validator.validate(&token).await.unwrap_err(),
-                    TokenError::UnknownKey
-                );
+                match validator.validate(&token).await.unwrap_err() {
+                    // Still unknown right after a refresh made for it: condemned.
+                    TokenError::UnknownKey => condemned += 1,
+                    // Within the cooldown no refresh can be made: retry later, not condemned.
+                    TokenError::UnknownKeyRetryLater { retry_after } => {
+                        assert!(retry_after > Duration::ZERO);
+                        assert!(retry_after <= Duration::from_secs(30));
+                    }
+                    other => panic!("{other:?}"),
+                }
             }
+            condemned
         }
     };
-    flood(0).await;
+    assert_eq!(
+        flood(0).await,
+        1,
+        "only the token that caused the refresh is condemned"
+    );
     assert_eq!(f.issuer.jwks_requests(), 2, "200 unknown kids: one refresh");
     f.clock.advance(Duration::from_secs(10));
-    flood(1).await;
+    assert_eq!(flood(1).await, 0);
     assert_eq!(
         f.issuer.jwks_requests(),
         2,
         "still inside the 30 s cooldown"
     );
     f.clock.advance(Duration::from_secs(21));
-    flood(2).await;
+    assert_eq!(flood(2).await, 1);
     assert_eq!(
         f.issuer.jwks_requests(),
         3,
@@ -149,11 +161,13 @@ async fn cached_keys_survive(fault: Fault) {
         f.validator.validate(&token).await.is_ok(),
         "{fault:?}: stale-if-error"
     );
-    // An unknown kid forces a synchronous refresh attempt, which fails too: still fine.
+    // An unknown kid forces a synchronous refresh attempt, which fails too: the token is not
+    // condemned (its key may exist) and the cached set is kept.
     let other = f.issuer.token().kid("unknown").expires_in(LONG).sign();
-    assert_eq!(
-        f.validator.validate(&other).await.unwrap_err(),
-        TokenError::UnknownKey
+    let error = f.validator.validate(&other).await.unwrap_err();
+    assert!(
+        matches!(error, TokenError::UnknownKeyRetryLater { .. }),
+        "{fault:?}: {error:?}"
     );
     assert!(
         f.validator.validate(&token).await.is_ok(),
@@ -324,7 +338,8 @@ async fn a_removed_key_stops_validating_after_the_next_refresh() {
             .is_err()))
         .await
     );
-    let old_token = f.issuer.token().key(&old).sign();
+    let old_token = f.issuer.token().key(&old).expires_in(LONG).sign();
+    // The refresh saw this kid leave the set: it is condemned at once, cooldown or not.
     assert_eq!(
         f.validator.validate(&old_token).await.unwrap_err(),
         TokenError::UnknownKey

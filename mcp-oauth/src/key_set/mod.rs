@@ -182,6 +182,16 @@ impl KeySet {
         }
     }
 
+    /// The kids of the set's keys.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.by_kid.keys().map(|kid| &**kid)
+    }
+
+    /// Whether some key of the set has this kid.
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.by_kid.contains_key(kid)
+    }
+
     /// Whether this exact key (the same prepared instance) is still part of the set.
     pub fn contains(&self, key: &Arc<VerifyingKey>) -> bool {
         self.without_kid

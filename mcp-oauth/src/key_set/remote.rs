@@ -109,12 +109,31 @@ pub enum KeyUnavailable {
     /// No key matches; a refresh was done or is cooling down.
     #[error(transparent)]
     Lookup(#[from] KeyLookupError),
+    /// The kid is unknown and no refresh could be made now (cooldown, or the fetch failed):
+    /// the key may be one the issuer just started using, so retry later.
+    #[error("the key set could not be refreshed for an unknown kid yet")]
+    RefreshPending {
+        /// When a refresh may be made.
+        retry_after: Duration,
+    },
     /// The issuer's keys have never loaded (or are staler than allowed): retry later.
     #[error("the issuer's keys are not available")]
     NotLoaded {
         /// When a new attempt may succeed.
         retry_after: Duration,
     },
+}
+
+/// What an unknown-kid refresh attempt did.
+enum UnknownKidRefresh {
+    /// The set was fetched (here or by a concurrent caller): look again.
+    Refreshed,
+    /// A fixed set: nothing to fetch.
+    Static,
+    /// Another refresh happened less than the cooldown ago.
+    CoolingDown(Duration),
+    /// The fetch failed (stale-if-error keeps the old set).
+    Failed(Duration),
 }
 
 #[derive(Debug)]
@@ -162,6 +181,9 @@ struct Inner {
     fetches: AtomicU64,
     failures: AtomicU64,
     unknown_kid_refreshes: AtomicU64,
+    // Kids that disappeared from the set in a refresh: a token naming one is dead for sure,
+    // even while no new refresh can be made (bounded, oldest forgotten first).
+    retired_kids: parking_lot::Mutex<std::collections::VecDeque<Box<str>>>,
 }
 
 /// Why a [`RemoteKeySet`] could not be built.
@@ -231,6 +253,7 @@ impl RemoteKeySet {
                 fetches: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
                 unknown_kid_refreshes: AtomicU64::new(0),
+                retired_kids: parking_lot::Mutex::new(std::collections::VecDeque::new()),
             }),
         })
     }
@@ -298,8 +321,21 @@ impl RemoteKeySet {
             }
             Err(KeyLookupError::UnknownKid) => {}
         }
-        if !self.inner.refresh_for_unknown_kid(loaded.generation).await {
-            return Err(KeyLookupError::UnknownKid.into());
+        match self.inner.refresh_for_unknown_kid(loaded.generation).await {
+            UnknownKidRefresh::Refreshed => {}
+            UnknownKidRefresh::Static => return Err(KeyLookupError::UnknownKid.into()),
+            // No refresh can be made now. A kid the issuer retired, or no kid at all, is dead
+            // whatever a refresh would say; any other kid may be a key the issuer just started
+            // using: retry later rather than condemn the token.
+            UnknownKidRefresh::CoolingDown(retry_after)
+            | UnknownKidRefresh::Failed(retry_after) => {
+                let dead = kid.is_none_or(|kid| self.inner.is_retired(kid));
+                return Err(if dead {
+                    KeyLookupError::UnknownKid.into()
+                } else {
+                    KeyUnavailable::RefreshPending { retry_after }
+                });
+            }
         }
         let loaded = self.usable().await?;
         loaded.set.find(kid, alg).cloned().map_err(Into::into)
@@ -394,23 +430,29 @@ impl Inner {
 
     /// Refreshes for an unknown kid unless within the cooldown. Returns whether a lookup
     /// is worth retrying (a refresh happened, here or by a concurrent caller).
-    async fn refresh_for_unknown_kid(&self, seen_generation: u64) -> bool {
+    async fn refresh_for_unknown_kid(&self, seen_generation: u64) -> UnknownKidRefresh {
         if matches!(self.source, KeySource::Static(_)) {
-            return false;
+            return UnknownKidRefresh::Static;
         }
         let _flight = self.refresh.lock().await;
         if self.generation() != seen_generation {
-            return true;
+            return UnknownKidRefresh::Refreshed;
         }
         let now = self.clock.now();
         let last = Duration::from_nanos(self.last_unknown_kid_refresh.load(Ordering::Acquire));
-        if !last.is_zero() && now < last.saturating_add(self.config.unknown_kid_cooldown) {
-            return false;
+        let until = last.saturating_add(self.config.unknown_kid_cooldown);
+        if !last.is_zero() && now < until {
+            return UnknownKidRefresh::CoolingDown((until - now).max(Duration::from_secs(1)));
         }
         self.last_unknown_kid_refresh
             .store(as_nanos(now), Ordering::Release);
         self.unknown_kid_refreshes.fetch_add(1, Ordering::Relaxed);
-        self.fetch_and_store().await.is_ok()
+        match self.fetch_and_store().await {
+            Ok(_) => UnknownKidRefresh::Refreshed,
+            Err(_) => UnknownKidRefresh::Failed(
+                self.config.retry_after_failure.max(Duration::from_secs(1)),
+            ),
+        }
     }
 
     /// Starts a background refresh when the set is close to (or past) expiry. Requests never
@@ -481,6 +523,9 @@ impl Inner {
                     tracing::warn!(target: LOG_TARGET, source = %self.describe(), skipped = skipped.len(), first = ?first, "skipped keys of the key set");
                 }
                 tracing::debug!(target: LOG_TARGET, source = %self.describe(), keys = loaded.set.len(), ttl_secs = ttl.as_secs(), "key set loaded");
+                if let Some(previous) = &previous {
+                    self.retire_kids_missing_from(&previous.set, &loaded.set);
+                }
                 self.current.store(Some(loaded.clone()));
                 self.last_failure.store(0, Ordering::Release);
                 Ok(loaded)
@@ -497,6 +542,26 @@ impl Inner {
                 Err(error)
             }
         }
+    }
+
+    /// Remembers the kids of `old` that `new` no longer has.
+    fn retire_kids_missing_from(&self, old: &KeySet, new: &KeySet) {
+        const MAX_RETIRED: usize = 256;
+        let mut retired = self.retired_kids.lock();
+        for kid in old.kids().filter(|kid| !new.has_kid(kid)) {
+            if !retired.iter().any(|known| &**known == kid) {
+                if retired.len() == MAX_RETIRED {
+                    retired.pop_front();
+                }
+                retired.push_back(kid.into());
+            }
+        }
+        // A kid published again is alive again.
+        retired.retain(|kid| !new.has_kid(kid));
+    }
+
+    fn is_retired(&self, kid: &str) -> bool {
+        self.retired_kids.lock().iter().any(|known| &**known == kid)
     }
 
     fn describe(&self) -> String {

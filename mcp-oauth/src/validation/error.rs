@@ -161,6 +161,15 @@ pub enum TokenError {
     /// No key of the issuer has this `kid`, even after a refresh.
     #[error("unknown key")]
     UnknownKey,
+    /// No key has this `kid` and the key set cannot be refreshed right now (another refresh
+    /// happened less than the cooldown ago, or the fetch failed). The key may be one the
+    /// issuer has just started using: the token is not condemned; the HTTP layer answers 503
+    /// with `Retry-After`.
+    #[error("unknown key, refresh pending")]
+    UnknownKeyRetryLater {
+        /// When a refresh may be made.
+        retry_after: Duration,
+    },
     /// The key named by `kid` is bound to another algorithm than the header's `alg`.
     #[error("key algorithm mismatch")]
     KeyAlgorithmMismatch,
@@ -192,9 +201,9 @@ impl TokenError {
     /// The RFC 6750 error code.
     pub fn error_code(&self) -> ErrorCode {
         match self {
-            TokenError::KeysUnavailable { .. } | TokenError::IntrospectionUnavailable { .. } => {
-                ErrorCode::TemporarilyUnavailable
-            }
+            TokenError::KeysUnavailable { .. }
+            | TokenError::IntrospectionUnavailable { .. }
+            | TokenError::UnknownKeyRetryLater { .. } => ErrorCode::TemporarilyUnavailable,
             _ => ErrorCode::InvalidToken,
         }
     }
@@ -203,7 +212,8 @@ impl TokenError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             TokenError::KeysUnavailable { retry_after }
-            | TokenError::IntrospectionUnavailable { retry_after } => Some(*retry_after),
+            | TokenError::IntrospectionUnavailable { retry_after }
+            | TokenError::UnknownKeyRetryLater { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -231,6 +241,7 @@ impl TokenError {
             TokenError::InvalidClaim => "invalid_claim",
             TokenError::SenderConstrained => "sender_constrained",
             TokenError::UnknownKey => "unknown_key",
+            TokenError::UnknownKeyRetryLater { .. } => "unknown_key_refresh_pending",
             TokenError::KeyAlgorithmMismatch => "key_algorithm_mismatch",
             TokenError::InvalidSignature => "invalid_signature",
             TokenError::KeysUnavailable { .. } => "keys_unavailable",
@@ -275,6 +286,9 @@ impl TokenError {
                 "Sender-constrained tokens are not accepted as bearer tokens"
             }
             TokenError::UnknownKey => "The token signing key is unknown",
+            TokenError::UnknownKeyRetryLater { .. } => {
+                "The token signing key is not known yet; retry later"
+            }
             TokenError::KeyAlgorithmMismatch => {
                 "The token signing algorithm does not match its key"
             }

@@ -561,6 +561,9 @@ impl Validator {
                     TokenError::KeysUnavailable { retry_after }
                 }
                 KeyUnavailable::Lookup(KeyLookupError::UnknownKid) => TokenError::UnknownKey,
+                KeyUnavailable::RefreshPending { retry_after } => {
+                    TokenError::UnknownKeyRetryLater { retry_after }
+                }
                 KeyUnavailable::Lookup(KeyLookupError::AlgorithmMismatch) => {
                     TokenError::KeyAlgorithmMismatch
                 }
