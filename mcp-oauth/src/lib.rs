@@ -138,10 +138,13 @@ pub mod __fuzz {
         }
     }
 
+    /// One request of a JSON-RPC body: its method, and for `tools/call` the tool's name.
+    pub type Call<'a> = (Cow<'a, str>, Option<Cow<'a, str>>);
+
     /// The `(method, tool)` of each request of a JSON-RPC body, as the guard reads them;
     /// `Err(())` when the guard refuses the body (400).
     #[allow(clippy::result_unit_err)]
-    pub fn jsonrpc_calls(body: &[u8]) -> Result<Vec<(Cow<'_, str>, Option<Cow<'_, str>>)>, ()> {
+    pub fn jsonrpc_calls(body: &[u8]) -> Result<Vec<Call<'_>>, ()> {
         crate::http::jsonrpc::calls(body)
             .map(|calls| calls.into_iter().map(|c| (c.method, c.tool)).collect())
             .map_err(|_| ())

@@ -1,0 +1,1155 @@
+//! The load generator: end-to-end throughput and latency of the example's MCP endpoint,
+//! guarded against unguarded in the same run; resident memory of the example binary; the
+//! unknown-kid stampede; and fixed workloads for callgrind. Loopback only, bounded loops.
+//!
+//! ```sh
+//! cargo run -p mcp-oauth-bench --release --bin loadgen -- e2e
+//! cargo run -p mcp-oauth-bench --release --bin loadgen -- memory --example target/release/examples/calendar
+//! cargo run -p mcp-oauth-bench --release --bin loadgen -- unknown-kid
+//! valgrind --tool=callgrind target/release/loadgen cost cold-RS256 2000
+//! ```
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::Request;
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use mcp_oauth::VerifiedToken;
+use mcp_oauth::http::OAuthLayer;
+use mcp_oauth::resource::ResourceConfig;
+use mcp_oauth_bench::calendar::Calendar;
+use mcp_oauth_bench::{AUDIENCE, Alg, Issuer, block_on, write_report};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+const USAGE: &str = "usage: loadgen <command> [options]
+  e2e          [--concurrency 16] [--seconds 5] [--rounds 3] [--tokens 1000]
+               [--server-threads 1] [--client-threads 1] [--nodelay true] [--only VARIANT]
+  memory       --example PATH [--tokens 100000] [--concurrency 16]
+  unknown-kid  [--tasks 1000]
+  paired       [--rounds 30] [--ms 20]   interleaved ratios on thread CPU time
+  cost         <cold-RS256|floor-RS256|jsonwebtoken-RS256|warm-1KiB|layer-warm> [iterations]";
+
+struct Args(Vec<String>);
+
+impl Args {
+    fn value<T: std::str::FromStr>(&self, name: &str, default: T) -> T {
+        self.0
+            .iter()
+            .position(|arg| arg == name)
+            .and_then(|i| self.0.get(i + 1))
+            .map(|v| {
+                v.parse()
+                    .unwrap_or_else(|_| panic!("bad value for {name}: {v}"))
+            })
+            .unwrap_or(default)
+    }
+
+    fn string(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .position(|arg| arg == name)
+            .and_then(|i| self.0.get(i + 1))
+            .cloned()
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first().cloned() else {
+        eprintln!("{USAGE}");
+        std::process::exit(2);
+    };
+    let args = Args(args[1..].to_vec());
+    match command.as_str() {
+        "e2e" => e2e(&args),
+        "memory" => memory(&args),
+        "unknown-kid" => unknown_kid(&args),
+        "cost" => cost(&args),
+        "paired" => paired(&args),
+        _ => {
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn runtime(threads: usize) -> tokio::runtime::Runtime {
+    named_runtime(threads, "loadgen")
+}
+
+/// A runtime whose threads are all named `name`, so [`cpu_seconds`] can tell them apart.
+fn named_runtime(threads: usize, name: &str) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// CPU time (user + system, seconds) used so far by this process's threads named `name`
+/// (`/proc/self/task/*/stat`, clock ticks of 10 ms). Robust to other processes' load, unlike
+/// throughput: the guard's cost per request is the server threads' CPU per request.
+fn cpu_seconds(name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return f64::NAN;
+    };
+    let mut ticks = 0u64;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if &stat[open + 1..close] != name {
+            continue;
+        }
+        // After the comm: state(3) ppid(4) … utime(14) stime(15).
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+        ticks += field(14).unwrap_or(0) + field(15).unwrap_or(0);
+    }
+    ticks as f64 / 100.0
+}
+
+/// Mints `count` distinct RS256 tokens (distinct `sub` and `jti`), on every core.
+fn mint(issuer: &Issuer, count: usize) -> Vec<String> {
+    let started = Instant::now();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let tokens: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    (t..count)
+                        .step_by(threads)
+                        .map(|i| issuer.token_for(Alg::RS256, &format!("user-{i}")))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("minting thread"))
+            .collect()
+    });
+    eprintln!(
+        "minted {} RS256 tokens ({} bytes each) in {:.1} s",
+        tokens.len(),
+        tokens[0].len(),
+        started.elapsed().as_secs_f64()
+    );
+    tokens
+}
+
+// ---------------------------------------------------------------------------------------------
+// End to end
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Variant {
+    Unguarded,
+    CacheOn,
+    CacheOff,
+}
+
+impl Variant {
+    fn name(self) -> &'static str {
+        match self {
+            Variant::Unguarded => "unguarded",
+            Variant::CacheOn => "guarded, token cache on",
+            Variant::CacheOff => "guarded, token cache off",
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Variant::Unguarded => "unguarded",
+            Variant::CacheOn => "guarded_cache_on",
+            Variant::CacheOff => "guarded_cache_off",
+        }
+    }
+}
+
+/// The example's MCP service, stateless (`legacy_session_mode = false`) so that every
+/// `tools/call` is independent of the others; otherwise configured as the example.
+fn mcp_service() -> StreamableHttpService<Calendar, LocalSessionManager> {
+    let calendar = Calendar::new();
+    let mut config = StreamableHttpServerConfig::default();
+    config.legacy_session_mode = false;
+    config.allowed_hosts = Vec::new();
+    StreamableHttpService::new(
+        move || Ok(calendar.clone()),
+        LocalSessionManager::default().into(),
+        config,
+    )
+}
+
+/// The example's app: the MCP route behind the layer, the layer built as the example builds it.
+fn guarded_app(
+    issuer: &Issuer,
+    validator: mcp_oauth::Validator,
+) -> mcp_oauth::http::OAuthService<axum::Router> {
+    let config = ResourceConfig::of::<Calendar>()
+        .resource(AUDIENCE)
+        .authorization_servers([issuer.issuer.issuer().to_owned()]);
+    let layer = OAuthLayer::builder(config, validator)
+        .tools(mcp_oauth::rmcp::tool_table(&Calendar::tool_router()))
+        .build()
+        .expect("layer");
+    let router = axum::Router::new().route_service(layer.route(), mcp_service());
+    tower::Layer::layer(&layer, router)
+}
+
+/// The same route without the layer. The tools still check their scopes (`#[mcp_tool]`), so a
+/// one-line `map_request` hands them an identity verified once at startup: the tools do the
+/// same work as behind the layer, and no request is authenticated.
+fn unguarded_app(identity: VerifiedToken) -> axum::Router {
+    let service = tower::ServiceBuilder::new()
+        .map_request(move |mut request: Request| {
+            request.extensions_mut().insert(identity.clone());
+            request
+        })
+        .service(mcp_service());
+    axum::Router::new().route_service("/mcp", service)
+}
+
+/// Serves `app` on a fresh loopback port, as the example does, except that accepted sockets
+/// get `TCP_NODELAY` (unless `nodelay` is false): rmcp answers a `tools/call` as an SSE stream
+/// written in several small pieces, and without it Nagle's algorithm meets the client's delayed
+/// ACK and every response waits ~40 ms.
+async fn serve<S>(app: S, nodelay: bool) -> SocketAddr
+where
+    S: tower::Service<
+            Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
+        if nodelay {
+            let _ = tcp.set_nodelay(true);
+        }
+    });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::ServiceExt::<Request>::into_make_service(app),
+        )
+        .await
+        .expect("server");
+    });
+    addr
+}
+
+fn tools_call(id: u64) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"list_events","arguments":{{}}}}}}"#
+    ))
+}
+
+struct WorkerResult {
+    ok: u64,
+    errors: u64,
+    latencies_us: Vec<u32>,
+}
+
+/// One connection sending `tools/call` back to back until `deadline` (or `limit` requests),
+/// each with the next token of its share of `tokens`.
+#[allow(clippy::too_many_arguments)]
+async fn worker(
+    addr: SocketAddr,
+    tokens: Arc<Vec<String>>,
+    first: usize,
+    stride: usize,
+    deadline: Instant,
+    limit: u64,
+    extra_headers: Arc<Vec<(&'static str, &'static str)>>,
+    body: Bytes,
+    expect: &'static str,
+) -> WorkerResult {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(connection);
+    let host = addr.to_string();
+    let mut result = WorkerResult {
+        ok: 0,
+        errors: 0,
+        latencies_us: Vec::with_capacity(64 * 1024),
+    };
+    let mut index = first;
+    let mut sent = 0u64;
+    while sent < limit && Instant::now() < deadline {
+        let token = &tokens[index % tokens.len()];
+        index += stride;
+        sent += 1;
+        let mut request = http::Request::post("/mcp")
+            .header(HOST, &host)
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json, text/event-stream")
+            .header(AUTHORIZATION, format!("Bearer {token}"));
+        for (name, value) in extra_headers.iter() {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(body.clone())).expect("request");
+        if sender.ready().await.is_err() {
+            result.errors += 1;
+            break;
+        }
+        let started = Instant::now();
+        let Ok(response) = sender.send_request(request).await else {
+            result.errors += 1;
+            break;
+        };
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let elapsed = started.elapsed();
+        let body_ok = bytes.windows(expect.len()).any(|w| w == expect.as_bytes());
+        if status.is_success() && body_ok {
+            result.ok += 1;
+            result
+                .latencies_us
+                .push(elapsed.as_micros().min(u32::MAX as u128) as u32);
+        } else {
+            if result.errors == 0 {
+                eprintln!(
+                    "unexpected answer {status}: {}",
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(400)])
+                );
+            }
+            result.errors += 1;
+        }
+    }
+    result
+}
+
+/// A `limit_per_worker` of [`load`]: send each token exactly once.
+const ONCE: u64 = u64::MAX - 1;
+
+struct Load {
+    ok: u64,
+    errors: u64,
+    seconds: f64,
+    latencies_us: Vec<u32>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn load(
+    addr: SocketAddr,
+    tokens: Arc<Vec<String>>,
+    concurrency: usize,
+    duration: Duration,
+    limit_per_worker: u64,
+    extra_headers: Arc<Vec<(&'static str, &'static str)>>,
+    body: Bytes,
+    expect: &'static str,
+) -> Load {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|w| {
+            // `u64::MAX - 1`: every token exactly once, spread over the connections.
+            let limit = if limit_per_worker == ONCE {
+                tokens.len().saturating_sub(w).div_ceil(concurrency) as u64
+            } else {
+                limit_per_worker
+            };
+            tokio::spawn(worker(
+                addr,
+                tokens.clone(),
+                w,
+                concurrency,
+                deadline,
+                limit,
+                extra_headers.clone(),
+                body.clone(),
+                expect,
+            ))
+        })
+        .collect();
+    let mut total = Load {
+        ok: 0,
+        errors: 0,
+        seconds: 0.0,
+        latencies_us: Vec::new(),
+    };
+    for task in tasks {
+        let result = task.await.expect("worker");
+        total.ok += result.ok;
+        total.errors += result.errors;
+        total.latencies_us.extend(result.latencies_us);
+    }
+    total.seconds = started.elapsed().as_secs_f64();
+    total
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)] as f64
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    let n = values.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn e2e(args: &Args) {
+    let concurrency: usize = args.value("--concurrency", 16);
+    let seconds: f64 = args.value("--seconds", 5.0);
+    let rounds: usize = args.value("--rounds", 3);
+    let token_count: usize = args.value("--tokens", 1000);
+    let server_threads: usize = args.value("--server-threads", 1);
+    let client_threads: usize = args.value("--client-threads", 1);
+    let nodelay: bool = args.value("--nodelay", true);
+    // `--only guarded_cache_on` (or another variant key) runs one variant, for a profiler.
+    let only = args.string("--only");
+
+    let server = named_runtime(server_threads, "server");
+    let client = named_runtime(client_threads, "client");
+    let issuer = server.block_on(Issuer::start(AUDIENCE));
+    let tokens = Arc::new(mint(&issuer, token_count));
+    let (addrs, identity) = server.block_on(async {
+        let cache_on = issuer.validator(true).await;
+        let cache_off = issuer.validator(false).await;
+        let identity = cache_off.validate(&tokens[0]).await.expect("valid token");
+        let unguarded = serve(unguarded_app(identity.clone()), nodelay).await;
+        let on = serve(guarded_app(&issuer, cache_on), nodelay).await;
+        let off = serve(guarded_app(&issuer, cache_off), nodelay).await;
+        (
+            [
+                (Variant::Unguarded, unguarded),
+                (Variant::CacheOn, on),
+                (Variant::CacheOff, off),
+            ],
+            identity,
+        )
+    });
+    drop(identity);
+    let no_headers = Arc::new(Vec::new());
+    let body = tools_call(1);
+    eprintln!(
+        "e2e: tools/call list_events, {concurrency} connections, {rounds} rounds of {seconds} s per variant, \
+         {token_count} distinct tokens, server {server_threads} thread(s), client {client_threads} thread(s)"
+    );
+    // Warm-up: every token once through every server (fills the cache-on server's cache, as a
+    // client's session would after its first request), then one second of load each.
+    for (variant, addr) in addrs {
+        let warm = client.block_on(load(
+            addr,
+            tokens.clone(),
+            concurrency,
+            Duration::from_secs(60),
+            ONCE,
+            no_headers.clone(),
+            body.clone(),
+            "Stand-up",
+        ));
+        assert_eq!(warm.errors, 0, "{}: warm-up errors", variant.name());
+        client.block_on(load(
+            addr,
+            tokens.clone(),
+            concurrency,
+            Duration::from_secs(1),
+            u64::MAX,
+            no_headers.clone(),
+            body.clone(),
+            "Stand-up",
+        ));
+    }
+    let mut rps: Vec<Vec<f64>> = vec![Vec::new(); 3];
+    let mut latencies: Vec<Vec<u32>> = vec![Vec::new(); 3];
+    let mut ratio_on = Vec::new();
+    let mut ratio_off = Vec::new();
+    let mut cpu: Vec<(f64, u64)> = vec![(0.0, 0); 3];
+    let mut errors = 0;
+    for round in 0..rounds {
+        let mut this_round = [0.0; 3];
+        // Rotate the order each round so no variant always runs first or last.
+        for step in 0..3 {
+            let i = (round + step) % 3;
+            let (variant, addr) = addrs[i];
+            if only.as_deref().is_some_and(|o| o != variant.key()) {
+                continue;
+            }
+            let cpu_before = cpu_seconds("server");
+            let result = client.block_on(load(
+                addr,
+                tokens.clone(),
+                concurrency,
+                Duration::from_secs_f64(seconds),
+                u64::MAX,
+                no_headers.clone(),
+                body.clone(),
+                "Stand-up",
+            ));
+            cpu[i].0 += cpu_seconds("server") - cpu_before;
+            cpu[i].1 += result.ok;
+            errors += result.errors;
+            let r = result.ok as f64 / result.seconds;
+            eprintln!(
+                "  round {} {:<26} {:>8.0} req/s ({} ok, {} errors)",
+                round + 1,
+                variant.name(),
+                r,
+                result.ok,
+                result.errors
+            );
+            this_round[i] = r;
+            rps[i].push(r);
+            latencies[i].extend(result.latencies_us);
+        }
+        if only.is_none() {
+            ratio_on.push(this_round[1] / this_round[0]);
+            ratio_off.push(this_round[2] / this_round[0]);
+        }
+    }
+    let mut report = serde_json::Map::new();
+    println!();
+    println!(
+        "{:<26} {:>10} {:>10} {:>10} {:>9} {:>14} {:>12}",
+        "e2e tools/call", "req/s", "p50 µs", "p99 µs", "ratio", "server CPU/req", "CPU ratio"
+    );
+    let cpu_per_request: Vec<f64> = cpu
+        .iter()
+        .map(|(seconds, requests)| seconds * 1e6 / *requests as f64)
+        .collect();
+    for (i, (variant, _)) in addrs.iter().enumerate() {
+        let mut sorted = std::mem::take(&mut latencies[i]);
+        sorted.sort_unstable();
+        let median_rps = median(&mut rps[i]);
+        let ratio = match variant {
+            Variant::Unguarded => 1.0,
+            Variant::CacheOn => median(&mut ratio_on),
+            Variant::CacheOff => median(&mut ratio_off),
+        };
+        let (p50, p99) = (percentile(&sorted, 50.0), percentile(&sorted, 99.0));
+        // The capacity ratio of a CPU-bound server: unguarded CPU per request ÷ this one's.
+        let cpu_ratio = cpu_per_request[0] / cpu_per_request[i];
+        println!(
+            "{:<26} {:>10.0} {:>10.0} {:>10.0} {:>8.3}× {:>11.1} µs {:>11.3}×",
+            variant.name(),
+            median_rps,
+            p50,
+            p99,
+            ratio,
+            cpu_per_request[i],
+            cpu_ratio
+        );
+        report.insert(
+            variant.key().to_owned(),
+            json!({
+                "rps": median_rps, "rps_rounds": rps[i], "p50_us": p50, "p99_us": p99,
+                "ratio": ratio, "server_cpu_us_per_request": cpu_per_request[i],
+                "cpu_ratio": cpu_ratio,
+            }),
+        );
+    }
+    println!("(ratio: median over rounds of guarded req/s ÷ unguarded req/s of the same round;");
+    println!(" server CPU/req: CPU time of the server's threads per request, all rounds;");
+    println!(
+        " CPU ratio: unguarded server CPU/req ÷ this variant's, the capacity ratio of a CPU-bound server)"
+    );
+    report.insert(
+        "config".into(),
+        json!({
+            "concurrency": concurrency, "seconds": seconds, "rounds": rounds, "tokens": token_count,
+            "token_bytes": tokens[0].len(), "server_threads": server_threads,
+            "client_threads": client_threads, "errors": errors, "server_nodelay": nodelay,
+        }),
+    );
+    if only.is_none() {
+        write_report("e2e", &Value::Object(report));
+    }
+    assert_eq!(errors, 0, "requests failed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory of the example binary
+
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// A `tools/call` the example serves without a session even in its legacy session mode: the
+/// 2026-07-28 form (per-request protocol version and capabilities in `_meta`, SEP-2243 headers).
+const STATELESS_HEADERS: [(&str, &str); 3] = [
+    ("mcp-protocol-version", "2026-07-28"),
+    ("mcp-method", "tools/call"),
+    ("mcp-name", "list_events"),
+];
+
+fn stateless_tools_call() -> Bytes {
+    Bytes::from_static(
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_events","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#,
+    )
+}
+
+fn memory(args: &Args) {
+    let Some(example) = args.string("--example") else {
+        eprintln!(
+            "memory needs --example PATH (build it: cargo build --release --example calendar)"
+        );
+        std::process::exit(2);
+    };
+    let token_count: usize = args.value("--tokens", 100_000);
+    let concurrency: usize = args.value("--concurrency", 16);
+    let rt = runtime(2);
+    let issuer = rt.block_on(async {
+        let port = free_port().await;
+        let resource = format!("http://127.0.0.1:{port}/mcp");
+        (Issuer::start(&resource).await, port)
+    });
+    let (issuer, port) = issuer;
+    let tokens = Arc::new(mint(&issuer, token_count));
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let mut child = tokio::process::Command::new(&example);
+    child
+        .env("MCP_OAUTH_RESOURCE", &resource)
+        .env("MCP_OAUTH_ISSUER", issuer.issuer.issuer())
+        .env("MCP_OAUTH_ISSUER_JWKS_URI", issuer.issuer.jwks_uri())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    let (mut child, pid) = rt.block_on(async {
+        let mut child = child.spawn().expect("spawn the example");
+        let pid = child.id().expect("pid");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.trim() == "ready" {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(ready, Ok(true), "the example did not print `ready`");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        (child, pid)
+    });
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = rss_kib(pid);
+    eprintln!("example pid {pid}: idle RSS {} KiB", idle.0);
+    let headers = Arc::new(STATELESS_HEADERS.to_vec());
+    let mut samples = vec![json!({ "tokens": 0, "rss_kib": idle.0, "hwm_kib": idle.1 })];
+    let mut done = 0usize;
+    let started = Instant::now();
+    for checkpoint in [
+        1_000, 10_000, 25_000, 50_000, 75_000, 100_000, 200_000, 400_000,
+    ]
+    .into_iter()
+    .filter(|c| *c <= token_count)
+    .chain(std::iter::once(token_count))
+    {
+        if checkpoint <= done {
+            continue;
+        }
+        let slice: Arc<Vec<String>> = Arc::new(tokens[done..checkpoint].to_vec());
+        let result = rt.block_on(load(
+            addr,
+            slice.clone(),
+            concurrency.min(slice.len()),
+            Duration::from_secs(3600),
+            ONCE,
+            headers.clone(),
+            stateless_tools_call(),
+            "Stand-up",
+        ));
+        assert_eq!(result.errors, 0, "requests failed");
+        assert_eq!(result.ok as usize, slice.len());
+        done = checkpoint;
+        std::thread::sleep(Duration::from_millis(500));
+        let (rss, hwm) = rss_kib(pid);
+        eprintln!(
+            "  after {done:>7} distinct tokens: RSS {rss} KiB (peak {hwm} KiB), {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+        samples.push(json!({ "tokens": done, "rss_kib": rss, "hwm_kib": hwm }));
+    }
+    // The same tokens again: the cache is bounded (10,000 entries), so memory must not grow.
+    let again: Arc<Vec<String>> = Arc::new(tokens[..token_count.min(20_000)].to_vec());
+    let result = rt.block_on(load(
+        addr,
+        again.clone(),
+        concurrency,
+        Duration::from_secs(3600),
+        ONCE,
+        headers,
+        stateless_tools_call(),
+        "Stand-up",
+    ));
+    assert_eq!(result.errors, 0);
+    let (rss, hwm) = rss_kib(pid);
+    eprintln!(
+        "  after {} repeated tokens: RSS {rss} KiB (peak {hwm} KiB)",
+        again.len()
+    );
+    let _ = rt.block_on(child.kill());
+    println!();
+    println!("example RSS idle: {:.1} MiB", idle.0 as f64 / 1024.0);
+    for sample in &samples[1..] {
+        println!(
+            "example RSS after {:>7} distinct tokens: {:.1} MiB (peak {:.1} MiB)",
+            sample["tokens"],
+            sample["rss_kib"].as_u64().unwrap_or(0) as f64 / 1024.0,
+            sample["hwm_kib"].as_u64().unwrap_or(0) as f64 / 1024.0
+        );
+    }
+    write_report(
+        "memory",
+        &json!({
+            "idle_rss_kib": idle.0,
+            "samples": samples,
+            "after_repeat_rss_kib": rss,
+            "peak_kib": hwm,
+            "token_bytes": tokens[0].len(),
+            "tokens": token_count,
+        }),
+    );
+}
+
+async fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unknown-kid stampede
+
+fn unknown_kid(args: &Args) {
+    let tasks: usize = args.value("--tasks", 1000);
+    let rt = runtime(2);
+    let (fetches_before, fetches_after, accepted, distinct) = rt.block_on(async {
+        let issuer = Issuer::start(AUDIENCE).await;
+        let validator = issuer.validator(false).await;
+        let before = issuer.issuer.jwks_requests();
+        // A key the validator has never seen, then `tasks` distinct tokens naming it.
+        let new_key = issuer
+            .issuer
+            .add_key(mcp_oauth::testing::SigningAlgorithm::ES256);
+        let tokens: Vec<String> = (0..tasks)
+            .map(|i| {
+                issuer
+                    .issuer
+                    .token()
+                    .key(&new_key)
+                    .subject(format!("user-{i}"))
+                    .expires_in(Duration::from_secs(3600))
+                    .sign()
+            })
+            .collect();
+        let distinct = tokens
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        let handles: Vec<_> = tokens
+            .into_iter()
+            .map(|token| {
+                let validator = validator.clone();
+                tokio::spawn(async move { validator.validate(&token).await.is_ok() })
+            })
+            .collect();
+        let mut accepted = 0;
+        for handle in handles {
+            accepted += usize::from(handle.await.expect("task"));
+        }
+        (before, issuer.issuer.jwks_requests(), accepted, distinct)
+    });
+    let fetches = fetches_after - fetches_before;
+    println!(
+        "{tasks} concurrent validations ({distinct} distinct tokens) naming an unknown kid: \
+         {fetches} JWKS fetch(es), {accepted} accepted"
+    );
+    write_report(
+        "unknown_kid",
+        &json!({ "tasks": tasks, "fetches": fetches, "accepted": accepted }),
+    );
+    assert_eq!(fetches, 1, "exactly one fetch");
+    assert_eq!(accepted, tasks);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixed workloads, for `valgrind --tool=callgrind` (instruction counts do not depend on load)
+
+fn cost(args: &Args) {
+    let name = args.0.first().cloned().unwrap_or_default();
+    let iterations: u64 = args.0.get(1).and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let rt = runtime(1);
+    let issuer = rt.block_on(Issuer::start(AUDIENCE));
+    let cold = rt.block_on(issuer.validator(false));
+    let warm = rt.block_on(issuer.validator(true));
+    let token = issuer.token(Alg::RS256);
+    let big = issuer.token_of_size(Alg::RS256, 1024);
+    assert!(block_on(warm.validate(&big)).is_ok());
+    let layer = mcp_oauth_bench::mcp_layer(&issuer, warm.clone());
+    let started = Instant::now();
+    match name.as_str() {
+        "cold-RS256" => {
+            for _ in 0..iterations {
+                assert!(block_on(cold.validate(&token)).is_ok());
+            }
+        }
+        "floor-RS256" => {
+            let floor = mcp_oauth_bench::Floor::new(Alg::RS256, issuer.key(Alg::RS256), &token);
+            for _ in 0..iterations {
+                assert!(floor.verify());
+            }
+        }
+        #[cfg(feature = "peers")]
+        "jsonwebtoken-RS256" => {
+            let jwt = mcp_oauth_bench::peers::JsonWebToken::new(&issuer, Alg::RS256);
+            for _ in 0..iterations {
+                assert!(jwt.decode(&token).is_ok());
+            }
+        }
+        "warm-1KiB" => {
+            for _ in 0..iterations {
+                assert!(block_on(warm.validate(&big)).is_ok());
+            }
+        }
+        "layer-warm" => {
+            use tower::ServiceExt;
+            for _ in 0..iterations {
+                let response = block_on(layer.clone().oneshot(mcp_oauth_bench::get_mcp(&big)));
+                assert!(response.expect("infallible").status().is_success());
+            }
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    }
+    eprintln!(
+        "{name}: {iterations} iterations in {:.3} s ({:.2} µs each)",
+        started.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64() * 1e6 / iterations as f64
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paired, interleaved ratios on thread CPU time (robust to other processes' load)
+
+/// CPU time this thread has run (ns), from `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`: unlike
+/// wall time it does not grow while another process holds the core. (Not
+/// `/proc/thread-self/schedstat`: on an idle machine it is only updated at scheduler ticks.)
+fn thread_cpu_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec; the clock id is a constant the kernel knows.
+    let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    assert_eq!(status, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+/// Runs `op` repeatedly for about `budget` of CPU time; returns CPU ns per call.
+fn cpu_per_call(op: &mut dyn FnMut(), budget: Duration) -> f64 {
+    // Batches grow so that reading the clock stays far below 1 % of the time measured.
+    let mut calls = 0u64;
+    let start = thread_cpu_ns();
+    let budget = budget.as_nanos() as u64;
+    let mut batch = 1u64;
+    loop {
+        for _ in 0..batch {
+            op();
+        }
+        calls += batch;
+        let spent = thread_cpu_ns() - start;
+        if spent >= budget {
+            return spent as f64 / calls as f64;
+        }
+        batch = (batch * 2).min(4096);
+    }
+}
+
+struct Contender<'a> {
+    name: String,
+    op: Box<dyn FnMut() + 'a>,
+    samples: Vec<f64>,
+}
+
+fn contender<'a>(name: impl Into<String>, op: impl FnMut() + 'a) -> Contender<'a> {
+    Contender {
+        name: name.into(),
+        op: Box::new(op),
+        samples: Vec::new(),
+    }
+}
+
+/// Interleaves the contenders, `rounds` times, each for `budget` of CPU per round: every
+/// ratio is taken within a round, so a change of load between rounds cancels out.
+fn interleave(contenders: &mut [Contender<'_>], rounds: usize, budget: Duration) {
+    for contender in contenders.iter_mut() {
+        cpu_per_call(&mut contender.op, budget / 4);
+    }
+    for round in 0..rounds {
+        let n = contenders.len();
+        for k in 0..n {
+            let contender = &mut contenders[(round + k) % n];
+            let per_call = cpu_per_call(&mut contender.op, budget);
+            contender.samples.push(per_call);
+        }
+    }
+}
+
+fn median_ratio(a: &[f64], b: &[f64]) -> f64 {
+    let mut ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+    median(&mut ratios)
+}
+
+/// One operation of the scaling runs, shared by the threads.
+type ScalingOp<'a> = Box<dyn Fn() + Sync + 'a>;
+
+fn paired(args: &Args) {
+    use tower::ServiceExt;
+
+    let rounds: usize = args.value("--rounds", 30);
+    let budget = Duration::from_millis(args.value("--ms", 20));
+    let rt = runtime(1);
+    let issuer = rt.block_on(Issuer::start(AUDIENCE));
+    let cold = rt.block_on(issuer.validator(false));
+    let warm = rt.block_on(issuer.validator(true));
+    let layer_cold = mcp_oauth_bench::mcp_layer(&issuer, cold.clone());
+    #[cfg(feature = "peers")]
+    let authorizer = rt.block_on(mcp_oauth_bench::peers::jwt_authorizer(&issuer));
+    #[cfg(feature = "peers")]
+    let tower_oauth2 = rt.block_on(mcp_oauth_bench::peers::tower_oauth2(&issuer));
+    let mut report = serde_json::Map::new();
+    println!(
+        "paired, interleaved: {rounds} rounds × {} ms of thread CPU per contender; medians of per-round values\n",
+        budget.as_millis()
+    );
+    println!(
+        "| cold validation (thread CPU) | mcp-oauth | floor | jsonwebtoken | jwt-authorizer | ours ÷ floor | jsonwebtoken ÷ ours | jwt-authorizer ÷ ours | mcp-oauth layer | tower-oauth2 layer | theirs ÷ ours (layer) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for alg in Alg::ALL {
+        let token = issuer.token(alg);
+        let floor = mcp_oauth_bench::Floor::new(alg, issuer.key(alg), &token);
+        let mut contenders = vec![
+            contender("mcp-oauth", || {
+                assert!(block_on(cold.validate(&token)).is_ok());
+            }),
+            contender("floor", || assert!(floor.verify())),
+            contender("mcp-oauth-layer", || {
+                let response =
+                    block_on(layer_cold.clone().oneshot(mcp_oauth_bench::get_mcp(&token)));
+                assert!(response.expect("infallible").status().is_success());
+            }),
+        ];
+        #[cfg(feature = "peers")]
+        {
+            let jwt = mcp_oauth_bench::peers::JsonWebToken::new(&issuer, alg);
+            let (authorizer, tower_oauth2, token) = (&authorizer, &tower_oauth2, &token);
+            contenders.push(contender("jsonwebtoken", move || {
+                assert!(jwt.decode(token).is_ok());
+            }));
+            contenders.push(contender("jwt-authorizer", move || {
+                assert!(block_on(authorizer.check_auth(token)).is_ok());
+            }));
+            contenders.push(contender("tower-oauth2-layer", move || {
+                let response = block_on(
+                    tower_oauth2
+                        .clone()
+                        .oneshot(mcp_oauth_bench::get_mcp(token)),
+                );
+                assert!(response.expect("infallible").status().is_success());
+            }));
+        }
+        interleave(&mut contenders, rounds, budget);
+        let get = |name: &str| {
+            contenders
+                .iter()
+                .find(|c| c.name == name)
+                .map(|c| c.samples.clone())
+        };
+        let ours = get("mcp-oauth").expect("ours");
+        let floor = get("floor").expect("floor");
+        let ours_layer = get("mcp-oauth-layer").expect("ours");
+        let jwt = get("jsonwebtoken");
+        let authorizer = get("jwt-authorizer");
+        let tower_layer = get("tower-oauth2-layer");
+        let med = |v: &Option<Vec<f64>>| v.as_ref().map(|v| median(&mut v.clone()));
+        let fmt_us =
+            |v: Option<f64>| v.map_or("–".to_owned(), |ns| format!("{:.2} µs", ns / 1e3));
+        let fmt_r = |v: Option<f64>| v.map_or("–".to_owned(), |r| format!("{r:.3}×"));
+        let over_floor = median_ratio(&ours, &floor);
+        let jwt_ratio = jwt.as_ref().map(|j| median_ratio(j, &ours));
+        let authorizer_ratio = authorizer.as_ref().map(|a| median_ratio(a, &ours));
+        let layer_ratio = tower_layer.as_ref().map(|t| median_ratio(t, &ours_layer));
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            alg.name(),
+            fmt_us(med(&Some(ours.clone()))),
+            fmt_us(med(&Some(floor.clone()))),
+            fmt_us(med(&jwt)),
+            fmt_us(med(&authorizer)),
+            fmt_r(Some(over_floor)),
+            fmt_r(jwt_ratio),
+            fmt_r(authorizer_ratio),
+            fmt_us(med(&Some(ours_layer.clone()))),
+            fmt_us(med(&tower_layer)),
+            fmt_r(layer_ratio),
+        );
+        report.insert(
+            alg.name().to_owned(),
+            json!({
+                "mcp_oauth_ns": med(&Some(ours)), "floor_ns": med(&Some(floor)),
+                "jsonwebtoken_ns": med(&jwt), "jwt_authorizer_ns": med(&authorizer),
+                "mcp_oauth_layer_ns": med(&Some(ours_layer)), "tower_oauth2_layer_ns": med(&tower_layer),
+                "over_floor": over_floor, "jsonwebtoken_over_ours": jwt_ratio,
+                "jwt_authorizer_over_ours": authorizer_ratio, "tower_oauth2_over_ours_layer": layer_ratio,
+            }),
+        );
+    }
+
+    // The warm hit, on thread CPU too.
+    let big = issuer.token_of_size(Alg::RS256, 1024);
+    assert!(block_on(warm.validate(&big)).is_ok());
+    let mut contenders = vec![contender("warm", || {
+        assert!(block_on(warm.validate(&big)).is_ok());
+    })];
+    interleave(&mut contenders, rounds, budget);
+    let hit = median(&mut contenders[0].samples);
+    println!("\nwarm hit, 1 KiB token (thread CPU): {:.0} ns", hit);
+    report.insert("warm_hit_ns".into(), json!(hit));
+
+    // Scaling: the same cold validations on 1 thread, then on 2 threads at once. Wall time
+    // per validation, and how much CPU the threads actually got (a loaded machine gives two
+    // threads less than two cores, and the wall-time scaling then says more about the load).
+    let token = issuer.token(Alg::RS256);
+    let iterations: u64 = args.value("--scaling-iterations", 4000);
+    let mut scaling = serde_json::Map::new();
+    println!(
+        "\n| RS256 cold, {iterations} validations per thread | 1 thread wall/op | 2 threads wall/op | scaling 2·t₁/t₂ | CPU per op, 1 thread | CPU per op, 2 threads | CPU scaling 2·c₁/c₂ | CPU share of the 2-thread run |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    #[cfg_attr(not(feature = "peers"), allow(unused_mut))]
+    let mut scaling_ops: Vec<(&str, ScalingOp<'_>)> = vec![(
+        "mcp-oauth",
+        Box::new(|| assert!(block_on(cold.validate(&token)).is_ok())),
+    )];
+    #[cfg(feature = "peers")]
+    {
+        let jwt = mcp_oauth_bench::peers::JsonWebToken::new(&issuer, Alg::RS256);
+        let (authorizer, token) = (&authorizer, &token);
+        scaling_ops.push((
+            "jwt-authorizer",
+            Box::new(move || assert!(block_on(authorizer.check_auth(token)).is_ok())),
+        ));
+        scaling_ops.push((
+            "jsonwebtoken",
+            Box::new(move || assert!(jwt.decode(token).is_ok())),
+        ));
+    }
+    for (name, op) in &scaling_ops {
+        let run = |threads: usize| -> (f64, f64) {
+            let barrier = std::sync::Barrier::new(threads + 1);
+            let cpu = std::sync::Mutex::new(0u64);
+            let wall = std::thread::scope(|scope| {
+                for _ in 0..threads {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        let start = thread_cpu_ns();
+                        for _ in 0..iterations {
+                            op();
+                        }
+                        *cpu.lock().expect("cpu") += thread_cpu_ns() - start;
+                    });
+                }
+                barrier.wait();
+                Instant::now()
+            })
+            .elapsed();
+            let cpu = *cpu.lock().expect("cpu") as f64;
+            (
+                wall.as_nanos() as f64 / iterations as f64,
+                cpu / (threads as f64 * iterations as f64),
+            )
+        };
+        let mut walls1 = Vec::new();
+        let mut walls2 = Vec::new();
+        let mut cpus1 = Vec::new();
+        let mut cpus2 = Vec::new();
+        for _ in 0..5 {
+            let (w1, c1) = run(1);
+            let (w2, c2) = run(2);
+            walls1.push(w1);
+            walls2.push(w2);
+            cpus1.push(c1);
+            cpus2.push(c2);
+        }
+        let wall_scaling = 2.0 * median_ratio(&walls1, &walls2);
+        let cpu_scaling = 2.0 * median_ratio(&cpus1, &cpus2);
+        let (w1, w2) = (median(&mut walls1), median(&mut walls2));
+        let (c1, c2) = (median(&mut cpus1), median(&mut cpus2));
+        let share = 2.0 * c2 / (2.0 * w2);
+        println!(
+            "| {name} | {:.2} µs | {:.2} µs | {:.2}× | {:.2} µs | {:.2} µs | {:.2}× | {:.0} % |",
+            w1 / 1e3,
+            w2 / 1e3,
+            wall_scaling,
+            c1 / 1e3,
+            c2 / 1e3,
+            cpu_scaling,
+            share * 100.0
+        );
+        scaling.insert(
+            (*name).to_owned(),
+            json!({
+                "wall_1t_ns": w1, "wall_2t_ns": w2, "wall_scaling": wall_scaling,
+                "cpu_1t_ns": c1, "cpu_2t_ns": c2, "cpu_scaling": cpu_scaling, "cpu_share_2t": share,
+            }),
+        );
+    }
+    report.insert("scaling_RS256".into(), Value::Object(scaling));
+    report.insert(
+        "config".into(),
+        json!({ "rounds": rounds, "budget_ms": budget.as_millis() as u64 }),
+    );
+    write_report("paired", &Value::Object(report));
+}

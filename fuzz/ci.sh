@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The fuzz targets in CI (see FUZZING.md): build them with cargo-fuzz on the stable toolchain
+# (RUSTC_BOOTSTRAP=1 lets stable rustc take the -Z sanitizer/coverage flags cargo-fuzz passes),
+# replay every seed, regression input and saved reproducer once, then fuzz each target
+# briefly from its seeds. Any crash or broken invariant fails the step.
+#
+#   FUZZ_SECONDS=20 bash fuzz/ci.sh      # seconds of fuzzing per target (default 20)
+set -euo pipefail
+cd "$(dirname "$0")"
+export RUSTC_BOOTSTRAP=1
+seconds=${FUZZ_SECONDS:-20}
+targets=(token token_raw bearer jsonrpc challenge)
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked --version 0.13.2
+fi
+start=$SECONDS
+# Release build with debug assertions, overflow checks and AddressSanitizer (cargo-fuzz's
+# defaults), into fuzz/target.
+cargo fuzz build
+echo "fuzz build: $((SECONDS - start)) s"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+passed=0
+for target in "${targets[@]}"; do
+    inputs=("seeds/$target")
+    for dir in "regressions/$target" "artifacts/$target"; do
+        if [ -d "$dir" ]; then inputs+=("$dir"); fi
+    done
+    # -runs=0: run every input once, and stop.
+    if ! cargo fuzz run "$target" "${inputs[@]}" -- -runs=0 >"$work/$target.replay.log" 2>&1; then
+        cat "$work/$target.replay.log" >&2
+        exit 1
+    fi
+    grep -E "INITED" "$work/$target.replay.log" | sed "s/^/$target replay: /"
+    mkdir -p "$work/$target"
+    cargo fuzz run "$target" "$work/$target" "seeds/$target" -- \
+        -max_total_time="$seconds" -print_final_stats=1 2>"$work/$target.log" || {
+        cat "$work/$target.log" >&2
+        exit 1
+    }
+    grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "$work/$target.log" |
+        sed "s/^/$target: /"
+    passed=$((passed + 1))
+done
+echo "fuzz: $passed passed, 0 failed"
