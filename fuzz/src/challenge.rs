@@ -1,8 +1,9 @@
 //! `WWW-Authenticate` challenges: whatever the metadata URL, description and scopes, the
 //! rendered header is a valid header value and parses back (with `challenge::parse`) to
 //! exactly the parameters given, in the documented order, sanitized as documented: only
-//! RFC 6750's `%x20-21 / %x23-5B / %x5D-7E` are kept, and `=` is dropped from the
-//! description and the scope. `challenge::parse` is also run on arbitrary text.
+//! RFC 6750's `%x20-21 / %x23-5B / %x5D-7E` are kept, `=` is dropped from the description,
+//! and the scope lists exactly the valid scope-tokens, unchanged. `challenge::parse` is also
+//! run on arbitrary text.
 
 use arbitrary::{Arbitrary, Unstructured};
 use mcp_oauth::ScopeSet;
@@ -24,9 +25,6 @@ enum Scopes {
     SpaceSeparated(String),
     Members(Vec<String>),
 }
-
-/// Set to `false` once F2 is fixed, so that any regression is caught.
-const TOLERATE_F2: bool = true;
 
 const CODES: [ErrorCode; 4] = [
     ErrorCode::InvalidRequest,
@@ -66,10 +64,13 @@ fn check_render(input: &Input) {
         http::HeaderValue::from_str(&rendered).is_ok(),
         "not a header value: {rendered:?}"
     );
-    let scope = (!scopes.is_empty()).then(|| {
-        let members: Vec<&str> = scopes.iter().collect();
-        sanitize_text(&members.join(" "))
-    });
+    // Scopes that are RFC 6749 scope-tokens are kept verbatim (`=` included: finding F2,
+    // fixed); any other member is left out whole; no valid member, no `scope` parameter.
+    let members: Vec<&str> = scopes
+        .iter()
+        .filter(|scope| mcp_oauth::scopes::is_valid_scope_token(scope))
+        .collect();
+    let scope = (!members.is_empty()).then(|| members.join(" "));
     let mut expected: Vec<(String, String)> = Vec::new();
     let metadata = ("resource_metadata".to_owned(), sanitize(&input.metadata));
     if let Some(code) = error {
@@ -92,13 +93,9 @@ fn check_render(input: &Input) {
         Some(&expected),
         "rendered {rendered:?}"
     );
-    // Valid scope tokens survive the trip as a set. Finding F2 (FUZZING.md): a valid scope
-    // token may contain `=` (RFC 6749 §3.3, `is_valid_scope_token`), which rendering drops,
-    // so a 403 names a scope that does not exist; tolerated here so the run goes on.
-    let survives = |scope: &str| {
-        mcp_oauth::scopes::is_valid_scope_token(scope) && !(TOLERATE_F2 && scope.contains('='))
-    };
-    if scopes.iter().all(survives) && !scopes.is_empty() {
+    // Valid scope tokens survive the trip as a set: a 403 names exactly the scopes needed
+    // (finding F2, fixed: `=` is a scope-token character and was once dropped).
+    if scopes.iter().all(mcp_oauth::scopes::is_valid_scope_token) && !scopes.is_empty() {
         let (_, scope) = expected.iter().find(|(n, _)| n == "scope").expect("scope");
         assert_eq!(ScopeSet::from_space_separated(scope), scopes);
     }

@@ -27,7 +27,7 @@
 //! );
 //! ```
 
-use crate::scopes::ScopeSet;
+use crate::scopes::{ScopeSet, is_valid_scope_token};
 use crate::validation::ErrorCode;
 
 /// A Bearer challenge.
@@ -79,6 +79,13 @@ impl Challenge {
         self.error
     }
 
+    fn scope_value(&self) -> Option<String> {
+        self.scope
+            .as_ref()
+            .map(scope_value)
+            .filter(|value| !value.is_empty())
+    }
+
     /// Renders the header value. `error` comes first when present, so that parsers taking the
     /// first `error=` match see it; `resource_metadata` is always present.
     pub fn render(&self) -> String {
@@ -88,14 +95,14 @@ impl Challenge {
             if let Some(description) = self.description {
                 params.push(("error_description", sanitize_text(description)));
             }
-            if let Some(scope) = &self.scope {
-                params.push(("scope", sanitize_text(&scope.to_space_separated())));
+            if let Some(scope) = self.scope_value() {
+                params.push(("scope", scope));
             }
             params.push(("resource_metadata", sanitize(&self.resource_metadata)));
         } else {
             params.push(("resource_metadata", sanitize(&self.resource_metadata)));
-            if let Some(scope) = &self.scope {
-                params.push(("scope", sanitize_text(&scope.to_space_separated())));
+            if let Some(scope) = self.scope_value() {
+                params.push(("scope", scope));
             }
         }
         let mut out = String::from("Bearer ");
@@ -112,9 +119,10 @@ impl Challenge {
     }
 }
 
-/// Keeps only RFC 6750's `%x20-21 / %x23-5B / %x5D-7E` (no `"` or `\`), and drops `=` from
-/// free text so a naive parser cannot find a parameter inside a value. URLs keep their `=`
-/// (a query is refused in resource URLs anyway); descriptions and scopes never have one.
+/// Keeps only RFC 6750's `%x20-21 / %x23-5B / %x5D-7E` (no `"` or `\`). Descriptions also
+/// lose `=`, so a naive parser cannot find a parameter inside free text; URLs and scopes keep
+/// theirs (a query is refused in resource URLs anyway, and `=` is a legal scope character:
+/// dropping it would name a scope that does not exist and step-up could never succeed).
 fn sanitize(value: &str) -> String {
     value
         .chars()
@@ -124,6 +132,20 @@ fn sanitize(value: &str) -> String {
 
 fn sanitize_text(value: &str) -> String {
     sanitize(value).replace('=', "")
+}
+
+/// The scopes, space-separated. A scope that is not an RFC 6749 §3.3 scope-token (declared
+/// scopes are checked at compile time, but a `ScopeSet` can be built from any string) is left
+/// out whole rather than altered into another scope's name.
+fn scope_value(scopes: &ScopeSet) -> String {
+    let mut out = String::new();
+    for scope in scopes.iter().filter(|s| is_valid_scope_token(s)) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(scope);
+    }
+    out
 }
 
 /// Parses a `Bearer` challenge into its parameters (for tests, tools and fuzzing): the
@@ -200,6 +222,29 @@ mod tests {
             param(&challenge, "resource_metadata").as_deref(),
             Some(METADATA)
         );
+    }
+
+    #[test]
+    fn scopes_keep_every_scope_token_character_and_drop_what_is_not_one() {
+        // `=` is legal in a scope-token (RFC 6749 §3.3): step-up must name the real scope.
+        let challenge = Challenge::new(METADATA)
+            .error(ErrorCode::InsufficientScope)
+            .scope(ScopeSet::from_space_separated(
+                "files=read =d-re a!#$%&'()*+,-./:;<>?@[]^_`{|}~",
+            ));
+        assert_eq!(
+            param(&challenge, "scope").as_deref(),
+            Some("=d-re a!#$%&'()*+,-./:;<>?@[]^_`{|}~ files=read")
+        );
+        // Not scope-tokens: left out whole, never altered into another scope's name.
+        let challenge = Challenge::new(METADATA)
+            .error(ErrorCode::InsufficientScope)
+            .scope(ScopeSet::from_space_separated("ok a\"b c\\d é"));
+        assert_eq!(param(&challenge, "scope").as_deref(), Some("ok"));
+        let challenge = Challenge::new(METADATA)
+            .error(ErrorCode::InsufficientScope)
+            .scope(ScopeSet::from_space_separated("a\"b"));
+        assert_eq!(param(&challenge, "scope"), None);
     }
 
     #[test]

@@ -42,7 +42,6 @@ impl<'a> ObjectView<'a> {
     }
 
     /// A string member; `Err` when present with another type.
-    #[cfg_attr(not(feature = "layer"), allow(dead_code))]
     pub(crate) fn string(&self, name: &str) -> Result<Option<Cow<'a, str>>, ()> {
         match self.get(name) {
             None => Ok(None),

@@ -849,3 +849,35 @@ fn every_error_maps_to_a_code_and_a_safe_fixed_description() {
         assert!(!error.reason().is_empty());
     }
 }
+
+/// Fuzz finding F5: a claim whose value `serde_json::Value` cannot hold (a number beyond
+/// `f64`) must not hide the other claims from `claim()`, and is itself reported as
+/// unreadable, not absent, by `claim_as()`.
+#[tokio::test]
+async fn one_unrepresentable_claim_hides_no_other() {
+    let f = fixture().await;
+    let key = f.issuer.signing_key();
+    let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": key.kid()});
+    let claims = f.issuer.token().claim("tenant", "acme").claims_json();
+    let mut payload = serde_json::to_string(&claims).unwrap();
+    payload.insert_str(1, r#""big":1e999,"#);
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap()),
+        URL_SAFE_NO_PAD.encode(payload.as_bytes())
+    );
+    let token = format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(key.sign(signing_input.as_bytes()))
+    );
+    let identity = f.validator.validate(&token).await.unwrap();
+    assert_eq!(identity.claim("tenant"), Some(json!("acme")));
+    assert_eq!(
+        identity.claim_as::<String>("tenant").unwrap().as_deref(),
+        Some("acme")
+    );
+    assert_eq!(identity.claim_as::<String>("absent").unwrap(), None);
+    assert_eq!(identity.claim("big"), None);
+    assert!(identity.claim_as::<serde_json::Value>("big").is_err());
+    assert!(identity.claim_as::<u64>("tenant").is_err());
+}

@@ -26,7 +26,14 @@ pub(crate) struct UnreadableBody;
 /// The requests (not notifications' or responses' absence of a method) of a JSON-RPC body:
 /// a single message or a batch.
 pub(crate) fn calls(body: &[u8]) -> Result<Vec<Call<'_>>, UnreadableBody> {
-    let trimmed = body.trim_ascii_start();
+    // Only JSON's own whitespace (RFC 8259 §2): `trim_ascii_start` would also skip a form
+    // feed, which serde_json (and so rmcp) refuses, and the guard must not read a body the
+    // server cannot.
+    let start = body
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .unwrap_or(body.len());
+    let trimmed = &body[start..];
     if trimmed.first() == Some(&b'[') {
         let items: Vec<&RawValue> = serde_json::from_slice(trimmed).map_err(|_| UnreadableBody)?;
         if items.is_empty() {
@@ -106,6 +113,21 @@ mod tests {
                       {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delete"}}]"#;
         assert_eq!(tools(body).unwrap(), ["list", "delete"]);
         assert_eq!(calls(b"[]"), Err(UnreadableBody));
+    }
+
+    #[test]
+    fn only_json_whitespace_may_precede_the_body() {
+        let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete"}}"#;
+        for ws in [" ", "\t", "\r\n", " \n\t "] {
+            assert_eq!(tools(&format!("{ws}{call}")).unwrap(), ["delete"]);
+            assert_eq!(tools(&format!("{ws}[{call}]")).unwrap(), ["delete"]);
+        }
+        // Form feed and vertical tab are not JSON whitespace: serde_json (and rmcp) refuse
+        // such a body, so the guard must too (fuzz finding F1).
+        for ws in ["\x0c", "\x0b", " \x0c"] {
+            assert_eq!(tools(&format!("{ws}{call}")), Err(UnreadableBody));
+            assert_eq!(tools(&format!("{ws}[{call}]")), Err(UnreadableBody));
+        }
     }
 
     #[test]

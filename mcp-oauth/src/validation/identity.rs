@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use crate::json::ObjectView;
 use crate::scopes::ScopeSet;
 
 /// A short, non-reversible fingerprint of a token for logs: the first 8 bytes of its
@@ -176,10 +177,44 @@ impl VerifiedToken {
         serde_json::from_slice(&self.0.payload)
     }
 
-    /// One claim as a JSON value, if present.
+    /// One claim as a JSON value, if present. Only that member is decoded, so other claims
+    /// a `serde_json::Value` cannot hold (a number beyond `f64`'s range) do not hide it.
+    /// `None` also when the claim's own value is such a number: use
+    /// [`claim_as`](Self::claim_as) to tell an absent claim from an unreadable one.
+    ///
+    /// ```
+    /// # use mcp_oauth::validation::VerifiedToken;
+    /// fn tenant(token: &VerifiedToken) -> Option<String> {
+    ///     token.claim("tenant")?.as_str().map(str::to_owned)
+    /// }
+    /// ```
     pub fn claim(&self, name: &str) -> Option<serde_json::Value> {
-        let mut all: serde_json::Map<String, serde_json::Value> = self.claims().ok()?;
-        all.remove(name)
+        self.claim_as(name).ok().flatten()
+    }
+
+    /// One claim deserialized into `T`: `Ok(None)` when absent, `Err` when present but not a
+    /// `T`. Fail closed on `Err`: a claim that restricts access and cannot be read must not
+    /// count as absent.
+    ///
+    /// ```
+    /// # use mcp_oauth::validation::VerifiedToken;
+    /// fn tenant(token: &VerifiedToken) -> Result<Option<String>, serde_json::Error> {
+    ///     token.claim_as::<String>("tenant")
+    /// }
+    /// ```
+    pub fn claim_as<T: DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, serde_json::Error> {
+        // The payload was read this way when the token was verified (an introspected token
+        // keeps the response's object), so it parses; an empty one has no claims.
+        let Some(members) = ObjectView::parse(&self.0.payload) else {
+            return Ok(None);
+        };
+        members
+            .get(name)
+            .map(|raw| serde_json::from_str(raw.get()))
+            .transpose()
     }
 
     /// A token with these scopes, for unit tests of scope checks.

@@ -2,7 +2,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Deserialize;
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
+
+use crate::json::ObjectView;
 
 use super::error::TokenError;
 
@@ -81,80 +85,61 @@ pub(crate) fn decode(segment: &str) -> Result<Vec<u8>, TokenError> {
         .map_err(|_| TokenError::Malformed)
 }
 
-/// The members of the protected header this validator reads. Duplicate members are a
-/// parse error (serde refuses a duplicate field); unknown members are ignored unless
-/// listed in `crit`.
-#[derive(Deserialize)]
-pub(crate) struct Header {
-    pub alg: String,
-    #[serde(default)]
-    pub typ: Option<String>,
-    #[serde(default)]
-    pub kid: Option<String>,
-    #[serde(default)]
-    pub cty: Option<String>,
-    // `deserialize_with` keeps a present `null` distinguishable from an absent member.
-    #[serde(default, deserialize_with = "present")]
-    pub crit: Option<serde_json::Value>,
-    #[serde(default)]
-    pub jku: Option<serde_json::Value>,
-    #[serde(default)]
-    pub x5u: Option<serde_json::Value>,
-    #[serde(default)]
-    pub jwk: Option<serde_json::Value>,
-    #[serde(default)]
-    pub enc: Option<serde_json::Value>,
-    #[serde(default)]
-    pub zip: Option<serde_json::Value>,
+/// The members of the protected header this validator reads. The header is read like the
+/// claims, through [`ObjectView`]: a duplicate member name (even one nobody reads, even
+/// spelled with escapes) is a parse error, as RFC 7515 §4 allows, so that no two JOSE parsers
+/// can see different headers. Members are typed strictly: `"kid": null` is malformed, not
+/// absent. Unknown members are ignored unless listed in `crit`.
+pub(crate) struct Header<'a> {
+    pub alg: Cow<'a, str>,
+    pub typ: Option<Cow<'a, str>>,
+    pub kid: Option<Cow<'a, str>>,
 }
 
-/// `Some(value)` for any present member, `null` included (plain `Option` maps `null` to
-/// `None`, which would let `"crit": null` pass as "no crit").
-fn present<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<serde_json::Value>, D::Error> {
-    serde_json::Value::deserialize(deserializer).map(Some)
-}
-
-impl Header {
-    pub(crate) fn parse(bytes: &[u8]) -> Result<Header, TokenError> {
-        // RFC 7515 §5.2: the header is UTF-8 JSON. serde_json skips members it does not read
-        // without checking their bytes, so check the whole header first.
+impl<'a> Header<'a> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Header<'a>, TokenError> {
+        // RFC 7515 §5.2: the header is UTF-8 JSON. serde_json skips the bytes of raw values
+        // without checking them, so check the whole header first.
         if std::str::from_utf8(bytes).is_err() {
             return Err(TokenError::Malformed);
         }
-        let header: Header = serde_json::from_slice(bytes).map_err(|_| TokenError::Malformed)?;
-        if header.enc.is_some() || header.zip.is_some() {
+        let members = ObjectView::parse(bytes).ok_or(TokenError::Malformed)?;
+        let string = |name: &str| members.string(name).map_err(|()| TokenError::Malformed);
+        // Present in any form, `null` included, these refuse the token.
+        if members.get("enc").is_some() || members.get("zip").is_some() {
             return Err(TokenError::Encrypted);
         }
         // RFC 8725 §3.10 / SPEC §5: a token naming where its own key lives is never trusted.
-        if header.jku.is_some() || header.x5u.is_some() || header.jwk.is_some() {
+        if ["jku", "x5u", "jwk"]
+            .into_iter()
+            .any(|name| members.get(name).is_some())
+        {
             return Err(TokenError::EmbeddedKeyReference);
         }
         // RFC 7515 §4.1.11: `crit` is a non-empty array of names; we understand no
         // extension, so any entry means the token must be refused.
-        match &header.crit {
-            None => {}
-            Some(serde_json::Value::Array(names)) if !names.is_empty() => {
-                return Err(TokenError::UnknownCriticalHeader);
-            }
-            Some(_) => return Err(TokenError::Malformed),
+        if let Some(crit) = members.get("crit") {
+            let names: Vec<&RawValue> =
+                serde_json::from_str(crit.get()).map_err(|_| TokenError::Malformed)?;
+            return Err(if names.is_empty() {
+                TokenError::Malformed
+            } else {
+                TokenError::UnknownCriticalHeader
+            });
         }
-        if header
-            .cty
-            .as_deref()
-            .is_some_and(|cty| cty.eq_ignore_ascii_case("JWT"))
-        {
+        if string("cty")?.is_some_and(|cty| cty.eq_ignore_ascii_case("JWT")) {
             return Err(TokenError::Nested);
         }
-        if header
-            .kid
+        let alg = string("alg")?.ok_or(TokenError::Malformed)?;
+        let typ = string("typ")?;
+        let kid = string("kid")?;
+        if kid
             .as_deref()
             .is_some_and(|kid| kid.is_empty() || kid.len() > MAX_KID_LEN)
         {
             return Err(TokenError::Malformed);
         }
-        Ok(header)
+        Ok(Header { alg, typ, kid })
     }
 }
 
@@ -199,6 +184,62 @@ mod tests {
         assert_eq!(
             Header::parse(br#"{"alg":"RS256","alg":"none"}"#).err(),
             Some(TokenError::Malformed)
+        );
+    }
+
+    #[test]
+    fn duplicate_members_nobody_reads_are_malformed_too() {
+        assert!(Header::parse(br#"{"alg":"EdDSA","x":1}"#).is_ok());
+        for header in [
+            &br#"{"alg":"EdDSA","typ":"at+jwt","kid":"ed","x":1,"x":2}"#[..],
+            br#"{"alg":"EdDSA","":null,"":-1.2e-88}"#,
+            br#"{"alg":"EdDSA","x":1,"\u0078":1}"#,
+        ] {
+            assert_eq!(
+                Header::parse(header).err(),
+                Some(TokenError::Malformed),
+                "{}",
+                String::from_utf8_lossy(header)
+            );
+        }
+    }
+
+    #[test]
+    fn null_members_are_not_absent() {
+        for (header, error) in [
+            (&br#"{"alg":"RS256","kid":null}"#[..], TokenError::Malformed),
+            (br#"{"alg":"RS256","typ":null}"#, TokenError::Malformed),
+            (br#"{"alg":"RS256","cty":null}"#, TokenError::Malformed),
+            (br#"{"alg":null}"#, TokenError::Malformed),
+            (br#"{"typ":"at+jwt"}"#, TokenError::Malformed),
+            (
+                br#"{"alg":"RS256","jku":null}"#,
+                TokenError::EmbeddedKeyReference,
+            ),
+            (
+                br#"{"alg":"RS256","x5u":null}"#,
+                TokenError::EmbeddedKeyReference,
+            ),
+            (
+                br#"{"alg":"RS256","jwk":null}"#,
+                TokenError::EmbeddedKeyReference,
+            ),
+            (br#"{"alg":"RS256","enc":null}"#, TokenError::Encrypted),
+            (br#"{"alg":"RS256","zip":null}"#, TokenError::Encrypted),
+            (br#"{"alg":"RS256","kid":1}"#, TokenError::Malformed),
+            (br#"{"alg":"RS256","crit":"exp"}"#, TokenError::Malformed),
+        ] {
+            assert_eq!(
+                Header::parse(header).err(),
+                Some(error),
+                "{}",
+                String::from_utf8_lossy(header)
+            );
+        }
+        let header = Header::parse(br#"{"alg":"RS256","typ":"at+jwt","kid":"k\u0031"}"#).unwrap();
+        assert_eq!(
+            (&*header.alg, header.typ.as_deref(), header.kid.as_deref()),
+            ("RS256", Some("at+jwt"), Some("k1"))
         );
     }
 

@@ -596,7 +596,7 @@ impl Validator {
                 CacheEntry {
                     token: verified.clone(),
                     issuer_index,
-                    kid: header.kid.map(String::into_boxed_str),
+                    kid: header.kid.map(|kid| Box::from(kid.as_ref())),
                     key,
                     valid_until,
                     weight,
