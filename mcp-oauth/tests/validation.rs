@@ -648,15 +648,7 @@ async fn duplicate_claims_are_refused() {
     let claims = f.issuer.token().claims_json();
     let mut payload = serde_json::to_string(&claims).unwrap();
     payload.insert_str(1, r#""aud":"https://other.example.com","#);
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap()),
-        URL_SAFE_NO_PAD.encode(payload.as_bytes())
-    );
-    let token = format!(
-        "{signing_input}.{}",
-        URL_SAFE_NO_PAD.encode(key.sign(signing_input.as_bytes()))
-    );
+    let token = sign_payload(&header, &payload, &key);
     assert_eq!(
         f.validator.validate(&token).await.unwrap_err(),
         TokenError::Malformed
@@ -861,15 +853,7 @@ async fn one_unrepresentable_claim_hides_no_other() {
     let claims = f.issuer.token().claim("tenant", "acme").claims_json();
     let mut payload = serde_json::to_string(&claims).unwrap();
     payload.insert_str(1, r#""big":1e999,"#);
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap()),
-        URL_SAFE_NO_PAD.encode(payload.as_bytes())
-    );
-    let token = format!(
-        "{signing_input}.{}",
-        URL_SAFE_NO_PAD.encode(key.sign(signing_input.as_bytes()))
-    );
+    let token = sign_payload(&header, &payload, &key);
     let identity = f.validator.validate(&token).await.unwrap();
     assert_eq!(identity.claim("tenant"), Some(json!("acme")));
     assert_eq!(
@@ -880,4 +864,17 @@ async fn one_unrepresentable_claim_hides_no_other() {
     assert_eq!(identity.claim("big"), None);
     assert!(identity.claim_as::<serde_json::Value>("big").is_err());
     assert!(identity.claim_as::<u64>("tenant").is_err());
+}
+
+/// A compact JWS over `payload` taken verbatim (JSON a `Value` cannot express).
+fn sign_payload(header: &serde_json::Value, payload: &str, key: &SigningKey) -> String {
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(header).unwrap()),
+        URL_SAFE_NO_PAD.encode(payload.as_bytes())
+    );
+    format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(key.sign(signing_input.as_bytes()))
+    )
 }
