@@ -33,8 +33,8 @@ use crate::crypto::{Algorithm, AlgorithmSet, VerifyingKey};
 
 pub use discovery::discovery_urls;
 pub use remote::{
-    KeySetConfig, KeySetConfigError, KeySetLoadError, KeySetStats, KeySource, KeyUnavailable,
-    RemoteKeySet,
+    KeyRef, KeySetConfig, KeySetConfigError, KeySetLoadError, KeySetStats, KeySource,
+    KeyUnavailable, RemoteKeySet,
 };
 
 /// How JWKs become [`VerifyingKey`]s.
@@ -85,8 +85,10 @@ pub enum KeySetError {
 /// A parsed JSON Web Key Set: usable keys, each bound to one algorithm, indexed by `kid`.
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
-    by_kid: HashMap<Box<str>, Vec<Arc<VerifyingKey>>>,
-    without_kid: Vec<Arc<VerifyingKey>>,
+    /// Every usable key, in document order.
+    keys: Vec<Arc<VerifyingKey>>,
+    /// Positions in `keys` of the keys with each kid.
+    by_kid: HashMap<Box<str>, Vec<usize>>,
     skipped: Vec<SkippedKey>,
     // Each key's JWK fingerprint, so a refresh reuses unchanged keys instead of re-parsing.
     fingerprints: HashMap<[u8; 32], Arc<VerifyingKey>>,
@@ -126,10 +128,10 @@ impl KeySet {
         };
         for key in parsed.keys {
             set.fingerprints.insert(key.fingerprint, key.key.clone());
-            match key.kid {
-                Some(kid) => set.by_kid.entry(kid).or_default().push(key.key),
-                None => set.without_kid.push(key.key),
+            if let Some(kid) = key.kid {
+                set.by_kid.entry(kid).or_default().push(set.keys.len());
             }
+            set.keys.push(key.key);
         }
         if set.is_empty() {
             return Err(KeySetError::NoUsableKey);
@@ -139,7 +141,7 @@ impl KeySet {
 
     /// The number of usable keys.
     pub fn len(&self) -> usize {
-        self.by_kid.values().map(Vec::len).sum::<usize>() + self.without_kid.len()
+        self.keys.len()
     }
 
     /// Whether the set holds no usable key.
@@ -161,25 +163,39 @@ impl KeySet {
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<&Arc<VerifyingKey>, KeyLookupError> {
+        self.position(kid, alg).map(|at| &self.keys[at])
+    }
+
+    /// Where [`find`](Self::find)'s key is in `keys` (so a lookup can be held as a guard of the
+    /// set and an index, without touching the key's reference count).
+    pub(crate) fn position(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<usize, KeyLookupError> {
         match kid {
             Some(kid) => {
-                let keys = self.by_kid.get(kid).ok_or(KeyLookupError::UnknownKid)?;
-                keys.iter()
-                    .find(|key| key.algorithm() == alg)
+                let positions = self.by_kid.get(kid).ok_or(KeyLookupError::UnknownKid)?;
+                positions
+                    .iter()
+                    .copied()
+                    .find(|&at| self.keys[at].algorithm() == alg)
                     .ok_or(KeyLookupError::AlgorithmMismatch)
             }
             None => {
-                let mut candidates = self
-                    .without_kid
-                    .iter()
-                    .chain(self.by_kid.values().flatten())
-                    .filter(|key| key.algorithm() == alg);
+                let mut candidates =
+                    (0..self.keys.len()).filter(|&at| self.keys[at].algorithm() == alg);
                 match (candidates.next(), candidates.next()) {
-                    (Some(key), None) => Ok(key),
+                    (Some(at), None) => Ok(at),
                     _ => Err(KeyLookupError::UnknownKid),
                 }
             }
         }
+    }
+
+    /// The key at a position [`position`](Self::position) returned.
+    pub(crate) fn key_at(&self, at: usize) -> &Arc<VerifyingKey> {
+        &self.keys[at]
     }
 
     /// The kids of the set's keys.
@@ -194,19 +210,15 @@ impl KeySet {
 
     /// Whether this exact key (the same prepared instance) is still part of the set.
     pub fn contains(&self, key: &Arc<VerifyingKey>) -> bool {
-        self.without_kid
-            .iter()
-            .chain(self.by_kid.values().flatten())
-            .any(|k| Arc::ptr_eq(k, key))
+        self.keys.iter().any(|k| Arc::ptr_eq(k, key))
     }
 
     /// Whether this exact key is in the set under `kid` (a cheaper [`contains`](Self::contains)).
     pub fn contains_under(&self, kid: Option<&str>, key: &Arc<VerifyingKey>) -> bool {
         match kid {
-            Some(kid) => self
-                .by_kid
-                .get(kid)
-                .is_some_and(|keys| keys.iter().any(|k| Arc::ptr_eq(k, key))),
+            Some(kid) => self.by_kid.get(kid).is_some_and(|positions| {
+                positions.iter().any(|&at| Arc::ptr_eq(&self.keys[at], key))
+            }),
             None => self.contains(key),
         }
     }

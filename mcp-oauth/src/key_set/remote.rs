@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwapOption, Guard};
 use url::Url;
 
 use super::{KeyLookupError, KeySet, KeySetError, KeySetOptions};
@@ -143,6 +143,45 @@ struct Loaded {
     /// Clock time (since the epoch) the set was fetched and expires.
     fetched_at: Duration,
     expires_at: Duration,
+}
+
+/// The set in use, pinned by an arc-swap guard: loading it writes no shared reference count.
+type Pinned = Guard<Option<Arc<Loaded>>>;
+
+/// A key found by [`RemoteKeySet::key_for`]: the key, borrowed from the set it was found in.
+///
+/// Looking a key up touches no shared counter (the set is pinned by an arc-swap guard, the
+/// key by its position in it), so lookups on many threads do not contend. Use it for the
+/// verification and drop it; keep [`shared`](Self::shared)`().clone()` when the key must
+/// outlive it (a guard held for long pins its set, and arc-swap's few per-thread slots make
+/// further loads on that thread fall back to reference counting).
+pub struct KeyRef {
+    loaded: Pinned,
+    at: usize,
+}
+
+impl KeyRef {
+    /// The key as the set holds it: clone it to keep it, compare it with [`Arc::ptr_eq`].
+    pub fn shared(&self) -> &Arc<VerifyingKey> {
+        let loaded = (*self.loaded)
+            .as_ref()
+            .expect("a KeyRef is only made from a loaded set");
+        loaded.set.key_at(self.at)
+    }
+}
+
+impl std::ops::Deref for KeyRef {
+    type Target = VerifyingKey;
+
+    fn deref(&self) -> &VerifyingKey {
+        self.shared()
+    }
+}
+
+impl std::fmt::Debug for KeyRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("KeyRef").field(self.shared()).finish()
+    }
 }
 
 /// An issuer's key set, kept fresh. Cheap to clone; clones share the cache.
@@ -311,17 +350,34 @@ impl RemoteKeySet {
         &self,
         kid: Option<&str>,
         alg: Algorithm,
-    ) -> Result<Arc<VerifyingKey>, KeyUnavailable> {
-        let loaded = self.usable().await?;
-        self.inner.maybe_refresh_in_background(&loaded);
-        match loaded.set.find(kid, alg) {
-            Ok(key) => return Ok(key.clone()),
-            Err(KeyLookupError::AlgorithmMismatch) => {
-                return Err(KeyLookupError::AlgorithmMismatch.into());
+    ) -> Result<KeyRef, KeyUnavailable> {
+        self.key_for_at(kid, alg, self.inner.clock.now()).await
+    }
+
+    /// [`key_for`](Self::key_for) at `now`, the time the caller read from this set's clock
+    /// (one clock read per validation). After waiting for a fetch the clock is read again.
+    pub(crate) async fn key_for_at(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        now: Duration,
+    ) -> Result<KeyRef, KeyUnavailable> {
+        let loaded = self.usable(now).await?;
+        let generation = {
+            let Some(set) = loaded.as_ref() else {
+                unreachable!("usable() returns a loaded set")
+            };
+            self.inner.maybe_refresh_in_background(set, now);
+            match set.set.position(kid, alg) {
+                Ok(at) => return Ok(KeyRef { loaded, at }),
+                Err(KeyLookupError::AlgorithmMismatch) => {
+                    return Err(KeyLookupError::AlgorithmMismatch.into());
+                }
+                Err(KeyLookupError::UnknownKid) => set.generation,
             }
-            Err(KeyLookupError::UnknownKid) => {}
-        }
-        match self.inner.refresh_for_unknown_kid(loaded.generation).await {
+        };
+        drop(loaded);
+        match self.inner.refresh_for_unknown_kid(generation).await {
             UnknownKidRefresh::Refreshed => {}
             UnknownKidRefresh::Static => return Err(KeyLookupError::UnknownKid.into()),
             // No refresh can be made now. A kid the issuer retired, or no kid at all, is dead
@@ -337,8 +393,12 @@ impl RemoteKeySet {
                 });
             }
         }
-        let loaded = self.usable().await?;
-        loaded.set.find(kid, alg).cloned().map_err(Into::into)
+        let loaded = self.usable(self.inner.clock.now()).await?;
+        let at = match loaded.as_ref() {
+            Some(set) => set.set.position(kid, alg)?,
+            None => unreachable!("usable() returns a loaded set"),
+        };
+        Ok(KeyRef { loaded, at })
     }
 
     /// Whether `key` is still in the set in use under `kid`: a cached verification is
@@ -346,34 +406,51 @@ impl RemoteKeySet {
     /// stale bound. Like [`key_for`](Self::key_for), it starts a background refresh when the
     /// set nears expiry, so a removed key is noticed even when every request is a cache hit.
     pub fn still_has(&self, kid: Option<&str>, key: &Arc<VerifyingKey>) -> bool {
+        self.still_has_at(kid, key, self.inner.clock.now())
+    }
+
+    /// [`still_has`](Self::still_has) at `now`, read by the caller from this set's clock.
+    pub(crate) fn still_has_at(
+        &self,
+        kid: Option<&str>,
+        key: &Arc<VerifyingKey>,
+        now: Duration,
+    ) -> bool {
         let guard = self.inner.current.load();
         let Some(loaded) = guard.as_ref() else {
             return false;
         };
-        if !self
-            .inner
-            .within_stale_bound(loaded, self.inner.clock.now())
-        {
+        if !self.inner.within_stale_bound(loaded, now) {
             return false;
         }
-        self.inner.maybe_refresh_in_background(loaded);
+        self.inner.maybe_refresh_in_background(loaded, now);
         loaded.set.contains_under(kid, key)
     }
 
-    /// The loaded set if it is fresh or within the stale bound; otherwise one (single-flight)
-    /// fetch attempt, unless one failed recently.
-    async fn usable(&self) -> Result<Arc<Loaded>, KeyUnavailable> {
-        let now = self.inner.clock.now();
-        if let Some(loaded) = self.inner.current.load_full()
-            && self.inner.within_stale_bound(&loaded, now)
+    /// The loaded set if it is fresh or within the stale bound at `now`; otherwise one
+    /// (single-flight) fetch attempt, unless one failed recently. The set is returned pinned
+    /// by an arc-swap guard: no shared reference count is written on the way.
+    async fn usable(&self, now: Duration) -> Result<Pinned, KeyUnavailable> {
         {
-            return Ok(loaded);
+            let loaded = self.inner.current.load();
+            if loaded
+                .as_ref()
+                .is_some_and(|set| self.inner.within_stale_bound(set, now))
+            {
+                return Ok(loaded);
+            }
         }
         let _flight = self.inner.refresh.lock().await;
-        if let Some(loaded) = self.inner.current.load_full()
-            && self.inner.within_stale_bound(&loaded, now)
+        // The lock may have been waited for across a fetch: read the clock again.
+        let now = self.inner.clock.now();
         {
-            return Ok(loaded);
+            let loaded = self.inner.current.load();
+            if loaded
+                .as_ref()
+                .is_some_and(|set| self.inner.within_stale_bound(set, now))
+            {
+                return Ok(loaded);
+            }
         }
         if let Some(retry_after) = self.inner.failure_backoff(now) {
             return Err(KeyUnavailable::NotLoaded { retry_after });
@@ -381,6 +458,7 @@ impl RemoteKeySet {
         self.inner
             .fetch_and_store()
             .await
+            .map(|loaded| Guard::from_inner(Some(loaded)))
             .map_err(|_| KeyUnavailable::NotLoaded {
                 retry_after: self.inner.config.retry_after_failure,
             })
@@ -457,11 +535,10 @@ impl Inner {
 
     /// Starts a background refresh when the set is close to (or past) expiry. Requests never
     /// wait for it: in steady state no request waits for a fetch.
-    fn maybe_refresh_in_background(self: &Arc<Self>, loaded: &Loaded) {
+    fn maybe_refresh_in_background(self: &Arc<Self>, loaded: &Loaded, now: Duration) {
         if matches!(self.source, KeySource::Static(_)) {
             return;
         }
-        let now = self.clock.now();
         let ttl = loaded.expires_at.saturating_sub(loaded.fetched_at);
         let refresh_at = loaded
             .expires_at

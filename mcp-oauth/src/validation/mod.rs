@@ -447,12 +447,16 @@ impl Validator {
             policy: inner.id,
             token_hash,
         };
+        // The one clock read of a validation: the cache, the key set and the claims are all
+        // judged at this instant.
         let now = inner.clock.now();
         if let Some(cache) = &inner.cache {
             let hit = cache.get(&cache_key, now, |entry| {
-                inner.issuers[entry.issuer_index]
-                    .keys
-                    .still_has(entry.kid.as_deref(), &entry.key)
+                inner.issuers[entry.issuer_index].keys.still_has_at(
+                    entry.kid.as_deref(),
+                    &entry.key,
+                    now,
+                )
             });
             if let Some(entry) = hit {
                 return Ok(entry.token.clone());
@@ -554,7 +558,7 @@ impl Validator {
         // cause a fetch (an unknown kid triggers one single-flight refresh).
         let key = issuer
             .keys
-            .key_for(header.kid.as_deref(), algorithm)
+            .key_for_at(header.kid.as_deref(), algorithm, now)
             .await
             .map_err(|error| match error {
                 KeyUnavailable::NotLoaded { retry_after } => {
@@ -597,7 +601,7 @@ impl Validator {
                     token: verified.clone(),
                     issuer_index,
                     kid: header.kid.map(|kid| Box::from(kid.as_ref())),
-                    key,
+                    key: key.shared().clone(),
                     valid_until,
                     weight,
                 },
