@@ -29,9 +29,24 @@ impl<'a> ObjectView<'a> {
     }
 
     fn has_unique_names(&self) -> bool {
-        let mut names: Vec<&str> = self.members.iter().map(|(name, _)| name.as_ref()).collect();
+        // Claims sets and JOSE headers have a dozen members or so: comparing each pair costs
+        // less than sorting a copy of the names (and allocates nothing).
+        const PAIRWISE_UP_TO: usize = 24;
+        let members = &self.members;
+        if members.len() <= PAIRWISE_UP_TO {
+            return members
+                .iter()
+                .enumerate()
+                .all(|(i, (name, _))| members[i + 1..].iter().all(|(other, _)| other != name));
+        }
+        let mut names: Vec<&str> = members.iter().map(|(name, _)| name.as_ref()).collect();
         names.sort_unstable();
         !names.windows(2).any(|pair| pair[0] == pair[1])
+    }
+
+    /// The members, in order.
+    pub(crate) fn members(&self) -> &[(Cow<'a, str>, &'a RawValue)] {
+        &self.members
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&'a RawValue> {
@@ -43,15 +58,23 @@ impl<'a> ObjectView<'a> {
 
     /// A string member; `Err` when present with another type.
     pub(crate) fn string(&self, name: &str) -> Result<Option<Cow<'a, str>>, ()> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(raw) => {
-                let MemberName(value) =
-                    serde_json::from_str::<MemberName<'a>>(raw.get()).map_err(|_| ())?;
-                Ok(Some(value))
-            }
-        }
+        self.get(name).map(string).transpose()
     }
+}
+
+/// A raw JSON value that must be a string: borrowed from the document unless it contains
+/// escapes. `Err` for any other type.
+pub(crate) fn string<'a>(raw: &'a RawValue) -> Result<Cow<'a, str>, ()> {
+    serde_json::from_str::<JsonStr<'a>>(raw.get())
+        .map(|JsonStr(value)| value)
+        .map_err(|_| ())
+}
+
+/// A raw JSON value that must be an array of strings, each borrowed unless escaped.
+pub(crate) fn strings<'a>(raw: &'a RawValue) -> Result<Vec<Cow<'a, str>>, ()> {
+    serde_json::from_str::<Vec<JsonStr<'a>>>(raw.get())
+        .map(|items| items.into_iter().map(|JsonStr(value)| value).collect())
+        .map_err(|_| ())
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for ObjectView<'a> {
@@ -64,7 +87,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for ObjectView<'a> {
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
                 let mut members = Vec::with_capacity(map.size_hint().unwrap_or(12));
-                while let Some(MemberName(name)) = map.next_key::<MemberName<'de>>()? {
+                while let Some(JsonStr(name)) = map.next_key::<JsonStr<'de>>()? {
                     let value: &'de RawValue = map.next_value()?;
                     members.push((name, value));
                 }
@@ -75,22 +98,23 @@ impl<'de: 'a, 'a> Deserialize<'de> for ObjectView<'a> {
     }
 }
 
-/// A member name, borrowed from the payload unless it contains escapes.
-struct MemberName<'a>(Cow<'a, str>);
+/// A JSON string (a member name or a value), borrowed from the document unless it contains
+/// escapes.
+struct JsonStr<'a>(Cow<'a, str>);
 
-impl<'de> Deserialize<'de> for MemberName<'de> {
+impl<'de> Deserialize<'de> for JsonStr<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct NameVisitor;
         impl<'de> Visitor<'de> for NameVisitor {
-            type Value = MemberName<'de>;
+            type Value = JsonStr<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a member name")
+                f.write_str("a string")
             }
             fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Self::Value, E> {
-                Ok(MemberName(Cow::Borrowed(name)))
+                Ok(JsonStr(Cow::Borrowed(name)))
             }
             fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
-                Ok(MemberName(Cow::Owned(name.to_owned())))
+                Ok(JsonStr(Cow::Owned(name.to_owned())))
             }
         }
         deserializer.deserialize_str(NameVisitor)

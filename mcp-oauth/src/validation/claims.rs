@@ -2,76 +2,126 @@
 //! chosen by the policy (scope, client id) cost no second parse, and duplicate claims are
 //! refused (two `aud` members must not let one parser see another audience than the next).
 
+use std::borrow::Cow;
+
 use serde_json::value::RawValue;
 
 use super::error::TokenError;
-use crate::json::ObjectView;
+use crate::json::{self, ObjectView};
 
 /// The latest time a NumericDate may name (year 9999): keeps arithmetic far from overflow.
 const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
 
+/// The registered claims every validation reads, found in one pass over the members.
+#[derive(Default)]
+pub(crate) struct Registered<'a> {
+    pub iss: Option<&'a RawValue>,
+    pub sub: Option<&'a RawValue>,
+    pub aud: Option<&'a RawValue>,
+    pub exp: Option<&'a RawValue>,
+    pub nbf: Option<&'a RawValue>,
+    pub iat: Option<&'a RawValue>,
+    pub jti: Option<&'a RawValue>,
+    pub cnf: Option<&'a RawValue>,
+    pub username: Option<&'a RawValue>,
+    /// Whether a claim marking an OpenID Connect ID token is present (`nonce`, `at_hash`,
+    /// `c_hash`, `s_hash`).
+    pub id_token_claim: bool,
+}
+
 /// The members of a claims set, values still raw JSON.
-pub(crate) struct ClaimsView<'a>(ObjectView<'a>);
+pub(crate) struct ClaimsView<'a> {
+    members: ObjectView<'a>,
+    pub registered: Registered<'a>,
+}
 
 impl<'a> ClaimsView<'a> {
     pub(crate) fn parse(payload: &'a [u8]) -> Result<Self, TokenError> {
-        ObjectView::parse(payload)
-            .map(ClaimsView)
-            .ok_or(TokenError::Malformed)
+        let members = ObjectView::parse(payload).ok_or(TokenError::Malformed)?;
+        let mut registered = Registered::default();
+        // Names are unique (ObjectView refuses duplicates), so each slot is set at most once.
+        for (name, value) in members.members() {
+            let slot = match name.as_ref() {
+                "iss" => &mut registered.iss,
+                "sub" => &mut registered.sub,
+                "aud" => &mut registered.aud,
+                "exp" => &mut registered.exp,
+                "nbf" => &mut registered.nbf,
+                "iat" => &mut registered.iat,
+                "jti" => &mut registered.jti,
+                "cnf" => &mut registered.cnf,
+                "username" => &mut registered.username,
+                "nonce" | "at_hash" | "c_hash" | "s_hash" => {
+                    registered.id_token_claim = true;
+                    continue;
+                }
+                _ => continue,
+            };
+            *slot = Some(*value);
+        }
+        Ok(ClaimsView {
+            members,
+            registered,
+        })
     }
 
+    /// A member by name (for the names a policy chooses: client id, scopes, tenant).
     pub(crate) fn get(&self, name: &str) -> Option<&'a RawValue> {
-        self.0.get(name)
+        self.members.get(name)
     }
 
-    pub(crate) fn contains(&self, name: &str) -> bool {
-        self.0.get(name).is_some()
+    /// A string claim by name: `Ok(None)` when absent, an error when present with another
+    /// type. Borrowed from the payload unless escaped.
+    pub(crate) fn string(&self, name: &str) -> Result<Option<Cow<'a, str>>, TokenError> {
+        string(self.get(name))
     }
+}
 
-    /// A string claim: `Ok(None)` when absent, an error when present with another type.
-    pub(crate) fn string(&self, name: &str) -> Result<Option<String>, TokenError> {
-        self.get(name)
-            .map(|raw| {
-                serde_json::from_str::<String>(raw.get()).map_err(|_| TokenError::InvalidClaim)
-            })
-            .transpose()
-    }
+/// A string claim: `Ok(None)` when absent, an error when present with another type.
+pub(crate) fn string(raw: Option<&RawValue>) -> Result<Option<Cow<'_, str>>, TokenError> {
+    raw.map(|raw| json::string(raw).map_err(|()| TokenError::InvalidClaim))
+        .transpose()
+}
 
-    /// A NumericDate claim (RFC 7519 §2): a non-negative JSON number, fractions truncated.
-    pub(crate) fn numeric_date(&self, name: &str) -> Result<Option<u64>, TokenError> {
-        let Some(raw) = self.get(name) else {
-            return Ok(None);
-        };
-        let number: serde_json::Number =
-            serde_json::from_str(raw.get()).map_err(|_| TokenError::InvalidClaim)?;
-        let seconds = match (number.as_u64(), number.as_f64()) {
-            (Some(seconds), _) => seconds,
-            (None, Some(seconds)) if seconds.is_finite() && seconds >= 0.0 => seconds as u64,
-            _ => return Err(TokenError::InvalidClaim),
-        };
-        if seconds > MAX_NUMERIC_DATE {
-            return Err(TokenError::InvalidClaim);
-        }
-        Ok(Some(seconds))
+/// A NumericDate claim (RFC 7519 §2): a non-negative JSON number, fractions truncated.
+pub(crate) fn numeric_date(raw: Option<&RawValue>) -> Result<Option<u64>, TokenError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let number: serde_json::Number =
+        serde_json::from_str(raw.get()).map_err(|_| TokenError::InvalidClaim)?;
+    let seconds = match (number.as_u64(), number.as_f64()) {
+        (Some(seconds), _) => seconds,
+        (None, Some(seconds)) if seconds.is_finite() && seconds >= 0.0 => seconds as u64,
+        _ => return Err(TokenError::InvalidClaim),
+    };
+    if seconds > MAX_NUMERIC_DATE {
+        return Err(TokenError::InvalidClaim);
     }
+    Ok(Some(seconds))
+}
 
-    /// `aud`: a string or a non-empty array of strings.
-    pub(crate) fn audiences(&self) -> Result<Option<Vec<String>>, TokenError> {
-        let Some(raw) = self.get("aud") else {
-            return Ok(None);
-        };
-        #[derive(serde::Deserialize)]
-        #[serde(untagged)]
-        enum Audience {
-            One(String),
-            Many(Vec<String>),
-        }
-        match serde_json::from_str::<Audience>(raw.get()) {
-            Ok(Audience::One(aud)) => Ok(Some(vec![aud])),
-            Ok(Audience::Many(auds)) => Ok(Some(auds)),
-            Err(_) => Err(TokenError::InvalidClaim),
-        }
-    }
+/// `aud`: a string or an array of strings (`Ok(None)` when absent).
+pub(crate) fn audiences(raw: Option<&RawValue>) -> Result<Option<Vec<Cow<'_, str>>>, TokenError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let result = match first_byte(raw) {
+        b'"' => json::string(raw).map(|aud| vec![aud]),
+        b'[' => json::strings(raw),
+        _ => Err(()),
+    };
+    result.map(Some).map_err(|()| TokenError::InvalidClaim)
+}
+
+/// The first byte of a raw value (raw values carry no leading whitespace; skipped anyway).
+pub(crate) fn first_byte(raw: &RawValue) -> u8 {
+    raw.get()
+        .as_bytes()
+        .trim_ascii_start()
+        .first()
+        .copied()
+        .unwrap_or(0)
 }
 
 /// Whether `presented` (an `aud` value) names `configured` (our resource): scheme and host
@@ -127,10 +177,43 @@ mod tests {
     #[test]
     fn numeric_dates_accept_fractions_and_refuse_negatives_and_strings() {
         let view = ClaimsView::parse(br#"{"a":1.9,"b":-1,"c":"1","d":1e300}"#).unwrap();
-        assert_eq!(view.numeric_date("a").unwrap(), Some(1));
-        assert!(view.numeric_date("b").is_err());
-        assert!(view.numeric_date("c").is_err());
-        assert!(view.numeric_date("d").is_err());
-        assert_eq!(view.numeric_date("missing").unwrap(), None);
+        assert_eq!(numeric_date(view.get("a")).unwrap(), Some(1));
+        assert!(numeric_date(view.get("b")).is_err());
+        assert!(numeric_date(view.get("c")).is_err());
+        assert!(numeric_date(view.get("d")).is_err());
+        assert_eq!(numeric_date(view.get("missing")).unwrap(), None);
+    }
+
+    #[test]
+    fn registered_claims_are_found_in_one_pass_and_typed_strictly() {
+        let view = ClaimsView::parse(
+            br#"{"iss":"i","s\u0075b":"s","aud":["a","b"],"exp":2,"nonce":null,"x":1}"#,
+        )
+        .unwrap();
+        let registered = &view.registered;
+        assert_eq!(string(registered.iss).unwrap().as_deref(), Some("i"));
+        assert_eq!(string(registered.sub).unwrap().as_deref(), Some("s"));
+        assert_eq!(
+            audiences(registered.aud).unwrap().unwrap(),
+            ["a".to_owned(), "b".to_owned()]
+        );
+        assert_eq!(numeric_date(registered.exp).unwrap(), Some(2));
+        assert!(registered.id_token_claim);
+        assert!(registered.jti.is_none() && registered.cnf.is_none());
+        for aud in [
+            &br#"{"aud":null}"#[..],
+            br#"{"aud":1}"#,
+            br#"{"aud":["a",1]}"#,
+            br#"{"aud":{}}"#,
+        ] {
+            let view = ClaimsView::parse(aud).unwrap();
+            assert_eq!(
+                audiences(view.registered.aud),
+                Err(TokenError::InvalidClaim)
+            );
+        }
+        let view = ClaimsView::parse(br#"{"aud":[],"sub":null}"#).unwrap();
+        assert_eq!(audiences(view.registered.aud), Ok(Some(vec![])));
+        assert_eq!(string(view.registered.sub), Err(TokenError::InvalidClaim));
     }
 }

@@ -2,9 +2,10 @@
 //! `iss`, the token type, `cnf`, `aud` (canonically), `exp`/`nbf`/`iat` within leeway, the
 //! required members, the scopes.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
-use super::claims::{ClaimsView, audience_matches};
+use super::claims::{self, ClaimsView, audience_matches};
 use super::identity::{Identity, TokenFingerprint, Verification, VerifiedToken};
 use super::{Claim, TokenError, read_scopes};
 use crate::introspection::Introspection;
@@ -66,7 +67,8 @@ fn judge_active(
     now: Duration,
     token_hash: &[u8; 32],
 ) -> Result<(VerifiedToken, Duration), TokenError> {
-    match view.string("iss")? {
+    let registered = &view.registered;
+    match claims::string(registered.iss)? {
         Some(iss) if iss != config.issuer => return Err(TokenError::UnknownIssuer),
         Some(_) => {}
         None if config.required.contains(Claim::Issuer) => {
@@ -86,11 +88,11 @@ fn judge_active(
             return Err(TokenError::InvalidType);
         }
     }
-    if view.contains("cnf") {
+    if registered.cnf.is_some() {
         return Err(TokenError::SenderConstrained);
     }
 
-    let audiences = view.audiences()?.unwrap_or_default();
+    let audiences = claims::audiences(registered.aud)?.unwrap_or_default();
     if audiences.is_empty() {
         if !config.accept_missing_audience {
             return Err(TokenError::MissingClaim(Claim::Audience));
@@ -109,7 +111,7 @@ fn judge_active(
 
     let now_secs = now.as_secs();
     let leeway = config.leeway.as_secs();
-    let (expires_at, valid_until) = match view.numeric_date("exp")? {
+    let (expires_at, valid_until) = match claims::numeric_date(registered.exp)? {
         Some(exp) => {
             if now_secs >= exp.saturating_add(leeway) {
                 return Err(TokenError::Expired);
@@ -124,20 +126,20 @@ fn judge_active(
             None => return Err(TokenError::MissingClaim(Claim::Expiry)),
         },
     };
-    if let Some(not_before) = view.numeric_date("nbf")?
+    if let Some(not_before) = claims::numeric_date(registered.nbf)?
         && now_secs.saturating_add(leeway) < not_before
     {
         return Err(TokenError::NotYetValid);
     }
-    let issued_at = view.numeric_date("iat")?;
+    let issued_at = claims::numeric_date(registered.iat)?;
     if issued_at.is_some_and(|iat| iat > now_secs.saturating_add(leeway)) {
         return Err(TokenError::IssuedInFuture);
     }
 
-    let subject = view.string("sub")?;
+    let subject = claims::string(registered.sub)?;
     let client_id = view.string("client_id")?;
-    let jwt_id = view.string("jti")?;
-    let username = view.string("username")?;
+    let jwt_id = claims::string(registered.jti)?;
+    let username = claims::string(registered.username)?;
     for (claim, present) in [
         (Claim::Subject, subject.is_some()),
         (Claim::ClientId, client_id.is_some()),
@@ -152,14 +154,14 @@ fn judge_active(
 
     let token = VerifiedToken::new(Identity {
         issuer: config.issuer.clone(),
-        subject,
-        client_id,
+        subject: subject.map(Cow::into_owned),
+        client_id: client_id.map(Cow::into_owned),
         scopes,
-        audiences,
+        audiences: audiences.into_iter().map(Cow::into_owned).collect(),
         expires_at,
         issued_at,
-        jwt_id,
-        username,
+        jwt_id: jwt_id.map(Cow::into_owned),
+        username: username.map(Cow::into_owned),
         verification: Verification::Introspection,
         payload: body.into(),
         fingerprint: TokenFingerprint::from_sha256(token_hash),

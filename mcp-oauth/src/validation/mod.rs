@@ -78,6 +78,7 @@ pub(crate) mod jws;
 mod policy;
 pub mod profile;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -96,7 +97,7 @@ use crate::introspection::{Introspection, IntrospectionConfigError, Introspector
 use crate::key_set::{KeyLookupError, KeySetConfigError, KeyUnavailable, RemoteKeySet};
 use crate::scopes::ScopeSet;
 use crate::token_cache::{CacheEntry, CacheKey, TokenCache, TokenCacheConfig, sha256};
-use claims::{ClaimsView, audience_matches};
+use claims::{ClaimsView, Registered, audience_matches};
 use identity::Identity;
 use jws::Header;
 use policy::IssuerMatch;
@@ -110,9 +111,6 @@ pub(crate) fn audience_names(configured: &str, presented: &str) -> bool {
 
 /// The default size cap of a token, checked before any decoding.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
-
-/// Claims whose presence marks an OpenID Connect ID token.
-const ID_TOKEN_CLAIMS: [&str; 4] = ["nonce", "at_hash", "c_hash", "s_hash"];
 
 /// Each validator's cache entries carry its own id, so a token accepted under one
 /// validator's policies is never served to another.
@@ -435,22 +433,27 @@ impl Validator {
         if token.is_empty() {
             return Err(TokenError::Malformed);
         }
-        let token_hash = sha256(token.as_bytes());
         // Opaque tokens (and, when so configured, the introspection issuer's JWTs) go to the
         // one introspection endpoint, with its own cache; they never enter the JWT path.
         if let Some(introspector) = &inner.introspector
             && introspector.handles(token)
         {
-            return introspector.introspect(token, token_hash).await;
+            return introspector
+                .introspect(token, sha256(token.as_bytes()))
+                .await;
         }
-        let cache_key = CacheKey {
-            policy: inner.id,
-            token_hash,
-        };
         // The one clock read of a validation: the cache, the key set and the claims are all
         // judged at this instant.
         let now = inner.clock.now();
+        // SHA-256 of the token: the cache key, and the identity's fingerprint. With the cache
+        // off it is computed only for a token that verified (see `fingerprint` below).
+        let mut token_hash = None;
         if let Some(cache) = &inner.cache {
+            let hash = sha256(token.as_bytes());
+            let cache_key = CacheKey {
+                policy: inner.id,
+                token_hash: hash,
+            };
             let hit = cache.get(&cache_key, now, |entry| {
                 inner.issuers[entry.issuer_index].keys.still_has_at(
                     entry.kid.as_deref(),
@@ -461,19 +464,21 @@ impl Validator {
             if let Some(entry) = hit {
                 return Ok(entry.token.clone());
             }
+            token_hash = Some(hash);
         }
 
         let parts = jws::split(token)?;
-        let header_bytes = jws::decode(parts.header)?;
-        let header = Header::parse(&header_bytes)?;
+        let (mut header_stack, mut header_heap) = ([0; 512], Vec::new());
+        let header_bytes = jws::decode_into(parts.header, &mut header_stack, &mut header_heap)?;
+        let header = Header::parse(header_bytes)?;
         let algorithm =
             Algorithm::from_name(&header.alg).ok_or(TokenError::UnsupportedAlgorithm)?;
         let payload = jws::decode(parts.payload)?;
         let claims = ClaimsView::parse(&payload)?;
+        let registered = &claims.registered;
 
-        let issuer_name = claims
-            .string("iss")?
-            .ok_or(TokenError::MissingClaim(Claim::Issuer))?;
+        let issuer_name =
+            claims::string(registered.iss)?.ok_or(TokenError::MissingClaim(Claim::Issuer))?;
         let issuer_index = self.route(&issuer_name).ok_or(TokenError::UnknownIssuer)?;
         let issuer = &inner.issuers[issuer_index];
         let policy = &issuer.policy;
@@ -494,11 +499,10 @@ impl Validator {
         if !policy.algorithms.contains(algorithm) {
             return Err(TokenError::AlgorithmNotAllowed);
         }
-        check_typ(policy.typ, header.typ.as_deref(), &claims)?;
+        check_typ(policy.typ, header.typ.as_deref(), registered)?;
 
-        let audiences = claims
-            .audiences()?
-            .ok_or(TokenError::MissingClaim(Claim::Audience))?;
+        let audiences =
+            claims::audiences(registered.aud)?.ok_or(TokenError::MissingClaim(Claim::Audience))?;
         let ours = audiences.iter().any(|presented| {
             policy
                 .audiences
@@ -511,28 +515,27 @@ impl Validator {
 
         let now_secs = now.as_secs();
         let leeway = policy.leeway.as_secs();
-        let expires_at = claims
-            .numeric_date("exp")?
-            .ok_or(TokenError::MissingClaim(Claim::Expiry))?;
+        let expires_at =
+            claims::numeric_date(registered.exp)?.ok_or(TokenError::MissingClaim(Claim::Expiry))?;
         if now_secs >= expires_at.saturating_add(leeway) {
             return Err(TokenError::Expired);
         }
-        if let Some(not_before) = claims.numeric_date("nbf")?
+        if let Some(not_before) = claims::numeric_date(registered.nbf)?
             && now_secs.saturating_add(leeway) < not_before
         {
             return Err(TokenError::NotYetValid);
         }
-        let issued_at = claims.numeric_date("iat")?;
+        let issued_at = claims::numeric_date(registered.iat)?;
         if issued_at.is_some_and(|iat| iat > now_secs.saturating_add(leeway)) {
             return Err(TokenError::IssuedInFuture);
         }
-        if claims.contains("cnf") {
+        if registered.cnf.is_some() {
             return Err(TokenError::SenderConstrained);
         }
 
         let required = policy.required;
-        let subject = claims.string("sub")?;
-        let jwt_id = claims.string("jti")?;
+        let subject = claims::string(registered.sub)?;
+        let jwt_id = claims::string(registered.jti)?;
         let mut client_id = None;
         for name in &policy.client_id_claims {
             if let Some(value) = claims.string(name)? {
@@ -552,7 +555,7 @@ impl Validator {
         }
         let scopes = read_scopes(&claims, &policy.scope_claims)?;
         // Informational: a `username` of another type is ignored rather than refused.
-        let username = claims.string("username").ok().flatten();
+        let username = claims::string(registered.username).ok().flatten();
 
         // Only now, for a token that is ours in every cheap respect, may the key lookup
         // cause a fetch (an unknown kid triggers one single-flight refresh).
@@ -572,31 +575,45 @@ impl Validator {
                     TokenError::KeyAlgorithmMismatch
                 }
             })?;
-        let signature = jws::decode(parts.signature)?;
+        let (mut signature_stack, mut signature_heap) = ([0; 512], Vec::new());
+        let signature =
+            jws::decode_into(parts.signature, &mut signature_stack, &mut signature_heap)?;
         inner.signature_checks.fetch_add(1, Ordering::Relaxed);
-        key.verify(parts.signing_input.as_bytes(), &signature)
+        key.verify(parts.signing_input.as_bytes(), signature)
             .map_err(|_| TokenError::InvalidSignature)?;
 
+        // The fingerprint is the first 8 bytes of the token's SHA-256, whether or not the
+        // cache needed the hash: the same token has the same fingerprint in every log and
+        // audit event (`TokenFingerprint::of`), and a cheaper keyed or truncated hash would
+        // break that. With the cache off only accepted tokens pay for it (a refused one is
+        // fingerprinted by the debug log alone, when that log is on).
+        let token_hash = token_hash.unwrap_or_else(|| sha256(token.as_bytes()));
         let weight = (payload.len() + token.len() / 4 + 256) as u64;
         let verified = VerifiedToken::new(Identity {
-            issuer: issuer_name,
-            subject,
-            client_id,
+            issuer: issuer_name.into_owned(),
+            subject: subject.map(Cow::into_owned),
+            client_id: client_id.map(Cow::into_owned),
             scopes,
-            audiences,
+            audiences: audiences.into_iter().map(Cow::into_owned).collect(),
             expires_at,
             issued_at,
-            jwt_id,
-            username,
+            jwt_id: jwt_id.map(Cow::into_owned),
+            username: username.map(Cow::into_owned),
             verification: Verification::Signature,
-            payload: payload.into_boxed_slice(),
             fingerprint: TokenFingerprint::from_sha256(&token_hash),
+            payload: {
+                drop(claims);
+                payload.into_boxed_slice()
+            },
         });
         if let Some(cache) = &inner.cache {
             let valid_until = Duration::from_secs(expires_at.saturating_add(leeway))
                 .min(now.saturating_add(cache.ttl()));
             cache.insert(
-                cache_key,
+                CacheKey {
+                    policy: inner.id,
+                    token_hash,
+                },
                 CacheEntry {
                     token: verified.clone(),
                     issuer_index,
@@ -635,7 +652,7 @@ fn check_tenant(
 fn check_typ(
     policy: TypPolicy,
     typ: Option<&str>,
-    claims: &ClaimsView<'_>,
+    claims: &Registered<'_>,
 ) -> Result<(), TokenError> {
     let is_access_token_type =
         |t: &str| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt");
@@ -658,8 +675,8 @@ fn check_typ(
     }
 }
 
-fn refuse_id_token(claims: &ClaimsView<'_>) -> Result<(), TokenError> {
-    if ID_TOKEN_CLAIMS.iter().any(|name| claims.contains(name)) {
+fn refuse_id_token(claims: &Registered<'_>) -> Result<(), TokenError> {
+    if claims.id_token_claim {
         Err(TokenError::IdToken)
     } else {
         Ok(())
@@ -677,21 +694,23 @@ fn read_scopes(
     else {
         return Ok(ScopeSet::new());
     };
-    let value: serde_json::Value =
-        serde_json::from_str(raw.get()).map_err(|_| TokenError::InvalidClaim)?;
-    match (claim.format(), value) {
-        (ScopeFormat::SpaceSeparated | ScopeFormat::Either, serde_json::Value::String(text)) => {
+    // The claim's own type decides, without building a `serde_json::Value`: a string of
+    // space-separated scopes, or an array of scope strings (each non-empty, without spaces).
+    match (claim.format(), claims::first_byte(raw)) {
+        (ScopeFormat::SpaceSeparated | ScopeFormat::Either, b'"') => {
+            let text = crate::json::string(raw).map_err(|()| TokenError::InvalidClaim)?;
             Ok(ScopeSet::from_space_separated(&text))
         }
-        (ScopeFormat::Array | ScopeFormat::Either, serde_json::Value::Array(items)) => items
-            .into_iter()
-            .map(|item| match item {
-                serde_json::Value::String(scope) if !scope.is_empty() && !scope.contains(' ') => {
-                    Ok(scope)
-                }
-                _ => Err(TokenError::InvalidClaim),
-            })
-            .collect(),
+        (ScopeFormat::Array | ScopeFormat::Either, b'[') => {
+            let items = crate::json::strings(raw).map_err(|()| TokenError::InvalidClaim)?;
+            if items
+                .iter()
+                .any(|scope| scope.is_empty() || scope.contains(' '))
+            {
+                return Err(TokenError::InvalidClaim);
+            }
+            Ok(items.into_iter().collect())
+        }
         _ => Err(TokenError::InvalidClaim),
     }
 }
