@@ -18,8 +18,8 @@
 //! assert_eq!(token.split('.').count(), 3);
 //! ```
 
+use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use base64::Engine;
@@ -169,8 +169,13 @@ static RSA_POOL: LazyLock<[Arc<RsaPrivateKey>; 4]> = LazyLock::new(|| {
 static RSA_1024: LazyLock<Arc<RsaPrivateKey>> =
     LazyLock::new(|| parse_rsa_pem(include_str!("keys/rsa-1024.pem")));
 
-/// Which pool key the next RSA [`SigningKey::generate`] takes.
-static NEXT_RSA_KEY: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// Which pool key the next RSA [`SigningKey::generate`] on this thread takes. Per thread,
+    /// not global: with one counter shared by the tests running in parallel, another test
+    /// could draw 3 (or 7...) keys between two draws of one test, and hand it the same key
+    /// twice (a forged token then verifies).
+    static NEXT_RSA_KEY: Cell<usize> = const { Cell::new(0) };
+}
 
 fn parse_rsa_pem(pem: &str) -> Arc<RsaPrivateKey> {
     Arc::new(
@@ -199,13 +204,14 @@ impl SigningKey {
     /// A key for `alg` named `kid`.
     ///
     /// RSA algorithms (`RS*`, `PS*`) take the next key of a pool of four pre-generated
-    /// 2048-bit keys, so consecutive RSA keys differ (the fifth repeats the first). EC and
+    /// 2048-bit keys, so consecutive RSA keys made on one thread differ (the fifth repeats
+    /// the first), whatever other threads (tests running in parallel) generate. EC and
     /// Ed25519 keys are freshly random; `HS256` gets a random 32-byte secret.
     pub fn generate(alg: SigningAlgorithm, kid: impl Into<String>) -> SigningKey {
         let mut rng = rand::thread_rng();
         let material = match alg.family() {
             Family::Rsa => {
-                let next = NEXT_RSA_KEY.fetch_add(1, Ordering::Relaxed);
+                let next = NEXT_RSA_KEY.with(|next| next.replace(next.get().wrapping_add(1)));
                 Material::Rsa(Arc::clone(&RSA_POOL[next % RSA_POOL.len()]))
             }
             Family::P256 => Material::P256(p256::ecdsa::SigningKey::random(&mut rng)),
