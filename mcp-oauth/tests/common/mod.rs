@@ -67,8 +67,13 @@ pub async fn fixture_with(
 }
 
 /// Waits (bounded) until `condition` holds: for background refreshes.
+///
+/// The bound is generous wall-clock time, not a count of polls: some refreshes wait out an
+/// issuer delay of seconds, and a loaded CI machine runs them slowly. Passing runs return as
+/// soon as the condition holds, so a long bound costs nothing.
 pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
-    for _ in 0..200 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
         if condition() {
             return true;
         }
