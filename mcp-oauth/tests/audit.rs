@@ -702,8 +702,9 @@ async fn an_unreadable_body_is_recorded() {
 
 #[tokio::test]
 async fn an_allowed_request_whose_endpoint_never_answers_is_still_recorded() {
+    /// An endpoint that never answers, and says when a request reached it.
     #[derive(Clone)]
-    struct Never;
+    struct Never(Arc<std::sync::atomic::AtomicBool>);
     impl<B> tower_service::Service<http::Request<B>> for Never {
         type Response = http::Response<axum::body::Body>;
         type Error = std::convert::Infallible;
@@ -715,6 +716,7 @@ async fn an_allowed_request_whose_endpoint_never_answers_is_still_recorded() {
             std::task::Poll::Ready(Ok(()))
         }
         fn call(&mut self, _: http::Request<B>) -> Self::Future {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
             std::future::pending()
         }
     }
@@ -732,17 +734,24 @@ async fn an_allowed_request_whose_endpoint_never_answers_is_still_recorded() {
         },
     );
     let token = issuer.token().scope("calendar:read").sign();
-    let mut service = tower_layer::Layer::layer(&layer, Never);
+    let reached = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut service = tower_layer::Layer::layer(&layer, Never(reached.clone()));
     let request = http::Request::get("/mcp")
         .header("authorization", format!("Bearer {token}"))
         .body(axum::body::Body::empty())
         .unwrap();
     let call = tower_service::Service::call(&mut service, request);
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), call)
-            .await
-            .is_err()
-    );
+    // Drop the call once the request is at the endpoint (not after a fixed time, which a slow
+    // key fetch could use up: the call would then be dropped before any decision).
+    let at_endpoint = tokio::time::timeout(Duration::from_secs(30), async {
+        while !reached.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    tokio::select! {
+        _ = call => panic!("the endpoint never answers"),
+        waited = at_endpoint => waited.expect("the request reached the endpoint"),
+    }
     let event = sink.one();
     assert_eq!(event.outcome, Outcome::Allowed);
     assert_eq!(event.status, 499);
