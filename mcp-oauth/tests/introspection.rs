@@ -632,7 +632,9 @@ async fn an_unavailable_endpoint_is_503_with_retry_after_and_nothing_is_cached()
         &clock,
         responder
             .introspection()
-            .request_timeout(Duration::from_millis(300))
+            // Short enough for the delayed answer to time out, long enough for the others
+            // (the last one must succeed) to arrive on a loaded machine.
+            .request_timeout(Duration::from_secs(2))
             .max_response_bytes(1024)
             .retry_after(Duration::from_secs(7))
             .build()
@@ -647,7 +649,7 @@ async fn an_unavailable_endpoint_is_503_with_retry_after_and_nothing_is_cached()
         Fault::Body(r#"{"scope":"x"}"#),
         Fault::Body(r#"{"active":true,"active":false}"#),
         Fault::Body(r#"[{"active":true}]"#),
-        Fault::Delay(Duration::from_secs(2)),
+        Fault::Delay(Duration::from_secs(30)),
     ];
     for fault in garbage_answers {
         responder.fault(fault.clone());
@@ -776,7 +778,9 @@ async fn outbound_calls_are_capped_and_the_overflow_is_503() {
     for i in 0..8 {
         responder.answer(&format!("t{i}"), responder.active(now, 300));
     }
-    responder.delay(Duration::from_millis(600));
+    // Far longer than the queue timeout: the six queued calls time out well before a
+    // permit frees up, even when a loaded machine starts some of them late.
+    responder.delay(Duration::from_secs(2));
     let validator = validator(
         &clock,
         responder
