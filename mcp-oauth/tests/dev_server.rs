@@ -1446,17 +1446,23 @@ async fn a_port_in_use_is_an_error_not_a_panic() {
 
 #[tokio::test]
 async fn a_fixed_port_is_used() {
-    // Find a free port, release it, and start on it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = DevAuthorizationServer::builder()
-        .port(port)
-        .start()
-        .await
-        .unwrap();
+    // Find a free port, release it, and start on it; another port if something else (a test
+    // running in parallel) took it in between.
+    let mut attempts = 0;
+    let (port, server) = loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        match DevAuthorizationServer::builder().port(port).start().await {
+            Ok(server) => break (port, server),
+            Err(error) if error.kind() == io::ErrorKind::AddrInUse && attempts < 10 => {
+                attempts += 1;
+            }
+            Err(error) => panic!("cannot start on port {port}: {error}"),
+        }
+    };
     assert_eq!(server.issuer(), format!("http://127.0.0.1:{port}"));
     server.shutdown().await;
     assert!(http().get(server.jwks_uri()).send().await.is_err());
