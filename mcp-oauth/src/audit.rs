@@ -206,31 +206,89 @@ impl AuditEvent {
 
 /// Where audit events go. Called once per decision, on the request's task: keep it quick
 /// (buffer, or hand off to a channel) and never panic.
+///
+/// Before building an event (copying the identity's strings, the tools, the scopes), the
+/// layer asks [`enabled`](Self::enabled); a sink that would drop the event says so there and
+/// saves that work. The default says `true`.
+///
+/// ```
+/// use mcp_oauth::audit::{AuditEvent, AuditSink, Outcome};
+/// use std::sync::Mutex;
+///
+/// /// Keeps refusals only: allowed requests cost no event at all.
+/// #[derive(Default)]
+/// struct Refusals(Mutex<Vec<AuditEvent>>);
+///
+/// impl AuditSink for Refusals {
+///     fn enabled(&self, outcome: Outcome) -> bool {
+///         outcome == Outcome::Refused
+///     }
+///     fn record(&self, event: &AuditEvent) {
+///         if event.outcome == Outcome::Refused {
+///             self.0.lock().unwrap().push(event.clone());
+///         }
+///     }
+/// }
+///
+/// let sink = Refusals::default();
+/// assert!(!sink.enabled(Outcome::Allowed));
+/// sink.record(&AuditEvent::new(Outcome::Refused, "no_credentials", 401, "r1".into()));
+/// assert_eq!(sink.0.lock().unwrap().len(), 1);
+/// ```
 pub trait AuditSink: Send + Sync + 'static {
+    /// Whether an event of this `outcome` would be recorded now. When `false` the layer does
+    /// not build the event (the decision is still counted in the
+    /// [`metrics`](crate::metrics)); when `true` it builds it and calls
+    /// [`record`](Self::record). Answer cheaply, and `true` when unsure: `false` loses the
+    /// event. [`record`](Self::record) may still be called after a `false` (a tuple of sinks
+    /// records into each when one of them is enabled). Defaults to `true`.
+    fn enabled(&self, outcome: Outcome) -> bool {
+        let _ = outcome;
+        true
+    }
+
     /// Records one event.
     fn record(&self, event: &AuditEvent);
 }
 
 impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
+    fn enabled(&self, outcome: Outcome) -> bool {
+        (**self).enabled(outcome)
+    }
+
     fn record(&self, event: &AuditEvent) {
         (**self).record(event)
     }
 }
 
 impl<T: AuditSink + ?Sized> AuditSink for Box<T> {
+    fn enabled(&self, outcome: Outcome) -> bool {
+        (**self).enabled(outcome)
+    }
+
     fn record(&self, event: &AuditEvent) {
         (**self).record(event)
     }
 }
 
+/// Records into both; enabled when either is.
 impl<A: AuditSink, B: AuditSink> AuditSink for (A, B) {
+    fn enabled(&self, outcome: Outcome) -> bool {
+        self.0.enabled(outcome) || self.1.enabled(outcome)
+    }
+
     fn record(&self, event: &AuditEvent) {
         self.0.record(event);
         self.1.record(event);
     }
 }
 
+/// Records into all three; enabled when any is.
 impl<A: AuditSink, B: AuditSink, C: AuditSink> AuditSink for (A, B, C) {
+    fn enabled(&self, outcome: Outcome) -> bool {
+        self.0.enabled(outcome) || self.1.enabled(outcome) || self.2.enabled(outcome)
+    }
+
     fn record(&self, event: &AuditEvent) {
         self.0.record(event);
         self.1.record(event);
@@ -240,11 +298,67 @@ impl<A: AuditSink, B: AuditSink, C: AuditSink> AuditSink for (A, B, C) {
 
 /// The default sink: a `tracing` event at `INFO` under [`TARGET`], message `access allowed`
 /// or `access refused`, with the fields of the module docs (absent values are not recorded).
+///
+/// It is [`enabled`](AuditSink::enabled) when the current `tracing` subscriber wants `INFO`
+/// events of [`TARGET`] (so with `mcp_oauth::audit=off`, or a subscriber that takes nothing
+/// below `WARN`, no event is built or formatted), and always before any subscriber was ever set:
+/// `tracing` then hands events to the `log` crate when its `log` feature is on, and that
+/// logger's filter cannot be asked from here.
+///
+/// ```
+/// use mcp_oauth::audit::{AuditSink, Outcome, TracingSink};
+///
+/// // A subscriber that takes warnings and errors only.
+/// let subscriber = tracing_subscriber::fmt()
+///     .with_max_level(tracing::Level::WARN)
+///     .finish();
+/// tracing::subscriber::with_default(subscriber, || {
+///     assert!(!TracingSink.enabled(Outcome::Allowed));
+/// });
+/// ```
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TracingSink;
 
+impl TracingSink {
+    /// Whether the current subscriber (or, before any, possibly `log`) takes the events.
+    fn listening() -> bool {
+        // The callsite asked about carries the event's kind, target, level and field names,
+        // so a filter on any of them answers as it would for the event itself.
+        tracing::enabled!(
+            kind: tracing::metadata::Kind::EVENT,
+            target: TARGET,
+            tracing::Level::INFO,
+            time,
+            outcome,
+            reason,
+            status,
+            http_method,
+            issuer,
+            subject,
+            client_id,
+            tools,
+            rpc_methods,
+            required_scopes,
+            granted_scopes,
+            fingerprint,
+            request_id,
+            remote_addr,
+            retry_after_secs,
+            message
+        ) || !tracing::dispatcher::has_been_set()
+    }
+}
+
 impl AuditSink for TracingSink {
+    fn enabled(&self, _outcome: Outcome) -> bool {
+        Self::listening()
+    }
+
     fn record(&self, event: &AuditEvent) {
+        // Called inside a tuple whose other sink listens: nothing to format for `tracing`.
+        if !Self::listening() {
+            return;
+        }
         let join = |values: &[String]| values.join(" ");
         let time = event.time_rfc3339();
         let tools = (!event.tools.is_empty()).then(|| join(&event.tools));
@@ -346,6 +460,10 @@ impl<W: Write + Send + 'static> AuditSink for JsonLinesSink<W> {
 pub struct NoAudit;
 
 impl AuditSink for NoAudit {
+    fn enabled(&self, _outcome: Outcome) -> bool {
+        false
+    }
+
     fn record(&self, _event: &AuditEvent) {}
 }
 

@@ -67,7 +67,7 @@ pub use request_id::RequestId;
 pub use service::{OAuthService, ResponseBody};
 pub use session::{InMemorySessionBindings, Principal, SessionBindings, SessionCheck};
 
-use crate::audit::{AuditEvent, AuditSink, TracingSink};
+use crate::audit::{AuditEvent, AuditSink, Outcome, TracingSink};
 use crate::challenge::Challenge;
 use crate::clock::{Clock, SystemClock};
 use crate::metadata::{self, MetadataError};
@@ -328,10 +328,18 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// One decision: to the audit sink and the decision counter.
-    pub(crate) fn record(&self, event: &AuditEvent) {
-        self.audit.record(event);
-        crate::metrics::record_decision(event.outcome.as_str(), event.reason);
+    /// One decision: to the audit sink and the decision counter. `event` builds the audit
+    /// event, only when the sink will record it ([`AuditSink::enabled`]).
+    pub(crate) fn record(
+        &self,
+        outcome: Outcome,
+        reason: &'static str,
+        event: impl FnOnce() -> AuditEvent,
+    ) {
+        if self.audit.enabled(outcome) {
+            self.audit.record(&event());
+        }
+        crate::metrics::record_decision(outcome.as_str(), reason);
         #[cfg(feature = "metrics")]
         {
             use std::sync::atomic::Ordering;

@@ -138,7 +138,7 @@ where
     let response = match authorize(&shared, &mut decision, request).await {
         Ok(Authorized { request, session }) => {
             let method = request.method().clone();
-            let request_id = decision.request_id.clone();
+            let request_id = decision.request_id_header.clone();
             let pending = PendingAllowed {
                 shared: &shared,
                 decision: Some(decision),
@@ -147,7 +147,7 @@ where
             track_session(&shared, &method, session, &response);
             pending.finish(response.status());
             let mut response = response.map(ResponseBody::new);
-            echo_request_id(&request_id, &mut response);
+            echo_request_id(request_id.as_ref(), &mut response);
             response
         }
         Err(Refusal { reason, response }) => decision.refuse(&shared, reason, response),
@@ -172,6 +172,8 @@ struct Decision {
     /// When the request reached the layer (clock time since the epoch).
     arrived: Duration,
     request_id: RequestId,
+    /// The request id as a header value, set on the request and echoed in the response.
+    request_id_header: Option<HeaderValue>,
     remote: Option<IpAddr>,
     http_method: Method,
     fingerprint: Option<TokenFingerprint>,
@@ -186,8 +188,11 @@ impl Decision {
     /// resolves the client address.
     fn new<B>(shared: &Shared, request: &mut Request<B>) -> Self {
         let request_id = request_id::of(request.headers());
-        if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
-            request.headers_mut().insert(request_id::HEADER, value);
+        let request_id_header = HeaderValue::from_str(request_id.as_str()).ok();
+        if let Some(value) = &request_id_header {
+            request
+                .headers_mut()
+                .insert(request_id::HEADER, value.clone());
         }
         request.extensions_mut().insert(request_id.clone());
         let remote = shared
@@ -196,6 +201,7 @@ impl Decision {
         Self {
             arrived: shared.clock.now(),
             request_id,
+            request_id_header,
             remote,
             http_method: request.method().clone(),
             fingerprint: None,
@@ -206,8 +212,9 @@ impl Decision {
         }
     }
 
-    fn event(
-        &self,
+    /// The audit event of this decision, built only when the sink records it.
+    fn into_event(
+        self,
         outcome: Outcome,
         reason: &'static str,
         status: u16,
@@ -223,8 +230,8 @@ impl Decision {
             event.client_id = identity.client_id().map(str::to_owned);
             event.granted_scopes = Some(identity.scopes().iter().map(str::to_owned).collect());
         }
-        event.tools = self.tools.clone();
-        event.rpc_methods = self.rpc_methods.clone();
+        event.tools = self.tools;
+        event.rpc_methods = self.rpc_methods;
         event.required_scopes = self
             .required
             .as_ref()
@@ -237,35 +244,39 @@ impl Decision {
 
     /// Records the refusal and returns its response, carrying the request id.
     fn refuse(
-        &self,
+        mut self,
         shared: &Shared,
         reason: &'static str,
         mut response: Response<ResponseBody>,
     ) -> Response<ResponseBody> {
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let event = self.event(
-            Outcome::Refused,
-            reason,
-            response.status().as_u16(),
-            retry_after,
-        );
-        shared.record(&event);
-        echo_request_id(&self.request_id, &mut response);
+        let request_id = self.request_id_header.take();
+        shared.record(Outcome::Refused, reason, || {
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(Duration::from_secs);
+            self.into_event(
+                Outcome::Refused,
+                reason,
+                response.status().as_u16(),
+                retry_after,
+            )
+        });
+        echo_request_id(request_id.as_ref(), &mut response);
         response
     }
 }
 
 /// Puts the request id in the response, unless the endpoint set one.
-fn echo_request_id<B>(request_id: &RequestId, response: &mut Response<B>) {
-    if !response.headers().contains_key(request_id::HEADER)
-        && let Ok(value) = HeaderValue::from_str(request_id.as_str())
+fn echo_request_id<B>(request_id: Option<&HeaderValue>, response: &mut Response<B>) {
+    if let Some(value) = request_id
+        && !response.headers().contains_key(request_id::HEADER)
     {
-        response.headers_mut().insert(request_id::HEADER, value);
+        response
+            .headers_mut()
+            .insert(request_id::HEADER, value.clone());
     }
 }
 
@@ -279,8 +290,9 @@ struct PendingAllowed<'a> {
 impl PendingAllowed<'_> {
     fn finish(mut self, status: StatusCode) {
         if let Some(decision) = self.decision.take() {
-            let event = decision.event(Outcome::Allowed, reason::ALLOWED, status.as_u16(), None);
-            self.shared.record(&event);
+            self.shared.record(Outcome::Allowed, reason::ALLOWED, || {
+                decision.into_event(Outcome::Allowed, reason::ALLOWED, status.as_u16(), None)
+            });
         }
     }
 }
@@ -288,8 +300,9 @@ impl PendingAllowed<'_> {
 impl Drop for PendingAllowed<'_> {
     fn drop(&mut self) {
         if let Some(decision) = self.decision.take() {
-            let event = decision.event(Outcome::Allowed, reason::ALLOWED, NO_RESPONSE_STATUS, None);
-            self.shared.record(&event);
+            self.shared.record(Outcome::Allowed, reason::ALLOWED, || {
+                decision.into_event(Outcome::Allowed, reason::ALLOWED, NO_RESPONSE_STATUS, None)
+            });
         }
     }
 }
@@ -430,10 +443,12 @@ where
         }
         form_body = Some(bytes);
     }
+    // Borrowed from the headers, which keep it until validation is over (the header is
+    // removed below, before the endpoint sees the request).
     let token = match bearer::credentials(&parts.headers) {
         Ok(Credentials::Bearer(token)) => {
             failed_auth.reserve().await?;
-            token.to_owned()
+            token
         }
         Ok(Credentials::Missing | Credentials::OtherScheme) => {
             return Err(Refusal::new(
@@ -453,23 +468,31 @@ where
             ));
         }
     };
-    decision.fingerprint = Some(TokenFingerprint::of(&token));
     let started = Instant::now();
-    let validated = shared.validator.validate(&token).await;
-    drop(token);
+    let validated = shared.validator.validate(token).await;
+    let elapsed = started.elapsed();
+    // The token is hashed once: the validator's hash is in the identity's fingerprint, and a
+    // refused token is hashed here, for its audit event only.
+    decision.fingerprint = Some(match &validated {
+        Ok(identity) => {
+            debug_assert_eq!(identity.fingerprint(), TokenFingerprint::of(token));
+            identity.fingerprint()
+        }
+        Err(_) => TokenFingerprint::of(token),
+    });
     let identity = match validated {
         Ok(identity) => {
-            crate::metrics::record_validation(started.elapsed(), "accepted");
+            crate::metrics::record_validation(elapsed, "accepted");
             failed_auth.release().await;
             identity
         }
         Err(error) => {
             if error.error_code() == ErrorCode::TemporarilyUnavailable {
                 // Not judged: not the client's failure.
-                crate::metrics::record_validation(started.elapsed(), "unavailable");
+                crate::metrics::record_validation(elapsed, "unavailable");
                 failed_auth.release().await;
             } else {
-                crate::metrics::record_validation(started.elapsed(), "refused");
+                crate::metrics::record_validation(elapsed, "refused");
             }
             return Err(Refusal::new(error.reason(), token_refusal(shared, &error)));
         }
