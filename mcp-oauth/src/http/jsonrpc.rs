@@ -1,11 +1,22 @@
 //! Which tools a JSON-RPC body calls, read strictly: every call of a batch counts, duplicate
 //! members are refused (a parser that takes the first `name` and one that takes the last must
 //! never disagree on which tool runs), and escapes are decoded as rmcp decodes them.
+//!
+//! One pass over the body: each message is read member by member, and `params.name` in the
+//! same pass when `method` came before `params` (as every client writes it), so a large tool
+//! argument is scanned once. When `params` comes first, it is kept as raw JSON and read once
+//! more if `method` turns out to be `tools/call`. Either way the result is the one of reading
+//! every message, and its `params`, as an object of raw members: the values nobody reads are
+//! skipped with serde_json's own syntax check (the one behind `RawValue`), member names and the
+//! strings read are decoded by serde_json, and a duplicate member name (after decoding) in a
+//! message or in the `params` of a `tools/call` refuses the body.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::json::ObjectView;
@@ -23,6 +34,8 @@ pub(crate) struct Call<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct UnreadableBody;
 
+const TOOLS_CALL: &str = "tools/call";
+
 /// The requests (not notifications' or responses' absence of a method) of a JSON-RPC body:
 /// a single message or a batch.
 pub(crate) fn calls(body: &[u8]) -> Result<Vec<Call<'_>>, UnreadableBody> {
@@ -34,43 +47,194 @@ pub(crate) fn calls(body: &[u8]) -> Result<Vec<Call<'_>>, UnreadableBody> {
         .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
         .unwrap_or(body.len());
     let trimmed = &body[start..];
-    if trimmed.first() == Some(&b'[') {
-        let items: Vec<&RawValue> = serde_json::from_slice(trimmed).map_err(|_| UnreadableBody)?;
-        if items.is_empty() {
-            return Err(UnreadableBody);
-        }
-        let mut calls = Vec::with_capacity(items.len());
-        for item in items {
-            if let Some(call) = call(ObjectView::parse_raw(item).ok_or(UnreadableBody)?)? {
-                calls.push(call);
+    // Every body the guard accepts is UTF-8: each byte is JSON punctuation or whitespace, or
+    // lies in a name or value serde_json decodes or keeps as `RawValue` (both check UTF-8).
+    // Skipping a value with `IgnoredAny` over bytes would not check it, so the whole body is
+    // checked here, once, and read as text.
+    let text = std::str::from_utf8(trimmed).map_err(|_| UnreadableBody)?;
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let calls = if text.starts_with('[') {
+        let Batch(calls) = Batch::deserialize(&mut reader).map_err(|_| UnreadableBody)?;
+        calls
+    } else {
+        let Message(call) = Message::deserialize(&mut reader).map_err(|_| UnreadableBody)?;
+        call.into_iter().collect()
+    };
+    reader.end().map_err(|_| UnreadableBody)?;
+    Ok(calls)
+}
+
+/// A non-empty array of messages, read as [`Message`]s.
+struct Batch<'a>(Vec<Call<'a>>);
+
+impl<'de> Deserialize<'de> for Batch<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BatchVisitor;
+        impl<'de> Visitor<'de> for BatchVisitor {
+            type Value = Batch<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a batch of JSON-RPC messages")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut calls = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(64));
+                let mut messages = 0usize;
+                while let Some(Message(call)) = seq.next_element::<Message<'de>>()? {
+                    messages += 1;
+                    calls.extend(call);
+                }
+                if messages == 0 {
+                    return Err(de::Error::custom("an empty batch"));
+                }
+                Ok(Batch(calls))
             }
         }
-        Ok(calls)
-    } else {
-        Ok(call(ObjectView::parse(trimmed).ok_or(UnreadableBody)?)?
-            .into_iter()
-            .collect())
+        deserializer.deserialize_seq(BatchVisitor)
     }
 }
 
-fn call(message: ObjectView<'_>) -> Result<Option<Call<'_>>, UnreadableBody> {
-    let Some(method) = message.string("method").map_err(|_| UnreadableBody)? else {
-        return Ok(None); // a response or an error object: no method is invoked
-    };
-    let tool = if method == "tools/call" {
-        let params = message
-            .get("params")
-            .and_then(ObjectView::parse_raw)
-            .ok_or(UnreadableBody)?;
-        let name = params
-            .string("name")
-            .map_err(|_| UnreadableBody)?
-            .ok_or(UnreadableBody)?;
-        Some(name)
-    } else {
-        None
-    };
-    Ok(Some(Call { method, tool }))
+/// One message: its call, or `None` for a response (no `method`).
+struct Message<'a>(Option<Call<'a>>);
+
+/// What a message's `params` was, as far as it had to be read.
+enum Params<'a> {
+    Absent,
+    /// Read after `method: "tools/call"`: the tool's name.
+    Tool(Cow<'a, str>),
+    /// Read after another method: skipped.
+    Skipped,
+    /// Read before any `method`: kept raw, to be read if the method is `tools/call`.
+    Raw(&'a RawValue),
+}
+
+impl<'de> Deserialize<'de> for Message<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MessageVisitor;
+        impl<'de> Visitor<'de> for MessageVisitor {
+            type Value = Message<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON-RPC message")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut names = Names::default();
+                let mut method: Option<Cow<'de, str>> = None;
+                let mut params = Params::Absent;
+                while let Some(Text(name)) = map.next_key::<Text<'de>>()? {
+                    match &*name {
+                        "method" => method = Some(map.next_value::<Text<'de>>()?.0),
+                        "params" => {
+                            params = match method.as_deref() {
+                                Some(TOOLS_CALL) => {
+                                    Params::Tool(map.next_value::<ToolParams<'de>>()?.0)
+                                }
+                                Some(_) => {
+                                    map.next_value::<IgnoredAny>()?;
+                                    Params::Skipped
+                                }
+                                None => Params::Raw(map.next_value::<&'de RawValue>()?),
+                            }
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                    names.push(name);
+                }
+                names.refuse_duplicates()?;
+                let Some(method) = method else {
+                    return Ok(Message(None)); // a response or an error object: no method is invoked
+                };
+                let tool = if method == TOOLS_CALL {
+                    Some(match params {
+                        Params::Tool(name) => name,
+                        // `params` before `method`: read again, as an object of raw members.
+                        Params::Raw(raw) => ObjectView::parse_raw(raw)
+                            .and_then(|params| params.string("name").ok().flatten())
+                            .ok_or_else(|| de::Error::custom("unreadable params.name"))?,
+                        // `Skipped` follows another method: a duplicate, refused above.
+                        Params::Absent | Params::Skipped => {
+                            return Err(de::Error::custom("tools/call without params"));
+                        }
+                    })
+                } else {
+                    None
+                };
+                Ok(Message(Some(Call { method, tool })))
+            }
+        }
+        deserializer.deserialize_map(MessageVisitor)
+    }
+}
+
+/// The `params` of a `tools/call`: an object with a string `name`, no duplicate members.
+struct ToolParams<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for ToolParams<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ParamsVisitor;
+        impl<'de> Visitor<'de> for ParamsVisitor {
+            type Value = ToolParams<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the params of tools/call")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut names = Names::default();
+                let mut tool = None;
+                while let Some(Text(name)) = map.next_key::<Text<'de>>()? {
+                    if name == "name" {
+                        tool = Some(map.next_value::<Text<'de>>()?.0);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    names.push(name);
+                }
+                names.refuse_duplicates()?;
+                tool.map(ToolParams)
+                    .ok_or_else(|| de::Error::custom("tools/call without params.name"))
+            }
+        }
+        deserializer.deserialize_map(ParamsVisitor)
+    }
+}
+
+/// The member names of one object, to refuse duplicates once it is read.
+#[derive(Default)]
+struct Names<'a>(Vec<Cow<'a, str>>);
+
+impl<'a> Names<'a> {
+    fn push(&mut self, name: Cow<'a, str>) {
+        self.0.push(name);
+    }
+
+    fn refuse_duplicates<E: de::Error>(mut self) -> Result<(), E> {
+        self.0.sort_unstable();
+        if self.0.windows(2).any(|pair| pair[0] == pair[1]) {
+            return Err(E::custom("duplicate member"));
+        }
+        Ok(())
+    }
+}
+
+/// A JSON string (a member name, or a string value), borrowed unless it holds escapes; any
+/// other value is an error.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(text.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
 }
 
 /// Decodes an `Mcp-Name` / `Mcp-Method` header value (SEP-2243): plain, or
@@ -164,6 +328,133 @@ mod tests {
             tools(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#).unwrap(),
             Vec::<String>::new()
         );
+    }
+
+    /// The two-pass reading this module replaced (every message, then the `params` of each
+    /// `tools/call`, parsed into raw members): the one-pass reader must agree with it on every
+    /// body, accepted or refused.
+    fn two_pass(body: &[u8]) -> Result<Vec<Call<'_>>, UnreadableBody> {
+        fn call(message: ObjectView<'_>) -> Result<Option<Call<'_>>, UnreadableBody> {
+            let Some(method) = message.string("method").map_err(|_| UnreadableBody)? else {
+                return Ok(None);
+            };
+            let tool = if method == "tools/call" {
+                let params = message
+                    .get("params")
+                    .and_then(ObjectView::parse_raw)
+                    .ok_or(UnreadableBody)?;
+                let name = params
+                    .string("name")
+                    .map_err(|_| UnreadableBody)?
+                    .ok_or(UnreadableBody)?;
+                Some(name)
+            } else {
+                None
+            };
+            Ok(Some(Call { method, tool }))
+        }
+        let start = body
+            .iter()
+            .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            .unwrap_or(body.len());
+        let trimmed = &body[start..];
+        if trimmed.first() == Some(&b'[') {
+            let items: Vec<&RawValue> =
+                serde_json::from_slice(trimmed).map_err(|_| UnreadableBody)?;
+            if items.is_empty() {
+                return Err(UnreadableBody);
+            }
+            let mut calls = Vec::new();
+            for item in items {
+                calls.extend(call(ObjectView::parse_raw(item).ok_or(UnreadableBody)?)?);
+            }
+            Ok(calls)
+        } else {
+            Ok(call(ObjectView::parse(trimmed).ok_or(UnreadableBody)?)?
+                .into_iter()
+                .collect())
+        }
+    }
+
+    #[test]
+    fn one_pass_reads_what_two_passes_read() {
+        let bodies: &[&[u8]] = &[
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":[1,2,{"b":null}]}}}"#,
+            // `params` before `method`, and other orders.
+            br#"{"params":{"name":"x"},"method":"tools/call","id":1}"#,
+            br#"{"params":{"name":"x","name":"y"},"method":"tools/call"}"#,
+            br#"{"params":{"arguments":{}},"method":"tools/call"}"#,
+            br#"{"params":[1],"method":"tools/call"}"#,
+            br#"{"params":{"name":"a"},"method":"tools/call","params":{"name":"b"}}"#,
+            br#"{"method":"tools/call","params":{"name":"a"},"method":"tools/call"}"#,
+            br#"{"method":"ping","params":{"name":"a"},"method":"tools/call"}"#,
+            br#"{"method":"tools/call","params":{"name":"a"},"\u006dethod":"ping"}"#,
+            br#"{"method":"tools/call","params":{"name":"a","n\u0061me":"b"}}"#,
+            br#"{"method":"tools/call","params":{"\u006eame":"d\u00e9l"}}"#,
+            // Only the `params` of a tools/call are read: others may hold anything JSON.
+            br#"{"method":"ping","params":{"a":1,"a":2}}"#,
+            br#"{"params":{"a":1,"a":2},"method":"ping"}"#,
+            br#"{"method":"ping","params":"x"}"#,
+            br#"{"method":"tools/call","params":{"name":"x"},"extra":{"a":1,"a":2}}"#,
+            br#"{"method":"tools/call","params":{"name":"x","arguments":{"a":1,"a":2}}}"#,
+            // Values nobody decodes: serde_json's syntax check, as for `RawValue`.
+            br#"{"method":"ping","params":1e400}"#,
+            br#"{"method":"tools/call","params":{"name":"x","arguments":"\udaaa"}}"#,
+            br#"{"method":"tools/call","params":{"name":"\udaaa"}}"#,
+            br#"{"method":"ping","params":[1,]}"#,
+            br#"{"method":"ping","params":01}"#,
+            br#"{"method":"ping","params":"a\u00"}"#,
+            b"{\"method\":\"ping\",\"params\":\"\xff\"}",
+            b"{\"method\":\"tools/call\",\"params\":{\"name\":\"x\",\"a\":\"\xc3\"}}",
+            b"[{\"method\":\"ping\",\"x\":\"\xff\"}]",
+            b"{\"method\":\"ping\"}\xff",
+            b"{\"method\":\"ping\",\"params\":\"tab\there\"}",
+            // Batches.
+            br#"[{"method":"tools/call","params":{"name":"a"}},{"id":1,"result":{}},{"method":"tools/call","params":{"name":"b"}}]"#,
+            br#"[{"id":1,"result":{}}]"#,
+            br#"[]"#,
+            br#"[1]"#,
+            br#"[{"method":"ping"},]"#,
+            br#"[{"method":"ping"}] x"#,
+            br#"[[{"method":"ping"}]]"#,
+            // Not messages, and trailing content.
+            br#"{"method":"ping"} {"method":"ping"}"#,
+            br#"{"method":"ping"}  "#,
+            br#"{"method":"ping""#,
+            br#""tools/call""#,
+            br#"null"#,
+            b"",
+            b"  ",
+            br#"{"method":null}"#,
+            br#"{"id":1}"#,
+            br#"{"method":"tools/call","params":{"name":null}}"#,
+        ];
+        for body in bodies {
+            assert_eq!(
+                calls(body),
+                two_pass(body),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // Deep nesting inside a skipped value is not limited (as for `RawValue`).
+        let deep = format!(
+            r#"{{"method":"tools/call","params":{{"name":"x","arguments":{}1{}}}}}"#,
+            "[".repeat(1000),
+            "]".repeat(1000)
+        );
+        assert_eq!(calls(deep.as_bytes()), two_pass(deep.as_bytes()));
+        assert!(calls(deep.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn a_large_argument_is_read() {
+        let argument = "x".repeat(64 * 1024);
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"upload","arguments":{{"data":"{argument}"}}}}}}"#
+        );
+        assert_eq!(tools(&body).unwrap(), ["upload"]);
+        assert_eq!(calls(body.as_bytes()), two_pass(body.as_bytes()));
     }
 
     #[test]
