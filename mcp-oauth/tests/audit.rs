@@ -4,6 +4,8 @@
 //! sink writes one object per decision, and the request id is echoed.
 #![cfg(all(feature = "layer", feature = "rmcp"))]
 
+mod peer;
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -171,7 +173,7 @@ async fn start(options: Options) -> Server {
             listener,
             axum::ServiceExt::<http::Request<axum::body::Body>>::into_make_service_with_connect_info::<
                 SocketAddr,
-            >(with_peer(app)),
+            >(peer::with_peer(app)),
         )
         .await
         .unwrap();
@@ -182,52 +184,6 @@ async fn start(options: Options) -> Server {
         base,
         http: mcp_oauth::testing::http_client(),
         layer,
-    }
-}
-
-/// With the `axum` feature the layer reads `ConnectInfo` itself; without it, the peer is
-/// handed over as `PeerAddr`, as a non-axum stack would.
-#[cfg(feature = "axum")]
-fn with_peer<S>(service: S) -> S {
-    service
-}
-
-#[cfg(not(feature = "axum"))]
-fn with_peer<S>(service: S) -> WithPeer<S> {
-    WithPeer(service)
-}
-
-#[cfg(not(feature = "axum"))]
-#[derive(Clone)]
-struct WithPeer<S>(S);
-
-#[cfg(not(feature = "axum"))]
-impl<S, B> tower_service::Service<http::Request<B>> for WithPeer<S>
-where
-    S: tower_service::Service<http::Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        if let Some(axum::extract::ConnectInfo(addr)) = request
-            .extensions()
-            .get::<axum::extract::ConnectInfo<SocketAddr>>()
-            .copied()
-        {
-            request
-                .extensions_mut()
-                .insert(mcp_oauth::http::PeerAddr(addr));
-        }
-        self.0.call(request)
     }
 }
 

@@ -4,6 +4,8 @@
 //! JWT, may appear anywhere in what was written (nor in the JSON-lines audit log).
 #![cfg(all(feature = "layer", feature = "rmcp"))]
 
+mod peer;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -139,7 +141,7 @@ async fn start(audit_log: &Buffer, fault: Option<Fault>) -> Server {
             listener,
             axum::ServiceExt::<http::Request<axum::body::Body>>::into_make_service_with_connect_info::<
                 SocketAddr,
-            >(app),
+            >(peer::with_peer(app)),
         )
         .await
         .unwrap();

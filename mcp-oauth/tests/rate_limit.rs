@@ -4,6 +4,8 @@
 //! forwarding header is believed only from a configured trusted proxy.
 #![cfg(all(feature = "layer", feature = "rmcp"))]
 
+mod peer;
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -141,7 +143,7 @@ async fn start(options: Options) -> Server {
         if options.connect_info {
             let service = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<
                 SocketAddr,
-            >(with_peer(app));
+            >(peer::with_peer(app));
             axum::serve(listener, service).await.unwrap();
         } else {
             let service = axum::ServiceExt::<Request>::into_make_service(app);
@@ -155,52 +157,6 @@ async fn start(options: Options) -> Server {
         layer,
         clock,
         events,
-    }
-}
-
-/// With the `axum` feature the layer reads `ConnectInfo` itself; without it, the peer is
-/// handed over as `PeerAddr`, as a non-axum stack would.
-#[cfg(feature = "axum")]
-fn with_peer<S>(service: S) -> S {
-    service
-}
-
-#[cfg(not(feature = "axum"))]
-fn with_peer<S>(service: S) -> WithPeer<S> {
-    WithPeer(service)
-}
-
-#[cfg(not(feature = "axum"))]
-#[derive(Clone)]
-struct WithPeer<S>(S);
-
-#[cfg(not(feature = "axum"))]
-impl<S, B> tower_service::Service<http::Request<B>> for WithPeer<S>
-where
-    S: tower_service::Service<http::Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        if let Some(axum::extract::ConnectInfo(addr)) = request
-            .extensions()
-            .get::<axum::extract::ConnectInfo<SocketAddr>>()
-            .copied()
-        {
-            request
-                .extensions_mut()
-                .insert(mcp_oauth::http::PeerAddr(addr));
-        }
-        self.0.call(request)
     }
 }
 
