@@ -301,9 +301,10 @@ impl<A: AuditSink, B: AuditSink, C: AuditSink> AuditSink for (A, B, C) {
 ///
 /// It is [`enabled`](AuditSink::enabled) when the current `tracing` subscriber wants `INFO`
 /// events of [`TARGET`] (so with `mcp_oauth::audit=off`, or a subscriber that takes nothing
-/// below `WARN`, no event is built or formatted), and always before any subscriber was ever set:
-/// `tracing` then hands events to the `log` crate when its `log` feature is on, and that
-/// logger's filter cannot be asked from here.
+/// below `WARN`, no event is built or formatted). Before any subscriber was ever set,
+/// `tracing` hands events to the `log` crate when its `log` feature is on, so the sink is then
+/// enabled when a `log` logger would take an `INFO` record of [`TARGET`], and off when none
+/// would (no logger, or one filtering the target out).
 ///
 /// ```
 /// use mcp_oauth::audit::{AuditSink, Outcome, TracingSink};
@@ -320,7 +321,7 @@ impl<A: AuditSink, B: AuditSink, C: AuditSink> AuditSink for (A, B, C) {
 pub struct TracingSink;
 
 impl TracingSink {
-    /// Whether the current subscriber (or, before any, possibly `log`) takes the events.
+    /// Whether the current subscriber (or, before any, the `log` logger) takes the events.
     fn listening() -> bool {
         // The callsite asked about carries the event's kind, target, level and field names,
         // so a filter on any of them answers as it would for the event itself.
@@ -345,7 +346,8 @@ impl TracingSink {
             remote_addr,
             retry_after_secs,
             message
-        ) || !tracing::dispatcher::has_been_set()
+        ) || (!tracing::dispatcher::has_been_set()
+            && log::log_enabled!(target: TARGET, log::Level::Info))
     }
 }
 
