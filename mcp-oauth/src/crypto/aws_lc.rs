@@ -172,72 +172,7 @@ mod tests {
     use crate::testing::keys::tests_support::{PublicKeyBytes, signing_algorithm};
     use crate::testing::keys::{SigningAlgorithm, SigningKey, weak_rsa_1024};
 
-    fn key_for(signing_key: &SigningKey, algorithm: Algorithm) -> Result<Key, KeyError> {
-        let public = PublicKeyBytes::of(signing_key);
-        crate::crypto::check_material_fits(algorithm, &public.material())?;
-        Key::new(algorithm, public.material())
-    }
-
-    #[test]
-    fn every_algorithm_verifies_its_own_signatures() {
-        for algorithm in Algorithm::ALL {
-            let signing_key = SigningKey::generate(signing_algorithm(algorithm), "k");
-            let key = key_for(&signing_key, algorithm).unwrap();
-            let message = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9";
-            let signature = signing_key.sign(message);
-            assert_eq!(key.verify(message, &signature), Ok(()), "{algorithm}");
-        }
-    }
-
-    #[test]
-    fn tampered_message_or_signature_fails() {
-        for algorithm in Algorithm::ALL {
-            let signing_key = SigningKey::generate(signing_algorithm(algorithm), "k");
-            let key = key_for(&signing_key, algorithm).unwrap();
-            let message = b"header.payload".to_vec();
-            let signature = signing_key.sign(&message);
-            for i in 0..message.len() {
-                let mut tampered = message.clone();
-                tampered[i] ^= 0x01;
-                assert_eq!(
-                    key.verify(&tampered, &signature),
-                    Err(SignatureError),
-                    "{algorithm}"
-                );
-            }
-            for i in [0, signature.len() / 2, signature.len() - 1] {
-                let mut tampered = signature.clone();
-                tampered[i] ^= 0x80;
-                assert_eq!(
-                    key.verify(&message, &tampered),
-                    Err(SignatureError),
-                    "{algorithm}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn wrong_signature_length_fails_without_panicking() {
-        for algorithm in Algorithm::ALL {
-            let signing_key = SigningKey::generate(signing_algorithm(algorithm), "k");
-            let key = key_for(&signing_key, algorithm).unwrap();
-            let signature = signing_key.sign(b"m");
-            let mut longer = signature.clone();
-            longer.push(0);
-            let mut zero_prefixed = vec![0];
-            zero_prefixed.extend_from_slice(&signature);
-            for bad in [
-                &[][..],
-                &signature[..signature.len() - 1],
-                &longer,
-                &zero_prefixed,
-            ] {
-                assert_eq!(key.verify(b"m", bad), Err(SignatureError), "{algorithm}");
-            }
-            assert_eq!(key.verify(b"", b""), Err(SignatureError));
-        }
-    }
+    crate::crypto::backend_conformance_tests!();
 
     #[test]
     fn rsa_1024_bit_modulus_is_refused() {

@@ -21,7 +21,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use url::Url;
 
@@ -31,6 +31,7 @@ use super::store::{Client, GrantType, Store, sha256};
 use super::{DEFAULT_CLIENT_ID, DevClient};
 use crate::clock::Clock;
 use crate::crypto::{Algorithm, Curve, PublicKeyMaterial, VerifyingKey};
+use crate::testing::listener::ClosingListener;
 use crate::testing::{SigningAlgorithm, SigningKey, compact_jws};
 
 /// The largest request body any endpoint reads.
@@ -469,10 +470,7 @@ impl ServerHandle {
         let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
         let (closed_tx, closed_rx) = watch::channel(false);
         let (stopped_tx, stopped_rx) = watch::channel(false);
-        let listener = ClosingListener {
-            inner: Some(listener),
-            closed: closed_tx,
-        };
+        let listener = ClosingListener::new(listener, closed_tx);
         let signal = async move {
             let _ = shutdown_rx.wait_for(|stop| *stop).await;
         };
@@ -495,40 +493,5 @@ impl ServerHandle {
         let _ = closed.wait_for(|closed| *closed).await;
         let mut stopped = self.stopped.clone();
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, stopped.wait_for(|stopped| *stopped)).await;
-    }
-}
-
-/// A TCP listener that reports when it has been closed (dropped by the server on shutdown).
-struct ClosingListener {
-    inner: Option<TcpListener>,
-    closed: watch::Sender<bool>,
-}
-
-impl axum::serve::Listener for ClosingListener {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
-        match self.inner.as_mut() {
-            Some(listener) => axum::serve::Listener::accept(listener).await,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        match &self.inner {
-            Some(listener) => listener.local_addr(),
-            None => Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "listener closed",
-            )),
-        }
-    }
-}
-
-impl Drop for ClosingListener {
-    fn drop(&mut self) {
-        drop(self.inner.take());
-        self.closed.send_replace(true);
     }
 }

@@ -18,10 +18,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::keys::{SigningAlgorithm, SigningKey, compact_jws};
+use super::listener::ClosingListener;
 use crate::clock::{Clock, SystemClock};
 
 /// The audience minted tokens carry unless told otherwise.
@@ -288,10 +289,7 @@ impl TestIssuerBuilder {
         let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
         let (closed_tx, closed_rx) = watch::channel(false);
         let (stopped_tx, stopped_rx) = watch::channel(false);
-        let listener = ClosingListener {
-            inner: Some(listener),
-            closed: closed_tx,
-        };
+        let listener = ClosingListener::new(listener, closed_tx);
         let router = Router::new()
             .fallback(handle)
             .with_state(Arc::clone(&shared));
@@ -1014,40 +1012,4 @@ fn text(status: StatusCode, message: &str) -> Response {
 /// 128 random bits, base64url.
 fn random_id() -> String {
     URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
-}
-
-/// A TCP listener that reports when it has been closed (dropped by the server on shutdown).
-struct ClosingListener {
-    inner: Option<TcpListener>,
-    closed: watch::Sender<bool>,
-}
-
-impl axum::serve::Listener for ClosingListener {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
-        match self.inner.as_mut() {
-            Some(listener) => axum::serve::Listener::accept(listener).await,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        match &self.inner {
-            Some(listener) => listener.local_addr(),
-            None => Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "listener closed",
-            )),
-        }
-    }
-}
-
-impl Drop for ClosingListener {
-    fn drop(&mut self) {
-        // Close the socket first, so whoever is told sees connections refused.
-        drop(self.inner.take());
-        self.closed.send_replace(true);
-    }
 }

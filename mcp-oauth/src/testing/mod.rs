@@ -6,6 +6,7 @@
 
 mod issuer;
 pub mod keys;
+pub(crate) mod listener;
 
 pub use issuer::{Fault, TestIssuer, TestIssuerBuilder, TokenBuilder};
 pub use keys::{SigningAlgorithm, SigningKey, compact_jws};
