@@ -2,8 +2,8 @@
 //! rendered header is a valid header value and parses back (with `challenge::parse`) to
 //! exactly the parameters given, in the documented order, sanitized as documented: only
 //! RFC 6750's `%x20-21 / %x23-5B / %x5D-7E` are kept, `=` is dropped from the description,
-//! and the scope lists exactly the valid scope-tokens, unchanged. `challenge::parse` is also
-//! run on arbitrary text.
+//! and the scope lists exactly the valid scope-tokens that hold no `<parameter>=`,
+//! unchanged. `challenge::parse` is also run on arbitrary text.
 
 use arbitrary::{Arbitrary, Unstructured};
 use mcp_oauth::ScopeSet;
@@ -65,11 +65,9 @@ fn check_render(input: &Input) {
         "not a header value: {rendered:?}"
     );
     // Scopes that are RFC 6749 scope-tokens are kept verbatim (`=` included: finding F2,
-    // fixed); any other member is left out whole; no valid member, no `scope` parameter.
-    let members: Vec<&str> = scopes
-        .iter()
-        .filter(|scope| mcp_oauth::scopes::is_valid_scope_token(scope))
-        .collect();
+    // fixed) unless they hold a challenge parameter's name and `=`; any other member is left
+    // out whole; no member kept, no `scope` parameter.
+    let members: Vec<&str> = scopes.iter().filter(|scope| kept(scope)).collect();
     let scope = (!members.is_empty()).then(|| members.join(" "));
     let mut expected: Vec<(String, String)> = Vec::new();
     let metadata = ("resource_metadata".to_owned(), sanitize(&input.metadata));
@@ -95,10 +93,27 @@ fn check_render(input: &Input) {
     );
     // Valid scope tokens survive the trip as a set: a 403 names exactly the scopes needed
     // (finding F2, fixed: `=` is a scope-token character and was once dropped).
-    if scopes.iter().all(mcp_oauth::scopes::is_valid_scope_token) && !scopes.is_empty() {
+    if scopes.iter().all(kept) && !scopes.is_empty() {
         let (_, scope) = expected.iter().find(|(n, _)| n == "scope").expect("scope");
         assert_eq!(ScopeSet::from_space_separated(scope), scopes);
     }
+}
+
+/// Whether a scope is rendered: a scope-token in which no parameter name followed by `=`
+/// appears, in any case (a first-match parser must not find a parameter inside it).
+fn kept(scope: &str) -> bool {
+    let lower = scope.to_ascii_lowercase();
+    mcp_oauth::scopes::is_valid_scope_token(scope)
+        && ![
+            "error=",
+            "error_description=",
+            "error_uri=",
+            "realm=",
+            "resource_metadata=",
+            "scope=",
+        ]
+        .iter()
+        .any(|parameter| lower.contains(parameter))
 }
 
 fn check_parse(text: &str) {

@@ -301,10 +301,10 @@ impl<A: AuditSink, B: AuditSink, C: AuditSink> AuditSink for (A, B, C) {
 ///
 /// It is [`enabled`](AuditSink::enabled) when the current `tracing` subscriber wants `INFO`
 /// events of [`TARGET`] (so with `mcp_oauth::audit=off`, or a subscriber that takes nothing
-/// below `WARN`, no event is built or formatted). Before any subscriber was ever set,
-/// `tracing` hands events to the `log` crate when its `log` feature is on, so the sink is then
-/// enabled when a `log` logger would take an `INFO` record of [`TARGET`], and off when none
-/// would (no logger, or one filtering the target out).
+/// below `WARN`, no event is built or formatted), or when a `log` logger would take an
+/// `INFO` record of [`TARGET`]: `tracing` hands events to the `log` crate before any
+/// subscriber is set (its `log` feature), or always (`log-always`). With neither listening
+/// (no subscriber and no logger, or both filtering the target out) the sink is off.
 ///
 /// ```
 /// use mcp_oauth::audit::{AuditSink, Outcome, TracingSink};
@@ -321,7 +321,7 @@ impl<A: AuditSink, B: AuditSink, C: AuditSink> AuditSink for (A, B, C) {
 pub struct TracingSink;
 
 impl TracingSink {
-    /// Whether the current subscriber (or, before any, the `log` logger) takes the events.
+    /// Whether the current subscriber or the `log` logger takes the events.
     fn listening() -> bool {
         // The callsite asked about carries the event's kind, target, level and field names,
         // so a filter on any of them answers as it would for the event itself.
@@ -346,8 +346,7 @@ impl TracingSink {
             remote_addr,
             retry_after_secs,
             message
-        ) || (!tracing::dispatcher::has_been_set()
-            && log::log_enabled!(target: TARGET, log::Level::Info))
+        ) || log::log_enabled!(target: TARGET, log::Level::Info)
     }
 }
 

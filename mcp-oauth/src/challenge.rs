@@ -27,6 +27,8 @@
 //! );
 //! ```
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::scopes::{ScopeSet, is_valid_scope_token};
 use crate::validation::ErrorCode;
 
@@ -134,18 +136,52 @@ fn sanitize_text(value: &str) -> String {
     sanitize(value).replace('=', "")
 }
 
-/// The scopes, space-separated. A scope that is not an RFC 6749 §3.3 scope-token (declared
-/// scopes are checked at compile time, but a `ScopeSet` can be built from any string) is left
-/// out whole rather than altered into another scope's name.
+/// The scopes, space-separated. A scope is left out whole, never altered into another
+/// scope's name, when it is not an RFC 6749 §3.3 scope-token (declared scopes are checked at
+/// compile time, but a `ScopeSet` can be built from any string), or when it could read as a
+/// parameter of its own to a parser that searches for `error=` or splits on `,` and takes
+/// the first match: `=` is a scope-token character, so `error=x` or `a,resource_metadata=x`
+/// are valid scopes.
+/// A scope left out is reported once, as a warning.
 fn scope_value(scopes: &ScopeSet) -> String {
+    static WARNED: AtomicBool = AtomicBool::new(false);
     let mut out = String::new();
-    for scope in scopes.iter().filter(|s| is_valid_scope_token(s)) {
+    for scope in scopes.iter() {
+        if !is_valid_scope_token(scope) || mimics_a_parameter(scope) {
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    target: "mcp_oauth::challenge",
+                    "a scope that is not a scope-token, or that reads like a challenge \
+                     parameter, was left out of a WWW-Authenticate challenge; rename it"
+                );
+            }
+            continue;
+        }
         if !out.is_empty() {
             out.push(' ');
         }
         out.push_str(scope);
     }
     out
+}
+
+/// Whether `scope` holds a parameter name followed by `=` anywhere (case-insensitively): a
+/// substring search for `error=` must not find one inside a scope.
+fn mimics_a_parameter(scope: &str) -> bool {
+    const PARAMETERS: [&str; 6] = [
+        "error=",
+        "error_description=",
+        "error_uri=",
+        "realm=",
+        "resource_metadata=",
+        "scope=",
+    ];
+    let bytes = scope.as_bytes();
+    PARAMETERS.iter().any(|parameter| {
+        bytes
+            .windows(parameter.len())
+            .any(|window| window.eq_ignore_ascii_case(parameter.as_bytes()))
+    })
 }
 
 /// Parses a `Bearer` challenge into its parameters (for tests, tools and fuzzing): the
@@ -245,6 +281,24 @@ mod tests {
             .error(ErrorCode::InsufficientScope)
             .scope(ScopeSet::from_space_separated("a\"b"));
         assert_eq!(param(&challenge, "scope"), None);
+        // Scopes in which a first-match parser could find a parameter are left out too;
+        // `=` elsewhere is fine.
+        let challenge = Challenge::new(METADATA)
+            .error(ErrorCode::InsufficientScope)
+            .scope(ScopeSet::from_space_separated(
+                "error=x a,resource_metadata=x Scope=y realm=z,b myerror=1 ok=1 files=read",
+            ));
+        assert_eq!(
+            param(&challenge, "scope").as_deref(),
+            Some("files=read ok=1")
+        );
+        let rendered = challenge.render();
+        assert_eq!(rendered.matches("error=").count(), 1, "{rendered}");
+        assert_eq!(
+            rendered.matches("resource_metadata=").count(),
+            1,
+            "{rendered}"
+        );
     }
 
     #[test]

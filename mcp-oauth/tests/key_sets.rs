@@ -127,6 +127,12 @@ async fn tokens_failing_the_cheap_checks_cause_no_fetch() {
             .key(&stranger)
             .claim("cnf", json!({"jkt": "x"}))
             .sign(),
+        // Ours in every claim, but its signature is not even base64url.
+        {
+            let token = f.issuer.token().key(&stranger).sign();
+            let signature_start = token.rfind('.').unwrap() + 1;
+            format!("{}!!", &token[..signature_start])
+        },
     ];
     for token in cases {
         assert!(f.validator.validate(&token).await.is_err());

@@ -28,7 +28,9 @@ impl RequestId {
         &self.0
     }
 
-    /// 32 hex digits, unique within the process and unpredictable across processes.
+    /// 32 hex digits, unique within the process (with overwhelming probability) and not
+    /// guessable from earlier ids. An id correlates log lines; it is not a secret (a client
+    /// may send its own, which is kept).
     pub fn generate() -> Self {
         // An id needs to be unguessable, not collision-resistant against chosen inputs: the
         // input is our own counter. A keyed hash of it does that as well as SHA-256 of (seed,

@@ -557,6 +557,11 @@ impl Validator {
         // Informational: a `username` of another type is ignored rather than refused.
         let username = claims::string(registered.username).ok().flatten();
 
+        // The signature must at least be base64url before it may cost a key fetch.
+        let (mut signature_stack, mut signature_heap) = ([0; 512], Vec::new());
+        let signature =
+            jws::decode_into(parts.signature, &mut signature_stack, &mut signature_heap)?;
+
         // Only now, for a token that is ours in every cheap respect, may the key lookup
         // cause a fetch (an unknown kid triggers one single-flight refresh).
         let key = issuer
@@ -575,9 +580,11 @@ impl Validator {
                     TokenError::KeyAlgorithmMismatch
                 }
             })?;
-        let (mut signature_stack, mut signature_heap) = ([0; 512], Vec::new());
-        let signature =
-            jws::decode_into(parts.signature, &mut signature_stack, &mut signature_heap)?;
+        // The lookup may have waited for a fetch (up to its timeout): a token that expired
+        // meanwhile is refused as expired, not accepted on the time read before the wait.
+        if inner.clock.now().as_secs() >= expires_at.saturating_add(leeway) {
+            return Err(TokenError::Expired);
+        }
         inner.signature_checks.fetch_add(1, Ordering::Relaxed);
         key.verify(parts.signing_input.as_bytes(), signature)
             .map_err(|_| TokenError::InvalidSignature)?;
