@@ -1,8 +1,8 @@
 //! Micro-benchmarks (criterion). Run with the comparisons:
 //!
 //! ```sh
-//! CARGO_TARGET_DIR=target/bench cargo bench -p mcp-oauth-bench --features peers --bench micro
-//! CARGO_TARGET_DIR=target/bench cargo run -p mcp-oauth-bench --release --bin summary
+//! CARGO_TARGET_DIR=$PWD/target/bench cargo bench -p mcp-oauth-bench --features peers --bench micro
+//! CARGO_TARGET_DIR=$PWD/target/bench cargo run -p mcp-oauth-bench --release --bin summary
 //! ```
 //!
 //! Groups (criterion ids `group/function`):

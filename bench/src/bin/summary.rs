@@ -3,7 +3,7 @@
 //! with each ratio next to its target. Targets are reported, never asserted.
 //!
 //! ```sh
-//! CARGO_TARGET_DIR=target/bench cargo run -p mcp-oauth-bench --release --bin summary
+//! CARGO_TARGET_DIR=$PWD/target/bench cargo run -p mcp-oauth-bench --release --bin summary
 //! ```
 
 use std::path::Path;
