@@ -12,114 +12,16 @@ use base64::Engine;
 use common::eventually;
 use mcp_oauth::challenge;
 use mcp_oauth::http::{OAuthLayer, OriginPolicy};
-use mcp_oauth::resource::{ResourceConfig, ResourceDeclaration};
-use mcp_oauth::rmcp::Authenticated;
+use mcp_oauth::resource::ResourceConfig;
 use mcp_oauth::testing::{Fault, SigningAlgorithm, TestIssuer};
-use mcp_oauth::tools::{ToolScopes, ToolTable};
 use mcp_oauth::{IssuerPolicy, Validator};
-use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock as Content, ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
 use serde_json::{Value, json};
 
-// ---------------------------------------------------------------------------------------
-// A small calendar MCP server (plain rmcp, scopes from a hand-written table).
+mod calendar;
 
-#[derive(Debug, serde::Deserialize, rmcp::schemars::JsonSchema)]
-#[schemars(crate = "rmcp::schemars")]
-struct NewEvent {
-    title: String,
-}
-
-#[derive(Clone)]
-struct Calendar {
-    events: Arc<parking_lot::Mutex<Vec<String>>>,
-}
-
-#[tool_router]
-impl Calendar {
-    fn new(events: Arc<parking_lot::Mutex<Vec<String>>>) -> Self {
-        Self { events }
-    }
-
-    #[tool(description = "List events")]
-    async fn list_events(&self) -> Result<CallToolResult, ErrorData> {
-        let events = self.events.lock().join(", ");
-        Ok(CallToolResult::success(vec![Content::text(events)]))
-    }
-
-    #[tool(description = "Create an event")]
-    async fn create_event(
-        &self,
-        Parameters(event): Parameters<NewEvent>,
-    ) -> Result<CallToolResult, ErrorData> {
-        self.events.lock().push(event.title.clone());
-        Ok(CallToolResult::success(vec![Content::text(format!(
-            "created {}",
-            event.title
-        ))]))
-    }
-
-    #[tool(description = "Delete the calendar")]
-    async fn delete_calendar(&self) -> Result<CallToolResult, ErrorData> {
-        self.events.lock().clear();
-        Ok(CallToolResult::success(vec![Content::text("deleted")]))
-    }
-
-    #[tool(description = "Who am I, and did I see a raw token?")]
-    async fn whoami(
-        &self,
-        auth: Authenticated,
-        rmcp::handler::server::common::Extension(parts): rmcp::handler::server::common::Extension<
-            http::request::Parts,
-        >,
-    ) -> Result<CallToolResult, ErrorData> {
-        let saw_token = parts.headers.contains_key(http::header::AUTHORIZATION);
-        let text = json!({ "subject": auth.subject(), "scopes": auth.scopes().to_space_separated(), "saw_authorization_header": saw_token });
-        Ok(CallToolResult::success(vec![Content::text(
-            text.to_string(),
-        )]))
-    }
-}
-
-#[tool_handler]
-impl ServerHandler for Calendar {
-    fn get_info(&self) -> ServerConfig {
-        let mut config = ServerConfig::default();
-        config.capabilities = ServerCapabilities::builder().enable_tools().build();
-        config
-    }
-}
-
-static CALENDAR: ResourceDeclaration = ResourceDeclaration {
-    scopes: &[
-        "calendar:read",
-        "calendar:write",
-        "calendar:admin",
-        "files:read",
-        "files:write",
-    ],
-    scope_implications: &[
-        ("calendar:admin", "calendar:write"),
-        ("calendar:write", "calendar:read"),
-    ],
-    ..ResourceDeclaration::new(
-        "Calendar",
-        "http://127.0.0.1/mcp",
-        &["http://127.0.0.1/issuer"],
-    )
-};
-
-fn tool_table() -> ToolTable {
-    ToolTable::new([
-        ToolScopes::new("list_events", &["calendar:read"]),
-        ToolScopes::new("create_event", &["calendar:write"]),
-        ToolScopes::new("delete_calendar", &["calendar:admin"]),
-        ToolScopes::new("import_files", &["files:read", "files:write"]),
-    ])
-}
+use calendar::{CALENDAR, Calendar, tool_table};
 
 struct Server {
     issuer: TestIssuer,
