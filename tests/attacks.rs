@@ -27,12 +27,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use harness::{
-    Calendar, Reply, STATELESS_VERSION, calendar_resource, http_client, initialize_message,
-    kill_on_exit, on_background, params, raw_exchange, raw_status, start_calendar, tool_call,
+    Calendar, STATELESS_VERSION, calendar_resource, initialize_message, kill_on_exit,
+    on_background, params, raw_exchange, raw_status, start_calendar, tool_call,
 };
 use mcp_oauth::testing::{SigningAlgorithm, SigningKey, TestIssuer};
 use mcp_oauth::validation::{TokenError, TokenFingerprint};
 use serde_json::{Value, json};
+use support::{Reply, http_client};
 
 /// The scopes a 401 challenge asks for: the calendar's narrowest scope (`calendar:write` and
 /// `calendar:admin` imply `calendar:read`).

@@ -7,83 +7,10 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
-use support::{EXIT_TIMEOUT, Running, example_command, free_port};
+use support::{EXIT_TIMEOUT, Reply, Running, example_command, free_port, http_client as http};
 
 const PROTOCOL_VERSION: &str = "2025-06-18";
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("an HTTP client")
-}
-
-/// A response, read whole.
-struct Reply {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    async fn read(response: reqwest::Response) -> Self {
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.text().await.expect("a response body");
-        Self {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The JSON body, or the JSON-RPC message of an SSE body (its non-empty `data:` line).
-    fn json(&self) -> Value {
-        let is_sse = self
-            .header("content-type")
-            .is_some_and(|c| c.starts_with("text/event-stream"));
-        let text = if is_sse {
-            self.body
-                .lines()
-                .filter_map(|line| line.strip_prefix("data:"))
-                .map(str::trim)
-                .find(|data| !data.is_empty())
-                .unwrap_or_else(|| panic!("no data in the event stream: {:?}", self.body))
-        } else {
-            self.body.as_str()
-        };
-        serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
-    }
-
-    /// The parameters of the `WWW-Authenticate` Bearer challenge.
-    fn challenge(&self) -> Vec<(String, String)> {
-        let header = self.header("www-authenticate").unwrap_or_else(|| {
-            panic!(
-                "no WWW-Authenticate on a {} response: {}",
-                self.status, self.body
-            )
-        });
-        mcp_oauth::challenge::parse(header)
-            .unwrap_or_else(|| panic!("not a well-formed Bearer challenge: {header:?}"))
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "{} {:?} {}",
-            self.status,
-            self.header("www-authenticate"),
-            self.body
-        )
-    }
-}
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use harness::{Reply, STATELESS_VERSION, report, tool_call};
+use harness::{STATELESS_VERSION, report, tool_call};
 use mcp_oauth::http::OAuthLayer;
 use mcp_oauth::key_set::KeySetConfig;
 use mcp_oauth::resource::ResourceConfig;
@@ -27,6 +27,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 use server::Calendar;
+use support::{Reply, http_client as http};
 
 // ---------------------------------------------------------------------------------------
 // The server.
@@ -169,14 +170,6 @@ impl Server {
             status => Outcome::Other(status, reply.describe()),
         }
     }
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
 }
 
 /// Which key signed the token a call presented.

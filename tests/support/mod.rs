@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use serde_json::Value;
+
 /// How long a server may take to print `ready`.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a process that should stop by itself may run.
@@ -403,5 +405,81 @@ impl Running {
     /// The process id of the child (for `/proc/<pid>/…`, and for `harness::kill_on_exit`).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP.
+
+/// An HTTP client for loopback tests: no proxy, bounded in time.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub async fn read(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.unwrap_or_default();
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The JSON body, or the JSON-RPC message of an SSE body (its first non-empty `data:`).
+    pub fn json(&self) -> Value {
+        let is_sse = self
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("text/event-stream"));
+        let text = if is_sse {
+            self.body
+                .lines()
+                .filter_map(|line| line.strip_prefix("data:"))
+                .map(str::trim)
+                .find(|data| !data.is_empty())
+                .unwrap_or_else(|| panic!("no data in the event stream: {:?}", self.body))
+        } else {
+            self.body.as_str()
+        };
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
+    }
+
+    /// The parameters of the `WWW-Authenticate` challenge, parsed by
+    /// [`mcp_oauth::challenge::parse`], sorted by name.
+    pub fn challenge(&self) -> Vec<(String, String)> {
+        let header = self
+            .header("www-authenticate")
+            .unwrap_or_else(|| panic!("no WWW-Authenticate: {}", self.describe()));
+        let mut params = mcp_oauth::challenge::parse(header)
+            .unwrap_or_else(|| panic!("not a well-formed Bearer challenge: {header:?}"));
+        params.sort();
+        params
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {:?} {}",
+            self.status,
+            self.header("www-authenticate"),
+            self.body.chars().take(600).collect::<String>()
+        )
     }
 }
