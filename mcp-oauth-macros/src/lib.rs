@@ -48,7 +48,7 @@ use proc_macro::TokenStream;
 /// |---|---|---|
 /// | `resource` | `"https://…"` | **required**; the MCP endpoint URL (https, or http on localhost / 127.0.0.1 / [::1]; no query, no fragment) |
 /// | `authorization_servers` | `["https://…", …]` | **required**, at least one; issuer identifiers, same URL rules |
-/// | `scopes` | `["…", …]` | the scopes this resource defines (RFC 6749 scope-tokens, at most 127, never `offline_access`); default none |
+/// | `scopes` | `["…", …]` | the scopes this resource defines (RFC 6749 scope-tokens, at most 127, never `offline_access`, none holding a challenge parameter's name and `=` such as `error=`); default none |
 /// | `implies` | `{ "broader" => ["narrower", …], … }` | the scope hierarchy: holding the broader scope satisfies each narrower one, transitively. `"broader" => "narrower"` is short for a one-element list. Every scope named must be in `scopes`; no cycles, no self-implication |
 /// | `required_scopes` | `["…", …]` | scopes every request needs, whatever the tool |
 /// | `challenge_scopes` | `["…", …]` | the `scope=` of a 401 challenge; default: `required_scopes` if any, else the least privileged declared scopes |

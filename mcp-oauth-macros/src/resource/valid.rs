@@ -8,7 +8,7 @@ use syn::LitStr;
 use super::ast::Resource;
 use crate::args::{self, StrList};
 use crate::ctxt::Ctxt;
-use crate::scope::scope_token_error;
+use crate::scope::{challenge_parameter_error, scope_token_error};
 use crate::url::{check_https_url, check_identifier};
 
 /// The most scopes one resource may declare: tool requirements are 128-bit masks, with the
@@ -78,7 +78,7 @@ fn check_scopes(cx: &Ctxt, scopes: Option<&StrList>) -> HashSet<String> {
     };
     for scope in &scopes.items {
         let value = scope.value();
-        if let Some(msg) = scope_token_error(&value) {
+        if let Some(msg) = scope_token_error(&value).or_else(|| challenge_parameter_error(&value)) {
             cx.error_spanned_by(scope, msg);
         } else if value == "offline_access" {
             cx.error_spanned_by(
