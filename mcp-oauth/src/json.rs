@@ -29,19 +29,7 @@ impl<'a> ObjectView<'a> {
     }
 
     fn has_unique_names(&self) -> bool {
-        // Claims sets and JOSE headers have a dozen members or so: comparing each pair costs
-        // less than sorting a copy of the names (and allocates nothing).
-        const PAIRWISE_UP_TO: usize = 24;
-        let members = &self.members;
-        if members.len() <= PAIRWISE_UP_TO {
-            return members
-                .iter()
-                .enumerate()
-                .all(|(i, (name, _))| members[i + 1..].iter().all(|(other, _)| other != name));
-        }
-        let mut names: Vec<&str> = members.iter().map(|(name, _)| name.as_ref()).collect();
-        names.sort_unstable();
-        !names.windows(2).any(|pair| pair[0] == pair[1])
+        unique_names(&self.members, |(name, _)| name)
     }
 
     /// The members, in order.
@@ -60,6 +48,22 @@ impl<'a> ObjectView<'a> {
     pub(crate) fn string(&self, name: &str) -> Result<Option<Cow<'a, str>>, ()> {
         self.get(name).map(string).transpose()
     }
+}
+
+/// Whether no two of `items` have the same name (names compared after escapes are decoded).
+pub(crate) fn unique_names<T>(items: &[T], name: impl Fn(&T) -> &str) -> bool {
+    // Claims sets, JOSE headers and JSON-RPC messages have a dozen members or so: comparing
+    // each pair costs less than sorting a copy of the names (and allocates nothing).
+    const PAIRWISE_UP_TO: usize = 24;
+    if items.len() <= PAIRWISE_UP_TO {
+        return items
+            .iter()
+            .enumerate()
+            .all(|(i, item)| items[i + 1..].iter().all(|other| name(other) != name(item)));
+    }
+    let mut names: Vec<&str> = items.iter().map(name).collect();
+    names.sort_unstable();
+    !names.windows(2).any(|pair| pair[0] == pair[1])
 }
 
 /// A raw JSON value that must be a string: borrowed from the document unless it contains
@@ -99,8 +103,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for ObjectView<'a> {
 }
 
 /// A JSON string (a member name or a value), borrowed from the document unless it contains
-/// escapes.
-struct JsonStr<'a>(Cow<'a, str>);
+/// escapes; any other value is an error.
+pub(crate) struct JsonStr<'a>(pub(crate) Cow<'a, str>);
 
 impl<'de> Deserialize<'de> for JsonStr<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

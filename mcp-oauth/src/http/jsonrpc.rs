@@ -19,7 +19,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::json::ObjectView;
+use crate::json::{JsonStr, ObjectView, unique_names};
 
 /// One request of the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,9 +118,9 @@ impl<'de> Deserialize<'de> for Message<'de> {
                 let mut names = Names::default();
                 let mut method: Option<Cow<'de, str>> = None;
                 let mut params = Params::Absent;
-                while let Some(Text(name)) = map.next_key::<Text<'de>>()? {
+                while let Some(JsonStr(name)) = map.next_key::<JsonStr<'de>>()? {
                     match &*name {
-                        "method" => method = Some(map.next_value::<Text<'de>>()?.0),
+                        "method" => method = Some(map.next_value::<JsonStr<'de>>()?.0),
                         "params" => {
                             params = match method.as_deref() {
                                 Some(TOOLS_CALL) => {
@@ -179,9 +179,9 @@ impl<'de> Deserialize<'de> for ToolParams<'de> {
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
                 let mut names = Names::default();
                 let mut tool = None;
-                while let Some(Text(name)) = map.next_key::<Text<'de>>()? {
+                while let Some(JsonStr(name)) = map.next_key::<JsonStr<'de>>()? {
                     if name == "name" {
-                        tool = Some(map.next_value::<Text<'de>>()?.0);
+                        tool = Some(map.next_value::<JsonStr<'de>>()?.0);
                     } else {
                         map.next_value::<IgnoredAny>()?;
                     }
@@ -205,35 +205,12 @@ impl<'a> Names<'a> {
         self.0.push(name);
     }
 
-    fn refuse_duplicates<E: de::Error>(mut self) -> Result<(), E> {
-        self.0.sort_unstable();
-        if self.0.windows(2).any(|pair| pair[0] == pair[1]) {
-            return Err(E::custom("duplicate member"));
+    fn refuse_duplicates<E: de::Error>(self) -> Result<(), E> {
+        if unique_names(&self.0, |name| name) {
+            Ok(())
+        } else {
+            Err(E::custom("duplicate member"))
         }
-        Ok(())
-    }
-}
-
-/// A JSON string (a member name, or a string value), borrowed unless it holds escapes; any
-/// other value is an error.
-struct Text<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Text<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TextVisitor;
-        impl<'de> Visitor<'de> for TextVisitor {
-            type Value = Text<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Borrowed(text)))
-            }
-            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(text.to_owned())))
-            }
-        }
-        deserializer.deserialize_str(TextVisitor)
     }
 }
 
