@@ -104,7 +104,9 @@ use policy::IssuerMatch;
 
 const LOG_TARGET: &str = "mcp_oauth::validation";
 
-/// Whether audience `presented` names `configured` (scheme and host case-insensitive).
+/// Whether audience `presented` names `configured` (scheme and host case-insensitive), for
+/// the layer's start-up check of its resource against the validator's audiences.
+#[cfg(feature = "layer")]
 pub(crate) fn audience_names(configured: &str, presented: &str) -> bool {
     claims::audience_matches(configured, presented)
 }
