@@ -5,6 +5,7 @@
 #![cfg(all(feature = "layer", feature = "rmcp"))]
 
 mod peer;
+mod small_calendar;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -15,60 +16,10 @@ use bytes::Bytes;
 use mcp_oauth::audit::{self, AuditEvent, AuditSink, JsonLinesSink, Outcome, reason};
 use mcp_oauth::http::OAuthLayer;
 use mcp_oauth::rate_limit::{Budget, RateLimits};
-use mcp_oauth::resource::{ResourceConfig, ResourceDeclaration};
 use mcp_oauth::testing::{Fault, TestIssuer};
-use mcp_oauth::tools::{ToolScopes, ToolTable, UnannotatedToolPolicy};
 use mcp_oauth::validation::TokenFingerprint;
-use mcp_oauth::{IssuerPolicy, Validator};
 use parking_lot::Mutex;
-use rmcp::model::{CallToolResult, ContentBlock as Content, ServerCapabilities, ServerConfig};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
 use serde_json::{Value, json};
-
-// ---------------------------------------------------------------------------------------
-// A small MCP server behind the layer.
-
-#[derive(Clone)]
-struct Calendar;
-
-#[tool_router]
-impl Calendar {
-    #[tool(description = "List events")]
-    async fn list_events(&self) -> Result<CallToolResult, ErrorData> {
-        Ok(CallToolResult::success(vec![Content::text("standup")]))
-    }
-
-    #[tool(description = "Create an event")]
-    async fn create_event(&self) -> Result<CallToolResult, ErrorData> {
-        Ok(CallToolResult::success(vec![Content::text("created")]))
-    }
-
-    #[tool(description = "Not in the scope table: denied by the policy")]
-    async fn unannotated(&self) -> Result<CallToolResult, ErrorData> {
-        Ok(CallToolResult::success(vec![Content::text("ran")]))
-    }
-}
-
-#[tool_handler]
-impl ServerHandler for Calendar {
-    fn get_info(&self) -> ServerConfig {
-        let mut config = ServerConfig::default();
-        config.capabilities = ServerCapabilities::builder().enable_tools().build();
-        config
-    }
-}
-
-static CALENDAR: ResourceDeclaration = ResourceDeclaration {
-    scopes: &["calendar:read", "calendar:write"],
-    scope_implications: &[("calendar:write", "calendar:read")],
-    ..ResourceDeclaration::new(
-        "Calendar",
-        "http://127.0.0.1/mcp",
-        &["http://127.0.0.1/issuer"],
-    )
-};
 
 /// Collects every event.
 #[derive(Clone, Default)]
@@ -117,24 +68,7 @@ struct Server {
 const PROTOCOL: &str = "2025-06-18";
 
 fn layer_for(issuer: &TestIssuer, resource: &str, options: Options) -> OAuthLayer {
-    let config = ResourceConfig::from_declaration(&CALENDAR)
-        .unwrap()
-        .resource(resource)
-        .authorization_servers([issuer.issuer()]);
-    let validator = Validator::new(
-        IssuerPolicy::builder(issuer.issuer())
-            .audience(resource)
-            .jwks_uri(issuer.jwks_uri())
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    let tools = ToolTable::new([
-        ToolScopes::new("list_events", &["calendar:read"]),
-        ToolScopes::new("create_event", &["calendar:write"]),
-    ])
-    .with_policy(UnannotatedToolPolicy::Deny);
-    let mut builder = OAuthLayer::builder(config, validator).tools(tools);
+    let mut builder = small_calendar::layer_builder(issuer, resource);
     if let Some(sink) = options.sink {
         builder = builder.audit_sink(sink);
     }
@@ -147,16 +81,6 @@ fn layer_for(issuer: &TestIssuer, resource: &str, options: Options) -> OAuthLaye
     builder.build().unwrap()
 }
 
-fn mcp_service() -> StreamableHttpService<Calendar, LocalSessionManager> {
-    let mut config = StreamableHttpServerConfig::default();
-    config.legacy_session_mode = true;
-    StreamableHttpService::new(
-        || Ok(Calendar),
-        LocalSessionManager::default().into(),
-        config,
-    )
-}
-
 async fn start(options: Options) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
@@ -166,7 +90,7 @@ async fn start(options: Options) -> Server {
         issuer.set_fault(fault);
     }
     let layer = layer_for(&issuer, &resource, options);
-    let router = axum::Router::new().route_service("/mcp", mcp_service());
+    let router = axum::Router::new().route_service("/mcp", small_calendar::mcp_service());
     let app = tower_layer::Layer::layer(&layer, router);
     tokio::spawn(async move {
         axum::serve(
@@ -634,7 +558,7 @@ async fn an_unreadable_body_is_recorded() {
         },
     );
     let token = issuer.token().scope("calendar:read").sign();
-    let router = axum::Router::new().route_service("/mcp", mcp_service());
+    let router = axum::Router::new().route_service("/mcp", small_calendar::mcp_service());
     let mut service = tower_layer::Layer::layer(&layer, router);
     let failing = futures::stream::iter([Err::<http_body::Frame<Bytes>, std::io::Error>(
         std::io::Error::other("connection reset"),

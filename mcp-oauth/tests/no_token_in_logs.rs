@@ -5,64 +5,17 @@
 #![cfg(all(feature = "layer", feature = "rmcp"))]
 
 mod peer;
+mod small_calendar;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use mcp_oauth::audit::{JsonLinesSink, TracingSink};
-use mcp_oauth::http::OAuthLayer;
 use mcp_oauth::rate_limit::{Budget, RateLimits};
-use mcp_oauth::resource::{ResourceConfig, ResourceDeclaration};
 use mcp_oauth::testing::{Fault, TestIssuer};
-use mcp_oauth::tools::{ToolScopes, ToolTable, UnannotatedToolPolicy};
 use mcp_oauth::validation::TokenFingerprint;
-use mcp_oauth::{IssuerPolicy, Validator};
 use parking_lot::Mutex;
-use rmcp::model::{CallToolResult, ContentBlock as Content, ServerCapabilities, ServerConfig};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
 use serde_json::{Value, json};
-
-#[derive(Clone)]
-struct Calendar;
-
-#[tool_router]
-impl Calendar {
-    #[tool(description = "List events")]
-    async fn list_events(&self) -> Result<CallToolResult, ErrorData> {
-        Ok(CallToolResult::success(vec![Content::text("standup")]))
-    }
-
-    #[tool(description = "Create an event")]
-    async fn create_event(&self) -> Result<CallToolResult, ErrorData> {
-        Ok(CallToolResult::success(vec![Content::text("created")]))
-    }
-
-    #[tool(description = "Not in the scope table")]
-    async fn unannotated(&self) -> Result<CallToolResult, ErrorData> {
-        Ok(CallToolResult::success(vec![Content::text("ran")]))
-    }
-}
-
-#[tool_handler]
-impl ServerHandler for Calendar {
-    fn get_info(&self) -> ServerConfig {
-        let mut config = ServerConfig::default();
-        config.capabilities = ServerCapabilities::builder().enable_tools().build();
-        config
-    }
-}
-
-static CALENDAR: ResourceDeclaration = ResourceDeclaration {
-    scopes: &["calendar:read", "calendar:write"],
-    scope_implications: &[("calendar:write", "calendar:read")],
-    ..ResourceDeclaration::new(
-        "Calendar",
-        "http://127.0.0.1/mcp",
-        &["http://127.0.0.1/issuer"],
-    )
-};
 
 /// A `Write` into shared memory.
 #[derive(Clone, Default)]
@@ -100,25 +53,7 @@ async fn start(audit_log: &Buffer, fault: Option<Fault>) -> Server {
     if let Some(fault) = fault {
         issuer.set_fault(fault);
     }
-    let config = ResourceConfig::from_declaration(&CALENDAR)
-        .unwrap()
-        .resource(&resource)
-        .authorization_servers([issuer.issuer()]);
-    let validator = Validator::new(
-        IssuerPolicy::builder(issuer.issuer())
-            .audience(&resource)
-            .jwks_uri(issuer.jwks_uri())
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    let tools = ToolTable::new([
-        ToolScopes::new("list_events", &["calendar:read"]),
-        ToolScopes::new("create_event", &["calendar:write"]),
-    ])
-    .with_policy(UnannotatedToolPolicy::Deny);
-    let layer = OAuthLayer::builder(config, validator)
-        .tools(tools)
+    let layer = small_calendar::layer_builder(&issuer, &resource)
         .max_body_bytes(2048)
         .rate_limits(
             RateLimits::default()
@@ -128,13 +63,7 @@ async fn start(audit_log: &Buffer, fault: Option<Fault>) -> Server {
         .audit_sink((TracingSink, JsonLinesSink::new(audit_log.clone())))
         .build()
         .unwrap();
-    let mut mcp_config = StreamableHttpServerConfig::default();
-    mcp_config.legacy_session_mode = true;
-    let mcp = StreamableHttpService::new(
-        || Ok(Calendar),
-        LocalSessionManager::default().into(),
-        mcp_config,
-    );
+    let mcp = small_calendar::mcp_service();
     let app = tower_layer::Layer::layer(&layer, axum::Router::new().route_service("/mcp", mcp));
     tokio::spawn(async move {
         axum::serve(
