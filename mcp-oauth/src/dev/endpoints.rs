@@ -21,7 +21,7 @@ use super::params::{
     Params, form_decode, is_code_verifier, is_s256_challenge, is_valid_redirect_uri, random_id,
     random_token, redirect_uri_matches, requested_scopes, s256, split_scopes,
 };
-use super::server::{Inner, IssuedAccessToken};
+use super::state::{Inner, IssuedAccessToken};
 use super::store::{
     AuthMethod, Client, CodeGrant, GrantType, Redemption, RefreshEntry, fingerprint, sha256,
 };

@@ -24,6 +24,7 @@
 mod endpoints;
 mod params;
 mod server;
+mod state;
 mod store;
 
 use std::fmt;
@@ -37,7 +38,8 @@ use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
 use crate::testing::SigningAlgorithm;
-use server::{Inner, ServerHandle};
+use server::ServerHandle;
+use state::{Config, Inner};
 
 /// The resource (token audience) when none is configured.
 pub const DEFAULT_RESOURCE: &str = "http://127.0.0.1:8080/mcp";
@@ -240,7 +242,7 @@ impl DevAuthorizationServerBuilder {
                 "DevAuthorizationServer::start needs a tokio runtime",
             ));
         }
-        let config = server::Config::check(server::Config {
+        let config = Config::check(Config {
             resources: if self.resources.is_empty() {
                 vec![DEFAULT_RESOURCE.to_owned()]
             } else {

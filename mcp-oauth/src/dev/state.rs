@@ -1,0 +1,341 @@
+//! The dev server's state, at the bottom of its module graph: the checked configuration,
+//! the signing key, the in-memory store, and what every endpoint builds on (metadata, JWKS,
+//! signing and verifying its own access tokens). The endpoints (`endpoints`) sit on top of
+//! it, the router and the server's lifecycle (`server`) on top of them.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value, json};
+use url::Url;
+
+use super::params::{is_scope_token, is_valid_redirect_uri, random_id, random_token};
+use super::store::{Client, GrantType, Store, sha256};
+use super::{DEFAULT_CLIENT_ID, DevClient};
+use crate::clock::Clock;
+use crate::crypto::{Algorithm, Curve, PublicKeyMaterial, VerifyingKey};
+use crate::testing::{SigningAlgorithm, SigningKey, compact_jws};
+
+/// The checked configuration.
+pub(crate) struct Config {
+    pub(crate) resources: Vec<String>,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) dev_user: String,
+    pub(crate) access_token_ttl: u64,
+    pub(crate) refresh_token_ttl: u64,
+    /// Every pre-registered client, the dev client included after [`Config::check`].
+    pub(crate) clients: Vec<DevClient>,
+    pub(crate) algorithm: SigningAlgorithm,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) max_entries: usize,
+}
+
+fn invalid_input(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
+}
+
+impl Config {
+    /// Checks the builder's settings and adds the default dev client if none was given.
+    pub(crate) fn check(mut self) -> io::Result<Config> {
+        for resource in &self.resources {
+            let valid = Url::parse(resource)
+                .is_ok_and(|url| url.fragment().is_none() && !url.cannot_be_a_base());
+            if !valid {
+                return Err(invalid_input(format!(
+                    "resource {resource:?} is not an absolute URL without fragment"
+                )));
+            }
+        }
+        dedup(&mut self.resources);
+        if let Some(bad) = self.scopes.iter().find(|s| !is_scope_token(s)) {
+            return Err(invalid_input(format!("{bad:?} is not a valid scope")));
+        }
+        dedup(&mut self.scopes);
+        if self.dev_user.is_empty() {
+            return Err(invalid_input("the dev user is empty".to_owned()));
+        }
+        if self.access_token_ttl == 0 || self.refresh_token_ttl == 0 {
+            return Err(invalid_input(
+                "token lifetimes must be at least one second".to_owned(),
+            ));
+        }
+        if self.algorithm == SigningAlgorithm::HS256 {
+            return Err(invalid_input(
+                "the dev server signs with an asymmetric algorithm, not HS256".to_owned(),
+            ));
+        }
+        for (i, client) in self.clients.iter().enumerate() {
+            if client.id.is_empty() || client.secret.is_empty() {
+                return Err(invalid_input(
+                    "a client has an empty id or secret".to_owned(),
+                ));
+            }
+            if self.clients[..i].iter().any(|c| c.id == client.id) {
+                return Err(invalid_input(format!("client {:?} is repeated", client.id)));
+            }
+            if let Some(scope) = client.scopes.iter().find(|s| !self.scopes.contains(s)) {
+                return Err(invalid_input(format!(
+                    "client {:?} has scope {scope:?}, which the server does not grant",
+                    client.id
+                )));
+            }
+            if let Some(uri) = client
+                .redirect_uris
+                .iter()
+                .find(|uri| !is_valid_redirect_uri(uri))
+            {
+                return Err(invalid_input(format!(
+                    "client {:?} has redirect URI {uri:?}, not an absolute URL without fragment",
+                    client.id
+                )));
+            }
+        }
+        if !self.clients.iter().any(|c| c.id == DEFAULT_CLIENT_ID) {
+            self.clients.push(DevClient {
+                id: DEFAULT_CLIENT_ID.to_owned(),
+                secret: random_token(""),
+                scopes: self.scopes.clone(),
+                redirect_uris: vec![
+                    "http://127.0.0.1/callback".to_owned(),
+                    "http://localhost/callback".to_owned(),
+                ],
+            });
+        }
+        Ok(self)
+    }
+}
+
+fn dedup(list: &mut Vec<String>) {
+    let mut seen: Vec<String> = Vec::with_capacity(list.len());
+    list.retain(|item| {
+        if seen.contains(item) {
+            false
+        } else {
+            seen.push(item.clone());
+            true
+        }
+    });
+}
+
+/// State shared by the handles and the handlers.
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) issuer: String,
+    pub(crate) addr: SocketAddr,
+    pub(crate) jwks_uri: String,
+    pub(crate) authorization_endpoint: String,
+    pub(crate) token_endpoint: String,
+    pub(crate) registration_endpoint: String,
+    pub(crate) introspection_endpoint: String,
+    pub(crate) revocation_endpoint: String,
+    pub(crate) dev_client: DevClient,
+    pub(super) key: SigningKey,
+    pub(super) verifying_key: VerifyingKey,
+    pub(super) store: Store,
+    pub(super) next_family: AtomicU64,
+}
+
+/// An access token just signed.
+pub(crate) struct IssuedAccessToken {
+    pub(crate) token: String,
+    pub(crate) exp: u64,
+}
+
+impl Inner {
+    pub(crate) fn new(config: Config, addr: SocketAddr) -> io::Result<Inner> {
+        let issuer = format!("http://{addr}");
+        let kid = format!("dev-{}", &random_id()[..8]);
+        let key = SigningKey::generate(config.algorithm, kid);
+        let verifying_key = verifying_key(&key)?;
+        let static_clients = config
+            .clients
+            .iter()
+            .map(|c| Client {
+                id: c.id.clone(),
+                secret_hash: Some(sha256(c.secret.as_bytes())),
+                grant_types: GrantType::ALL.to_vec(),
+                scopes: c.scopes.clone(),
+                redirect_uris: c.redirect_uris.clone(),
+            })
+            .collect();
+        let dev_client = config
+            .clients
+            .iter()
+            .find(|c| c.id == DEFAULT_CLIENT_ID)
+            .cloned()
+            .expect("Config::check adds the dev client");
+        let store = Store::new(static_clients, config.max_entries);
+        Ok(Inner {
+            jwks_uri: format!("{issuer}/jwks"),
+            authorization_endpoint: format!("{issuer}/authorize"),
+            token_endpoint: format!("{issuer}/token"),
+            registration_endpoint: format!("{issuer}/register"),
+            introspection_endpoint: format!("{issuer}/introspect"),
+            revocation_endpoint: format!("{issuer}/revoke"),
+            issuer,
+            addr,
+            dev_client,
+            key,
+            verifying_key,
+            store,
+            config,
+            next_family: AtomicU64::new(0),
+        })
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.config.clock.now().as_secs()
+    }
+
+    /// The RFC 8414 document; with `openid`, the members OpenID discovery requires too.
+    pub(crate) fn metadata(&self, openid: bool) -> Value {
+        let secret_methods = ["client_secret_basic", "client_secret_post"];
+        let mut doc = json!({
+            "issuer": self.issuer,
+            "authorization_endpoint": self.authorization_endpoint,
+            "token_endpoint": self.token_endpoint,
+            "jwks_uri": self.jwks_uri,
+            "registration_endpoint": self.registration_endpoint,
+            "introspection_endpoint": self.introspection_endpoint,
+            "revocation_endpoint": self.revocation_endpoint,
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": GrantType::ALL.map(GrantType::name),
+            "token_endpoint_auth_methods_supported":
+                ["client_secret_basic", "client_secret_post", "none"],
+            "introspection_endpoint_auth_methods_supported": secret_methods,
+            "revocation_endpoint_auth_methods_supported":
+                ["client_secret_basic", "client_secret_post", "none"],
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": true,
+        });
+        let members = doc.as_object_mut().expect("an object");
+        if !self.config.scopes.is_empty() {
+            members.insert("scopes_supported".to_owned(), json!(self.config.scopes));
+        }
+        if openid {
+            members.insert("subject_types_supported".to_owned(), json!(["public"]));
+            members.insert(
+                "id_token_signing_alg_values_supported".to_owned(),
+                json!([self.key.algorithm().name()]),
+            );
+        }
+        doc
+    }
+
+    pub(crate) fn jwks(&self) -> Value {
+        json!({ "keys": [self.key.public_jwk()] })
+    }
+
+    /// Signs an RFC 9068 access token.
+    pub(crate) fn issue_access_token(
+        &self,
+        subject: &str,
+        client_id: &str,
+        scopes: &[String],
+        audience: &str,
+        now: u64,
+    ) -> IssuedAccessToken {
+        self.sign_access_token(random_id(), subject, client_id, scopes, audience, now)
+    }
+
+    pub(super) fn sign_access_token(
+        &self,
+        jti: String,
+        subject: &str,
+        client_id: &str,
+        scopes: &[String],
+        audience: &str,
+        now: u64,
+    ) -> IssuedAccessToken {
+        let exp = now.saturating_add(self.config.access_token_ttl);
+        let header = json!({
+            "alg": self.key.algorithm().name(),
+            "typ": "at+jwt",
+            "kid": self.key.kid(),
+        });
+        let mut claims = json!({
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": audience,
+            "client_id": client_id,
+            "iat": now,
+            "exp": exp,
+            "jti": jti,
+        });
+        if !scopes.is_empty() {
+            claims["scope"] = Value::String(scopes.join(" "));
+        }
+        let token = compact_jws(&header, &claims, &self.key);
+        tracing::debug!(%client_id, %jti, aud = %audience, "dev authorization server: issued an access token");
+        IssuedAccessToken { token, exp }
+    }
+
+    /// The claims of an access token this server signed, if its signature holds, it has not
+    /// expired and it was not revoked.
+    pub(super) fn verify_access_token(&self, token: &str, now: u64) -> Option<Map<String, Value>> {
+        let (signing_input, signature) = token.rsplit_once('.')?;
+        let (header, claims) = signing_input.split_once('.')?;
+        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+        if header.get("alg")?.as_str()? != self.key.algorithm().name()
+            || header.get("kid")?.as_str()? != self.key.kid()
+            || header.get("typ")?.as_str()? != "at+jwt"
+        {
+            return None;
+        }
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        self.verifying_key
+            .verify(signing_input.as_bytes(), &signature)
+            .ok()?;
+        let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).ok()?).ok()?;
+        let Value::Object(claims) = claims else {
+            return None;
+        };
+        let live = claims.get("iss")?.as_str()? == self.issuer
+            && claims.get("exp")?.as_u64()? > now
+            && !self.store.is_revoked(claims.get("jti")?.as_str()?);
+        live.then_some(claims)
+    }
+}
+
+/// The public key of `key`, for checking the server's own tokens.
+fn verifying_key(key: &SigningKey) -> io::Result<VerifyingKey> {
+    let jwk = key.public_jwk();
+    let member = |name: &str| {
+        jwk.get(name)
+            .and_then(Value::as_str)
+            .and_then(|value| URL_SAFE_NO_PAD.decode(value).ok())
+            .unwrap_or_default()
+    };
+    let algorithm = Algorithm::from_name(key.algorithm().name())
+        .ok_or_else(|| invalid_input(format!("{} is not supported", key.algorithm().name())))?;
+    let (n, e, x, y) = (member("n"), member("e"), member("x"), member("y"));
+    let material = match (
+        jwk.get("kty").and_then(Value::as_str),
+        jwk.get("crv").and_then(Value::as_str),
+    ) {
+        (Some("RSA"), _) => PublicKeyMaterial::Rsa { n: &n, e: &e },
+        (Some("EC"), Some("P-256")) => PublicKeyMaterial::Ec {
+            curve: Curve::P256,
+            x: &x,
+            y: &y,
+        },
+        (Some("EC"), Some("P-384")) => PublicKeyMaterial::Ec {
+            curve: Curve::P384,
+            x: &x,
+            y: &y,
+        },
+        (Some("OKP"), Some("Ed25519")) => PublicKeyMaterial::Ed25519 { x: &x },
+        _ => {
+            return Err(invalid_input(
+                "the signing key has no public key".to_owned(),
+            ));
+        }
+    };
+    VerifyingKey::new(algorithm, material)
+        .map_err(|error| io::Error::other(format!("the signing key is unusable: {error}")))
+}
