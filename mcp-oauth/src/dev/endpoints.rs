@@ -1,30 +1,24 @@
-//! The endpoints' logic: client authentication, the token endpoint's three grants, the
-//! authorization endpoint, registration, introspection and revocation, and RFC 6749 error
-//! responses.
+//! The endpoints' logic: client authentication, the token endpoint's three grants,
+//! registration, introspection and revocation, and RFC 6749 error responses. The
+//! authorization endpoint is in `authorize`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::body::Body;
-use axum::http::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA, WWW_AUTHENTICATE,
-};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
-use url::Url;
 
-use super::AUTHORIZATION_CODE_TTL;
 use super::params::{
-    Params, form_decode, is_code_verifier, is_s256_challenge, is_valid_redirect_uri, random_id,
-    random_token, redirect_uri_matches, requested_scopes, s256, split_scopes,
+    Params, form_decode, is_code_verifier, is_valid_redirect_uri, random_id, random_token,
+    requested_scopes, s256, split_scopes,
 };
 use super::state::{Inner, IssuedAccessToken};
-use super::store::{
-    AuthMethod, Client, CodeGrant, GrantType, Redemption, RefreshEntry, fingerprint, sha256,
-};
+use super::store::{AuthMethod, Client, GrantType, Redemption, RefreshEntry, fingerprint, sha256};
 
 /// The realm of `WWW-Authenticate: Basic` on `invalid_client`.
 const BASIC_CHALLENGE: &str = "Basic realm=\"mcp-oauth dev authorization server\"";
@@ -81,7 +75,7 @@ impl Inner {
     }
 
     /// The `resource` parameter (RFC 8707), checked against the configured resources.
-    fn requested_resource(&self, params: &Params) -> Result<Option<String>, OAuthError> {
+    pub(super) fn requested_resource(&self, params: &Params) -> Result<Option<String>, OAuthError> {
         match params.all("resource") {
             [] => Ok(None),
             [resource] if self.config.resources.contains(resource) => Ok(Some(resource.clone())),
@@ -94,7 +88,7 @@ impl Inner {
         }
     }
 
-    fn default_resource(&self) -> String {
+    pub(super) fn default_resource(&self) -> String {
         self.config.resources[0].clone()
     }
 
@@ -397,109 +391,6 @@ impl Inner {
         response
     }
 
-    pub(super) fn authorize(&self, query: Option<&str>) -> Response {
-        let params = Params::parse(query.unwrap_or("").as_bytes());
-        if params.is_duplicated("client_id") || params.is_duplicated("redirect_uri") {
-            return error_page("client_id or redirect_uri is repeated.");
-        }
-        let Some(client) = params.get("client_id").and_then(|id| self.store.client(id)) else {
-            return error_page("Unknown or missing client_id.");
-        };
-        let given_redirect = params.get("redirect_uri");
-        let redirect_uri = match given_redirect {
-            Some(uri) => {
-                let registered = is_valid_redirect_uri(uri)
-                    && client
-                        .redirect_uris
-                        .iter()
-                        .any(|r| redirect_uri_matches(r, uri));
-                if !registered {
-                    return error_page("redirect_uri is not registered for this client.");
-                }
-                uri.to_owned()
-            }
-            None => match client.redirect_uris.as_slice() {
-                [only] => only.clone(),
-                _ => return error_page("redirect_uri is missing."),
-            },
-        };
-        let state = params.get("state");
-        let error = |code: &str, description: &str| {
-            let mut pairs = vec![("error", code), ("error_description", description)];
-            pairs.extend(state.map(|state| ("state", state)));
-            pairs.push(("iss", &self.issuer));
-            redirect_to(&redirect_uri, &pairs)
-        };
-        if let Some(name) = params.first_duplicate() {
-            return error("invalid_request", &format!("parameter {name} is repeated"));
-        }
-        match params.get("response_type") {
-            None => return error("invalid_request", "response_type is missing"),
-            Some("code") => {}
-            Some(_) => {
-                return error(
-                    "unsupported_response_type",
-                    "only response_type=code is supported",
-                );
-            }
-        }
-        if !client.allows(GrantType::AuthorizationCode) {
-            return error(
-                "unauthorized_client",
-                "the client may not use the authorization_code grant",
-            );
-        }
-        let Some(challenge) = params.get("code_challenge") else {
-            return error(
-                "invalid_request",
-                "code_challenge is missing: PKCE with S256 is required",
-            );
-        };
-        if params.get("code_challenge_method") != Some("S256") {
-            return error(
-                "invalid_request",
-                "transform algorithm not supported: code_challenge_method must be S256",
-            );
-        }
-        if !is_s256_challenge(challenge) {
-            return error(
-                "invalid_request",
-                "code_challenge is not a base64url SHA-256 digest",
-            );
-        }
-        let Ok(scopes) = requested_scopes(params.get("scope"), &client.scopes) else {
-            return error("invalid_scope", "a requested scope is not the client's");
-        };
-        let resource = match self.requested_resource(&params) {
-            Ok(resource) => resource.unwrap_or_else(|| self.default_resource()),
-            Err(e) => return error(e.error, &e.description),
-        };
-        let code = random_token("dev_ac_");
-        let now = self.now();
-        self.store.codes.lock().insert(
-            sha256(code.as_bytes()),
-            CodeGrant {
-                client_id: client.id.clone(),
-                redirect_uri: given_redirect.map(str::to_owned),
-                code_challenge: challenge.to_owned(),
-                scopes,
-                resource,
-                subject: self.config.dev_user.clone(),
-                expires_at: now.saturating_add(AUTHORIZATION_CODE_TTL.as_secs()),
-                redeemed: None,
-            },
-        );
-        tracing::debug!(
-            client_id = %client.id,
-            code = %fingerprint(&code),
-            "dev authorization server: approved an authorization request"
-        );
-        let mut pairs = vec![("code", code.as_str())];
-        pairs.extend(state.map(|state| ("state", state)));
-        pairs.push(("iss", &self.issuer));
-        redirect_to(&redirect_uri, &pairs)
-    }
-
     pub(super) fn register(&self, body: &[u8]) -> Result<Value, OAuthError> {
         let metadata_error = |description: &str| {
             OAuthError::new(
@@ -791,8 +682,8 @@ fn check_form_content_type(headers: &HeaderMap) -> Result<(), OAuthError> {
 #[derive(Debug)]
 pub(super) struct OAuthError {
     status: StatusCode,
-    error: &'static str,
-    description: String,
+    pub(super) error: &'static str,
+    pub(super) description: String,
 }
 
 impl OAuthError {
@@ -853,45 +744,4 @@ pub(super) fn result_response(result: Result<Value, OAuthError>, status: StatusC
         Ok(body) => json_response(status, &body, true),
         Err(error) => error.into_response(),
     }
-}
-
-/// A `302` to `redirect_uri` with `pairs` appended to its query.
-fn redirect_to(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
-    let location = match Url::parse(redirect_uri) {
-        Ok(mut url) => {
-            url.query_pairs_mut().extend_pairs(pairs);
-            url.to_string()
-        }
-        Err(_) => return error_page("redirect_uri is not a valid URL."),
-    };
-    let Ok(location) = HeaderValue::from_str(&location) else {
-        return error_page("redirect_uri is not a valid URL.");
-    };
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = StatusCode::FOUND;
-    response.headers_mut().insert(LOCATION, location);
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-/// A `400` HTML page for errors that must not redirect (RFC 6749 §4.1.2.1). `message` is a
-/// fixed text, never request input.
-fn error_page(message: &'static str) -> Response {
-    let html = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Authorization error</title></head>\
-         <body><h1>Authorization error</h1><p>{message}</p>\
-         <p>This is the mcp-oauth development authorization server.</p></body></html>\n"
-    );
-    let mut response = Response::new(Body::from(html));
-    *response.status_mut() = StatusCode::BAD_REQUEST;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }

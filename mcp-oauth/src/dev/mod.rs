@@ -21,7 +21,9 @@
 //!
 //! Raw tokens and secrets are never logged; log lines carry at most a short SHA-256 prefix.
 
+mod authorize;
 mod endpoints;
+mod pages;
 mod params;
 mod server;
 mod state;
