@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use harness::{STATELESS_VERSION, report, tool_call};
 use mcp_oauth::http::OAuthLayer;
 use mcp_oauth::key_set::KeySetConfig;
+use mcp_oauth::rate_limit::RateLimits;
 use mcp_oauth::resource::ResourceConfig;
 use mcp_oauth::testing::{Fault, SigningAlgorithm, SigningKey, TestIssuer};
 use mcp_oauth::validation::TokenError;
@@ -77,8 +78,11 @@ async fn start(config: KeySetConfig, clock: Option<ManualClock>) -> Server {
     let config = ResourceConfig::of::<Calendar>()
         .resource(&resource)
         .authorization_servers([issuer.issuer().to_owned()]);
+    // These tests measure the key set: the failed-authentication budget (per client
+    // address) would turn their hundreds of deliberate refusals into 429s.
     let layer = OAuthLayer::builder(config, validator.clone())
         .tools(mcp_oauth::rmcp::tool_table(&Calendar::tool_router()))
+        .rate_limits(RateLimits::disabled())
         .build()
         .unwrap();
     let calendar = Calendar::new();
@@ -314,6 +318,40 @@ async fn authorization_server_down_for_the_whole_test_known_keys_still_accepted(
         Outcome::RetryLater => {}
         other => panic!("expected 503 once the keys are too stale, got {other:?}"),
     }
+}
+
+/// Test vector 17 over HTTP: forged tokens naming made-up kids, sent right after the keys
+/// loaded, cost one refresh and are all answered 401 `invalid_token`, never 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_kids_after_a_successful_refresh_are_all_401_never_503() {
+    let server = Arc::new(start(quick_config(), None).await);
+    let forged: Vec<String> = (0..200)
+        .map(|i| {
+            let key = SigningKey::generate(SigningAlgorithm::ES256, format!("forged-{i}"));
+            server.token_with(&key)
+        })
+        .collect();
+    let outcomes = load(&server, 16, forged.len(), pool(forged)).await;
+    report(&format!(
+        "forged kids: {} requests, {} refused 401, {} unknown-kid refresh(es)",
+        outcomes.len(),
+        refusals(&outcomes).len(),
+        server.keys().stats().unknown_kid_refreshes
+    ));
+    assert_eq!(outcomes.len(), 200);
+    for call in &outcomes {
+        assert_eq!(
+            call.outcome,
+            Outcome::Refused(TokenError::UnknownKey.description().into()),
+            "{call:?}"
+        );
+    }
+    assert_eq!(server.keys().stats().unknown_kid_refreshes, 1);
+    assert_eq!(
+        server.keys().stats().fetches,
+        2,
+        "the preload and one refresh"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -563,9 +601,12 @@ async fn an_abrupt_rotation_under_load_is_refused_at_most_for_the_cooldown() {
 
     // Phase B. Let phase A's cooldown pass, then have a token with an unknown kid arrive
     // just before the next abrupt rotation: its refresh (finding nothing new) arms the
-    // cooldown, and key-3 tokens are refused without a fetch until it ends; the first key-3
-    // token after it refreshes and finds the key. Justified bound: every refused call was
-    // sent before (end of the stranger's refresh) + cooldown, and none after.
+    // cooldown, and key-3 tokens are refused without a fetch until it ends: as invalid
+    // tokens (401), since a refresh succeeded within the cooldown and lacked the key, which
+    // the issuer published less than a cooldown before using it (providers must publish at
+    // least one cooldown ahead). The first key-3 token after it refreshes and finds the key.
+    // Justified bound: every refused call was sent before (end of the stranger's refresh) +
+    // cooldown, and none after.
     tokio::time::sleep(COOLDOWN + Duration::from_millis(200)).await;
     let phase = Arc::new(AtomicUsize::new(KEY_2 as usize));
     let token: Arc<dyn Fn(usize) -> Option<(String, Tag)> + Send + Sync> = {
@@ -608,7 +649,7 @@ async fn an_abrupt_rotation_under_load_is_refused_at_most_for_the_cooldown() {
         .count();
     report(&format!(
         "abrupt rotation, cooldown ({COOLDOWN:?}) armed just before: {} requests ({} with the \
-         new key), {} answered 503 retry-later (none condemned), all sent within the cooldown; \
+         new key), {} answered 401 (none 503), all sent within the cooldown; \
          {accepted_after} new-key calls accepted after it",
         calls.len(),
         key_3_calls.len(),
@@ -616,8 +657,13 @@ async fn an_abrupt_rotation_under_load_is_refused_at_most_for_the_cooldown() {
     ));
     for call in &refused {
         assert_eq!(call.tag, KEY_3, "a refusal of a known key: {call:?}");
-        // Never condemned: the new kid is asked to retry once the cooldown allows a refresh.
-        assert_eq!(call.outcome, Outcome::RetryLater, "{call:?}");
+        // The refresh within the cooldown succeeded: an invalid token, never a 503 (which
+        // would have load balancers eject a healthy backend).
+        assert_eq!(
+            call.outcome,
+            Outcome::Refused(TokenError::UnknownKey.description().into()),
+            "{call:?}"
+        );
         assert!(
             call.sent < window_end,
             "refused {:?} after the cooldown ended: {call:?}",

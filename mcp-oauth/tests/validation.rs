@@ -674,14 +674,9 @@ async fn a_hostile_kid_is_never_echoed() {
         let token = f.issuer.token().kid(kid).sign();
         let error = f.validator.validate(&token).await.unwrap_err();
         // The first unknown kid is condemned after its refresh; the next ones fall inside
-        // the refresh cooldown and are asked to retry. Either way nothing of the kid shows.
-        assert!(
-            matches!(
-                error,
-                TokenError::UnknownKey | TokenError::UnknownKeyRetryLater { .. }
-            ),
-            "{kid:?}: {error:?}"
-        );
+        // the cooldown of that successful refresh and are condemned too. Nothing of the kid
+        // shows.
+        assert_eq!(error, TokenError::UnknownKey, "{kid:?}");
         assert!(!error.description().contains(kid) && !error.to_string().contains(kid));
     }
     let long = f.issuer.token().kid("k".repeat(300)).sign();
@@ -839,6 +834,20 @@ fn every_error_maps_to_a_code_and_a_safe_fixed_description() {
         };
         assert_eq!(error.error_code().status(), expected_status, "{error:?}");
         assert!(!error.reason().is_empty());
+        // Charged to the client's failed-authentication budget: every 401, and the 503 of
+        // an unknown kid; not the 503s that judged no token.
+        let not_judged = matches!(
+            error,
+            TokenError::KeysUnavailable { .. } | TokenError::IntrospectionUnavailable { .. }
+        );
+        assert_eq!(
+            error.counts_as_failed_authentication(),
+            !not_judged,
+            "{error:?}"
+        );
+        if expected_status == 401 {
+            assert!(error.counts_as_failed_authentication(), "{error:?}");
+        }
     }
 }
 

@@ -45,6 +45,18 @@ pub struct KeySetConfig {
     pub refresh_ahead: f64,
     /// After a refresh caused by an unknown `kid`, further unknown kids are refused without
     /// fetching for this long (30 s): an unknown-kid flood never becomes a fetch flood.
+    ///
+    /// Within the cooldown an unknown kid is refused as an invalid token (401) when a fetch
+    /// of the set has succeeded since the cooldown began: the set in use is then at most one
+    /// cooldown old, so it holds every key published before that. It is answered "retry
+    /// later" (503 with `Retry-After`) only while no fetch has succeeded since (the issuer
+    /// is down or serves garbage), because the key may then be one the issuer just started
+    /// using.
+    ///
+    /// **An identity provider must publish a new key at least one cooldown before it signs
+    /// with it** (every major provider publishes days or weeks ahead). A token signed with a
+    /// key published less than a cooldown earlier may be refused with 401 until the cooldown
+    /// ends; the client then fetches a new token or retries.
     pub unknown_kid_cooldown: Duration,
     /// After a failed fetch, no new attempt for this long (5 s).
     pub retry_after_failure: Duration,
@@ -106,11 +118,15 @@ pub struct KeySetStats {
 /// Why no key could be had for a token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyUnavailable {
-    /// No key matches; a refresh was done or is cooling down.
+    /// No key matches: the set was refreshed for this lookup, or a refresh succeeded within
+    /// the [cooldown](KeySetConfig::unknown_kid_cooldown) and did not bring the kid (or the
+    /// kid was retired, or the token has none, or the set is static).
     #[error(transparent)]
     Lookup(#[from] KeyLookupError),
-    /// The kid is unknown and no refresh could be made now (cooldown, or the fetch failed):
-    /// the key may be one the issuer just started using, so retry later.
+    /// The kid is unknown and no refresh could be made: the refresh attempted for it failed,
+    /// or, within the cooldown, no fetch has succeeded since the cooldown's refresh failed.
+    /// The set in use may predate the key, which may be one the issuer just started using:
+    /// retry later.
     #[error("the key set could not be refreshed for an unknown kid yet")]
     RefreshPending {
         /// When a refresh may be made.
@@ -130,7 +146,10 @@ enum UnknownKidRefresh {
     Refreshed,
     /// A fixed set: nothing to fetch.
     Static,
-    /// Another refresh happened less than the cooldown ago.
+    /// Within the cooldown, and a fetch has succeeded since it began: the set in use is as
+    /// recent as a refresh now could make it.
+    UpToDate,
+    /// Within the cooldown, and no fetch has succeeded since its refresh failed.
     CoolingDown(Duration),
     /// The fetch failed (stale-if-error keeps the old set).
     Failed(Duration),
@@ -216,6 +235,9 @@ struct Inner {
     refresh: tokio::sync::Mutex<()>,
     background_running: AtomicBool,
     last_unknown_kid_refresh: AtomicU64,
+    // The set's generation when the cooldown's refresh began: a later generation in use
+    // means a fetch succeeded within the cooldown.
+    cooldown_generation: AtomicU64,
     last_failure: AtomicU64,
     fetches: AtomicU64,
     failures: AtomicU64,
@@ -288,6 +310,7 @@ impl RemoteKeySet {
                 refresh: tokio::sync::Mutex::new(()),
                 background_running: AtomicBool::new(false),
                 last_unknown_kid_refresh: AtomicU64::new(0),
+                cooldown_generation: AtomicU64::new(0),
                 last_failure: AtomicU64::new(0),
                 fetches: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
@@ -345,7 +368,10 @@ impl RemoteKeySet {
     ///
     /// Call this only for a token that passed the cheap checks (known issuer, our audience,
     /// not expired, right `typ`): an unknown `kid` triggers one refresh, single-flight,
-    /// then a cooldown during which unknown kids are refused without fetching.
+    /// then a cooldown during which unknown kids are refused without fetching: as
+    /// [`KeyLookupError::UnknownKid`] when a fetch has succeeded since the cooldown began,
+    /// as [`KeyUnavailable::RefreshPending`] while none has (see
+    /// [`KeySetConfig::unknown_kid_cooldown`]).
     pub async fn key_for(
         &self,
         kid: Option<&str>,
@@ -379,8 +405,11 @@ impl RemoteKeySet {
         drop(loaded);
         match self.inner.refresh_for_unknown_kid(generation).await {
             UnknownKidRefresh::Refreshed => {}
-            UnknownKidRefresh::Static => return Err(KeyLookupError::UnknownKid.into()),
-            // No refresh can be made now. A kid the issuer retired, or no kid at all, is dead
+            // The set is as recent as a refresh could make it, and lacks the kid.
+            UnknownKidRefresh::Static | UnknownKidRefresh::UpToDate => {
+                return Err(KeyLookupError::UnknownKid.into());
+            }
+            // No refresh succeeded. A kid the issuer retired, or no kid at all, is dead
             // whatever a refresh would say; any other kid may be a key the issuer just started
             // using: retry later rather than condemn the token.
             UnknownKidRefresh::CoolingDown(retry_after)
@@ -506,8 +535,9 @@ impl Inner {
             .map_or(0, |loaded| loaded.generation)
     }
 
-    /// Refreshes for an unknown kid unless within the cooldown. Returns whether a lookup
-    /// is worth retrying (a refresh happened, here or by a concurrent caller).
+    /// Refreshes for an unknown kid unless within the cooldown. Says whether a lookup is
+    /// worth retrying (a refresh happened, here or by a concurrent caller), and otherwise
+    /// whether the set in use is as recent as a refresh could make it.
     async fn refresh_for_unknown_kid(&self, seen_generation: u64) -> UnknownKidRefresh {
         if matches!(self.source, KeySource::Static(_)) {
             return UnknownKidRefresh::Static;
@@ -520,10 +550,16 @@ impl Inner {
         let last = Duration::from_nanos(self.last_unknown_kid_refresh.load(Ordering::Acquire));
         let until = last.saturating_add(self.config.unknown_kid_cooldown);
         if !last.is_zero() && now < until {
+            // Generations only grow, by successful fetches (all made under `refresh`, held).
+            if seen_generation > self.cooldown_generation.load(Ordering::Acquire) {
+                return UnknownKidRefresh::UpToDate;
+            }
             return UnknownKidRefresh::CoolingDown((until - now).max(Duration::from_secs(1)));
         }
         self.last_unknown_kid_refresh
             .store(as_nanos(now), Ordering::Release);
+        self.cooldown_generation
+            .store(seen_generation, Ordering::Release);
         self.unknown_kid_refreshes.fetch_add(1, Ordering::Relaxed);
         match self.fetch_and_store().await {
             Ok(_) => UnknownKidRefresh::Refreshed,

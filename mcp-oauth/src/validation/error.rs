@@ -90,10 +90,13 @@ impl ErrorCode {
 /// assert_eq!(error.reason(), "expired");
 /// assert_eq!(error.description(), "The access token expired");
 ///
-/// // A token that could not be judged is not refused as invalid: 503, retry later.
+/// // A token that could not be judged is not refused as invalid: 503, retry later, and
+/// // not the client's failure.
 /// let unavailable = TokenError::IntrospectionUnavailable { retry_after: std::time::Duration::from_secs(5) };
 /// assert_eq!(unavailable.error_code().status(), 503);
 /// assert_eq!(unavailable.retry_after(), Some(std::time::Duration::from_secs(5)));
+/// assert!(!unavailable.counts_as_failed_authentication());
+/// assert!(error.counts_as_failed_authentication());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -158,13 +161,16 @@ pub enum TokenError {
     /// accepted as a plain bearer token.
     #[error("sender-constrained token")]
     SenderConstrained,
-    /// No key of the issuer has this `kid`, even after a refresh.
+    /// No key of the issuer has this `kid`: not after a refresh made for it, nor in a set
+    /// fetched successfully within the [unknown-kid cooldown](crate::key_set::KeySetConfig::unknown_kid_cooldown).
     #[error("unknown key")]
     UnknownKey,
-    /// No key has this `kid` and the key set cannot be refreshed right now (another refresh
-    /// happened less than the cooldown ago, or the fetch failed). The key may be one the
-    /// issuer has just started using: the token is not condemned; the HTTP layer answers 503
-    /// with `Retry-After`.
+    /// No key has this `kid` and no refresh of the key set has succeeded since the
+    /// unknown-kid cooldown began (the refresh made for it failed: the issuer is down or
+    /// serves garbage). The key may be one the issuer has just started using: the token is
+    /// not condemned; the HTTP layer answers 503 with `Retry-After`. It still
+    /// [counts as a failed authentication](TokenError::counts_as_failed_authentication):
+    /// a made-up kid costs the client as much as any other forged token.
     #[error("unknown key, refresh pending")]
     UnknownKeyRetryLater {
         /// When a refresh may be made.
@@ -216,6 +222,40 @@ impl TokenError {
             | TokenError::UnknownKeyRetryLater { retry_after } => Some(*retry_after),
             _ => None,
         }
+    }
+
+    /// Whether the refusal is charged to the client's failed-authentication budget (the
+    /// HTTP layer's per-address limit on failed attempts).
+    ///
+    /// `true` for every refusal caused by the token: every `invalid_token`, and also
+    /// [`UnknownKeyRetryLater`](TokenError::UnknownKeyRetryLater), the 503 for a kid that
+    /// could not be looked up because the key set could not be refreshed: a stream of
+    /// made-up kids must cost as much while the issuer is down as at any other time.
+    ///
+    /// `false` for the refusals that did not judge the token at all, whoever sent it:
+    /// [`KeysUnavailable`](TokenError::KeysUnavailable) (the issuer's keys never loaded, or
+    /// are staler than allowed) and [`IntrospectionUnavailable`](TokenError::IntrospectionUnavailable)
+    /// (the introspection endpoint could not answer). Charging those would lock honest
+    /// clients out for an outage that is not theirs.
+    ///
+    /// ```
+    /// use mcp_oauth::validation::TokenError;
+    /// use std::time::Duration;
+    ///
+    /// assert!(TokenError::InvalidSignature.counts_as_failed_authentication());
+    /// // 503, yet charged: the kid is unknown and the issuer could not be asked.
+    /// let unknown_kid = TokenError::UnknownKeyRetryLater { retry_after: Duration::from_secs(5) };
+    /// assert_eq!(unknown_kid.error_code().status(), 503);
+    /// assert!(unknown_kid.counts_as_failed_authentication());
+    /// // 503, not charged: no token could have been judged.
+    /// let down = TokenError::KeysUnavailable { retry_after: Duration::from_secs(5) };
+    /// assert!(!down.counts_as_failed_authentication());
+    /// ```
+    pub fn counts_as_failed_authentication(&self) -> bool {
+        !matches!(
+            self,
+            TokenError::KeysUnavailable { .. } | TokenError::IntrospectionUnavailable { .. }
+        )
     }
 
     /// A stable snake_case code for audit logs and metrics.
