@@ -1552,27 +1552,131 @@ async fn tables_are_bounded() {
     assert_eq!(last.status, 200);
 }
 
-#[tokio::test]
-async fn cors_preflight_is_answered_for_browser_clients() {
-    let server = server().await;
-    let reply = reply(
-        http()
-            .request(reqwest::Method::OPTIONS, server.token_endpoint())
-            .header("origin", "http://localhost:6274")
+// ---- browsers (CORS) ----
+
+/// `method url` with `Origin: origin` (and, for a preflight, the method it announces).
+async fn from_origin(method: reqwest::Method, url: &str, origin: &str) -> Reply {
+    let mut request = http().request(method.clone(), url).header("origin", origin);
+    if method == reqwest::Method::OPTIONS {
+        request = request
             .header("access-control-request-method", "POST")
-            .send()
-            .await
-            .unwrap(),
+            .header("access-control-request-headers", "content-type");
+    } else if method == reqwest::Method::POST {
+        request = request
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials&client_id=dev-client");
+    }
+    reply(request.send().await.unwrap()).await
+}
+
+fn varies_by_origin(reply: &Reply) -> bool {
+    reply
+        .headers
+        .get_all("vary")
+        .iter()
+        .any(|v| v.to_str().unwrap().to_ascii_lowercase().contains("origin"))
+}
+
+#[tokio::test]
+async fn cors_answers_loopback_origins_by_echoing_them() {
+    let server = server().await;
+    for origin in [
+        "http://localhost:6274",
+        "http://127.0.0.1:5173",
+        "http://[::1]:3000",
+        "https://localhost:8443",
+    ] {
+        let preflight =
+            from_origin(reqwest::Method::OPTIONS, server.token_endpoint(), origin).await;
+        assert_eq!(preflight.status, 204, "{origin}");
+        assert_eq!(
+            preflight.header("access-control-allow-origin"),
+            Some(origin)
+        );
+        assert!(varies_by_origin(&preflight), "{origin}");
+        assert!(
+            preflight
+                .header("access-control-allow-headers")
+                .unwrap()
+                .contains("Authorization")
+        );
+        let token = from_origin(reqwest::Method::POST, server.token_endpoint(), origin).await;
+        assert_eq!(token.status, 401, "{origin}: no client secret");
+        assert_eq!(token.header("access-control-allow-origin"), Some(origin));
+        assert!(varies_by_origin(&token), "{origin}");
+    }
+}
+
+#[tokio::test]
+async fn cors_is_refused_to_non_loopback_origins_on_every_endpoint() {
+    let server = server().await;
+    let endpoints = [
+        server.authorization_endpoint(),
+        server.token_endpoint(),
+        server.registration_endpoint(),
+        server.introspection_endpoint(),
+        server.revocation_endpoint(),
+    ];
+    for origin in [
+        "https://evil.example",
+        "http://localhost.evil.example",
+        "http://127.0.0.1.nip.io:6274",
+        "null",
+    ] {
+        for endpoint in endpoints {
+            for method in [
+                reqwest::Method::OPTIONS,
+                reqwest::Method::GET,
+                reqwest::Method::POST,
+            ] {
+                let reply = from_origin(method.clone(), endpoint, origin).await;
+                assert_eq!(reply.status, 403, "{method} {endpoint} from {origin}");
+                assert_eq!(
+                    reply.header("access-control-allow-origin"),
+                    None,
+                    "{method} {endpoint} from {origin}"
+                );
+                assert!(varies_by_origin(&reply));
+            }
+        }
+    }
+    // Nothing was registered from there: the refusal comes before the endpoint.
+    let registration = http()
+        .post(server.registration_endpoint())
+        .header("origin", "https://evil.example")
+        .header("content-type", "text/plain")
+        .body(json!({ "redirect_uris": [REDIRECT] }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let registration = reply(registration).await;
+    assert_eq!(registration.status, 403);
+    assert!(!String::from_utf8_lossy(&registration.body).contains("client_id"));
+    // Without an Origin (a native client) the same endpoints answer as before.
+    let native = post_json(
+        server.registration_endpoint(),
+        &json!({ "redirect_uris": [REDIRECT] }),
     )
     .await;
-    assert_eq!(reply.status, 204);
-    assert_eq!(reply.header("access-control-allow-origin"), Some("*"));
-    assert!(
-        reply
-            .header("access-control-allow-headers")
-            .unwrap()
-            .contains("Authorization")
-    );
-    let metadata = get(&server.metadata_url()).await;
-    assert_eq!(metadata.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(native.status, 201);
+    assert_eq!(native.header("access-control-allow-origin"), None);
+}
+
+#[tokio::test]
+async fn metadata_and_jwks_are_readable_from_any_origin() {
+    let server = server().await;
+    for url in [
+        server.metadata_url(),
+        format!("{}/.well-known/openid-configuration", server.issuer()),
+        server.jwks_uri().to_owned(),
+    ] {
+        for origin in ["https://evil.example", "http://localhost:6274"] {
+            let document = from_origin(reqwest::Method::GET, &url, origin).await;
+            assert_eq!(document.status, 200, "{url}");
+            assert_eq!(document.header("access-control-allow-origin"), Some("*"));
+            let preflight = from_origin(reqwest::Method::OPTIONS, &url, origin).await;
+            assert_eq!(preflight.status, 204, "{url}");
+            assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+        }
+    }
 }

@@ -19,9 +19,16 @@
 //! a single configured user, all state in memory (bounded: the oldest codes, refresh tokens
 //! and registered clients are evicted past [`DEFAULT_MAX_ENTRIES`] each). Never expose it.
 //!
+//! Browsers: the metadata documents and the JWKS are readable from any origin (they are
+//! public); every other endpoint answers web pages on loopback origins only (`localhost`,
+//! `127.x.y.z`, `[::1]`, any port, e.g. the MCP Inspector on `http://localhost:6274`),
+//! echoing the origin with `Vary: Origin`, and refuses a request with any other `Origin`
+//! with `403`, so that a web page the developer visits can neither read nor drive it.
+//!
 //! Raw tokens and secrets are never logged; log lines carry at most a short SHA-256 prefix.
 
 mod authorize;
+mod cors;
 mod endpoints;
 mod pages;
 mod params;

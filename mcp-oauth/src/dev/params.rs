@@ -166,7 +166,9 @@ pub(crate) fn redirect_uri_matches(registered: &str, requested: &str) -> bool {
         && requested.fragment().is_none()
 }
 
-fn is_loopback(url: &Url) -> bool {
+/// Whether the host of `url` is loopback: `localhost` (any case), any `127.x.y.z`, or
+/// `[::1]`.
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),

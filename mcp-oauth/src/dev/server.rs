@@ -1,23 +1,21 @@
 //! The router and the server's lifecycle: axum handlers over the endpoints' logic
-//! (`endpoints`), CORS, and the handle that stops the server.
+//! (`endpoints`, `authorize`), CORS (`cors`), and the handle that stops the server.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::header::{
-    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_MAX_AGE, CACHE_CONTROL,
-};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::middleware::{self, Next};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::CACHE_CONTROL;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::middleware;
 use axum::response::Response;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::cors;
 use super::endpoints::{json_response, result_response};
 use super::state::Inner;
 use crate::testing::listener::ClosingListener;
@@ -76,33 +74,10 @@ async fn not_found() -> Response {
     response
 }
 
-/// CORS for browser-based MCP clients (e.g. the MCP Inspector): any origin, no cookies.
-async fn cors(request: Request, next: Next) -> Response {
-    let mut response = if request.method() == Method::OPTIONS {
-        let mut response = Response::new(Body::empty());
-        *response.status_mut() = StatusCode::NO_CONTENT;
-        let headers = response.headers_mut();
-        headers.insert(
-            ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST, OPTIONS"),
-        );
-        headers.insert(
-            ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Authorization, Content-Type, MCP-Protocol-Version"),
-        );
-        headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
-        response
-    } else {
-        next.run(request).await
-    };
-    response
-        .headers_mut()
-        .insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    response
-}
-
+/// The public documents, readable from any origin, and the endpoints, which answer
+/// browsers on loopback origins only (see `cors`).
 fn router(inner: Arc<Inner>) -> Router {
-    Router::new()
+    let documents = Router::new()
         .route(
             "/.well-known/oauth-authorization-server",
             get(rfc8414_metadata),
@@ -112,14 +87,18 @@ fn router(inner: Arc<Inner>) -> Router {
             get(openid_configuration),
         )
         .route("/jwks", get(jwks))
+        .layer(middleware::from_fn(cors::public_documents));
+    let endpoints = Router::new()
         .route("/authorize", get(authorize))
         .route("/token", post(token))
         .route("/register", post(register))
         .route("/introspect", post(introspect))
         .route("/revoke", post(revoke))
-        .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(cors))
+        .layer(middleware::from_fn(cors::loopback_origins_only));
+    documents
+        .merge(endpoints)
+        .fallback(not_found)
         .with_state(inner)
 }
 
