@@ -1280,6 +1280,78 @@ async fn registration_refuses_bad_metadata() {
     }
 }
 
+/// Registers a public authorization-code client with these redirect URIs.
+async fn register_redirects(server: &DevAuthorizationServer, redirect_uris: &[&str]) -> Reply {
+    post_json(
+        server.registration_endpoint(),
+        &json!({
+            "client_name": "web page",
+            "redirect_uris": redirect_uris,
+            "token_endpoint_auth_method": "none",
+        }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn registration_accepts_only_loopback_redirect_uris_by_default() {
+    let server = server().await;
+    for uri in [
+        "http://127.0.0.1/cb",
+        "http://127.0.0.1:49152/cb",
+        "http://localhost:6274/oauth/callback",
+        "http://[::1]:3000/cb",
+    ] {
+        let reply = register_redirects(&server, &[uri]).await;
+        assert_eq!(
+            reply.status,
+            201,
+            "{uri}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    for uris in [
+        &["https://evil.example/cb"][..],
+        &["http://evil.example/cb"],
+        &["http://localhost.evil.example/cb"],
+        &["http://127.0.0.1.nip.io/cb"],
+        &["https://127.0.0.1/cb"],
+        &["com.example.app:/callback"],
+        &["http://127.0.0.1/cb", "https://evil.example/cb"],
+    ] {
+        let reply = register_redirects(&server, uris).await;
+        assert_eq!(reply.oauth_error(400), "invalid_redirect_uri", "{uris:?}");
+    }
+}
+
+#[tokio::test]
+async fn registration_accepts_the_configured_redirect_hosts() {
+    let server = builder()
+        .allow_redirect_hosts(["EVIL.example", "[::2]"])
+        .start()
+        .await
+        .unwrap();
+    for uri in [
+        "https://evil.example/cb",
+        "http://evil.example:8080/other/cb",
+        "https://[::2]/cb",
+        "http://127.0.0.1/cb",
+    ] {
+        let reply = register_redirects(&server, &[uri]).await;
+        assert_eq!(
+            reply.status,
+            201,
+            "{uri}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(reply.json()["redirect_uris"], json!([uri]));
+    }
+    for uri in ["https://other.example/cb", "https://sub.evil.example/cb"] {
+        let reply = register_redirects(&server, &[uri]).await;
+        assert_eq!(reply.oauth_error(400), "invalid_redirect_uri", "{uri}");
+    }
+}
+
 // ---- introspection and revocation ----
 
 #[tokio::test]
@@ -1475,6 +1547,9 @@ async fn invalid_configuration_is_an_error() {
         DevAuthorizationServer::builder().scopes(["has space"]),
         DevAuthorizationServer::builder().signing_algorithm(SigningAlgorithm::HS256),
         DevAuthorizationServer::builder().access_token_ttl(Duration::ZERO),
+        DevAuthorizationServer::builder().allow_redirect_hosts(["evil.example/cb"]),
+        DevAuthorizationServer::builder().allow_redirect_hosts(["evil.example:443"]),
+        DevAuthorizationServer::builder().allow_redirect_hosts([""]),
         DevAuthorizationServer::builder().client(DevClient {
             id: "c".into(),
             secret: "s".into(),

@@ -468,6 +468,15 @@ impl Inner {
                 "a redirect URI is not an absolute URL without fragment",
             ));
         }
+        if !redirect_uris
+            .iter()
+            .all(|uri| self.config.may_register_redirect_uri(uri))
+        {
+            return Err(redirect_error(
+                "only loopback redirect URIs (http://127.0.0.1, http://[::1] or http://localhost, \
+                 any port) may be registered: see DevAuthorizationServerBuilder::allow_redirect_hosts",
+            ));
+        }
         if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
             return Err(redirect_error(
                 "redirect_uris is required for the authorization_code grant",

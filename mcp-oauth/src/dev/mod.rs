@@ -11,7 +11,7 @@
 //! | `GET /jwks` | the public signing key |
 //! | `GET /authorize` | authorization code + PKCE (S256 only), consent auto-approved for the dev user |
 //! | `POST /token` | `authorization_code`, `refresh_token` (rotating), `client_credentials` |
-//! | `POST /register` | RFC 7591 dynamic client registration (open) |
+//! | `POST /register` | RFC 7591 dynamic client registration (open; loopback redirect URIs only unless [configured](DevAuthorizationServerBuilder::allow_redirect_hosts)) |
 //! | `POST /introspect` | RFC 7662 introspection (client-authenticated) |
 //! | `POST /revoke` | RFC 7009 revocation |
 //!
@@ -124,6 +124,7 @@ pub struct DevAuthorizationServerBuilder {
     algorithm: SigningAlgorithm,
     clock: Arc<dyn Clock>,
     max_entries: usize,
+    redirect_hosts: Vec<String>,
 }
 
 impl fmt::Debug for DevAuthorizationServerBuilder {
@@ -139,6 +140,7 @@ impl fmt::Debug for DevAuthorizationServerBuilder {
             .field("algorithm", &self.algorithm.name())
             .field("clock", &self.clock)
             .field("max_entries", &self.max_entries)
+            .field("redirect_hosts", &self.redirect_hosts)
             .finish()
     }
 }
@@ -156,6 +158,7 @@ impl Default for DevAuthorizationServerBuilder {
             algorithm: SigningAlgorithm::ES256,
             clock: Arc::new(SystemClock),
             max_entries: DEFAULT_MAX_ENTRIES,
+            redirect_hosts: Vec::new(),
         }
     }
 }
@@ -235,6 +238,35 @@ impl DevAuthorizationServerBuilder {
         self
     }
 
+    /// Lets dynamically registered clients use redirect URIs on these hosts too (`http` or
+    /// `https`, any port and path), adding to the hosts allowed before; a host is a domain
+    /// name (matched ASCII case-insensitively), an IPv4 address or a bracketed IPv6 address,
+    /// without scheme or port.
+    ///
+    /// By default registration accepts only the `http` loopback redirect URIs of native apps
+    /// (RFC 8252 §7.3: `http://127.0.0.1`, `http://[::1]`, `http://localhost`, any port) and
+    /// refuses any other with `400 invalid_redirect_uri`. Registration is open, so without
+    /// this limit any web page the developer visits could register itself a client that
+    /// redirects to it. Every host added here widens that: authorization requests redirecting
+    /// off loopback are shown a consent page, but a web page can still lead the developer to
+    /// it. Add only hosts you control (e.g. a web client you are developing).
+    ///
+    /// ```
+    /// use mcp_oauth::dev::DevAuthorizationServer;
+    ///
+    /// let builder = DevAuthorizationServer::builder().allow_redirect_hosts(["app.example.test"]);
+    /// assert!(format!("{builder:?}").contains("app.example.test"));
+    /// ```
+    pub fn allow_redirect_hosts<I, S>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.redirect_hosts
+            .extend(hosts.into_iter().map(Into::into));
+        self
+    }
+
     /// Binds 127.0.0.1 and serves on the current tokio runtime.
     ///
     /// # Errors
@@ -244,7 +276,7 @@ impl DevAuthorizationServerBuilder {
     /// configuration is invalid: a resource that is not an absolute URL without fragment, a
     /// malformed scope, a client scope the server does not grant, an empty or duplicate
     /// client id or secret, a malformed redirect URI, a symmetric signing algorithm, a zero
-    /// lifetime.
+    /// lifetime, a malformed [redirect host](Self::allow_redirect_hosts).
     pub async fn start(self) -> io::Result<DevAuthorizationServer> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(io::Error::other(
@@ -265,6 +297,7 @@ impl DevAuthorizationServerBuilder {
             algorithm: self.algorithm,
             clock: self.clock,
             max_entries: self.max_entries,
+            redirect_hosts: self.redirect_hosts,
         })?;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).await?;
         let addr = listener.local_addr()?;

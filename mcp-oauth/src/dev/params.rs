@@ -166,6 +166,12 @@ pub(crate) fn redirect_uri_matches(registered: &str, requested: &str) -> bool {
         && requested.fragment().is_none()
 }
 
+/// Whether `url` is a native app's loopback redirect URI (RFC 8252 §7.3): `http` on a
+/// loopback host. An authorization code sent there stays on this machine.
+pub(crate) fn is_loopback_redirect(url: &Url) -> bool {
+    url.scheme() == "http" && is_loopback(url)
+}
+
 /// Whether the host of `url` is loopback: `localhost` (any case), any `127.x.y.z`, or
 /// `[::1]`.
 pub(crate) fn is_loopback(url: &Url) -> bool {

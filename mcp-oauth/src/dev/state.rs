@@ -13,7 +13,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 use url::Url;
 
-use super::params::{is_scope_token, is_valid_redirect_uri, random_id, random_token};
+use super::params::{
+    is_loopback_redirect, is_scope_token, is_valid_redirect_uri, random_id, random_token,
+};
 use super::store::{Client, GrantType, Store, sha256};
 use super::{DEFAULT_CLIENT_ID, DevClient};
 use crate::clock::Clock;
@@ -32,6 +34,9 @@ pub(crate) struct Config {
     pub(crate) algorithm: SigningAlgorithm,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) max_entries: usize,
+    /// The hosts, besides loopback, of redirect URIs dynamic registration accepts; each the
+    /// serialization of a [`url::Host`] after [`Config::check`].
+    pub(crate) redirect_hosts: Vec<String>,
 }
 
 fn invalid_input(message: String) -> io::Error {
@@ -94,6 +99,17 @@ impl Config {
                 )));
             }
         }
+        for host in &mut self.redirect_hosts {
+            match url::Host::parse(host) {
+                Ok(parsed) => *host = parsed.to_string(),
+                Err(_) => {
+                    return Err(invalid_input(format!(
+                        "redirect host {host:?} is not a host name or IP address"
+                    )));
+                }
+            }
+        }
+        dedup(&mut self.redirect_hosts);
         if !self.clients.iter().any(|c| c.id == DEFAULT_CLIENT_ID) {
             self.clients.push(DevClient {
                 id: DEFAULT_CLIENT_ID.to_owned(),
@@ -106,6 +122,19 @@ impl Config {
             });
         }
         Ok(self)
+    }
+
+    /// Whether dynamic registration accepts the redirect URI `uri`: an `http` loopback URI
+    /// (RFC 8252 §7.3), or an `http`/`https` URI on one of the allowed hosts.
+    pub(crate) fn may_register_redirect_uri(&self, uri: &str) -> bool {
+        let Ok(url) = Url::parse(uri) else {
+            return false;
+        };
+        is_loopback_redirect(&url)
+            || (matches!(url.scheme(), "http" | "https")
+                && url
+                    .host()
+                    .is_some_and(|host| self.redirect_hosts.contains(&host.to_string())))
     }
 }
 
