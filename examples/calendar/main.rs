@@ -211,7 +211,9 @@ async fn run() -> Result<(), String> {
         tracing::warn!(%error, "the issuer's keys could not be loaded yet; requests will retry");
     }
 
-    let mut origins = OriginPolicy::only(mcp_origin(&settings.resource));
+    // The resource's own origin (for a loopback URL, every loopback alias on its port) and
+    // the configured extras.
+    let mut origins = OriginPolicy::for_resource(&settings.resource);
     for origin in &settings.origins {
         origins = origins.and(origin);
     }
@@ -229,6 +231,8 @@ async fn run() -> Result<(), String> {
     let calendar = Calendar::new().filtering_tools(settings.filter_tools);
     let mut mcp_config = StreamableHttpServerConfig::default();
     mcp_config.legacy_session_mode = true;
+    // The layer checks `Host` (for a loopback resource URL, loopback names only) before rmcp
+    // sees the request; rmcp's own check would refuse a public name behind a proxy.
     mcp_config.allowed_hosts = Vec::new();
     let mcp = StreamableHttpService::new(
         move || Ok(calendar.clone()),
@@ -256,12 +260,6 @@ async fn run() -> Result<(), String> {
     })
     .await
     .map_err(|e| format!("server error: {e}"))
-}
-
-fn mcp_origin(resource: &str) -> Vec<String> {
-    url::Url::parse(resource)
-        .map(|u| vec![u.origin().ascii_serialization()])
-        .unwrap_or_default()
 }
 
 fn print_banner(

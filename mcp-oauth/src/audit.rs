@@ -61,6 +61,9 @@ pub mod reason {
     pub const MALFORMED_BEARER: &str = "malformed_bearer";
     /// 403: the browser `Origin` is not allowed (decided before any token work).
     pub const ORIGIN_REFUSED: &str = "origin_refused";
+    /// 403: the `Host` is not a name the endpoint is reached by (DNS rebinding: for a
+    /// loopback resource, any non-loopback name), decided before any token work.
+    pub const HOST_REFUSED: &str = "host_refused";
     /// 404: the `Mcp-Session-Id` is unknown or belongs to another principal.
     pub const SESSION_NOT_BOUND: &str = "session_not_bound_to_principal";
     /// 400: the `Mcp-Session-Id` header is not visible ASCII.

@@ -471,6 +471,58 @@ async fn a_missing_exp_is_accepted_only_with_a_maximum_lifetime() {
     );
 }
 
+/// Issue #10 finding 5: durations configured as large as `Duration::MAX` (the lifetime of
+/// answers without `exp`, the cache TTL, the retry delay, the queue timeout) saturate: no
+/// time arithmetic panics, and the lifetime ends at the latest NumericDate (year 9999).
+#[tokio::test]
+async fn huge_configured_durations_do_not_panic() {
+    let clock = ManualClock::starting_now();
+    let now = clock.now().as_secs();
+    let responder = Responder::start().await;
+    let mut answer = responder.active(now, 300);
+    answer.as_object_mut().unwrap().remove("exp");
+    responder.answer("no-exp", answer);
+    let huge = |builder: IntrospectionBuilder| {
+        builder
+            .max_lifetime_without_exp(Duration::MAX)
+            .cache(TokenCacheConfig {
+                ttl: Duration::MAX,
+                ..TokenCacheConfig::default()
+            })
+            .retry_after(Duration::MAX)
+            .queue_timeout(Duration::MAX)
+            .build()
+            .unwrap()
+    };
+    let bounded = validator(&clock, huge(responder.introspection()));
+    let identity = bounded.validate("no-exp").await.unwrap();
+    assert_eq!(identity.expires_at(), 253_402_300_799);
+    clock.advance(Duration::MAX);
+    bounded.validate("no-exp").await.unwrap();
+    assert_eq!(responder.calls(), 1, "served from the cache");
+
+    // A failed discovery is not retried for `retry_after`, however long.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let issuer = format!("http://127.0.0.1:{port}");
+    let discovering = validator(
+        &clock,
+        huge(
+            Introspection::builder(&issuer)
+                .audience(AUDIENCE)
+                .client_secret_basic("rs", "secret"),
+        ),
+    );
+    assert_eq!(
+        unavailable(discovering.validate("opaque").await),
+        Duration::MAX
+    );
+    unavailable(discovering.validate("opaque").await);
+    assert_eq!(discovering.introspector().unwrap().stats().discoveries, 1);
+}
+
 #[tokio::test]
 async fn a_missing_audience_is_accepted_only_when_configured() {
     let clock = ManualClock::starting_now();

@@ -10,6 +10,7 @@ use common::{AUDIENCE, eventually, fixture, fixture_with, quick_key_set_config};
 use mcp_oauth::Clock;
 use mcp_oauth::key_set::KeySetConfig;
 use mcp_oauth::testing::{Fault, SigningAlgorithm, SigningKey, TestIssuer};
+use mcp_oauth::token_cache::TokenCacheConfig;
 use mcp_oauth::validation::TokenError;
 use serde_json::json;
 
@@ -231,6 +232,51 @@ async fn a_known_kid_with_keys_past_the_stale_bound_is_a_503_not_charged() {
     assert!(retry_after > Duration::ZERO);
     assert_eq!(error.error_code().status(), 503);
     assert!(!error.counts_as_failed_authentication());
+}
+
+/// Issue #10 finding 5: every duration of the key set and of the token cache configured as
+/// `Duration::MAX` saturates: loading, refresh-ahead, the unknown-kid cooldown, the stale
+/// bound and the clock moving to its end never panic.
+#[tokio::test]
+async fn huge_configured_durations_do_not_panic() {
+    let config = KeySetConfig {
+        default_ttl: Duration::MAX,
+        min_ttl: Duration::MAX,
+        max_ttl: Duration::MAX,
+        unknown_kid_cooldown: Duration::MAX,
+        retry_after_failure: Duration::MAX,
+        max_stale: Duration::MAX,
+        ..quick_key_set_config()
+    };
+    let f = fixture_with(
+        |p| p.key_set_config(config),
+        |v| {
+            v.token_cache(TokenCacheConfig {
+                ttl: Duration::MAX,
+                ..TokenCacheConfig::default()
+            })
+        },
+    )
+    .await;
+    let token = f.issuer.token().sign();
+    assert!(f.validator.validate(&token).await.is_ok());
+    assert!(f.validator.validate(&token).await.is_ok(), "a cache hit");
+    for kid in ["new-1", "new-2"] {
+        assert_eq!(
+            f.validator
+                .validate(&f.issuer.token().kid(kid).sign())
+                .await
+                .unwrap_err(),
+            TokenError::UnknownKey
+        );
+    }
+    f.issuer.set_fault(Fault::Status(500));
+    f.clock.advance(Duration::MAX);
+    assert_eq!(
+        f.validator.validate(&token).await.unwrap_err(),
+        TokenError::Expired
+    );
+    assert_eq!(f.issuer.jwks_requests(), 2, "the load and one refresh");
 }
 
 #[tokio::test]

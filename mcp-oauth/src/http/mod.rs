@@ -11,7 +11,9 @@
 //! - decides per-tool step-up before dispatch from the JSON-RPC body (batches included),
 //!   checking `Mcp-Method`/`Mcp-Name` agree with it: 403 `insufficient_scope` with every
 //!   scope the operation needs; bodies over the bound get 413; responses are never buffered;
-//! - refuses a browser `Origin` that is not allowed (403) before any token work;
+//! - refuses a browser `Origin` that is not allowed (403) before any token work, and a `Host`
+//!   that is not the endpoint's (403; for a loopback resource, any non-loopback name), against
+//!   DNS rebinding;
 //! - binds each `Mcp-Session-Id` to the principal that created it;
 //! - puts the [`VerifiedToken`](crate::VerifiedToken) in the request extensions and removes
 //!   the `Authorization` header, so tools never see the raw token;
@@ -111,6 +113,9 @@ pub enum LayerError {
         "the validator trusts issuer {0}, which the metadata does not list in authorization_servers"
     )]
     IssuerNotAdvertised(String),
+    /// An [`OAuthLayerBuilder::allowed_hosts`] entry is not a host name or `host:port`.
+    #[error("allowed_hosts: `{0}` is not a host name, an IP address or `host:port`")]
+    InvalidAllowedHost(String),
 }
 
 /// Builds an [`OAuthLayer`]; see the module docs.
@@ -121,6 +126,7 @@ pub struct OAuthLayerBuilder {
     tools: ToolTable,
     route: Option<String>,
     origins: Option<OriginPolicy>,
+    allowed_hosts: Vec<String>,
     sessions: Arc<dyn SessionBindings>,
     max_body_bytes: usize,
     metadata_max_age: Duration,
@@ -152,9 +158,28 @@ impl OAuthLayerBuilder {
         self
     }
 
-    /// Which browser origins may call the endpoint (default: the resource URL's own origin).
+    /// Which browser origins may call the endpoint (default:
+    /// [`OriginPolicy::for_resource`], the resource URL's own origin and, for a loopback
+    /// resource, every loopback alias on its port).
     pub fn origins(mut self, policy: OriginPolicy) -> Self {
         self.origins = Some(policy);
+        self
+    }
+
+    /// More `Host` names the endpoint may be reached by: `name` (any port) or `name:port`.
+    /// A request with another `Host` gets 403 before any token work (DNS rebinding).
+    ///
+    /// For a loopback resource (`localhost`, `127.0.0.1`, `[::1]`) the check is always on and
+    /// these names are added to the loopback names. For another resource it is off by
+    /// default, because a reverse proxy may rewrite `Host` to its upstream's name; naming
+    /// hosts here turns it on, with the resource URL's host always allowed. An entry that is
+    /// not a host fails [`build`](Self::build) with [`LayerError::InvalidAllowedHost`].
+    pub fn allowed_hosts<I, S>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_hosts = hosts.into_iter().map(Into::into).collect();
         self
     }
 
@@ -246,8 +271,10 @@ impl OAuthLayerBuilder {
         }
         let origins = match self.origins {
             Some(policy) => policy,
-            None => OriginPolicy::only(origin::origin_of(&resource)),
+            None => OriginPolicy::for_resource(&resource),
         };
+        let hosts = origin::HostPolicy::for_resource(&resource, &self.allowed_hosts)
+            .map_err(LayerError::InvalidAllowedHost)?;
         let discovery = Challenge::new(metadata_url.clone()).scope(self.config.challenge_scopes());
         let discovery_header = HeaderValue::from_str(&discovery.render()).map_err(|_| {
             LayerError::MetadataUrlMismatch {
@@ -275,6 +302,7 @@ impl OAuthLayerBuilder {
                 },
                 route,
                 origins,
+                hosts,
                 sessions: self.sessions,
                 max_body_bytes: self.max_body_bytes,
                 discovery_header,
@@ -313,6 +341,7 @@ pub(crate) struct Shared {
     pub(crate) metadata_paths: Vec<String>,
     pub(crate) route: String,
     pub(crate) origins: OriginPolicy,
+    pub(crate) hosts: origin::HostPolicy,
     pub(crate) sessions: Arc<dyn SessionBindings>,
     pub(crate) max_body_bytes: usize,
     pub(crate) discovery_header: HeaderValue,
@@ -382,6 +411,7 @@ impl OAuthLayer {
             tools: ToolTable::default(),
             route: None,
             origins: None,
+            allowed_hosts: Vec::new(),
             sessions: Arc::new(InMemorySessionBindings::default()),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             metadata_max_age: Duration::from_secs(300),

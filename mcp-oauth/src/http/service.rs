@@ -117,6 +117,16 @@ where
         return Ok(response.map(ResponseBody::new));
     }
 
+    if !shared.hosts.allows(request.uri(), request.headers()) {
+        let decision = Decision::new(&shared, &mut request);
+        let response = plain(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "This Host is not allowed",
+            None,
+        );
+        return Ok(decision.refuse(&shared, reason::HOST_REFUSED, response));
+    }
     let origin = match shared.origins.check(request.headers()) {
         OriginCheck::Refused => {
             let decision = Decision::new(&shared, &mut request);

@@ -814,7 +814,7 @@ impl Inner {
             return;
         };
         let now = self.clock.now();
-        let valid_until = valid_until.min(now + *ttl);
+        let valid_until = valid_until.min(now.saturating_add(*ttl));
         if valid_until <= now {
             return;
         }
@@ -863,7 +863,7 @@ impl Inner {
                 tracing::debug!(target: LOG_TARGET, %fingerprint, reason = error.reason(), "introspected token refused");
                 let answer = Err(error);
                 if let Some(ttl) = self.config.negative_ttl {
-                    self.store(key, &answer, now + ttl, 0);
+                    self.store(key, &answer, now.saturating_add(ttl), 0);
                 }
                 answer
             }
@@ -967,7 +967,7 @@ impl Inner {
         }
         let now = self.clock.now();
         let failed_at = Duration::from_nanos(self.discovery_failed_at.load(Ordering::Acquire));
-        if !failed_at.is_zero() && now < failed_at + self.config.retry_after {
+        if !failed_at.is_zero() && now < failed_at.saturating_add(self.config.retry_after) {
             return Err(CallError::Discovery);
         }
         self.discoveries.fetch_add(1, Ordering::Relaxed);

@@ -576,9 +576,11 @@ impl Inner {
             return;
         }
         let ttl = loaded.expires_at.saturating_sub(loaded.fetched_at);
-        let refresh_at = loaded
-            .expires_at
-            .saturating_sub(ttl.mul_f64(self.config.refresh_ahead_fraction()));
+        // `mul_f64` would panic for a TTL near `Duration::MAX` times 1.0 (rounded up in f64).
+        let ahead =
+            Duration::try_from_secs_f64(ttl.as_secs_f64() * self.config.refresh_ahead_fraction())
+                .map_or(ttl, |ahead| ahead.min(ttl));
+        let refresh_at = loaded.expires_at.saturating_sub(ahead);
         if now < refresh_at || self.failure_backoff(now).is_some() {
             return;
         }
@@ -890,6 +892,31 @@ mod tests {
             discover("http://as.example.com"),
             Err(KeySetConfigError::Url(_))
         ));
+    }
+
+    #[test]
+    fn refresh_ahead_of_a_set_that_never_expires_does_not_panic() {
+        // Fetched at the epoch with an unbounded TTL, refreshed ahead by the whole TTL: the
+        // product, rounded up in f64, exceeds `Duration::MAX`.
+        let keys = RemoteKeySet::with_clock(
+            KeySource::JwksUri("https://as.example.com/jwks".into()),
+            KeySetConfig {
+                refresh_ahead: 1.0,
+                ..KeySetConfig::default()
+            },
+            Arc::new(crate::clock::ManualClock::new(0)),
+        )
+        .unwrap();
+        let loaded = Loaded {
+            set: Arc::new(KeySet::default()),
+            generation: 1,
+            fetched_at: Duration::ZERO,
+            expires_at: Duration::MAX,
+        };
+        // Due at once; outside a runtime nothing is spawned.
+        keys.inner
+            .maybe_refresh_in_background(&loaded, Duration::ZERO);
+        assert!(!keys.inner.background_running.load(Ordering::Acquire));
     }
 
     #[test]

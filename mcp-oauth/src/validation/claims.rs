@@ -10,7 +10,7 @@ use super::error::TokenError;
 use crate::json::{self, ObjectView};
 
 /// The latest time a NumericDate may name (year 9999): keeps arithmetic far from overflow.
-const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
+pub(crate) const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
 
 /// The registered claims every validation reads, found in one pass over the members.
 #[derive(Default)]

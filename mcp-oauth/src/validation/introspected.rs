@@ -119,8 +119,11 @@ fn judge_active(
             (exp, Duration::from_secs(exp))
         }
         None => match config.max_lifetime_without_exp {
+            // However long the configured lifetime, the end is a NumericDate like any `exp`.
             Some(lifetime) => {
-                let until = now + lifetime;
+                let until = now
+                    .saturating_add(lifetime)
+                    .min(Duration::from_secs(claims::MAX_NUMERIC_DATE));
                 (until.as_secs(), until)
             }
             None => return Err(TokenError::MissingClaim(Claim::Expiry)),
