@@ -1984,7 +1984,9 @@ async fn the_documented_nest_service_wiring_guards_nested_paths() {
     tokio::spawn(async move {
         axum::serve(
             listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                std::net::SocketAddr,
+            >(app),
         )
         .await
         .unwrap();

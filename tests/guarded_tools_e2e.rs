@@ -61,7 +61,9 @@ async fn start_calendar(tools: ToolTable, calendar: Calendar) -> Running {
     tokio::spawn(async move {
         axum::serve(
             listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                std::net::SocketAddr,
+            >(app),
         )
         .await
         .unwrap();

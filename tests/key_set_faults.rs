@@ -98,7 +98,9 @@ async fn start(config: KeySetConfig, clock: Option<ManualClock>) -> Server {
     tokio::spawn(async move {
         axum::serve(
             listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                std::net::SocketAddr,
+            >(app),
         )
         .await
         .unwrap();

@@ -97,18 +97,26 @@ fn model(body: &[u8]) -> Result<Calls, &'static str> {
         let Ok(Value::String(method)) = serde_json::from_str(method.get()) else {
             return Err("a method that is not a string");
         };
-        let tool = if method == "tools/call" {
-            let params = object.get("params").ok_or("tools/call without params")?;
-            let params = strict_object(params.get())?;
-            let name = params.get("name").ok_or("tools/call without params.name")?;
-            match serde_json::from_str(name.get()) {
-                Ok(Value::String(name)) => Some(name),
-                _ => return Err("a tool name that is not a string"),
-            }
-        } else {
-            None
+        // The member naming what the operation is on (SEP-2243 `Mcp-Name`, as rmcp reads it).
+        let member = match method.as_str() {
+            "tools/call" | "prompts/get" => Some("name"),
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some("uri"),
+            "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
+            _ => None,
         };
-        calls.push((method, tool));
+        let name = match member {
+            Some(member) => {
+                let params = object.get("params").ok_or("a named operation without params")?;
+                let params = strict_object(params.get())?;
+                let name = params.get(member).ok_or("a named operation without its name")?;
+                match serde_json::from_str(name.get()) {
+                    Ok(Value::String(name)) => Some(name),
+                    _ => return Err("a name that is not a string"),
+                }
+            }
+            None => None,
+        };
+        calls.push((method, name));
     }
     Ok(calls)
 }
@@ -147,8 +155,10 @@ fn check_rmcp(body: &[u8], guard: &Result<Calls, ()>) {
     else {
         return; // not a request rmcp would dispatch (notifications run no tool)
     };
-    let tool = match &request.request {
+    let name = match &request.request {
         ClientRequest::CallToolRequest(call) => Some(call.params.name.as_ref()),
+        ClientRequest::GetPromptRequest(get) => Some(get.params.name.as_str()),
+        ClientRequest::ReadResourceRequest(read) => Some(read.params.uri.as_str()),
         // A `tools/call` whose params are not CallToolRequestParams is a custom request to
         // rmcp: it runs no tool.
         ClientRequest::CustomRequest(_) => return,
@@ -159,8 +169,10 @@ fn check_rmcp(body: &[u8], guard: &Result<Calls, ()>) {
     };
     let method = request.request.method();
     assert!(
-        calls.len() == 1 && calls[0].0 == method && calls[0].1.as_deref() == tool,
-        "rmcp dispatches {method} (tool {tool:?}); the guard authorized {calls:?}"
+        calls.len() == 1
+            && calls[0].0 == method
+            && (name.is_none() || calls[0].1.as_deref() == name),
+        "rmcp dispatches {method} (naming {name:?}); the guard authorized {calls:?}"
     );
 }
 

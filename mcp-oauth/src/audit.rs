@@ -76,8 +76,17 @@ pub mod reason {
     pub const TOKEN_IN_HEADER_AND_BODY: &str = "token_in_header_and_body";
     /// 400: the body is not a JSON-RPC message the layer can judge.
     pub const UNREADABLE_JSONRPC: &str = "unreadable_jsonrpc";
-    /// A `GET` resuming a stream by `Last-Event-ID` without a session: refused (400).
-    pub const SESSIONLESS_RESUMPTION: &str = "sessionless_resumption";
+    /// 200 with an empty event stream (what rmcp answers for an id it cannot resume): the
+    /// `Last-Event-ID` was not issued to this principal (another's, forged, or from a token
+    /// naming no one), so nothing is replayed.
+    pub const EVENT_ID_NOT_BOUND: &str = "event_id_not_bound_to_principal";
+    /// 500: the failed-authentication budget is on and the client's address cannot be
+    /// learned (no connect info, `PeerAddr` or configured source): refused, never waved
+    /// through.
+    pub const CLIENT_ADDRESS_UNKNOWN: &str = "client_address_unknown";
+    /// 415: a `POST` body with a `Content-Encoding` other than `identity`, which the layer
+    /// cannot judge as the server would read it.
+    pub const UNSUPPORTED_CONTENT_ENCODING: &str = "unsupported_content_encoding";
     /// 400: `Mcp-Method` or `Mcp-Name` disagrees with the body.
     pub const MCP_HEADERS_DISAGREE: &str = "mcp_headers_disagree_with_body";
     /// 403: a tool without scope annotation, under the deny policy.

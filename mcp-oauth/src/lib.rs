@@ -138,16 +138,22 @@ pub mod __fuzz {
         }
     }
 
-    /// One request of a JSON-RPC body: its method, and for `tools/call` the tool's name.
+    /// One request of a JSON-RPC body: its method, and for a named operation what it names
+    /// (the tool, prompt, resource URI or task id; see [`name_member`]).
     pub type Call<'a> = (Cow<'a, str>, Option<Cow<'a, str>>);
 
-    /// The `(method, tool)` of each request of a JSON-RPC body, as the guard reads them;
+    /// The `(method, name)` of each request of a JSON-RPC body, as the guard reads them;
     /// `Err(())` when the guard refuses the body (400).
     #[allow(clippy::result_unit_err)]
     pub fn jsonrpc_calls(body: &[u8]) -> Result<Vec<Call<'_>>, ()> {
         crate::http::jsonrpc::calls(body)
-            .map(|calls| calls.into_iter().map(|c| (c.method, c.tool)).collect())
+            .map(|calls| calls.into_iter().map(|c| (c.method, c.name)).collect())
             .map_err(|_| ())
+    }
+
+    /// The `params` member a method's name is read from, as the guard reads it.
+    pub fn name_member(method: &str) -> Option<&'static str> {
+        crate::http::jsonrpc::name_member(method)
     }
 
     /// Decodes an `Mcp-Name` / `Mcp-Method` header value as the guard does.

@@ -170,17 +170,35 @@ pub fn tool_scopes(tool: &Tool) -> Option<ScopeSet> {
 }
 
 /// The per-tool scope table of a router: every tool with a `#[mcp_tool]` annotation, under
-/// its MCP name (renames included).
+/// its MCP name (renames included). Disabled routes count too: a tool enabled later keeps
+/// its scopes instead of becoming "unannotated".
 pub fn tool_table<S>(router: &ToolRouter<S>) -> ToolTable
 where
     S: Send + Sync + 'static,
 {
-    ToolTable::new(router.list_all().iter().filter_map(|tool| {
-        tool_scopes(tool).map(|scopes| ToolScopes {
-            name: tool.name.to_string(),
+    ToolTable::new(router.map.values().filter_map(|route| {
+        tool_scopes(&route.attr).map(|scopes| ToolScopes {
+            name: route.attr.name.to_string(),
             scopes,
         })
     }))
+}
+
+/// The [`TaskIds`](crate::http::TaskIds) of the request: seal the id of every task the
+/// server creates with it before handing the id to the client (the layer opens them again
+/// on `tasks/get|update|cancel`, and refuses another principal's). `None` without the layer
+/// or for a token that names neither subject nor client.
+#[cfg(feature = "layer")]
+pub fn task_ids(context: &RequestContext<RoleServer>) -> Option<crate::http::TaskIds> {
+    if let Some(ids) = context.extensions.get::<crate::http::TaskIds>() {
+        return Some(ids.clone());
+    }
+    context
+        .extensions
+        .get::<http::request::Parts>()?
+        .extensions
+        .get::<crate::http::TaskIds>()
+        .cloned()
 }
 
 /// `tools/list` filtered to the tools `identity` may call (SEP-1881): annotated tools whose

@@ -566,6 +566,7 @@ async fn an_unreadable_body_is_recorded() {
     let request = http::Request::post("/mcp")
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
+        .extension(mcp_oauth::http::PeerAddr("192.0.2.8:4000".parse().unwrap()))
         .body(http_body_util::StreamBody::new(failing))
         .unwrap();
     let response = tower_service::Service::call(&mut service, request)
@@ -576,7 +577,40 @@ async fn an_unreadable_body_is_recorded() {
     assert_eq!(event.reason, reason::BODY_UNREADABLE);
     assert_eq!(event.status, 400);
     assert_eq!(event.subject.as_deref(), Some("user-123"));
-    // No connection, no peer: the address is unknown.
+    assert_eq!(event.remote_addr, Some("192.0.2.8".parse().unwrap()));
+}
+
+#[tokio::test]
+async fn an_unknown_client_address_is_refused_while_the_failed_auth_budget_is_on() {
+    let sink = Collect::default();
+    let issuer = TestIssuer::builder()
+        .audience("http://127.0.0.1:9/mcp")
+        .start()
+        .await;
+    let layer = layer_for(
+        &issuer,
+        "http://127.0.0.1:9/mcp",
+        Options {
+            sink: Some(Arc::new(sink.clone())),
+            ..Options::default()
+        },
+    );
+    let token = issuer.token().scope("calendar:read").sign();
+    let router = axum::Router::new().route_service("/mcp", small_calendar::mcp_service());
+    let mut service = tower_layer::Layer::layer(&layer, router);
+    // No connect info, no PeerAddr: the budget cannot apply, so the request is not let past it.
+    let request = http::Request::post("/mcp")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from("{}"))
+        .unwrap();
+    let response = tower_service::Service::call(&mut service, request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let event = sink.one();
+    assert_eq!(event.reason, reason::CLIENT_ADDRESS_UNKNOWN);
+    assert_eq!(event.outcome, Outcome::Refused);
     assert_eq!(event.remote_addr, None);
 }
 
@@ -618,6 +652,7 @@ async fn an_allowed_request_whose_endpoint_never_answers_is_still_recorded() {
     let mut service = tower_layer::Layer::layer(&layer, Never(reached.clone()));
     let request = http::Request::get("/mcp")
         .header("authorization", format!("Bearer {token}"))
+        .extension(mcp_oauth::http::PeerAddr("192.0.2.8:4000".parse().unwrap()))
         .body(axum::body::Body::empty())
         .unwrap();
     let call = tower_service::Service::call(&mut service, request);

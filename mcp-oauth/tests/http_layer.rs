@@ -4,6 +4,7 @@
 #![cfg(all(feature = "layer", feature = "rmcp"))]
 
 mod common;
+mod peer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,7 +98,9 @@ async fn start_with(options: Options) -> Server {
     tokio::spawn(async move {
         axum::serve(
             listener,
-            axum::ServiceExt::<http::Request<axum::body::Body>>::into_make_service(app),
+            axum::ServiceExt::<http::Request<axum::body::Body>>::into_make_service_with_connect_info::<
+                std::net::SocketAddr,
+            >(peer::with_peer(app)),
         )
         .await
         .unwrap();
@@ -1105,7 +1108,10 @@ async fn an_invalid_header_token_plus_a_body_token_is_still_invalid_request() {
 }
 
 #[tokio::test]
-async fn a_sessionless_stream_resumption_is_refused() {
+async fn an_event_id_the_layer_never_sealed_resumes_nothing() {
+    // Event ids are sealed for their principal on the way out (tests/state_handles.rs); a
+    // raw id, with or without a session, gets the empty stream rmcp answers for an id it
+    // cannot resume, and never reaches rmcp as an id it could replay.
     let server = start().await;
     let token = server.token("calendar:read");
     let response = server
@@ -1117,7 +1123,12 @@ async fn a_sessionless_stream_resumption_is_refused() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 400);
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    assert_eq!(response.text().await.unwrap(), "");
 }
 
 #[tokio::test]

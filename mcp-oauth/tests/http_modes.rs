@@ -13,6 +13,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::{Value, json};
 
 mod calendar;
+mod peer;
 
 use calendar::{CALENDAR, Calendar, tool_table};
 
@@ -60,7 +61,9 @@ async fn start_stateless(json_response: bool) -> Stateless {
     tokio::spawn(async move {
         axum::serve(
             listener,
-            axum::ServiceExt::<http::Request<axum::body::Body>>::into_make_service(app),
+            axum::ServiceExt::<http::Request<axum::body::Body>>::into_make_service_with_connect_info::<
+                std::net::SocketAddr,
+            >(peer::with_peer(app)),
         )
         .await
         .unwrap();

@@ -419,8 +419,9 @@ async fn guessed_session_ids_are_charged_as_failed_authentications() {
 }
 
 #[tokio::test]
-async fn without_a_known_address_the_failed_auth_budget_is_not_applied() {
-    // One bucket for every client would let one attacker lock everyone out.
+async fn without_a_known_address_requests_are_refused_while_the_budget_is_on() {
+    // One bucket for every client would let one attacker lock everyone out, and no bucket
+    // would let a guesser through unlimited: neither, the request is refused (fail closed).
     let server = start(Options {
         limits: RateLimits::default().failed_auth(Budget::per_minute(1)),
         connect_info: false,
@@ -428,9 +429,29 @@ async fn without_a_known_address_the_failed_auth_budget_is_not_applied() {
     })
     .await;
     for n in 0..5 {
+        assert_eq!(server.status(Some(&server.garbage(n)), &[]).await, 500);
+    }
+    let event = server.events.last();
+    assert_eq!(event.remote_addr, None);
+    assert_eq!(
+        event.reason,
+        mcp_oauth::audit::reason::CLIENT_ADDRESS_UNKNOWN
+    );
+    // The misconfiguration shows on the first request of any kind, not only on a failure.
+    assert_eq!(server.status(None, &[]).await, 500);
+}
+
+#[tokio::test]
+async fn without_a_known_address_the_explicit_opt_out_serves() {
+    let server = start(Options {
+        limits: RateLimits::default().without_failed_auth_limit(),
+        connect_info: false,
+        ..Options::default()
+    })
+    .await;
+    for n in 0..5 {
         assert_eq!(server.status(Some(&server.garbage(n)), &[]).await, 401);
     }
-    assert_eq!(server.events.last().remote_addr, None);
 }
 
 #[tokio::test]

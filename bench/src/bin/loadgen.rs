@@ -247,7 +247,9 @@ where
     tokio::spawn(async move {
         axum::serve(
             listener,
-            axum::ServiceExt::<Request>::into_make_service(app),
+            axum::ServiceExt::<Request>::into_make_service_with_connect_info::<
+                std::net::SocketAddr,
+            >(app),
         )
         .await
         .expect("server");

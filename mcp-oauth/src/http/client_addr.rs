@@ -94,8 +94,9 @@ impl TrustedProxies {
     fn trusts_peer(&self, peer: Option<IpAddr>) -> bool {
         match peer {
             Some(peer) => self.any_peer || self.contains(peer),
-            // The deployment said a proxy is in front, and the stack gives no peer to check.
-            None => true,
+            // No peer to check: only a deployment that said any peer is a proxy believes the
+            // header (otherwise any client could pick its own bucket).
+            None => self.any_peer,
         }
     }
 }
@@ -115,20 +116,55 @@ fn in_network(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
 }
 
 /// Where the client address (for the failed-authentication budget and the audit events)
-/// comes from. By default the connection's peer; a forwarding header is believed *only* when
-/// configured here and, unless [`TrustedProxies::from_any_peer`], only from a trusted peer:
-/// anything else can write `X-Forwarded-For`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// comes from: the choice every deployment makes when it builds the layer.
+///
+/// - [`peer`](Self::peer) (the default): the connection's peer, from axum's
+///   `ConnectInfo<SocketAddr>` (feature `axum`) or a [`PeerAddr`] another stack inserts;
+/// - [`x_forwarded_for`](Self::x_forwarded_for), [`forwarded`](Self::forwarded) or a
+///   single [`header`](Self::header) written by a proxy, believed *only* from a trusted
+///   peer (unless [`TrustedProxies::from_any_peer`]): anything else can write them;
+/// - [`custom`](Self::custom): a function of the request's headers and extensions.
+///
+/// While the failed-authentication budget is on, a request whose address the source cannot
+/// tell is refused (500, audit reason `client_address_unknown`), never waved past the budget.
+#[derive(Clone, Default)]
 pub struct ClientAddress {
     source: Source,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// A custom source: the client address of a request, if known.
+type CustomSource = std::sync::Arc<dyn Fn(&HeaderMap, &Extensions) -> Option<IpAddr> + Send + Sync>;
+
+#[derive(Clone, Default)]
 enum Source {
     #[default]
     Peer,
     ForwardedFor(TrustedProxies),
+    Forwarded(TrustedProxies),
     Header(HeaderName, TrustedProxies),
+    Custom(CustomSource),
+}
+
+impl fmt::Debug for ClientAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Source::Peer => f.write_str("ClientAddress::peer()"),
+            Source::ForwardedFor(proxies) => f
+                .debug_tuple("ClientAddress::x_forwarded_for")
+                .field(proxies)
+                .finish(),
+            Source::Forwarded(proxies) => f
+                .debug_tuple("ClientAddress::forwarded")
+                .field(proxies)
+                .finish(),
+            Source::Header(name, proxies) => f
+                .debug_tuple("ClientAddress::header")
+                .field(name)
+                .field(proxies)
+                .finish(),
+            Source::Custom(_) => f.write_str("ClientAddress::custom(..)"),
+        }
+    }
 }
 
 impl ClientAddress {
@@ -144,6 +180,27 @@ impl ClientAddress {
     pub fn x_forwarded_for(proxies: TrustedProxies) -> Self {
         Self {
             source: Source::ForwardedFor(proxies),
+        }
+    }
+
+    /// `Forwarded` (RFC 7239), its `for=` parameters read from the right like
+    /// [`x_forwarded_for`](Self::x_forwarded_for): the first that is not a trusted proxy is
+    /// the client. Believed only when the peer is a trusted proxy; an obfuscated or `unknown`
+    /// node, or an unparsable header, falls back to the peer.
+    pub fn forwarded(proxies: TrustedProxies) -> Self {
+        Self {
+            source: Source::Forwarded(proxies),
+        }
+    }
+
+    /// A function of the request's headers and extensions, for stacks that know the
+    /// client's address another way. `None` means unknown (refused while the
+    /// failed-authentication budget is on).
+    pub fn custom(
+        source: impl Fn(&HeaderMap, &Extensions) -> Option<IpAddr> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            source: Source::Custom(std::sync::Arc::new(source)),
         }
     }
 
@@ -167,6 +224,13 @@ impl ClientAddress {
                 }
                 forwarded_for(headers, proxies).or(peer)
             }
+            Source::Forwarded(proxies) => {
+                if !proxies.trusts_peer(peer) {
+                    return peer;
+                }
+                forwarded(headers, proxies).or(peer)
+            }
+            Source::Custom(source) => source(headers, extensions).map(|ip| ip.to_canonical()),
             Source::Header(name, proxies) => {
                 if !proxies.trusts_peer(peer) {
                     return peer;
@@ -201,6 +265,38 @@ fn forwarded_for(headers: &HeaderMap, proxies: &TrustedProxies) -> Option<IpAddr
         let value = value.to_str().ok()?;
         entries.extend(value.split(',').map(str::trim));
     }
+    rightmost_untrusted(&entries, proxies)
+}
+
+/// The `for=` nodes of `Forwarded` headers (RFC 7239 §4), in order; `None` if a hop has no
+/// `for` or one is repeated.
+fn forwarded(headers: &HeaderMap, proxies: &TrustedProxies) -> Option<IpAddr> {
+    let mut entries = Vec::new();
+    for value in headers.get_all(http::header::FORWARDED) {
+        let value = value.to_str().ok()?;
+        for hop in value.split(',') {
+            let mut node = None;
+            for pair in hop.split(';') {
+                let Some((name, value)) = pair.split_once('=') else {
+                    continue;
+                };
+                if name.trim().eq_ignore_ascii_case("for") {
+                    if node.is_some() {
+                        return None;
+                    }
+                    node = Some(value.trim().trim_matches('"'));
+                }
+            }
+            entries.push(node?);
+        }
+    }
+    rightmost_untrusted(&entries, proxies)
+}
+
+/// The rightmost entry that is not a trusted proxy (entries left of it were written by the
+/// client and prove nothing); every hop trusted: the leftmost. `None` when an entry read
+/// before the answer does not parse.
+fn rightmost_untrusted(entries: &[&str], proxies: &TrustedProxies) -> Option<IpAddr> {
     let mut leftmost = None;
     for entry in entries.iter().rev() {
         let ip = parse_entry(entry)?;
@@ -303,6 +399,63 @@ mod tests {
             TrustedProxies::default().from_any_peer(),
         );
         assert_eq!(any.resolve(&headers, &other), ip("203.0.113.1"));
+    }
+
+    #[test]
+    fn forwarded_is_read_rightmost_untrusted_from_a_trusted_peer_only() {
+        let source = ClientAddress::forwarded(TrustedProxies::new(["10.0.0.0/8"]).unwrap());
+        let mut headers = HeaderMap::new();
+        headers.append(
+            http::header::FORWARDED,
+            HeaderValue::from_static(r#"for=1.1.1.1, for="[2001:db8::7]:4711";proto=https"#),
+        );
+        headers.append(
+            http::header::FORWARDED,
+            HeaderValue::from_static("for=10.0.0.9;by=10.0.0.1"),
+        );
+        let mut trusted = Extensions::new();
+        trusted.insert(PeerAddr("10.0.0.5:443".parse().unwrap()));
+        assert_eq!(source.resolve(&headers, &trusted), ip("2001:db8::7"));
+        let mut untrusted = Extensions::new();
+        untrusted.insert(PeerAddr("198.51.100.2:443".parse().unwrap()));
+        assert_eq!(source.resolve(&headers, &untrusted), ip("198.51.100.2"));
+        // An obfuscated node: the peer.
+        let mut obfuscated = HeaderMap::new();
+        obfuscated.insert(
+            http::header::FORWARDED,
+            HeaderValue::from_static("for=_hidden"),
+        );
+        assert_eq!(source.resolve(&obfuscated, &trusted), ip("10.0.0.5"));
+    }
+
+    #[test]
+    fn without_a_peer_a_forwarding_header_is_believed_only_from_any_peer() {
+        let (headers, _) = request(None, &["203.0.113.7"]);
+        let proxies = TrustedProxies::new(["10.0.0.0/8"]).unwrap();
+        let source = ClientAddress::x_forwarded_for(proxies.clone());
+        assert_eq!(source.resolve(&headers, &Extensions::new()), None);
+        let any = ClientAddress::x_forwarded_for(proxies.from_any_peer());
+        assert_eq!(any.resolve(&headers, &Extensions::new()), ip("203.0.113.7"));
+    }
+
+    #[test]
+    fn a_custom_source_decides_alone() {
+        let source = ClientAddress::custom(|headers, _| {
+            headers
+                .get("x-test-client")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+        });
+        let mut headers = HeaderMap::new();
+        assert_eq!(source.resolve(&headers, &Extensions::new()), None);
+        headers.insert(
+            "x-test-client",
+            HeaderValue::from_static("::ffff:192.0.2.1"),
+        );
+        assert_eq!(
+            source.resolve(&headers, &Extensions::new()),
+            ip("192.0.2.1")
+        );
     }
 
     #[test]

@@ -26,8 +26,32 @@ use crate::json::{JsonStr, ObjectView, unique_names};
 pub(crate) struct Call<'a> {
     /// The JSON-RPC method.
     pub method: Cow<'a, str>,
+    /// For a named operation ([`name_member`]), what it names: the tool, the prompt, the
+    /// resource URI or the task id.
+    pub name: Option<Cow<'a, str>>,
+}
+
+impl Call<'_> {
     /// For `tools/call`, the tool's name.
-    pub tool: Option<Cow<'a, str>>,
+    pub(crate) fn tool(&self) -> Option<&str> {
+        if self.method == TOOLS_CALL {
+            self.name.as_deref()
+        } else {
+            None
+        }
+    }
+}
+
+/// The member of `params` that names what a method operates on (the `Mcp-Name` of SEP-2243,
+/// as rmcp 3.11 reads it in `transport/common/mcp_headers.rs`), or `None` for a method that
+/// names nothing. A request of a named method must carry it as a string.
+pub(crate) fn name_member(method: &str) -> Option<&'static str> {
+    match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some("uri"),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
+        _ => None,
+    }
 }
 
 /// The body is not JSON-RPC we can judge: 400.
@@ -98,11 +122,11 @@ struct Message<'a>(Option<Call<'a>>);
 /// What a message's `params` was, as far as it had to be read.
 enum Params<'a> {
     Absent,
-    /// Read after `method: "tools/call"`: the tool's name.
-    Tool(Cow<'a, str>),
+    /// Read after a named method's `method`: what it names.
+    Named(Cow<'a, str>),
     /// Read after another method: skipped.
     Skipped,
-    /// Read before any `method`: kept raw, to be read if the method is `tools/call`.
+    /// Read before any `method`: kept raw, to be read if the method is a named one.
     Raw(&'a RawValue),
 }
 
@@ -122,11 +146,11 @@ impl<'de> Deserialize<'de> for Message<'de> {
                     match &*name {
                         "method" => method = Some(map.next_value::<JsonStr<'de>>()?.0),
                         "params" => {
-                            params = match method.as_deref() {
-                                Some(TOOLS_CALL) => {
-                                    Params::Tool(map.next_value::<ToolParams<'de>>()?.0)
+                            params = match method.as_deref().map(name_member) {
+                                Some(Some(member)) => {
+                                    Params::Named(map.next_value_seed(NamedParams { member })?)
                                 }
-                                Some(_) => {
+                                Some(None) => {
                                     map.next_value::<IgnoredAny>()?;
                                     Params::Skipped
                                 }
@@ -143,56 +167,60 @@ impl<'de> Deserialize<'de> for Message<'de> {
                 let Some(method) = method else {
                     return Ok(Message(None)); // a response or an error object: no method is invoked
                 };
-                let tool = if method == TOOLS_CALL {
-                    Some(match params {
-                        Params::Tool(name) => name,
+                let name = match name_member(&method) {
+                    Some(member) => Some(match params {
+                        Params::Named(name) => name,
                         // `params` before `method`: read again, as an object of raw members.
                         Params::Raw(raw) => ObjectView::parse_raw(raw)
-                            .and_then(|params| params.string("name").ok().flatten())
-                            .ok_or_else(|| de::Error::custom("unreadable params.name"))?,
+                            .and_then(|params| params.string(member).ok().flatten())
+                            .ok_or_else(|| de::Error::custom("unreadable name in params"))?,
                         // `Skipped` follows another method: a duplicate, refused above.
                         Params::Absent | Params::Skipped => {
-                            return Err(de::Error::custom("tools/call without params"));
+                            return Err(de::Error::custom("a named operation without params"));
                         }
-                    })
-                } else {
-                    None
+                    }),
+                    None => None,
                 };
-                Ok(Message(Some(Call { method, tool })))
+                Ok(Message(Some(Call { method, name })))
             }
         }
         deserializer.deserialize_map(MessageVisitor)
     }
 }
 
-/// The `params` of a `tools/call`: an object with a string `name`, no duplicate members.
-struct ToolParams<'a>(Cow<'a, str>);
+/// The `params` of a named operation: an object with a string `member`, no duplicate members.
+struct NamedParams {
+    member: &'static str,
+}
 
-impl<'de> Deserialize<'de> for ToolParams<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ParamsVisitor;
-        impl<'de> Visitor<'de> for ParamsVisitor {
-            type Value = ToolParams<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("the params of tools/call")
+impl<'de> de::DeserializeSeed<'de> for NamedParams {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NamedParams {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "params with a string `{}`", self.member)
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut names = Names::default();
+        let mut named = None;
+        while let Some(JsonStr(name)) = map.next_key::<JsonStr<'de>>()? {
+            if name == self.member {
+                named = Some(map.next_value::<JsonStr<'de>>()?.0);
+            } else {
+                map.next_value::<IgnoredAny>()?;
             }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut names = Names::default();
-                let mut tool = None;
-                while let Some(JsonStr(name)) = map.next_key::<JsonStr<'de>>()? {
-                    if name == "name" {
-                        tool = Some(map.next_value::<JsonStr<'de>>()?.0);
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                    names.push(name);
-                }
-                names.refuse_duplicates()?;
-                tool.map(ToolParams)
-                    .ok_or_else(|| de::Error::custom("tools/call without params.name"))
-            }
+            names.push(name);
         }
-        deserializer.deserialize_map(ParamsVisitor)
+        names.refuse_duplicates()?;
+        named.ok_or_else(|| de::Error::custom("a named operation without its name"))
     }
 }
 
@@ -237,7 +265,7 @@ mod tests {
     fn tools(body: &str) -> Result<Vec<String>, UnreadableBody> {
         Ok(calls(body.as_bytes())?
             .into_iter()
-            .filter_map(|c| c.tool.map(Cow::into_owned))
+            .filter_map(|c| c.tool().map(str::to_owned))
             .collect())
     }
 
@@ -315,20 +343,21 @@ mod tests {
             let Some(method) = message.string("method").map_err(|_| UnreadableBody)? else {
                 return Ok(None);
             };
-            let tool = if method == "tools/call" {
-                let params = message
-                    .get("params")
-                    .and_then(ObjectView::parse_raw)
-                    .ok_or(UnreadableBody)?;
-                let name = params
-                    .string("name")
-                    .map_err(|_| UnreadableBody)?
-                    .ok_or(UnreadableBody)?;
-                Some(name)
-            } else {
-                None
+            let name = match name_member(&method) {
+                Some(member) => {
+                    let params = message
+                        .get("params")
+                        .and_then(ObjectView::parse_raw)
+                        .ok_or(UnreadableBody)?;
+                    let name = params
+                        .string(member)
+                        .map_err(|_| UnreadableBody)?
+                        .ok_or(UnreadableBody)?;
+                    Some(name)
+                }
+                None => None,
             };
-            Ok(Some(Call { method, tool }))
+            Ok(Some(Call { method, name }))
         }
         let start = body
             .iter()
@@ -405,6 +434,16 @@ mod tests {
             br#"{"method":null}"#,
             br#"{"id":1}"#,
             br#"{"method":"tools/call","params":{"name":null}}"#,
+            // Every named operation, by its own member.
+            br#"{"method":"prompts/get","params":{"name":"standup","arguments":{}}}"#,
+            br#"{"params":{"name":"standup"},"method":"prompts/get"}"#,
+            br#"{"method":"prompts/get","params":{"name":"a","name":"b"}}"#,
+            br#"{"method":"resources/read","params":{"uri":"cal://events/1"}}"#,
+            br#"{"method":"resources/read","params":{"name":"x"}}"#,
+            br#"{"params":{"uri":"cal://x"},"method":"resources/subscribe"}"#,
+            br#"{"method":"tasks/get","params":{"taskId":"t-1"}}"#,
+            br#"{"method":"tasks/cancel","params":{"taskId":7}}"#,
+            br#"{"method":"tasks/update","params":{"taskId":"a","task\u0049d":"b"}}"#,
         ];
         for body in bodies {
             assert_eq!(
@@ -422,6 +461,41 @@ mod tests {
         );
         assert_eq!(calls(deep.as_bytes()), two_pass(deep.as_bytes()));
         assert!(calls(deep.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn every_named_operation_names_what_it_operates_on() {
+        let named = |body: &str| -> Vec<(String, Option<String>)> {
+            calls(body.as_bytes())
+                .unwrap()
+                .into_iter()
+                .map(|c| (c.method.into_owned(), c.name.map(Cow::into_owned)))
+                .collect()
+        };
+        assert_eq!(
+            named(r#"{"method":"prompts/get","params":{"name":"standup"}}"#),
+            [("prompts/get".to_owned(), Some("standup".to_owned()))]
+        );
+        assert_eq!(
+            named(r#"{"method":"resources/read","params":{"uri":"cal://e/1","name":"x"}}"#),
+            [("resources/read".to_owned(), Some("cal://e/1".to_owned()))]
+        );
+        assert_eq!(
+            named(r#"{"params":{"taskId":"t"},"method":"tasks/get"}"#),
+            [("tasks/get".to_owned(), Some("t".to_owned()))]
+        );
+        assert_eq!(
+            named(r#"{"method":"tools/list","params":{}}"#),
+            [("tools/list".to_owned(), None)]
+        );
+        for refused in [
+            r#"{"method":"prompts/get","params":{}}"#,
+            r#"{"method":"resources/read"}"#,
+            r#"{"method":"tasks/cancel","params":{"taskId":1}}"#,
+            r#"{"method":"tasks/get","params":{"taskId":"a","taskId":"b"}}"#,
+        ] {
+            assert_eq!(calls(refused.as_bytes()), Err(UnreadableBody), "{refused}");
+        }
     }
 
     #[test]

@@ -50,6 +50,7 @@
 
 pub(crate) mod bearer; // pub(crate): reached by `crate::__fuzz` (feature `fuzzing`)
 mod client_addr;
+mod handles;
 pub(crate) mod jsonrpc; // pub(crate): reached by `crate::__fuzz` (feature `fuzzing`)
 mod origin;
 mod request_id;
@@ -64,6 +65,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 
 pub use client_addr::{ClientAddress, InvalidProxy, PeerAddr, TrustedProxies};
+pub use handles::TaskIds;
 pub use origin::OriginPolicy;
 pub use request_id::RequestId;
 pub use service::{OAuthService, ResponseBody};
@@ -134,6 +136,7 @@ pub struct OAuthLayerBuilder {
     rate_limits: RateLimits,
     client_address: ClientAddress,
     clock: Arc<dyn Clock>,
+    handle_key: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for OAuthLayerBuilder {
@@ -214,6 +217,15 @@ impl OAuthLayerBuilder {
     /// header only when configured here).
     pub fn client_address(mut self, source: ClientAddress) -> Self {
         self.client_address = source;
+        self
+    }
+
+    /// The key that binds state handles (event ids for `Last-Event-ID`, task ids) to the
+    /// principal they were issued to (default: random per process). Replicas that serve one
+    /// endpoint share one key, 32 random bytes from a secret store, so that a stream or task
+    /// begun on one can be resumed or polled on another; see [`TaskIds`].
+    pub fn handle_key(mut self, key: [u8; 32]) -> Self {
+        self.handle_key = Some(key);
         self
     }
 
@@ -312,6 +324,9 @@ impl OAuthLayerBuilder {
                 rate_limits: self.rate_limits,
                 client_address: self.client_address,
                 clock: self.clock,
+                handle_key: self
+                    .handle_key
+                    .map_or_else(handles::HandleKey::random, handles::HandleKey::new),
                 #[cfg(feature = "metrics")]
                 metrics_exported_at: std::sync::atomic::AtomicU64::new(0),
                 warned_no_address: AtomicBool::new(false),
@@ -350,6 +365,7 @@ pub(crate) struct Shared {
     pub(crate) rate_limits: RateLimits,
     pub(crate) client_address: ClientAddress,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) handle_key: handles::HandleKey,
     /// Clock seconds of the last metrics export of the validator's statistics.
     #[cfg(feature = "metrics")]
     pub(crate) metrics_exported_at: std::sync::atomic::AtomicU64,
@@ -419,6 +435,7 @@ impl OAuthLayer {
             rate_limits: RateLimits::default(),
             client_address: ClientAddress::default(),
             clock: Arc::new(SystemClock),
+            handle_key: None,
         }
     }
 

@@ -20,6 +20,7 @@ use http_body_util::BodyExt;
 
 use super::Shared;
 use super::bearer::{self, Credentials};
+use super::handles::{HandleKey, SealedEventIds, TaskIds, is_event_stream};
 use super::jsonrpc;
 use super::origin::OriginCheck;
 use super::request_id::{self, RequestId};
@@ -35,6 +36,10 @@ const SESSION_HEADER: &str = "mcp-session-id";
 const LAST_EVENT_ID_HEADER: &str = "last-event-id";
 const METHOD_HEADER: &str = "mcp-method";
 const NAME_HEADER: &str = "mcp-name";
+
+/// The largest form body read before authentication, only to find a second token (RFC 6750
+/// §2: one method per request). MCP bodies are JSON; a form body is never the MCP message.
+const MAX_FORM_BODY_BYTES: usize = 16 * 1024;
 
 /// The status recorded for an allowed request whose endpoint never answered (the client went
 /// away, or the endpoint failed), as common access logs do.
@@ -146,7 +151,11 @@ where
     }
     let mut decision = Decision::new(&shared, &mut request);
     let response = match authorize(&shared, &mut decision, request).await {
-        Ok(Authorized { request, session }) => {
+        Ok(Authorized {
+            request,
+            session,
+            principal,
+        }) => {
             let method = request.method().clone();
             let request_id = decision.request_id_header.clone();
             let pending = PendingAllowed {
@@ -156,7 +165,20 @@ where
             let response = inner.call(request).await?;
             track_session(&shared, &method, session, &response);
             pending.finish(response.status());
-            let mut response = response.map(ResponseBody::new);
+            let mut response = match principal {
+                // Event ids leave sealed for the principal (see `handles`).
+                Some(principal) if is_event_stream(response.headers()) => {
+                    let key = shared.handle_key.clone();
+                    response.map(|body| {
+                        ResponseBody::new(SealedEventIds::new(
+                            ResponseBody::new(body),
+                            key,
+                            principal,
+                        ))
+                    })
+                }
+                _ => response.map(ResponseBody::new),
+            };
             echo_request_id(request_id.as_ref(), &mut response);
             response
         }
@@ -320,6 +342,8 @@ impl Drop for PendingAllowed<'_> {
 struct Authorized {
     request: Request<ResponseBody>,
     session: SessionState,
+    /// Whose state handles the response carries (`None`: a token naming no one).
+    principal: Option<Principal>,
 }
 
 /// A refusal: the reason code for the audit event and the response to send.
@@ -341,31 +365,42 @@ enum SessionState {
     New(Option<Principal>),
 }
 
-/// The failed-authentication bucket of this request's address, when the guard is on and
-/// the address known.
+/// The failed-authentication bucket of this request's address, when the guard is on.
 struct FailedAuth<'a> {
     shared: &'a Shared,
     bucket: Option<(RateLimitKey, crate::rate_limit::Budget)>,
 }
 
 impl<'a> FailedAuth<'a> {
-    fn of(shared: &'a Shared, decision: &Decision) -> Self {
+    /// The bucket of the request's address; `Err` when the budget is on and the address
+    /// cannot be learned: the request is refused, never waved past the budget.
+    fn of(shared: &'a Shared, decision: &Decision) -> Result<Self, Refusal> {
         let bucket = match (shared.rate_limits.failed_auth, decision.remote) {
             (Some(budget), Some(address)) => Some((RateLimitKey::failed_auth(address), budget)),
             (Some(_), None) => {
                 if !shared.warned_no_address.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
+                    tracing::error!(
                         target: "mcp_oauth::rate_limit",
-                        "the client address is unknown, so failed authentications are not \
-                         rate-limited: serve with into_make_service_with_connect_info::<SocketAddr>(), \
-                         insert mcp_oauth::http::PeerAddr, or configure a trusted proxy header"
+                        "the client address is unknown, so requests are refused while the \
+                         failed-authentication budget is on: serve with \
+                         into_make_service_with_connect_info::<SocketAddr>(), insert \
+                         mcp_oauth::http::PeerAddr, choose another ClientAddress source, or \
+                         turn the budget off with RateLimits::without_failed_auth_limit()"
                     );
                 }
-                None
+                return Err(Refusal::new(
+                    reason::CLIENT_ADDRESS_UNKNOWN,
+                    plain(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "server_error",
+                        "The server cannot tell the client's address",
+                        None,
+                    ),
+                ));
             }
             (None, _) => None,
         };
-        Self { shared, bucket }
+        Ok(Self { shared, bucket })
     }
 
     /// Takes a unit before any token work; `Err` is the 429.
@@ -426,16 +461,32 @@ where
     B::Error: Into<BoxError>,
 {
     let (mut parts, body) = request.into_parts();
-    let failed_auth = FailedAuth::of(shared, decision);
-    // RFC 6750 §2: one method per request. A form body is read before validation so that a
-    // header token plus a body token is a 400 whatever the header token is worth.
+    let failed_auth = FailedAuth::of(shared, decision)?;
+    // A body is judged as the server will read it: only unencoded bodies can be.
+    if parts.method == Method::POST && !identity_encoded(&parts.headers) {
+        return Err(Refusal::new(
+            reason::UNSUPPORTED_CONTENT_ENCODING,
+            plain(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request",
+                "Content-Encoding is not supported",
+                None,
+            ),
+        ));
+    }
+    // RFC 6750 §2: one method per request. A form body that comes with an `Authorization`
+    // header is read (small, before validation) so that a header token plus a body token is
+    // a 400 whatever the header token is worth; without the header it is not read at all.
     let mut body = Some(body);
     let mut form_body: Option<Bytes> = None;
-    if parts.method == Method::POST && is_form(&parts.headers) {
+    if parts.method == Method::POST
+        && is_form(&parts.headers)
+        && parts.headers.contains_key(AUTHORIZATION)
+    {
         let bytes = match read_bounded(
             body.take().expect("body present"),
             &parts.headers,
-            shared.max_body_bytes,
+            shared.max_body_bytes.min(MAX_FORM_BODY_BYTES),
         )
         .await
         {
@@ -522,23 +573,12 @@ where
         }
     }
 
-    // Resuming a stream by `Last-Event-ID` outside a session would replay whatever events the
-    // id names, whoever they belong to: refused until event stores are principal-scoped.
-    if parts.method == Method::GET
-        && parts.headers.contains_key(LAST_EVENT_ID_HEADER)
-        && !parts.headers.contains_key(SESSION_HEADER)
-    {
-        return Err(Refusal::new(
-            reason::SESSIONLESS_RESUMPTION,
-            plain(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "Stream resumption needs a session",
-                None,
-            ),
-        ));
-    }
     let principal = Principal::of(&identity);
+    // rmcp replays by event id alone (with an event store, whatever the session): the id
+    // must have been sealed for this principal (see `handles`).
+    if parts.headers.contains_key(LAST_EVENT_ID_HEADER) {
+        resume_for(shared, principal, &mut parts.headers, &failed_auth).await?;
+    }
     let session = match parts
         .headers
         .get(SESSION_HEADER)
@@ -587,20 +627,12 @@ where
             (None, None) => Bytes::new(),
         };
         let Ok(calls) = jsonrpc::calls(&bytes) else {
-            return Err(Refusal::new(
-                reason::UNREADABLE_JSONRPC,
-                plain(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "The body is not a JSON-RPC message",
-                    None,
-                ),
-            ));
+            return Err(unreadable_jsonrpc());
         };
         decision.rpc_methods = calls.iter().map(|call| call.method.to_string()).collect();
         decision.tools = calls
             .iter()
-            .filter_map(|call| call.tool.as_deref().map(str::to_owned))
+            .filter_map(|call| call.tool().map(str::to_owned))
             .collect();
         if !headers_agree(&parts.headers, &calls) {
             return Err(Refusal::new(
@@ -613,7 +645,7 @@ where
                 ),
             ));
         }
-        for tool in calls.iter().filter_map(|call| call.tool.as_deref()) {
+        for tool in calls.iter().filter_map(jsonrpc::Call::tool) {
             match shared.tools.requirement(tool) {
                 ToolRequirement::Scopes(scopes) => needed.extend(scopes.iter()),
                 ToolRequirement::Unannotated => {
@@ -621,7 +653,17 @@ where
                 }
             }
         }
-        ResponseBody::from(bytes)
+        let names_tasks = calls.iter().any(|call| is_task_operation(&call.method));
+        drop(calls);
+        if names_tasks {
+            // Task ids are state handles: the server sees the id it sealed, or one it never issued.
+            match unseal_task_ids(&shared.handle_key, principal, &bytes, &mut parts.headers) {
+                Some(rewritten) => ResponseBody::from(rewritten),
+                None => return Err(unreadable_jsonrpc()),
+            }
+        } else {
+            ResponseBody::from(bytes)
+        }
     } else {
         match body {
             Some(body) => ResponseBody::new(body),
@@ -652,10 +694,132 @@ where
     // Tools must never see (or log) the raw token: it leaves with the header.
     parts.headers.remove(AUTHORIZATION);
     parts.extensions.insert(identity);
+    if let Some(principal) = principal {
+        parts
+            .extensions
+            .insert(TaskIds::new(shared.handle_key.clone(), principal));
+    }
     Ok(Authorized {
         request: Request::from_parts(parts, body),
         session,
+        principal,
     })
+}
+
+fn unreadable_jsonrpc() -> Refusal {
+    Refusal::new(
+        reason::UNREADABLE_JSONRPC,
+        plain(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The body is not a JSON-RPC message",
+            None,
+        ),
+    )
+}
+
+/// Opens a `Last-Event-ID` for `principal`, putting the server's own id in its place. An id
+/// that does not open (another principal's, forged, unsealed) gets the answer rmcp gives
+/// for an id it cannot resume, an empty event stream, and is charged as a failed attempt.
+async fn resume_for(
+    shared: &Shared,
+    principal: Option<Principal>,
+    headers: &mut HeaderMap,
+    failed_auth: &FailedAuth<'_>,
+) -> Result<(), Refusal> {
+    let mut values = headers.get_all(LAST_EVENT_ID_HEADER).iter();
+    let opened = match (principal, values.next(), values.next()) {
+        (Some(principal), Some(value), None) => value
+            .to_str()
+            .ok()
+            .and_then(|presented| shared.handle_key.open(principal, presented))
+            .and_then(|id| HeaderValue::from_str(id).ok()),
+        _ => None,
+    };
+    match opened {
+        Some(id) => {
+            headers.insert(LAST_EVENT_ID_HEADER, id);
+            Ok(())
+        }
+        None => {
+            failed_auth.charge().await;
+            let response = Response::builder()
+                .status(StatusCode::OK)
+                .header(CONTENT_TYPE, "text/event-stream")
+                .header(CACHE_CONTROL, "no-cache")
+                .body(ResponseBody::empty())
+                .unwrap_or_else(|_| internal_error());
+            Err(Refusal::new(reason::EVENT_ID_NOT_BOUND, response))
+        }
+    }
+}
+
+/// Whether `method` names a task by id (`params.taskId`).
+fn is_task_operation(method: &str) -> bool {
+    jsonrpc::name_member(method) == Some("taskId")
+}
+
+/// The body (and `Mcp-Name`) with each task id replaced by what [`HandleKey::unseal_or_spoil`]
+/// makes of it; `None` for a body that does not re-read (the reader accepted it, so this
+/// does not happen short of a bug, and fails closed if it does).
+fn unseal_task_ids(
+    key: &HandleKey,
+    principal: Option<Principal>,
+    body: &[u8],
+    headers: &mut HeaderMap,
+) -> Option<Bytes> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let mut last = None;
+    let messages: Vec<&mut serde_json::Value> = match &mut value {
+        serde_json::Value::Array(items) => items.iter_mut().collect(),
+        single => vec![single],
+    };
+    for message in messages {
+        let is_task = message
+            .get("method")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(is_task_operation);
+        if !is_task {
+            continue;
+        }
+        let id = message.get_mut("params")?.get_mut("taskId")?;
+        let opened = key.unseal_or_spoil(principal, id.as_str()?);
+        *id = serde_json::Value::String(opened.clone());
+        last = Some(opened);
+    }
+    // rmcp compares `Mcp-Name` with the body (2026-07-28): it names the same task.
+    if headers.contains_key(NAME_HEADER)
+        && let Some(id) = last
+    {
+        headers.insert(NAME_HEADER, header_safe(&id)?);
+    }
+    serde_json::to_vec(&value).ok().map(Bytes::from)
+}
+
+/// An `Mcp-Name` value for `text`: itself when header-safe, else the SEP-2243 base64 form.
+fn header_safe(text: &str) -> Option<HeaderValue> {
+    use base64::Engine;
+    let plain = text.bytes().all(|b| (0x21..0x7f).contains(&b)) && !text.starts_with("=?");
+    if plain {
+        HeaderValue::from_str(text).ok()
+    } else {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+        HeaderValue::from_str(&format!("=?base64?{encoded}?=")).ok()
+    }
+}
+
+/// Whether the body is sent as is (`Content-Encoding` absent or `identity`).
+fn identity_encoded(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .all(|value| {
+            value.to_str().is_ok_and(|v| {
+                v.split(',').all(|coding| {
+                    coding.trim().eq_ignore_ascii_case("identity") || coding.trim().is_empty()
+                })
+            })
+        })
 }
 
 fn body_refusal(status: StatusCode) -> Refusal {
@@ -714,8 +878,11 @@ fn headers_agree(headers: &HeaderMap, calls: &[jsonrpc::Call<'_>]) -> bool {
         return false;
     }
     if let Some(name) = &name {
-        for call in calls.iter().filter(|call| call.method == "tools/call") {
-            if call.tool.as_deref() != Some(name.as_str()) {
+        for call in calls
+            .iter()
+            .filter(|call| jsonrpc::name_member(&call.method).is_some())
+        {
+            if call.name.as_deref() != Some(name.as_str()) {
                 return false;
             }
         }

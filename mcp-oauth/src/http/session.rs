@@ -42,6 +42,11 @@ impl Principal {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// A principal read back from [`as_bytes`](Self::as_bytes) (a shared store's copy).
+    pub fn from_bytes(digest: [u8; 32]) -> Self {
+        Self(digest)
+    }
 }
 
 /// What the table says about a presented session id.
