@@ -19,15 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use crate::crypto::VerifyingKey;
 use crate::validation::VerifiedToken;
-
-/// SHA-256 of `bytes`.
-pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
 
 /// Bounds of the verified-token cache.
 #[derive(Debug, Clone, PartialEq, Eq)]

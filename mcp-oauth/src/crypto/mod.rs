@@ -19,8 +19,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 #[cfg(feature = "aws-lc-rs")]
 mod aws_lc;
+mod digest;
+#[cfg(feature = "testing")]
+mod random;
 #[cfg(feature = "rust-crypto")]
 mod rust_crypto;
+
+pub(crate) use digest::sha256;
+#[cfg(feature = "testing")]
+pub(crate) use random::random_id;
 
 /// A JWS signature algorithm this crate verifies (RFC 7518, RFC 8037).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use super::keys::{SigningAlgorithm, SigningKey, compact_jws};
 use super::listener::ClosingListener;
 use crate::clock::{Clock, SystemClock};
+use crate::crypto::random_id;
 
 /// The audience minted tokens carry unless told otherwise.
 const DEFAULT_AUDIENCE: &str = "https://mcp.example.com/mcp";
@@ -1007,9 +1008,4 @@ fn text(status: StatusCode, message: &str) -> Response {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
-}
-
-/// 128 random bits, base64url.
-fn random_id() -> String {
-    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
 }

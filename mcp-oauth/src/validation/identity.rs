@@ -24,7 +24,7 @@ pub struct TokenFingerprint([u8; 8]);
 impl TokenFingerprint {
     /// The fingerprint of `token`.
     pub fn of(token: &str) -> Self {
-        Self::from_sha256(&crate::token_cache::sha256(token.as_bytes()))
+        Self::from_sha256(&crate::crypto::sha256(token.as_bytes()))
     }
 
     pub(crate) fn from_sha256(hash: &[u8; 32]) -> Self {

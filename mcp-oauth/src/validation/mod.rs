@@ -93,10 +93,11 @@ pub use profile::{ENTRA_ORGANIZATIONS_V2, EntraTenant, EntraVersion, Profile};
 
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::Algorithm;
+use crate::crypto::sha256;
 use crate::introspection::{Introspection, IntrospectionConfigError, Introspector};
 use crate::key_set::{KeyLookupError, KeySetConfigError, KeyUnavailable, RemoteKeySet};
 use crate::scopes::ScopeSet;
-use crate::token_cache::{CacheEntry, CacheKey, TokenCache, TokenCacheConfig, sha256};
+use crate::token_cache::{CacheEntry, CacheKey, TokenCache, TokenCacheConfig};
 use claims::{ClaimsView, Registered, audience_matches};
 use identity::Identity;
 use jws::Header;
