@@ -57,6 +57,7 @@ pub mod resource;
 #[cfg(feature = "rmcp")]
 pub mod rmcp;
 pub mod scopes;
+mod token;
 pub mod token_cache;
 pub mod tools;
 pub mod validation;

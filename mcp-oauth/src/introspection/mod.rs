@@ -68,12 +68,12 @@ use url::Url;
 
 use crate::clock::Clock;
 use crate::http_client;
-use crate::token_cache::{CacheKey, TokenCacheConfig};
-use crate::validation::introspected::{Judgement, judge};
-use crate::validation::jws::{self, TokenShape};
-use crate::validation::{
+use crate::token::jws::{self, TokenShape};
+use crate::token::{
     Claim, MAX_LEEWAY, RequiredClaims, ScopeClaim, TokenError, TokenFingerprint, VerifiedToken,
 };
+use crate::token_cache::{CacheKey, TokenCacheConfig};
+use crate::validation::introspected::{Judgement, judge};
 
 const LOG_TARGET: &str = "mcp_oauth::introspection";
 

@@ -5,10 +5,12 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use super::claims::{self, ClaimsView, audience_matches};
-use super::identity::{Identity, TokenFingerprint, Verification, VerifiedToken};
-use super::{Claim, TokenError, read_scopes};
 use crate::introspection::Introspection;
+use crate::token::claims::{self, ClaimsView, audience_matches};
+use crate::token::{
+    Claim, Identity, TokenError, TokenFingerprint, Verification, VerifiedToken, check_not_before,
+    is_expired, read_issued_at, read_scopes,
+};
 
 /// Token kinds that an introspection response may name and that are never access tokens.
 const NOT_ACCESS_TOKENS: [&str; 6] = [
@@ -113,7 +115,7 @@ fn judge_active(
     let leeway = config.leeway.as_secs();
     let (expires_at, valid_until) = match claims::numeric_date(registered.exp)? {
         Some(exp) => {
-            if now_secs >= exp.saturating_add(leeway) {
+            if is_expired(exp, now_secs, leeway) {
                 return Err(TokenError::Expired);
             }
             (exp, Duration::from_secs(exp))
@@ -129,30 +131,19 @@ fn judge_active(
             None => return Err(TokenError::MissingClaim(Claim::Expiry)),
         },
     };
-    if let Some(not_before) = claims::numeric_date(registered.nbf)?
-        && now_secs.saturating_add(leeway) < not_before
-    {
-        return Err(TokenError::NotYetValid);
-    }
-    let issued_at = claims::numeric_date(registered.iat)?;
-    if issued_at.is_some_and(|iat| iat > now_secs.saturating_add(leeway)) {
-        return Err(TokenError::IssuedInFuture);
-    }
+    check_not_before(registered.nbf, now_secs, leeway)?;
+    let issued_at = read_issued_at(registered.iat, now_secs, leeway)?;
 
     let subject = claims::string(registered.sub)?;
     let client_id = view.string("client_id")?;
     let jwt_id = claims::string(registered.jti)?;
     let username = claims::string(registered.username)?;
-    for (claim, present) in [
+    config.required.check([
         (Claim::Subject, subject.is_some()),
         (Claim::ClientId, client_id.is_some()),
         (Claim::IssuedAt, issued_at.is_some()),
         (Claim::JwtId, jwt_id.is_some()),
-    ] {
-        if config.required.contains(claim) && !present {
-            return Err(TokenError::MissingClaim(claim));
-        }
-    }
+    ])?;
     let scopes = read_scopes(view, std::slice::from_ref(&config.scope_claim))?;
 
     let token = VerifiedToken::new(Identity {

@@ -70,11 +70,7 @@
 //!   bound both. The dev authorization server (`mcp_oauth::dev`, feature `dev`) rotates refresh
 //!   tokens and revokes a family on reuse, to try this end to end.
 
-mod claims;
-mod error;
-mod identity;
 pub(crate) mod introspected;
-pub(crate) mod jws;
 mod policy;
 pub mod profile;
 
@@ -83,11 +79,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-pub use error::{Claim, ErrorCode, TokenError};
-pub use identity::{TokenFingerprint, Verification, VerifiedToken};
+pub use crate::token::{
+    Claim, ErrorCode, MAX_LEEWAY, RequiredClaims, ScopeClaim, ScopeFormat, TokenError,
+    TokenFingerprint, Verification, VerifiedToken,
+};
 pub use policy::{
-    IssuerPolicy, IssuerPolicyBuilder, IssuerTemplate, MAX_LEEWAY, PolicyError, RequiredClaims,
-    ScopeClaim, ScopeFormat, TENANT_PLACEHOLDER, TypPolicy,
+    IssuerPolicy, IssuerPolicyBuilder, IssuerTemplate, PolicyError, TENANT_PLACEHOLDER, TypPolicy,
 };
 pub use profile::{ENTRA_ORGANIZATIONS_V2, EntraTenant, EntraVersion, Profile};
 
@@ -96,11 +93,10 @@ use crate::crypto::Algorithm;
 use crate::crypto::sha256;
 use crate::introspection::{Introspection, IntrospectionConfigError, Introspector};
 use crate::key_set::{KeyLookupError, KeySetConfigError, KeyUnavailable, RemoteKeySet};
-use crate::scopes::ScopeSet;
+use crate::token::claims::{self, ClaimsView, Registered, audience_matches};
+use crate::token::jws::{self, Header};
+use crate::token::{Identity, check_not_before, is_expired, read_issued_at, read_scopes};
 use crate::token_cache::{CacheEntry, CacheKey, TokenCache, TokenCacheConfig};
-use claims::{ClaimsView, Registered, audience_matches};
-use identity::Identity;
-use jws::Header;
 use policy::IssuerMatch;
 
 const LOG_TARGET: &str = "mcp_oauth::validation";
@@ -520,23 +516,15 @@ impl Validator {
         let leeway = policy.leeway.as_secs();
         let expires_at =
             claims::numeric_date(registered.exp)?.ok_or(TokenError::MissingClaim(Claim::Expiry))?;
-        if now_secs >= expires_at.saturating_add(leeway) {
+        if is_expired(expires_at, now_secs, leeway) {
             return Err(TokenError::Expired);
         }
-        if let Some(not_before) = claims::numeric_date(registered.nbf)?
-            && now_secs.saturating_add(leeway) < not_before
-        {
-            return Err(TokenError::NotYetValid);
-        }
-        let issued_at = claims::numeric_date(registered.iat)?;
-        if issued_at.is_some_and(|iat| iat > now_secs.saturating_add(leeway)) {
-            return Err(TokenError::IssuedInFuture);
-        }
+        check_not_before(registered.nbf, now_secs, leeway)?;
+        let issued_at = read_issued_at(registered.iat, now_secs, leeway)?;
         if registered.cnf.is_some() {
             return Err(TokenError::SenderConstrained);
         }
 
-        let required = policy.required;
         let subject = claims::string(registered.sub)?;
         let jwt_id = claims::string(registered.jti)?;
         let mut client_id = None;
@@ -546,16 +534,12 @@ impl Validator {
                 break;
             }
         }
-        for (claim, present) in [
+        policy.required.check([
             (Claim::Subject, subject.is_some()),
             (Claim::ClientId, client_id.is_some()),
             (Claim::IssuedAt, issued_at.is_some()),
             (Claim::JwtId, jwt_id.is_some()),
-        ] {
-            if required.contains(claim) && !present {
-                return Err(TokenError::MissingClaim(claim));
-            }
-        }
+        ])?;
         let scopes = read_scopes(&claims, &policy.scope_claims)?;
         // Informational: a `username` of another type is ignored rather than refused.
         let username = claims::string(registered.username).ok().flatten();
@@ -585,7 +569,7 @@ impl Validator {
             })?;
         // The lookup may have waited for a fetch (up to its timeout): a token that expired
         // meanwhile is refused as expired, not accepted on the time read before the wait.
-        if inner.clock.now().as_secs() >= expires_at.saturating_add(leeway) {
+        if is_expired(expires_at, inner.clock.now().as_secs(), leeway) {
             return Err(TokenError::Expired);
         }
         inner.signature_checks.fetch_add(1, Ordering::Relaxed);
@@ -690,37 +674,5 @@ fn refuse_id_token(claims: &Registered<'_>) -> Result<(), TokenError> {
         Err(TokenError::IdToken)
     } else {
         Ok(())
-    }
-}
-
-/// The scopes of the first claim of `claims_in_order` that is present (none: no scopes).
-fn read_scopes(
-    claims: &ClaimsView<'_>,
-    claims_in_order: &[ScopeClaim],
-) -> Result<ScopeSet, TokenError> {
-    let Some((claim, raw)) = claims_in_order
-        .iter()
-        .find_map(|claim| claims.get(claim.name()).map(|raw| (claim, raw)))
-    else {
-        return Ok(ScopeSet::new());
-    };
-    // The claim's own type decides, without building a `serde_json::Value`: a string of
-    // space-separated scopes, or an array of scope strings (each non-empty, without spaces).
-    match (claim.format(), claims::first_byte(raw)) {
-        (ScopeFormat::SpaceSeparated | ScopeFormat::Either, b'"') => {
-            let text = crate::json::string(raw).map_err(|()| TokenError::InvalidClaim)?;
-            Ok(ScopeSet::from_space_separated(&text))
-        }
-        (ScopeFormat::Array | ScopeFormat::Either, b'[') => {
-            let items = crate::json::strings(raw).map_err(|()| TokenError::InvalidClaim)?;
-            if items
-                .iter()
-                .any(|scope| scope.is_empty() || scope.contains(' '))
-            {
-                return Err(TokenError::InvalidClaim);
-            }
-            Ok(items.into_iter().collect())
-        }
-        _ => Err(TokenError::InvalidClaim),
     }
 }

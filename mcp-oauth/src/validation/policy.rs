@@ -3,12 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::error::Claim;
 use crate::crypto::{Algorithm, AlgorithmSet};
 use crate::key_set::{KeySet, KeySetConfig, KeySource};
-
-/// The largest leeway a policy accepts: clock skew beyond this is a broken clock, not skew.
-pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+use crate::token::{Claim, MAX_LEEWAY, RequiredClaims, ScopeClaim};
 
 /// How the `typ` header is judged (RFC 9068 §2.1, §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -21,104 +18,6 @@ pub enum TypPolicy {
     /// (Entra ID, Auth0). OpenID Connect ID tokens are still refused, by their
     /// `nonce`, `at_hash`, `c_hash` or `s_hash` claims (and by their audience).
     Lenient,
-}
-
-/// The shape of the scope claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ScopeFormat {
-    /// A space-separated string (RFC 9068, Keycloak, Scalekit).
-    SpaceSeparated,
-    /// A JSON array of strings (Auth0 `permissions`, Entra `roles`).
-    Array,
-    /// Either a space-separated string or an array of strings (Okta and Entra `scp`).
-    #[default]
-    Either,
-}
-
-/// Where a token's scopes live.
-///
-/// ```
-/// use mcp_oauth::validation::{ScopeClaim, ScopeFormat};
-///
-/// let auth0_rbac = ScopeClaim::new("permissions", ScopeFormat::Array);
-/// assert_eq!(auth0_rbac.name(), "permissions");
-/// assert_eq!(ScopeClaim::default().name(), "scope");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScopeClaim {
-    name: String,
-    format: ScopeFormat,
-}
-
-impl ScopeClaim {
-    /// Scopes in claim `name`, of shape `format`.
-    pub fn new(name: impl Into<String>, format: ScopeFormat) -> Self {
-        Self {
-            name: name.into(),
-            format,
-        }
-    }
-
-    /// The claim's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The claim's shape.
-    pub fn format(&self) -> ScopeFormat {
-        self.format
-    }
-}
-
-impl Default for ScopeClaim {
-    /// `scope`, a space-separated string (RFC 9068 §2.2.3).
-    fn default() -> Self {
-        Self::new("scope", ScopeFormat::SpaceSeparated)
-    }
-}
-
-/// The set of claims a policy requires.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequiredClaims(u8);
-
-impl RequiredClaims {
-    /// `iss`, `exp` and `aud`: the claims no policy can drop.
-    pub const ALWAYS: RequiredClaims =
-        RequiredClaims(Claim::Issuer.bit() | Claim::Expiry.bit() | Claim::Audience.bit());
-
-    /// The RFC 9068 §2.2 set: iss, exp, aud, sub, client_id, iat, jti.
-    pub const RFC_9068: RequiredClaims = RequiredClaims(
-        Self::ALWAYS.0
-            | Claim::Subject.bit()
-            | Claim::ClientId.bit()
-            | Claim::IssuedAt.bit()
-            | Claim::JwtId.bit(),
-    );
-
-    /// No claim at all (introspection responses, where every member but `active` is
-    /// optional).
-    pub(crate) const NONE: RequiredClaims = RequiredClaims(0);
-
-    /// Whether `claim` is required.
-    pub const fn contains(self, claim: Claim) -> bool {
-        self.0 & claim.bit() != 0
-    }
-
-    /// This set plus `claim`.
-    pub(crate) const fn with(self, claim: Claim) -> RequiredClaims {
-        RequiredClaims(self.0 | claim.bit())
-    }
-
-    /// This set without `claim`.
-    pub(crate) const fn without(self, claim: Claim) -> RequiredClaims {
-        RequiredClaims(self.0 & !claim.bit())
-    }
-}
-
-impl Default for RequiredClaims {
-    fn default() -> Self {
-        Self::RFC_9068
-    }
 }
 
 /// Why a policy could not be built.

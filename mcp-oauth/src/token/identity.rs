@@ -6,45 +6,9 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use super::fingerprint::TokenFingerprint;
 use crate::json::ObjectView;
 use crate::scopes::ScopeSet;
-
-/// A short, non-reversible fingerprint of a token for logs: the first 8 bytes of its
-/// SHA-256, in hex. Raw tokens are never logged or stored.
-///
-/// ```
-/// use mcp_oauth::validation::TokenFingerprint;
-///
-/// let fingerprint = TokenFingerprint::of("eyJhbGciOi...");
-/// assert_eq!(fingerprint.to_string().len(), 16);
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TokenFingerprint([u8; 8]);
-
-impl TokenFingerprint {
-    /// The fingerprint of `token`.
-    pub fn of(token: &str) -> Self {
-        Self::from_sha256(&crate::crypto::sha256(token.as_bytes()))
-    }
-
-    pub(crate) fn from_sha256(hash: &[u8; 32]) -> Self {
-        let mut prefix = [0; 8];
-        prefix.copy_from_slice(&hash[..8]);
-        Self(prefix)
-    }
-}
-
-impl fmt::Display for TokenFingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
-    }
-}
-
-impl fmt::Debug for TokenFingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TokenFingerprint({self})")
-    }
-}
 
 /// How a token was verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -232,7 +196,7 @@ impl VerifiedToken {
             username: None,
             verification: Verification::Signature,
             payload: Box::default(),
-            fingerprint: TokenFingerprint([0; 8]),
+            fingerprint: TokenFingerprint::from_sha256(&[0; 32]),
         })
     }
 
