@@ -7,6 +7,10 @@
 //! token's expiry and the configured TTL, and is not served once the key that verified it has
 //! left its issuer's key set. A hit costs a hash and a lookup, no signature check.
 //!
+//! [`TokenCache`] is the one bounded cache of the crate: the introspection verifier keeps its
+//! answers in one too (its own instance, with its own bounds and TTL), refusals included
+//! when negative caching is on.
+//!
 //! ```
 //! use mcp_oauth::token_cache::TokenCacheConfig;
 //! use std::time::Duration;
@@ -20,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::crypto::VerifyingKey;
-use crate::validation::VerifiedToken;
+use crate::token::{TokenError, VerifiedToken};
 
 /// Bounds of the verified-token cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,14 +53,27 @@ pub(crate) struct CacheKey {
     pub token_hash: [u8; 32],
 }
 
+/// A cached verdict.
 pub(crate) struct CacheEntry {
-    pub token: VerifiedToken,
-    pub issuer_index: usize,
-    pub kid: Option<Box<str>>,
-    pub key: Arc<VerifyingKey>,
+    /// The identity; or, for the introspection verifier's negative cache, the refusal.
+    pub answer: Result<VerifiedToken, TokenError>,
+    /// For a verified signature, the key that made it: the entry is served only while the
+    /// issuer still publishes that key.
+    pub signed_by: Option<SignedBy>,
     /// Clock time after which the entry must not be served.
     pub valid_until: Duration,
+    /// About the bytes the entry holds.
     pub weight: u64,
+}
+
+/// The key that verified a cached signature, and where it was published.
+pub(crate) struct SignedBy {
+    /// The position of the issuer's policy in its validator.
+    pub issuer_index: usize,
+    /// The `kid` the token named.
+    pub kid: Option<Box<str>>,
+    /// The key, as its key set holds it.
+    pub key: Arc<VerifyingKey>,
 }
 
 #[derive(Clone)]
@@ -83,7 +100,8 @@ pub struct TokenCacheStats {
     pub entries: u64,
 }
 
-/// A bounded cache of verified tokens. Shared by reference; see the module docs.
+/// A bounded cache of verified tokens (and of introspection answers). Shared by reference;
+/// see the module docs.
 pub struct TokenCache {
     entries: quick_cache::sync::Cache<CacheKey, Arc<CacheEntry>, EntryWeighter>,
     ttl: Duration,
@@ -134,7 +152,8 @@ impl TokenCache {
     }
 
     /// The entry for `key` if it is still servable at `now`; `still_valid` checks that the
-    /// key that verified it is still published. Entries that fail either are removed.
+    /// key that verified it is still published. Entries that fail either are removed. Counted
+    /// as a hit or a miss.
     pub(crate) fn get(
         &self,
         key: &CacheKey,
@@ -156,6 +175,18 @@ impl TokenCache {
                 self.misses.fetch_add(1, Ordering::Relaxed);
                 None
             }
+        }
+    }
+
+    /// Like [`get`](Self::get) without a key check, and not counted (a second look, e.g.
+    /// after a call in flight finished).
+    pub(crate) fn peek(&self, key: &CacheKey, now: Duration) -> Option<Arc<CacheEntry>> {
+        let entry = self.entries.get(key)?;
+        if now < entry.valid_until {
+            Some(entry)
+        } else {
+            self.entries.remove(key);
+            None
         }
     }
 

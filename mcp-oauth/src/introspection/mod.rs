@@ -53,6 +53,8 @@
 //! # Ok(()) }
 //! ```
 
+mod judge;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -72,8 +74,8 @@ use crate::token::jws::{self, TokenShape};
 use crate::token::{
     Claim, MAX_LEEWAY, RequiredClaims, ScopeClaim, TokenError, TokenFingerprint, VerifiedToken,
 };
-use crate::token_cache::{CacheKey, TokenCacheConfig};
-use crate::validation::introspected::{Judgement, judge};
+use crate::token_cache::{CacheEntry, CacheKey, TokenCache, TokenCacheConfig};
+use judge::{Judgement, judge};
 
 const LOG_TARGET: &str = "mcp_oauth::introspection";
 
@@ -504,25 +506,6 @@ pub struct IntrospectionStats {
 
 type Outcome = Result<VerifiedToken, TokenError>;
 
-struct CachedEntry {
-    answer: Outcome,
-    valid_until: Duration,
-    weight: u64,
-}
-
-#[derive(Clone)]
-struct Weighter {
-    min_weight: u64,
-}
-
-impl quick_cache::Weighter<CacheKey, Arc<CachedEntry>> for Weighter {
-    fn weight(&self, _key: &CacheKey, entry: &Arc<CachedEntry>) -> u64 {
-        entry.weight.max(self.min_weight)
-    }
-}
-
-type Cache = quick_cache::sync::Cache<CacheKey, Arc<CachedEntry>, Weighter>;
-
 /// The introspection verifier of a [`Validator`](crate::Validator): endpoint, cache,
 /// single-flight table, call slots, counters. Cheap to clone; from
 /// [`Validator::introspector`](crate::Validator::introspector).
@@ -539,15 +522,13 @@ struct Inner {
     endpoint: ArcSwapOption<Url>,
     discovery: tokio::sync::Mutex<()>,
     discovery_failed_at: AtomicU64,
-    cache: Option<(Cache, Duration)>,
+    cache: Option<TokenCache>,
     in_flight: Mutex<HashMap<[u8; 32], Arc<OnceCell<Outcome>>>>,
     slots: Semaphore,
     calls: AtomicU64,
     failures: AtomicU64,
     accepted: AtomicU64,
     refused: AtomicU64,
-    cache_hits: AtomicU64,
-    cache_misses: AtomicU64,
     coalesced: AtomicU64,
     over_capacity: AtomicU64,
     discoveries: AtomicU64,
@@ -574,17 +555,7 @@ impl Introspector {
         // No redirects: a POST carrying a token is never replayed to another URL.
         let client = http_client::build(config.connect_timeout, config.request_timeout, 0)
             .map_err(|error| IntrospectionConfigError::Client(error.to_string()))?;
-        let cache = config.cache.as_ref().map(|bounds| {
-            let max_entries = bounds.max_entries.max(1);
-            let max_bytes = bounds.max_bytes.max(1) as u64;
-            let weighter = Weighter {
-                min_weight: (max_bytes / max_entries as u64).max(1),
-            };
-            (
-                Cache::with_weighter(max_entries, max_bytes, weighter),
-                bounds.ttl,
-            )
-        });
+        let cache = config.cache.as_ref().map(TokenCache::new);
         let endpoint = ArcSwapOption::new(config.endpoint.clone().map(Arc::new));
         let slots = Semaphore::new(config.max_concurrent_calls);
         Ok(Self {
@@ -603,8 +574,6 @@ impl Introspector {
                 failures: AtomicU64::new(0),
                 accepted: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
-                cache_hits: AtomicU64::new(0),
-                cache_misses: AtomicU64::new(0),
                 coalesced: AtomicU64::new(0),
                 over_capacity: AtomicU64::new(0),
                 discoveries: AtomicU64::new(0),
@@ -636,13 +605,18 @@ impl Introspector {
     pub fn stats(&self) -> IntrospectionStats {
         let inner = &self.inner;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let cache_stats = inner
+            .cache
+            .as_ref()
+            .map(TokenCache::stats)
+            .unwrap_or_default();
         IntrospectionStats {
             calls: load(&inner.calls),
             failures: load(&inner.failures),
             accepted: load(&inner.accepted),
             refused: load(&inner.refused),
-            cache_hits: load(&inner.cache_hits),
-            cache_misses: load(&inner.cache_misses),
+            cache_hits: cache_stats.hits,
+            cache_misses: cache_stats.misses,
             coalesced: load(&inner.coalesced),
             over_capacity: load(&inner.over_capacity),
             discoveries: load(&inner.discoveries),
@@ -655,12 +629,12 @@ impl Introspector {
         self.inner
             .cache
             .as_ref()
-            .map_or(0, |(cache, _)| cache.len() as u64)
+            .map_or(0, |cache| cache.stats().entries)
     }
 
     /// Drops every cached answer (e.g. after a revocation you learnt about out of band).
     pub fn clear_cache(&self) {
-        if let Some((cache, _)) = &self.inner.cache {
+        if let Some(cache) = &self.inner.cache {
             cache.clear();
         }
     }
@@ -786,45 +760,36 @@ impl Inner {
         }
     }
 
-    /// A servable cached answer; entries past their time are removed.
+    /// A servable cached answer (counted as a cache hit or miss when `count`); entries past
+    /// their time are removed.
     fn cached(&self, key: &CacheKey, count: bool) -> Option<Outcome> {
-        let (cache, _) = self.cache.as_ref()?;
+        let cache = self.cache.as_ref()?;
         let now = self.clock.now();
-        let found = match cache.get(key) {
-            Some(entry) if now < entry.valid_until => Some(entry.answer.clone()),
-            Some(_) => {
-                cache.remove(key);
-                None
-            }
-            None => None,
+        let entry = if count {
+            cache.get(key, now, |_| true)
+        } else {
+            cache.peek(key, now)
         };
-        if count {
-            let counter = if found.is_some() {
-                &self.cache_hits
-            } else {
-                &self.cache_misses
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-        found
+        entry.map(|entry| entry.answer.clone())
     }
 
     fn store(&self, key: CacheKey, answer: &Outcome, valid_until: Duration, weight: usize) {
-        let Some((cache, ttl)) = &self.cache else {
+        let Some(cache) = &self.cache else {
             return;
         };
         let now = self.clock.now();
-        let valid_until = valid_until.min(now.saturating_add(*ttl));
+        let valid_until = valid_until.min(now.saturating_add(cache.ttl()));
         if valid_until <= now {
             return;
         }
         cache.insert(
             key,
-            Arc::new(CachedEntry {
+            CacheEntry {
                 answer: answer.clone(),
+                signed_by: None,
                 valid_until,
                 weight: (weight + 256) as u64,
-            }),
+            },
         );
     }
 

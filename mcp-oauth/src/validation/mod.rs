@@ -70,7 +70,6 @@
 //!   bound both. The dev authorization server (`mcp_oauth::dev`, feature `dev`) rotates refresh
 //!   tokens and revokes a family on reuse, to try this end to end.
 
-pub(crate) mod introspected;
 mod policy;
 pub mod profile;
 
@@ -96,7 +95,7 @@ use crate::key_set::{KeyLookupError, KeySetConfigError, KeyUnavailable, RemoteKe
 use crate::token::claims::{self, ClaimsView, Registered, audience_matches};
 use crate::token::jws::{self, Header};
 use crate::token::{Identity, check_not_before, is_expired, read_issued_at, read_scopes};
-use crate::token_cache::{CacheEntry, CacheKey, TokenCache, TokenCacheConfig};
+use crate::token_cache::{CacheEntry, CacheKey, SignedBy, TokenCache, TokenCacheConfig};
 use policy::IssuerMatch;
 
 const LOG_TARGET: &str = "mcp_oauth::validation";
@@ -454,14 +453,16 @@ impl Validator {
                 token_hash: hash,
             };
             let hit = cache.get(&cache_key, now, |entry| {
-                inner.issuers[entry.issuer_index].keys.still_has_at(
-                    entry.kid.as_deref(),
-                    &entry.key,
-                    now,
-                )
+                entry.signed_by.as_ref().is_some_and(|signed_by| {
+                    inner.issuers[signed_by.issuer_index].keys.still_has_at(
+                        signed_by.kid.as_deref(),
+                        &signed_by.key,
+                        now,
+                    )
+                })
             });
             if let Some(entry) = hit {
-                return Ok(entry.token.clone());
+                return entry.answer.clone();
             }
             token_hash = Some(hash);
         }
@@ -609,10 +610,12 @@ impl Validator {
                     token_hash,
                 },
                 CacheEntry {
-                    token: verified.clone(),
-                    issuer_index,
-                    kid: header.kid.map(|kid| Box::from(kid.as_ref())),
-                    key: key.shared().clone(),
+                    answer: Ok(verified.clone()),
+                    signed_by: Some(SignedBy {
+                        issuer_index,
+                        kid: header.kid.map(|kid| Box::from(kid.as_ref())),
+                        key: key.shared().clone(),
+                    }),
                     valid_until,
                     weight,
                 },

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use crate::introspection::Introspection;
+use super::Introspection;
 use crate::token::claims::{self, ClaimsView, audience_matches};
 use crate::token::{
     Claim, Identity, TokenError, TokenFingerprint, Verification, VerifiedToken, check_not_before,
