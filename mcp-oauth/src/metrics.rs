@@ -25,7 +25,8 @@
 
 use std::time::Duration;
 
-use crate::validation::Validator;
+use crate::key_set::KeySetStats;
+use crate::token_cache::TokenCacheStats;
 
 /// How often, at most, a layer exports the validator's statistics on its own.
 pub const EXPORT_INTERVAL: Duration = Duration::from_secs(1);
@@ -89,29 +90,37 @@ pub fn record_introspection(duration: Duration, outcome: &'static str) {
     let _ = (duration, outcome);
 }
 
-/// Exports the validator's key-set and token-cache statistics as absolute values.
-pub fn export_validator(validator: &Validator) {
+/// The statistics [`export_validator`] exports: a snapshot of a validator's counters, taken
+/// with `Snapshot::from(&validator)` (the same conversion `export_validator(&validator)`
+/// makes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Each issuer's key-set counters, labelled by its policy's issuer.
+    pub key_sets: Vec<(String, KeySetStats)>,
+    /// The verified-token cache's counters, when the cache is on.
+    pub token_cache: Option<TokenCacheStats>,
+}
+
+/// Exports a validator's key-set and token-cache statistics as absolute values:
+/// `export_validator(&validator)`, or a [`Snapshot`]. Without the `metrics` feature nothing
+/// is read.
+pub fn export_validator(validator: impl Into<Snapshot>) {
     #[cfg(feature = "metrics")]
     {
-        for policy in validator.policies() {
-            let issuer = policy.issuer();
-            if let Some(keys) = validator.key_set(issuer) {
-                let stats = keys.stats();
-                let issuer = issuer.to_owned();
-                ::metrics::counter!(names::KEY_SET_FETCHES, "issuer" => issuer.clone())
-                    .absolute(stats.fetches);
-                ::metrics::counter!(names::KEY_SET_FETCH_FAILURES, "issuer" => issuer.clone())
-                    .absolute(stats.failures);
-                ::metrics::counter!(names::KEY_SET_UNKNOWN_KID_REFRESHES, "issuer" => issuer)
-                    .absolute(stats.unknown_kid_refreshes);
-            }
+        let snapshot: Snapshot = validator.into();
+        for (issuer, stats) in snapshot.key_sets {
+            ::metrics::counter!(names::KEY_SET_FETCHES, "issuer" => issuer.clone())
+                .absolute(stats.fetches);
+            ::metrics::counter!(names::KEY_SET_FETCH_FAILURES, "issuer" => issuer.clone())
+                .absolute(stats.failures);
+            ::metrics::counter!(names::KEY_SET_UNKNOWN_KID_REFRESHES, "issuer" => issuer)
+                .absolute(stats.unknown_kid_refreshes);
         }
-        if let Some(cache) = validator.token_cache() {
-            let stats = cache.stats();
+        if let Some(stats) = snapshot.token_cache {
             ::metrics::counter!(names::TOKEN_CACHE_HITS).absolute(stats.hits);
             ::metrics::counter!(names::TOKEN_CACHE_MISSES).absolute(stats.misses);
             ::metrics::gauge!(names::TOKEN_CACHE_ENTRIES).set(stats.entries as f64);
-            let lookups = stats.hits + stats.misses;
+            let lookups = stats.hits.saturating_add(stats.misses);
             let ratio = if lookups == 0 {
                 0.0
             } else {
@@ -230,26 +239,44 @@ mod tests {
 
     #[test]
     fn the_validator_statistics_are_exported_as_absolute_values() {
-        let validator = Validator::new(
-            crate::IssuerPolicy::builder("https://issuer.example")
-                .audience("https://mcp.example/mcp")
-                .jwks_uri("https://issuer.example/jwks")
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+        let snapshot = Snapshot {
+            key_sets: vec![(
+                "https://issuer.example".to_owned(),
+                KeySetStats {
+                    fetches: 3,
+                    failures: 1,
+                    unknown_kid_refreshes: 2,
+                },
+            )],
+            token_cache: Some(TokenCacheStats {
+                hits: 3,
+                misses: 1,
+                entries: 7,
+            }),
+        };
         let capture = Capture::default();
-        ::metrics::with_local_recorder(&capture, || export_validator(&validator));
+        ::metrics::with_local_recorder(&capture, || {
+            // Absolute values: exporting twice does not add up.
+            export_validator(snapshot.clone());
+            export_validator(snapshot);
+        });
         let values = capture.0.lock().clone();
+        let issuer = "issuer=https://issuer.example";
         assert_eq!(
-            values["mcp_oauth_key_set_fetches_total{issuer=https://issuer.example}"],
-            0.0
+            values[&format!("mcp_oauth_key_set_fetches_total{{{issuer}}}")],
+            3.0
         );
         assert_eq!(
-            values["mcp_oauth_key_set_fetch_failures_total{issuer=https://issuer.example}"],
-            0.0
+            values[&format!("mcp_oauth_key_set_fetch_failures_total{{{issuer}}}")],
+            1.0
         );
-        assert_eq!(values["mcp_oauth_token_cache_hit_ratio{}"], 0.0);
-        assert_eq!(values["mcp_oauth_token_cache_entries{}"], 0.0);
+        assert_eq!(
+            values[&format!("mcp_oauth_key_set_unknown_kid_refreshes_total{{{issuer}}}")],
+            2.0
+        );
+        assert_eq!(values["mcp_oauth_token_cache_hits_total{}"], 3.0);
+        assert_eq!(values["mcp_oauth_token_cache_misses_total{}"], 1.0);
+        assert_eq!(values["mcp_oauth_token_cache_hit_ratio{}"], 0.75);
+        assert_eq!(values["mcp_oauth_token_cache_entries{}"], 7.0);
     }
 }

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{fixture, fixture_with};
@@ -157,6 +156,7 @@ mod refresh {
     use mcp_oauth::introspection::{Introspection, IntrospectionMode};
     use mcp_oauth::{IssuerPolicy, ManualClock, Validator};
     use serde_json::Value;
+    use std::sync::Arc;
 
     const RESOURCE: &str = "http://127.0.0.1:8080/mcp";
     const REDIRECT: &str = "http://127.0.0.1/callback";

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{AUDIENCE, fixture, fixture_with};
 use mcp_oauth::Clock;
 use mcp_oauth::crypto::Algorithm;
+use mcp_oauth::metrics::Snapshot;
 use mcp_oauth::testing::{SigningAlgorithm, SigningKey, TestIssuer, compact_jws};
 use mcp_oauth::validation::{Claim, ErrorCode, ScopeClaim, ScopeFormat, TokenError, TypPolicy};
 use serde_json::json;
@@ -780,6 +781,29 @@ async fn discovery_that_names_another_issuer_is_discarded() {
         0,
         "the wrong issuer's jwks_uri is never used"
     );
+}
+
+/// What the HTTP layer exports through `metrics::export_validator`: each issuer's key-set
+/// counters and the verified-token cache's, read from the validator as a `metrics::Snapshot`.
+#[tokio::test]
+async fn the_metrics_snapshot_reads_the_key_set_and_cache_counters() {
+    let f = fixture().await;
+    let token = f.issuer.token().sign();
+    f.validator.validate(&token).await.unwrap();
+    f.validator.validate(&token).await.unwrap();
+    let snapshot = Snapshot::from(&f.validator);
+    assert_eq!(snapshot.key_sets.len(), 1);
+    let (issuer, keys) = &snapshot.key_sets[0];
+    assert_eq!(issuer, f.issuer.issuer());
+    assert_eq!(
+        (keys.fetches, keys.failures, keys.unknown_kid_refreshes),
+        (1, 0, 0)
+    );
+    let cache = snapshot.token_cache.expect("the cache is on by default");
+    assert_eq!((cache.hits, cache.misses, cache.entries), (1, 1, 1));
+
+    let uncached = fixture_with(|p| p, |v| v.without_token_cache()).await;
+    assert_eq!(Snapshot::from(&uncached.validator).token_cache, None);
 }
 
 #[test]

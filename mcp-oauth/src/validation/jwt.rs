@@ -1,0 +1,328 @@
+//! The JWT verifier: an access token (RFC 9068) judged by its issuer's policy and verified
+//! with that issuer's keys (RFC 8725), its verdict kept in the verified-token cache. A peer of
+//! the [introspection](crate::introspection) verifier: both stand on [`crate::token`] and
+//! share the [`TokenCache`] type; the [`Validator`](super::Validator) only dispatches.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::policy::{IssuerMatch, IssuerPolicy, IssuerTemplate, TypPolicy};
+use crate::clock::Clock;
+use crate::crypto::{Algorithm, sha256};
+use crate::key_set::{KeyLookupError, KeyUnavailable, RemoteKeySet};
+use crate::token::claims::{self, ClaimsView, Registered, audience_matches};
+use crate::token::jws::{self, Header};
+use crate::token::{
+    Claim, Identity, TokenError, TokenFingerprint, Verification, VerifiedToken, check_not_before,
+    is_expired, read_issued_at, read_scopes,
+};
+use crate::token_cache::{CacheEntry, CacheKey, SignedBy, TokenCache};
+
+/// A trusted issuer: its policy and its key set. Keys never cross issuers.
+#[derive(Debug)]
+pub(crate) struct Issuer {
+    pub(crate) policy: IssuerPolicy,
+    pub(crate) keys: RemoteKeySet,
+}
+
+/// The issuers' policies and keys, the verified-token cache, the signature counter.
+#[derive(Debug)]
+pub(crate) struct JwtVerifier {
+    /// The validator's id, in every cache key: a token accepted under one validator's
+    /// policies is never served to another sharing the cache.
+    id: u64,
+    issuers: Vec<Issuer>,
+    cache: Option<Arc<TokenCache>>,
+    clock: Arc<dyn Clock>,
+    signature_checks: AtomicU64,
+}
+
+impl JwtVerifier {
+    pub(crate) fn new(
+        id: u64,
+        issuers: Vec<Issuer>,
+        cache: Option<Arc<TokenCache>>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            id,
+            issuers,
+            cache,
+            clock,
+            signature_checks: AtomicU64::new(0),
+        }
+    }
+
+    /// The issuers, in configuration order.
+    pub(crate) fn issuers(&self) -> &[Issuer] {
+        &self.issuers
+    }
+
+    /// The verified-token cache, if on.
+    pub(crate) fn cache(&self) -> Option<&TokenCache> {
+        self.cache.as_deref()
+    }
+
+    /// Signature verifications performed.
+    pub(crate) fn signature_checks(&self) -> u64 {
+        self.signature_checks.load(Ordering::Relaxed)
+    }
+
+    /// The issuer a token whose (unverified) `iss` is `iss` is judged by: the one with that
+    /// exact issuer, else the first issuer template matching it.
+    pub(crate) fn route(&self, iss: &str) -> Option<usize> {
+        let issuers = &self.issuers;
+        issuers
+            .iter()
+            .position(|i| i.policy.issuer_match == IssuerMatch::Exact && i.policy.issuer == iss)
+            .or_else(|| {
+                issuers.iter().position(|i| {
+                    i.policy.issuer_match != IssuerMatch::Exact && i.policy.matches_issuer(iss)
+                })
+            })
+    }
+
+    /// Verifies a JWT (already within the size cap, not empty): from the cache, or by the
+    /// checks of the [module](super) documentation, cheapest first.
+    pub(crate) async fn verify(&self, token: &str) -> Result<VerifiedToken, TokenError> {
+        // The one clock read of a validation: the cache, the key set and the claims are all
+        // judged at this instant.
+        let now = self.clock.now();
+        // SHA-256 of the token: the cache key, and the identity's fingerprint. With the cache
+        // off it is computed only for a token that verified (see `fingerprint` below).
+        let mut token_hash = None;
+        if let Some(cache) = &self.cache {
+            let hash = sha256(token.as_bytes());
+            let cache_key = CacheKey {
+                policy: self.id,
+                token_hash: hash,
+            };
+            let hit = cache.get(&cache_key, now, |entry| {
+                entry.signed_by.as_ref().is_some_and(|signed_by| {
+                    self.issuers[signed_by.issuer_index].keys.still_has_at(
+                        signed_by.kid.as_deref(),
+                        &signed_by.key,
+                        now,
+                    )
+                })
+            });
+            if let Some(entry) = hit {
+                return entry.answer.clone();
+            }
+            token_hash = Some(hash);
+        }
+
+        let parts = jws::split(token)?;
+        let (mut header_stack, mut header_heap) = ([0; 512], Vec::new());
+        let header_bytes = jws::decode_into(parts.header, &mut header_stack, &mut header_heap)?;
+        let header = Header::parse(header_bytes)?;
+        let algorithm =
+            Algorithm::from_name(&header.alg).ok_or(TokenError::UnsupportedAlgorithm)?;
+        let payload = jws::decode(parts.payload)?;
+        let claims = ClaimsView::parse(&payload)?;
+        let registered = &claims.registered;
+
+        let issuer_name =
+            claims::string(registered.iss)?.ok_or(TokenError::MissingClaim(Claim::Issuer))?;
+        let issuer_index = self.route(&issuer_name).ok_or(TokenError::UnknownIssuer)?;
+        let issuer = &self.issuers[issuer_index];
+        let policy = &issuer.policy;
+        if let IssuerMatch::Template {
+            template,
+            tenant_claim,
+            allowed_tenants,
+        } = &policy.issuer_match
+        {
+            check_tenant(
+                &claims,
+                template,
+                tenant_claim,
+                allowed_tenants.as_deref(),
+                &issuer_name,
+            )?;
+        }
+        if !policy.algorithms.contains(algorithm) {
+            return Err(TokenError::AlgorithmNotAllowed);
+        }
+        check_typ(policy.typ, header.typ.as_deref(), registered)?;
+
+        let audiences =
+            claims::audiences(registered.aud)?.ok_or(TokenError::MissingClaim(Claim::Audience))?;
+        let ours = audiences.iter().any(|presented| {
+            policy
+                .audiences
+                .iter()
+                .any(|aud| audience_matches(aud, presented))
+        });
+        if !ours {
+            return Err(TokenError::AudienceMismatch);
+        }
+
+        let now_secs = now.as_secs();
+        let leeway = policy.leeway.as_secs();
+        let expires_at =
+            claims::numeric_date(registered.exp)?.ok_or(TokenError::MissingClaim(Claim::Expiry))?;
+        if is_expired(expires_at, now_secs, leeway) {
+            return Err(TokenError::Expired);
+        }
+        check_not_before(registered.nbf, now_secs, leeway)?;
+        let issued_at = read_issued_at(registered.iat, now_secs, leeway)?;
+        if registered.cnf.is_some() {
+            return Err(TokenError::SenderConstrained);
+        }
+
+        let subject = claims::string(registered.sub)?;
+        let jwt_id = claims::string(registered.jti)?;
+        let mut client_id = None;
+        for name in &policy.client_id_claims {
+            if let Some(value) = claims.string(name)? {
+                client_id = Some(value);
+                break;
+            }
+        }
+        policy.required.check([
+            (Claim::Subject, subject.is_some()),
+            (Claim::ClientId, client_id.is_some()),
+            (Claim::IssuedAt, issued_at.is_some()),
+            (Claim::JwtId, jwt_id.is_some()),
+        ])?;
+        let scopes = read_scopes(&claims, &policy.scope_claims)?;
+        // Informational: a `username` of another type is ignored rather than refused.
+        let username = claims::string(registered.username).ok().flatten();
+
+        // The signature must at least be base64url before it may cost a key fetch.
+        let (mut signature_stack, mut signature_heap) = ([0; 512], Vec::new());
+        let signature =
+            jws::decode_into(parts.signature, &mut signature_stack, &mut signature_heap)?;
+
+        // Only now, for a token that is ours in every cheap respect, may the key lookup
+        // cause a fetch (an unknown kid triggers one single-flight refresh).
+        let key = issuer
+            .keys
+            .key_for_at(header.kid.as_deref(), algorithm, now)
+            .await
+            .map_err(|error| match error {
+                KeyUnavailable::NotLoaded { retry_after } => {
+                    TokenError::KeysUnavailable { retry_after }
+                }
+                KeyUnavailable::Lookup(KeyLookupError::UnknownKid) => TokenError::UnknownKey,
+                KeyUnavailable::RefreshPending { retry_after } => {
+                    TokenError::UnknownKeyRetryLater { retry_after }
+                }
+                KeyUnavailable::Lookup(KeyLookupError::AlgorithmMismatch) => {
+                    TokenError::KeyAlgorithmMismatch
+                }
+            })?;
+        // The lookup may have waited for a fetch (up to its timeout): a token that expired
+        // meanwhile is refused as expired, not accepted on the time read before the wait.
+        if is_expired(expires_at, self.clock.now().as_secs(), leeway) {
+            return Err(TokenError::Expired);
+        }
+        self.signature_checks.fetch_add(1, Ordering::Relaxed);
+        key.verify(parts.signing_input.as_bytes(), signature)
+            .map_err(|_| TokenError::InvalidSignature)?;
+
+        // The fingerprint is the first 8 bytes of the token's SHA-256, whether or not the
+        // cache needed the hash: the same token has the same fingerprint in every log and
+        // audit event (`TokenFingerprint::of`), and a cheaper keyed or truncated hash would
+        // break that. With the cache off only accepted tokens pay for it (a refused one is
+        // fingerprinted by the debug log alone, when that log is on).
+        let token_hash = token_hash.unwrap_or_else(|| sha256(token.as_bytes()));
+        let weight = (payload.len() + token.len() / 4 + 256) as u64;
+        let verified = VerifiedToken::new(Identity {
+            issuer: issuer_name.into_owned(),
+            subject: subject.map(Cow::into_owned),
+            client_id: client_id.map(Cow::into_owned),
+            scopes,
+            audiences: audiences.into_iter().map(Cow::into_owned).collect(),
+            expires_at,
+            issued_at,
+            jwt_id: jwt_id.map(Cow::into_owned),
+            username: username.map(Cow::into_owned),
+            verification: Verification::Signature,
+            fingerprint: TokenFingerprint::from_sha256(&token_hash),
+            payload: {
+                drop(claims);
+                payload.into_boxed_slice()
+            },
+        });
+        if let Some(cache) = &self.cache {
+            let valid_until = Duration::from_secs(expires_at.saturating_add(leeway))
+                .min(now.saturating_add(cache.ttl()));
+            cache.insert(
+                CacheKey {
+                    policy: self.id,
+                    token_hash,
+                },
+                CacheEntry {
+                    answer: Ok(verified.clone()),
+                    signed_by: Some(SignedBy {
+                        issuer_index,
+                        kid: header.kid.map(|kid| Box::from(kid.as_ref())),
+                        key: key.shared().clone(),
+                    }),
+                    valid_until,
+                    weight,
+                },
+            );
+        }
+        Ok(verified)
+    }
+}
+
+/// For a template policy: the token's tenant claim must name the tenant of its `iss`, and
+/// that tenant must be allowed.
+fn check_tenant(
+    claims: &ClaimsView<'_>,
+    template: &IssuerTemplate,
+    tenant_claim: &str,
+    allowed: Option<&[String]>,
+    iss: &str,
+) -> Result<(), TokenError> {
+    let tenant = template.tenant_of(iss).ok_or(TokenError::UnknownIssuer)?;
+    if claims.string(tenant_claim)?.as_deref() != Some(tenant) {
+        return Err(TokenError::UnknownIssuer);
+    }
+    match allowed {
+        Some(tenants) if !tenants.iter().any(|t| t.eq_ignore_ascii_case(tenant)) => {
+            Err(TokenError::TenantNotAllowed)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_typ(
+    policy: TypPolicy,
+    typ: Option<&str>,
+    claims: &Registered<'_>,
+) -> Result<(), TokenError> {
+    let is_access_token_type =
+        |t: &str| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt");
+    match policy {
+        TypPolicy::Strict => match typ {
+            Some(t) if is_access_token_type(t) => Ok(()),
+            _ => Err(TokenError::InvalidType),
+        },
+        TypPolicy::Lenient => {
+            let generic = |t: &str| {
+                t.eq_ignore_ascii_case("JWT") || t.eq_ignore_ascii_case("application/jwt")
+            };
+            match typ {
+                Some(t) if is_access_token_type(t) => Ok(()),
+                None => refuse_id_token(claims),
+                Some(t) if generic(t) => refuse_id_token(claims),
+                Some(_) => Err(TokenError::InvalidType),
+            }
+        }
+    }
+}
+
+fn refuse_id_token(claims: &Registered<'_>) -> Result<(), TokenError> {
+    if claims.id_token_claim {
+        Err(TokenError::IdToken)
+    } else {
+        Ok(())
+    }
+}
