@@ -10,7 +10,7 @@
 //! | `mcp_oauth_key_set_fetches_total` | counter | `issuer` | key-set fetch attempts ([`KeySetStats::fetches`](crate::key_set::KeySetStats)) |
 //! | `mcp_oauth_key_set_fetch_failures_total` | counter | `issuer` | failed fetch attempts |
 //! | `mcp_oauth_key_set_unknown_kid_refreshes_total` | counter | `issuer` | refreshes caused by an unknown `kid` |
-//! | `mcp_oauth_token_cache_hits_total` | counter | | verified-token cache hits ([`TokenCacheStats`](crate::token_cache::TokenCacheStats)) |
+//! | `mcp_oauth_token_cache_hits_total` | counter | | verified-token cache hits ([`TokenCacheStats`]) |
 //! | `mcp_oauth_token_cache_misses_total` | counter | | verified-token cache misses |
 //! | `mcp_oauth_token_cache_entries` | gauge | | entries held |
 //! | `mcp_oauth_token_cache_hit_ratio` | gauge | | hits / (hits + misses) since start, 0 before any lookup |
