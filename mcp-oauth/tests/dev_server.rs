@@ -958,6 +958,290 @@ async fn authorize_never_redirects_to_an_unregistered_uri() {
     assert!(reply.header("location").is_none());
 }
 
+// ---- consent for redirect URIs off loopback ----
+
+/// A client name that is markup, to check it is escaped.
+const HOSTILE_NAME: &str = r#"<script>alert("pwned")</script> & Co"#;
+const WEB_REDIRECT: &str = "https://evil.example/cb";
+
+/// A server that lets clients register redirect URIs on evil.example, with one such public
+/// client registered under [`HOSTILE_NAME`]: `(server, client_id)`.
+async fn web_client_server(clock: Option<ManualClock>) -> (DevAuthorizationServer, String) {
+    let mut builder = builder().allow_redirect_hosts(["evil.example"]);
+    if let Some(clock) = clock {
+        builder = builder.clock(clock);
+    }
+    let server = builder.start().await.unwrap();
+    let registered = post_json(
+        server.registration_endpoint(),
+        &json!({
+            "client_name": HOSTILE_NAME,
+            "redirect_uris": [WEB_REDIRECT],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "none",
+        }),
+    )
+    .await;
+    assert_eq!(registered.status, 201);
+    let id = registered.json()["client_id"].as_str().unwrap().to_owned();
+    (server, id)
+}
+
+/// The consent id in a consent page.
+fn consent_id(page: &Reply) -> String {
+    let html = String::from_utf8_lossy(&page.body);
+    let marker = r#"name="consent_id" value=""#;
+    let start = html.find(marker).expect("a consent form") + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end].to_owned()
+}
+
+/// `POST /authorize`: the consent form, sent from the consent page's origin.
+async fn answer_consent(server: &DevAuthorizationServer, pairs: &[(&str, &str)]) -> Reply {
+    let request = http()
+        .post(server.authorization_endpoint())
+        .header("origin", server.issuer())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(pairs));
+    reply(request.send().await.unwrap()).await
+}
+
+fn is_error_page(reply: &Reply) -> bool {
+    reply.status == 400
+        && reply.header("location").is_none()
+        && reply
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/html"))
+}
+
+#[tokio::test]
+async fn authorize_off_loopback_answers_a_consent_page_not_a_code() {
+    let (server, id) = web_client_server(None).await;
+    let (_, challenge) = pkce();
+    let page = authorize(
+        &server,
+        &id,
+        WEB_REDIRECT,
+        &challenge,
+        &[("scope", "calendar:read")],
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    assert!(page.header("location").is_none());
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert!(
+        page.header("content-security-policy")
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    let html = String::from_utf8_lossy(&page.body);
+    assert!(
+        html.contains("&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt; &amp; Co"),
+        "{html}"
+    );
+    assert!(!html.contains("<script"), "{html}");
+    assert!(html.contains("<strong>evil.example</strong>"), "{html}");
+    assert!(html.contains(&id) && html.contains("calendar:read"));
+    assert!(!html.contains("dev_ac_"), "no code on the page");
+    // The form carries the consent id alone: no redirect URI or scope to trust.
+    assert_eq!(html.matches("<input").count(), 1, "{html}");
+    assert!(!html.contains(WEB_REDIRECT));
+    // The consent id is not a code.
+    let not_a_code = post_form(
+        server.token_endpoint(),
+        Auth::None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &id),
+            ("code", &consent_id(&page)),
+            ("redirect_uri", WEB_REDIRECT),
+            ("code_verifier", &pkce().0),
+        ],
+    )
+    .await;
+    assert_eq!(not_a_code.oauth_error(400), "invalid_grant");
+
+    // A pre-registered client redirecting off loopback is asked about too, named by its id.
+    let server = builder()
+        .client(DevClient {
+            id: "web-app".into(),
+            secret: "web-secret".into(),
+            scopes: vec!["calendar:read".into()],
+            redirect_uris: vec!["https://app.example:8443/cb".into()],
+        })
+        .start()
+        .await
+        .unwrap();
+    let page = authorize(
+        &server,
+        "web-app",
+        "https://app.example:8443/cb",
+        &challenge,
+        &[],
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    let html = String::from_utf8_lossy(&page.body);
+    assert!(html.contains("<q>web-app</q>"), "{html}");
+    assert!(html.contains("<strong>app.example:8443</strong>"), "{html}");
+}
+
+#[tokio::test]
+async fn only_the_consent_allow_issues_the_code() {
+    let (server, id) = web_client_server(None).await;
+    let (verifier, challenge) = pkce();
+    let page = authorize(
+        &server,
+        &id,
+        WEB_REDIRECT,
+        &challenge,
+        &[("scope", "calendar:read")],
+    )
+    .await;
+    // Hidden fields are not trusted: only the pending request decides where the code goes
+    // and what it grants.
+    let allowed = answer_consent(
+        &server,
+        &[
+            ("consent_id", &consent_id(&page)),
+            ("decision", "allow"),
+            ("redirect_uri", "https://elsewhere.example/cb"),
+            ("scope", "calendar:admin"),
+        ],
+    )
+    .await;
+    assert_eq!(allowed.status, 302);
+    let location = allowed.header("location").unwrap();
+    assert!(
+        location.starts_with("https://evil.example/cb?"),
+        "{location}"
+    );
+    let params = allowed.location_params();
+    assert_eq!(params["state"], "xyz-state");
+    assert_eq!(params["iss"], server.issuer());
+    let tokens = post_form(
+        server.token_endpoint(),
+        Auth::None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &id),
+            ("code", &params["code"]),
+            ("redirect_uri", WEB_REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(
+        tokens.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&tokens.body)
+    );
+    let access = claims(tokens.json()["access_token"].as_str().unwrap());
+    assert_eq!(access["sub"], "dev-user");
+    assert_eq!(access["scope"], "calendar:read");
+    assert_eq!(access["client_id"], id.as_str());
+}
+
+#[tokio::test]
+async fn consent_deny_redirects_with_access_denied() {
+    let (server, id) = web_client_server(None).await;
+    let (_, challenge) = pkce();
+    let page = authorize(&server, &id, WEB_REDIRECT, &challenge, &[]).await;
+    let denied = answer_consent(
+        &server,
+        &[("consent_id", &consent_id(&page)), ("decision", "deny")],
+    )
+    .await;
+    let params = denied.location_params();
+    assert!(
+        denied
+            .header("location")
+            .unwrap()
+            .starts_with("https://evil.example/cb?")
+    );
+    assert_eq!(params["error"], "access_denied");
+    assert_eq!(params["state"], "xyz-state");
+    assert_eq!(params["iss"], server.issuer());
+    assert!(!params.contains_key("code"));
+}
+
+#[tokio::test]
+async fn a_replayed_forged_or_expired_consent_id_is_refused() {
+    let clock = ManualClock::starting_now();
+    let (server, id) = web_client_server(Some(clock.clone())).await;
+    let (_, challenge) = pkce();
+
+    // Replayed after "Allow".
+    let page = authorize(&server, &id, WEB_REDIRECT, &challenge, &[]).await;
+    let consent = consent_id(&page);
+    let allow = [("consent_id", consent.as_str()), ("decision", "allow")];
+    assert_eq!(answer_consent(&server, &allow).await.status, 302);
+    assert!(is_error_page(&answer_consent(&server, &allow).await));
+
+    // Replayed after "Deny".
+    let page = authorize(&server, &id, WEB_REDIRECT, &challenge, &[]).await;
+    let consent = consent_id(&page);
+    let deny = [("consent_id", consent.as_str()), ("decision", "deny")];
+    assert_eq!(answer_consent(&server, &deny).await.status, 302);
+    let allow = [("consent_id", consent.as_str()), ("decision", "allow")];
+    assert!(is_error_page(&answer_consent(&server, &allow).await));
+
+    // Forged.
+    let forged = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    for pairs in [
+        &[("consent_id", forged.as_str()), ("decision", "allow")][..],
+        &[("decision", "allow")],
+        &[("consent_id", "")],
+    ] {
+        assert!(
+            is_error_page(&answer_consent(&server, pairs).await),
+            "{pairs:?}"
+        );
+    }
+
+    // Sent from another page, even on loopback: refused, and the consent is still pending.
+    let page = authorize(&server, &id, WEB_REDIRECT, &challenge, &[]).await;
+    let consent = consent_id(&page);
+    let allow = [("consent_id", consent.as_str()), ("decision", "allow")];
+    for origin in ["http://localhost:6274", "https://evil.example"] {
+        let cross = http()
+            .post(server.authorization_endpoint())
+            .header("origin", origin)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&allow))
+            .send()
+            .await
+            .unwrap();
+        let cross = reply(cross).await;
+        assert!(matches!(cross.status, 400 | 403), "{origin}");
+        assert!(cross.header("location").is_none(), "{origin}");
+    }
+    assert_eq!(answer_consent(&server, &allow).await.status, 302);
+
+    // Expired.
+    let page = authorize(&server, &id, WEB_REDIRECT, &challenge, &[]).await;
+    let consent = consent_id(&page);
+    clock.advance(Duration::from_secs(601));
+    let allow = [("consent_id", consent.as_str()), ("decision", "allow")];
+    assert!(is_error_page(&answer_consent(&server, &allow).await));
+}
+
+#[tokio::test]
+async fn loopback_redirects_are_approved_without_a_consent_page() {
+    let (server, _) = web_client_server(None).await;
+    let (_, challenge) = pkce();
+    for redirect in [REDIRECT, "http://127.0.0.1:49152/callback"] {
+        let reply = authorize(&server, READER_ID, redirect, &challenge, &[]).await;
+        assert!(reply.location_params().contains_key("code"), "{redirect}");
+    }
+}
+
 // ---- refresh tokens ----
 
 #[tokio::test]

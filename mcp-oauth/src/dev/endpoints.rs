@@ -514,13 +514,14 @@ impl Inner {
             response["client_secret"] = json!(secret);
             response["client_secret_expires_at"] = json!(0);
         }
-        if let Some(name) = client_name {
+        if let Some(name) = &client_name {
             response["client_name"] = json!(name);
         }
         self.store.registered.lock().insert(
             id.clone(),
             Arc::new(Client {
                 id: id.clone(),
+                name: client_name,
                 secret_hash: secret.as_deref().map(|s| sha256(s.as_bytes())),
                 grant_types,
                 scopes,
@@ -667,7 +668,7 @@ fn basic_credentials(value: &HeaderValue) -> Option<(String, Option<String>)> {
 }
 
 /// Refuses a body announced as anything but a form (a missing `Content-Type` is accepted).
-fn check_form_content_type(headers: &HeaderMap) -> Result<(), OAuthError> {
+pub(super) fn check_form_content_type(headers: &HeaderMap) -> Result<(), OAuthError> {
     let Some(value) = headers.get(CONTENT_TYPE) else {
         return Ok(());
     };

@@ -9,14 +9,15 @@
 //! | `GET /.well-known/oauth-authorization-server` | RFC 8414 metadata |
 //! | `GET /.well-known/openid-configuration` | the same, as OpenID discovery |
 //! | `GET /jwks` | the public signing key |
-//! | `GET /authorize` | authorization code + PKCE (S256 only), consent auto-approved for the dev user |
+//! | `GET /authorize` | authorization code + PKCE (S256 only) for the dev user: approved at once for a loopback redirect URI, else a consent page |
+//! | `POST /authorize` | the consent page's answer ("Allow" or "Deny") |
 //! | `POST /token` | `authorization_code`, `refresh_token` (rotating), `client_credentials` |
 //! | `POST /register` | RFC 7591 dynamic client registration (open; loopback redirect URIs only unless [configured](DevAuthorizationServerBuilder::allow_redirect_hosts)) |
 //! | `POST /introspect` | RFC 7662 introspection (client-authenticated) |
 //! | `POST /revoke` | RFC 7009 revocation |
 //!
-//! It is a development tool: plain HTTP on loopback, every authorization request approved for
-//! a single configured user, all state in memory (bounded: the oldest codes, refresh tokens
+//! It is a development tool: plain HTTP on loopback, every authorization request made for a
+//! single configured user, all state in memory (bounded: the oldest codes, refresh tokens
 //! and registered clients are evicted past [`DEFAULT_MAX_ENTRIES`] each). Never expose it.
 //!
 //! Browsers: the metadata documents and the JWKS are readable from any origin (they are
@@ -24,6 +25,14 @@
 //! `127.x.y.z`, `[::1]`, any port, e.g. the MCP Inspector on `http://localhost:6274`),
 //! echoing the origin with `Vary: Origin`, and refuses a request with any other `Origin`
 //! with `403`, so that a web page the developer visits can neither read nor drive it.
+//!
+//! Authorization codes stay on this machine unless the developer says otherwise: a request
+//! whose redirect URI is loopback (`http` on `127.x`, `[::1]` or `localhost`, as a native MCP
+//! client uses, RFC 8252 §7.3) is approved at once, any other is shown a consent page naming
+//! the client and the redirect host, and only its "Allow" button issues the code ("Deny"
+//! redirects with `error=access_denied`). Dynamic registration accepts loopback redirect URIs
+//! only unless [`allow_redirect_hosts`](DevAuthorizationServerBuilder::allow_redirect_hosts)
+//! says otherwise.
 //!
 //! Raw tokens and secrets are never logged; log lines carry at most a short SHA-256 prefix.
 
@@ -95,7 +104,7 @@ pub struct DevClient {
     pub scopes: Vec<String>,
     /// The redirect URIs of the authorization-code flow, matched exactly, except that
     /// `http` loopback URIs (`127.0.0.1`, `[::1]`, `localhost`) match with any port
-    /// (RFC 8252 §7.3).
+    /// (RFC 8252 §7.3). A request redirecting to any other URI is shown a consent page.
     pub redirect_uris: Vec<String>,
 }
 
@@ -191,7 +200,8 @@ impl DevAuthorizationServerBuilder {
     }
 
     /// The subject (`sub`) of authorization-code tokens: every authorization request is
-    /// approved for this user without asking. Default: [`DEFAULT_DEV_USER`].
+    /// made for this user, approved without asking when its redirect URI is loopback.
+    /// Default: [`DEFAULT_DEV_USER`].
     pub fn dev_user(mut self, subject: impl Into<String>) -> Self {
         self.dev_user = subject.into();
         self

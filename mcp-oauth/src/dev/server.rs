@@ -43,6 +43,10 @@ async fn authorize(State(inner): Shared, uri: Uri) -> Response {
     inner.authorize(uri.query())
 }
 
+async fn answer_consent(State(inner): Shared, headers: HeaderMap, body: Bytes) -> Response {
+    inner.answer_consent(&headers, &body)
+}
+
 async fn token(State(inner): Shared, headers: HeaderMap, body: Bytes) -> Response {
     result_response(inner.token(&headers, &body), StatusCode::OK)
 }
@@ -89,7 +93,7 @@ fn router(inner: Arc<Inner>) -> Router {
         .route("/jwks", get(jwks))
         .layer(middleware::from_fn(cors::public_documents));
     let endpoints = Router::new()
-        .route("/authorize", get(authorize))
+        .route("/authorize", get(authorize).post(answer_consent))
         .route("/token", post(token))
         .route("/register", post(register))
         .route("/introspect", post(introspect))

@@ -185,6 +185,7 @@ impl Inner {
             .iter()
             .map(|c| Client {
                 id: c.id.clone(),
+                name: None,
                 secret_hash: Some(sha256(c.secret.as_bytes())),
                 grant_types: GrantType::ALL.to_vec(),
                 scopes: c.scopes.clone(),

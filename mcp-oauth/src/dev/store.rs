@@ -1,7 +1,8 @@
-//! The dev server's in-memory state: registered clients, authorization codes, refresh-token
-//! families and revoked access tokens, each table bounded (the oldest entry is evicted).
+//! The dev server's in-memory state: registered clients, authorization requests waiting for
+//! consent, authorization codes, refresh-token families and revoked access tokens, each table
+//! bounded (the oldest entry is evicted).
 //!
-//! Codes and refresh tokens are keyed by the SHA-256 of the token, never the token itself.
+//! Consent ids, codes and refresh tokens are keyed by their SHA-256, never by themselves.
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
@@ -146,6 +147,8 @@ impl GrantType {
 /// they registered.
 pub(crate) struct Client {
     pub(crate) id: String,
+    /// The `client_name` it registered with, if any.
+    pub(crate) name: Option<String>,
     /// SHA-256 of the secret; `None` for public clients.
     pub(crate) secret_hash: Option<[u8; 32]>,
     pub(crate) grant_types: Vec<GrantType>,
@@ -175,6 +178,27 @@ impl Client {
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
     }
+}
+
+/// An authorization request that passed every check: what an authorization code issued for
+/// it will grant, and where it goes.
+pub(crate) struct AuthorizationRequest {
+    pub(crate) client_id: String,
+    /// Where the response goes: the request's `redirect_uri`, or the client's only one.
+    pub(crate) redirect_uri: String,
+    /// The `redirect_uri` parameter, if the request had one: the code is bound to it.
+    pub(crate) given_redirect_uri: Option<String>,
+    pub(crate) code_challenge: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) resource: String,
+    pub(crate) state: Option<String>,
+}
+
+/// An authorization request shown on the consent page, waiting for the user's answer (keyed
+/// by the hash of its single-use consent id).
+pub(crate) struct PendingConsent {
+    pub(crate) request: AuthorizationRequest,
+    pub(crate) expires_at: u64,
 }
 
 /// An issued authorization code.
@@ -286,6 +310,7 @@ impl RefreshTables {
 pub(crate) struct Store {
     pub(crate) static_clients: HashMap<String, Arc<Client>>,
     pub(crate) registered: Mutex<BoundedMap<String, Arc<Client>>>,
+    pub(crate) consents: Mutex<BoundedMap<[u8; 32], PendingConsent>>,
     pub(crate) codes: Mutex<BoundedMap<[u8; 32], CodeGrant>>,
     pub(crate) refresh: Mutex<RefreshTables>,
     /// Revoked access tokens: `jti` → `exp`.
@@ -300,6 +325,7 @@ impl Store {
                 .map(|c| (c.id.clone(), Arc::new(c)))
                 .collect(),
             registered: Mutex::new(BoundedMap::new(capacity)),
+            consents: Mutex::new(BoundedMap::new(capacity)),
             codes: Mutex::new(BoundedMap::new(capacity)),
             refresh: Mutex::new(RefreshTables {
                 tokens: BoundedMap::new(capacity),
@@ -387,6 +413,7 @@ mod tests {
     fn secrets_compare_by_digest() {
         let client = Client {
             id: "c".into(),
+            name: None,
             secret_hash: Some(sha256(b"s3cret")),
             grant_types: GrantType::ALL.to_vec(),
             scopes: Vec::new(),
