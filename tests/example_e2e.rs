@@ -641,3 +641,69 @@ fn the_dev_server_example_refuses_a_bad_environment_with_a_clear_message() {
     }
     drop(taken);
 }
+
+#[tokio::test]
+async fn the_examples_failed_auth_budget_answers_429_after_the_budget_from_one_address() {
+    // The budget is on in the example and applies per client address (connect info): a
+    // small budget, then forged tokens from this one address until it is spent.
+    let port = free_port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let mut command = example_command("calendar");
+    command
+        .env("MCP_OAUTH_RESOURCE", &resource)
+        .env("MCP_OAUTH_FAILED_AUTH_PER_MINUTE", "3");
+    let calendar = Running::start_example("calendar", command);
+    let http = http();
+    let forged = |n: usize| {
+        format!(
+            "eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6Im5vLXN1Y2gta2V5In0.eyJzdWIiOiJ4In0.c2ln{n}"
+        )
+    };
+    let mut statuses = Vec::new();
+    for n in 0..80 {
+        let reply = Reply::read(
+            http.post(&resource)
+                .bearer_auth(forged(n))
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .body(Mcp::initialize_message().to_string())
+                .send()
+                .await
+                .expect("the example answers"),
+        )
+        .await;
+        statuses.push(reply.status);
+        if reply.status == 429 {
+            assert!(
+                reply.header("retry-after").is_some(),
+                "{}",
+                reply.describe()
+            );
+            break;
+        }
+        assert_eq!(reply.status, 401, "{}", reply.describe());
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&429),
+        "no 429 within 80 forged tokens: {statuses:?}"
+    );
+    // The burst is 60 (the example's), whatever the per-minute rate: 429 comes right after it.
+    assert!(statuses.len() <= 62, "{statuses:?}");
+    // While the budget is spent, the address gets 429 before any token is looked at, a
+    // valid one included.
+    let read = calendar.banner_value("read-only token (calendar:read):");
+    let reply = Reply::read(
+        http.post(&resource)
+            .bearer_auth(&read)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(Mcp::initialize_message().to_string())
+            .send()
+            .await
+            .expect("the example answers"),
+    )
+    .await;
+    assert_eq!(reply.status, 429, "{}", reply.describe());
+    drop(calendar);
+}

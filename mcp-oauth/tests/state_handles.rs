@@ -333,18 +333,19 @@ async fn session_resumption_replays_only_the_principals_own_events() {
 
 /// An endpoint that records the task id and `Mcp-Name` it is handed, and the `TaskIds` of
 /// each request.
+/// A task id the endpoint was handed, and the `Mcp-Name` beside it.
+type SeenTask = (String, Option<String>);
+
 #[derive(Clone, Default)]
 struct TaskProbe {
-    seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    seen: Arc<Mutex<Vec<SeenTask>>>,
     sealers: Arc<Mutex<Vec<TaskIds>>>,
 }
 
 impl tower_service::Service<http::Request<axum::body::Body>> for TaskProbe {
     type Response = http::Response<axum::body::Body>;
     type Error = std::convert::Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
     fn poll_ready(
         &mut self,

@@ -372,9 +372,10 @@ struct FailedAuth<'a> {
 }
 
 impl<'a> FailedAuth<'a> {
-    /// The bucket of the request's address; `Err` when the budget is on and the address
-    /// cannot be learned: the request is refused, never waved past the budget.
-    fn of(shared: &'a Shared, decision: &Decision) -> Result<Self, Refusal> {
+    /// The bucket of the request's address; `None` when the budget is on and the address
+    /// cannot be learned: the request is refused ([`unknown_address`]), never waved past
+    /// the budget.
+    fn of(shared: &'a Shared, decision: &Decision) -> Option<Self> {
         let bucket = match (shared.rate_limits.failed_auth, decision.remote) {
             (Some(budget), Some(address)) => Some((RateLimitKey::failed_auth(address), budget)),
             (Some(_), None) => {
@@ -388,19 +389,11 @@ impl<'a> FailedAuth<'a> {
                          turn the budget off with RateLimits::without_failed_auth_limit()"
                     );
                 }
-                return Err(Refusal::new(
-                    reason::CLIENT_ADDRESS_UNKNOWN,
-                    plain(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "server_error",
-                        "The server cannot tell the client's address",
-                        None,
-                    ),
-                ));
+                return None;
             }
             (None, _) => None,
         };
-        Ok(Self { shared, bucket })
+        Some(Self { shared, bucket })
     }
 
     /// Takes a unit before any token work; `Err` is the 429.
@@ -461,7 +454,9 @@ where
     B::Error: Into<BoxError>,
 {
     let (mut parts, body) = request.into_parts();
-    let failed_auth = FailedAuth::of(shared, decision)?;
+    let Some(failed_auth) = FailedAuth::of(shared, decision) else {
+        return Err(unknown_address());
+    };
     // A body is judged as the server will read it: only unencoded bodies can be.
     if parts.method == Method::POST && !identity_encoded(&parts.headers) {
         return Err(Refusal::new(
@@ -548,12 +543,16 @@ where
             identity
         }
         Err(error) => {
-            if error.error_code() == ErrorCode::TemporarilyUnavailable {
-                // Not judged: not the client's failure.
-                crate::metrics::record_validation(elapsed, "unavailable");
-                failed_auth.release().await;
+            let outcome = if error.error_code() == ErrorCode::TemporarilyUnavailable {
+                "unavailable"
             } else {
-                crate::metrics::record_validation(elapsed, "refused");
+                "refused"
+            };
+            crate::metrics::record_validation(elapsed, outcome);
+            // Every refusal the token caused stays charged (an unknown kid answered 503 too);
+            // keys that cannot be loaded for a known kid are not the client's failure.
+            if !error.counts_as_failed_authentication() {
+                failed_auth.release().await;
             }
             return Err(Refusal::new(error.reason(), token_refusal(shared, &error)));
         }
@@ -704,6 +703,19 @@ where
         session,
         principal,
     })
+}
+
+/// 500: the failed-authentication budget is on and the client's address is unknown.
+fn unknown_address() -> Refusal {
+    Refusal::new(
+        reason::CLIENT_ADDRESS_UNKNOWN,
+        plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "The server cannot tell the client's address",
+            None,
+        ),
+    )
 }
 
 fn unreadable_jsonrpc() -> Refusal {
