@@ -134,6 +134,7 @@ impl Guarded {
         let request = Request::post("/mcp")
             .header("content-type", "application/json")
             .header("authorization", format!("Bearer {token}"))
+            .extension(mcp_oauth::http::PeerAddr("127.0.0.1:4000".parse().unwrap()))
             .body(ResponseBody::from(body))
             .unwrap();
         futures::future::poll_fn(|cx| {
