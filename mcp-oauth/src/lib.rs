@@ -42,6 +42,7 @@ compile_error!(
      for a pure-Rust build, `rust-crypto` (e.g. `default-features = false, features = [\"rust-crypto\"]`)."
 );
 
+pub mod access;
 pub mod audit;
 pub mod challenge;
 pub mod clock;
@@ -107,7 +108,7 @@ pub mod __private {
         identity: &impl AsVerifiedToken,
         mask: u128,
     ) -> Result<(), InsufficientScope> {
-        crate::tools::check_tool_scopes::<R>(identity, mask)
+        crate::access::check_tool_scopes::<R>(identity, mask)
     }
 
     #[cfg(feature = "rmcp")]

@@ -33,11 +33,12 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 use serde_json::{Value, json};
 
+use crate::access::{AccessPolicy, check_tool_scopes};
 use crate::resource::ProtectedResource;
 use crate::scopes::{ScopeHierarchy, ScopeSet};
 use crate::tools::{
-    AsVerifiedToken, InsufficientScope, TOOL_SCOPES_META_KEY, ToolRequirement, ToolScopes,
-    ToolTable, UnannotatedToolPolicy, check_scopes, check_tool_scopes,
+    AsVerifiedToken, InsufficientScope, TOOL_SCOPES_META_KEY, ToolScopes, ToolTable,
+    UnannotatedToolPolicy,
 };
 use crate::validation::VerifiedToken;
 
@@ -203,7 +204,8 @@ pub fn task_ids(context: &RequestContext<RoleServer>) -> Option<crate::http::Tas
 
 /// `tools/list` filtered to the tools `identity` may call (SEP-1881): annotated tools whose
 /// scopes (plus `required`) it holds after `hierarchy`, and unannotated tools unless the
-/// policy denies them. Call it from your own `ServerHandler::list_tools`.
+/// policy denies them (the layer's own rule, [`AccessPolicy`]). Call it from your own
+/// `ServerHandler::list_tools`.
 pub fn tools_for(
     tools: Vec<Tool>,
     identity: &VerifiedToken,
@@ -211,19 +213,17 @@ pub fn tools_for(
     hierarchy: &ScopeHierarchy,
     policy: UnannotatedToolPolicy,
 ) -> Vec<Tool> {
+    let table = ToolTable::new(tools.iter().filter_map(|tool| {
+        tool_scopes(tool).map(|scopes| ToolScopes {
+            name: tool.name.to_string(),
+            scopes,
+        })
+    }))
+    .with_policy(policy);
+    let rules = AccessPolicy::new(required.clone(), hierarchy.clone(), table);
     tools
         .into_iter()
-        .filter(|tool| {
-            let needed = match tool_scopes(tool) {
-                Some(mut scopes) => {
-                    scopes.extend(required.iter());
-                    scopes
-                }
-                None if policy == UnannotatedToolPolicy::Deny => return false,
-                None => required.clone(),
-            };
-            check_scopes(identity, &needed, hierarchy).is_ok()
-        })
+        .filter(|tool| rules.may_call(identity, &tool.name))
         .collect()
 }
 
@@ -271,21 +271,6 @@ pub fn filtered_tools_result<R: ProtectedResource>(
     }
 }
 
-/// Whether a table entry lets `identity` call `tool` (used by the HTTP layer and tests).
-pub fn may_call(
-    table: &ToolTable,
-    tool: &str,
-    identity: &VerifiedToken,
-    hierarchy: &ScopeHierarchy,
-) -> bool {
-    match table.requirement(tool) {
-        ToolRequirement::Scopes(scopes) => check_scopes(identity, scopes, hierarchy).is_ok(),
-        ToolRequirement::Unannotated => {
-            table.policy() == UnannotatedToolPolicy::AllowWithResourceScopes
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,7 +307,7 @@ mod tests {
         broken.meta = Some(meta);
         let scopes = tool_scopes(&broken).unwrap();
         let reader = VerifiedToken::for_tests("calendar:read");
-        assert!(check_scopes(&reader, &scopes, &ScopeHierarchy::new()).is_err());
+        assert!(crate::access::check_scopes(&reader, &scopes, &ScopeHierarchy::new()).is_err());
     }
 
     #[test]

@@ -20,8 +20,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::resource::ProtectedResource;
-use crate::scopes::{ScopeHierarchy, ScopeSet};
+use crate::scopes::ScopeSet;
 use crate::validation::VerifiedToken;
 
 /// The `_meta` key under which a tool advertises its required scopes, shaped like SEP-1880's
@@ -148,23 +147,6 @@ impl fmt::Display for InsufficientScope {
 
 impl std::error::Error for InsufficientScope {}
 
-/// Checks that `token` holds `required` (after `hierarchy`).
-pub fn check_scopes(
-    token: &VerifiedToken,
-    required: &ScopeSet,
-    hierarchy: &ScopeHierarchy,
-) -> Result<(), InsufficientScope> {
-    let missing = token.scopes().missing(required, hierarchy);
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(InsufficientScope {
-            required: required.clone(),
-            missing,
-        })
-    }
-}
-
 /// Anything that holds a verified identity: what `#[mcp_tool]` accepts as the identity
 /// parameter of a plain (non-rmcp) function.
 pub trait AsVerifiedToken {
@@ -182,27 +164,4 @@ impl<T: AsVerifiedToken + ?Sized> AsVerifiedToken for &T {
     fn as_verified_token(&self) -> &VerifiedToken {
         (**self).as_verified_token()
     }
-}
-
-/// The check a guarded tool runs: the tool's scopes (a mask over the resource's declared
-/// scopes) plus the resource-wide required scopes. An invalid mask fails closed.
-pub(crate) fn check_tool_scopes<R: ProtectedResource>(
-    identity: &impl AsVerifiedToken,
-    mask: u128,
-) -> Result<(), InsufficientScope> {
-    let declaration = R::DECLARATION;
-    let Some(mut required) = declaration.scopes_of_mask(mask) else {
-        // Unreachable when the compile-time check passed; refuse rather than allow.
-        let all: ScopeSet = declaration.scopes.iter().copied().collect();
-        return Err(InsufficientScope {
-            missing: all.clone(),
-            required: all,
-        });
-    };
-    required.extend(declaration.required_scopes.iter().copied());
-    check_scopes(
-        identity.as_verified_token(),
-        &required,
-        R::scope_hierarchy(),
-    )
 }

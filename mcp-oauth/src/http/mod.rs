@@ -49,13 +49,21 @@
 //! ```
 
 pub(crate) mod bearer; // pub(crate): reached by `crate::__fuzz` (feature `fuzzing`)
+mod body;
 mod client_addr;
+mod credentials;
+mod decision;
 mod handles;
 pub(crate) mod jsonrpc; // pub(crate): reached by `crate::__fuzz` (feature `fuzzing`)
+mod limits;
+mod operations;
 mod origin;
 mod request_id;
+mod responses;
 mod service;
 mod session;
+mod streams;
+mod verify;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -64,20 +72,22 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::HeaderValue;
 
+pub use body::ResponseBody;
 pub use client_addr::{ClientAddress, InvalidProxy, PeerAddr, TrustedProxies};
 pub use handles::TaskIds;
 pub use origin::OriginPolicy;
 pub use request_id::RequestId;
-pub use service::{OAuthService, ResponseBody};
+pub use service::{OAuthService, ResponseFuture};
 pub use session::{InMemorySessionBindings, Principal, SessionBindings, SessionCheck};
 
+use crate::access::AccessPolicy;
 use crate::audit::{AuditEvent, AuditSink, Outcome, TracingSink};
 use crate::challenge::Challenge;
 use crate::clock::{Clock, SystemClock};
 use crate::metadata::{self, MetadataError};
 use crate::rate_limit::RateLimits;
 use crate::resource::ResourceConfig;
-use crate::scopes::{ScopeHierarchy, ScopeSet};
+
 use crate::tools::ToolTable;
 use crate::validation::Validator;
 
@@ -301,10 +311,12 @@ impl OAuthLayerBuilder {
         .unwrap_or(HeaderValue::from_static("public, max-age=300"));
         Ok(OAuthLayer {
             shared: Arc::new(Shared {
-                hierarchy: self.config.scope_hierarchy().clone(),
-                required_scopes: self.config.required_scopes(),
+                access: AccessPolicy::new(
+                    self.config.required_scopes(),
+                    self.config.scope_hierarchy().clone(),
+                    self.tools,
+                ),
                 validator: self.validator,
-                tools: self.tools,
                 metadata_json: Bytes::from(document.to_json()),
                 metadata_url,
                 metadata_paths: if metadata_path == root_path {
@@ -348,9 +360,8 @@ fn path_of(url: &str) -> Option<String> {
 pub(crate) struct Shared {
     pub(crate) config: ResourceConfig,
     pub(crate) validator: Validator,
-    pub(crate) tools: ToolTable,
-    pub(crate) hierarchy: ScopeHierarchy,
-    pub(crate) required_scopes: ScopeSet,
+    /// What each operation needs (the one rule, shared with the rmcp guards).
+    pub(crate) access: AccessPolicy,
     pub(crate) metadata_json: Bytes,
     pub(crate) metadata_url: String,
     pub(crate) metadata_paths: Vec<String>,

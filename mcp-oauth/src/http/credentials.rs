@@ -1,0 +1,142 @@
+//! Step 1 of a decision: the credentials. Only bodies the server reads as sent are judged, a
+//! form body is looked at only beside an `Authorization` header (one method per request,
+//! RFC 6750 §2), and the bearer token is borrowed from the headers.
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::request::Parts;
+use http::{HeaderMap, Method, StatusCode};
+use http_body::Body as HttpBody;
+
+use super::Shared;
+use super::bearer::{self, Credentials};
+use super::body::{BoxError, read_bounded};
+use super::decision::Refusal;
+use super::limits::FailedAuth;
+use super::responses::{body_refusal, challenge_response, discovery_challenge, plain};
+use crate::audit::reason;
+use crate::challenge::Challenge;
+use crate::validation::ErrorCode;
+
+/// Refuses a `POST` body with a `Content-Encoding` other than `identity` (415): the guard
+/// reads the body to decide, and must read what the server will.
+pub(super) fn refuse_encoded_body(parts: &Parts) -> Result<(), Refusal> {
+    if parts.method == Method::POST && !identity_encoded(&parts.headers) {
+        return Err(Refusal::new(
+            reason::UNSUPPORTED_CONTENT_ENCODING,
+            plain(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request",
+                "Content-Encoding is not supported",
+                None,
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The form body that comes with an `Authorization` header, read (small, before validation)
+/// so that a header token plus a body token is a 400 whatever the header token is worth;
+/// without the header a form body is not read at all. `body` is taken when it was read.
+pub(super) async fn form_body<B>(
+    shared: &Shared,
+    parts: &Parts,
+    body: &mut Option<B>,
+) -> Result<Option<Bytes>, Refusal>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    if parts.method != Method::POST
+        || !is_form(&parts.headers)
+        || !parts.headers.contains_key(AUTHORIZATION)
+    {
+        return Ok(None);
+    }
+    let Some(form) = body.take() else {
+        return Ok(None);
+    };
+    let bytes = read_bounded(
+        form,
+        &parts.headers,
+        shared.max_body_bytes.min(MAX_FORM_BODY_BYTES),
+    )
+    .await
+    .map_err(body_refusal)?;
+    if form_has_access_token(&bytes) {
+        let challenge = Challenge::new(&shared.metadata_url)
+            .error(ErrorCode::InvalidRequest)
+            .description("The token was sent by more than one method");
+        return Err(Refusal::new(
+            reason::TOKEN_IN_HEADER_AND_BODY,
+            challenge_response(StatusCode::BAD_REQUEST, &challenge, None),
+        ));
+    }
+    Ok(Some(bytes))
+}
+
+/// The bearer token, borrowed from the headers (which keep it until validation is over; the
+/// header is removed before the endpoint sees the request). Every attempt with a token, or
+/// a malformed one, takes a unit of the failed-authentication budget first.
+pub(super) async fn bearer_token<'h>(
+    shared: &Shared,
+    headers: &'h HeaderMap,
+    failed_auth: &FailedAuth<'_>,
+) -> Result<&'h str, Refusal> {
+    match bearer::credentials(headers) {
+        Ok(Credentials::Bearer(token)) => {
+            failed_auth.reserve().await?;
+            Ok(token)
+        }
+        Ok(Credentials::Missing | Credentials::OtherScheme) => Err(Refusal::new(
+            reason::NO_CREDENTIALS,
+            discovery_challenge(shared),
+        )),
+        Err(malformed) => {
+            failed_auth.reserve().await?;
+            let challenge = Challenge::new(&shared.metadata_url)
+                .error(ErrorCode::InvalidRequest)
+                .description(malformed.description());
+            // `multiple_authorization_headers` or `malformed_bearer` (audit::reason).
+            Err(Refusal::new(
+                malformed.reason(),
+                challenge_response(StatusCode::BAD_REQUEST, &challenge, None),
+            ))
+        }
+    }
+}
+
+/// The largest form body read before authentication, only to find a second token (RFC 6750
+/// §2: one method per request). MCP bodies are JSON; a form body is never the MCP message.
+pub(super) const MAX_FORM_BODY_BYTES: usize = 16 * 1024;
+
+/// Whether the body is sent as is (`Content-Encoding` absent or `identity`).
+pub(super) fn identity_encoded(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .all(|value| {
+            value.to_str().is_ok_and(|v| {
+                v.split(',').all(|coding| {
+                    coding.trim().eq_ignore_ascii_case("identity") || coding.trim().is_empty()
+                })
+            })
+        })
+}
+
+pub(super) fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        })
+}
+
+/// Whether a form body carries `access_token`, names percent-decoded as a form parser would
+/// (`access%5Ftoken` too).
+pub(super) fn form_has_access_token(body: &[u8]) -> bool {
+    url::form_urlencoded::parse(body).any(|(name, _)| name == "access_token")
+}

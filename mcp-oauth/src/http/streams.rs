@@ -1,0 +1,124 @@
+//! State across requests: stream resumption (`Last-Event-ID`, opened for its principal, see
+//! [`handles`](super::handles)) and legacy sessions (`Mcp-Session-Id`, bound to the principal
+//! that created it).
+
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+
+use super::Shared;
+use super::body::ResponseBody;
+use super::decision::Refusal;
+use super::limits::FailedAuth;
+use super::responses::{internal_error, plain};
+use super::session::{Principal, SessionCheck};
+use crate::audit::reason;
+
+/// The session a request presents, checked against the principal: 404 for an unknown one or
+/// another principal's (charged as a failed attempt), 400 for an unreadable id.
+pub(super) async fn session_of(
+    shared: &Shared,
+    principal: Option<Principal>,
+    headers: &HeaderMap,
+    failed_auth: &FailedAuth<'_>,
+) -> Result<SessionState, Refusal> {
+    let Some(value) = headers.get(SESSION_HEADER) else {
+        return Ok(SessionState::New(principal));
+    };
+    let Ok(id) = value.to_str() else {
+        return Err(Refusal::new(
+            reason::INVALID_SESSION_ID,
+            plain(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Invalid session id",
+                None,
+            ),
+        ));
+    };
+    match principal.map(|principal| shared.sessions.check(id, principal)) {
+        Some(SessionCheck::Owner) => Ok(SessionState::Existing(id.to_owned())),
+        Some(SessionCheck::OtherPrincipal | SessionCheck::Unknown) | None => {
+            failed_auth.charge().await;
+            Err(Refusal::new(
+                reason::SESSION_NOT_BOUND,
+                plain(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "Session not found",
+                    None,
+                ),
+            ))
+        }
+    }
+}
+
+pub(super) const SESSION_HEADER: &str = "mcp-session-id";
+
+pub(super) const LAST_EVENT_ID_HEADER: &str = "last-event-id";
+
+pub(super) enum SessionState {
+    /// The request presented a session it owns (bound already).
+    Existing(String),
+    /// No session: a session id in the response is bound to this principal.
+    New(Option<Principal>),
+}
+
+/// Opens a `Last-Event-ID` for `principal`, putting the server's own id in its place. An id
+/// that does not open (another principal's, forged, unsealed) gets the answer rmcp gives
+/// for an id it cannot resume, an empty event stream, and is charged as a failed attempt.
+pub(super) async fn resume_for(
+    shared: &Shared,
+    principal: Option<Principal>,
+    headers: &mut HeaderMap,
+    failed_auth: &FailedAuth<'_>,
+) -> Result<(), Refusal> {
+    let mut values = headers.get_all(LAST_EVENT_ID_HEADER).iter();
+    let opened = match (principal, values.next(), values.next()) {
+        (Some(principal), Some(value), None) => value
+            .to_str()
+            .ok()
+            .and_then(|presented| shared.handle_key.open(principal, presented))
+            .and_then(|id| HeaderValue::from_str(id).ok()),
+        _ => None,
+    };
+    match opened {
+        Some(id) => {
+            headers.insert(LAST_EVENT_ID_HEADER, id);
+            Ok(())
+        }
+        None => {
+            failed_auth.charge().await;
+            let response = Response::builder()
+                .status(StatusCode::OK)
+                .header(CONTENT_TYPE, "text/event-stream")
+                .header(CACHE_CONTROL, "no-cache")
+                .body(ResponseBody::empty())
+                .unwrap_or_else(|_| internal_error());
+            Err(Refusal::new(reason::EVENT_ID_NOT_BOUND, response))
+        }
+    }
+}
+
+pub(super) fn track_session<B>(
+    shared: &Shared,
+    method: &Method,
+    session: SessionState,
+    response: &Response<B>,
+) {
+    if !response.status().is_success() {
+        return;
+    }
+    match session {
+        SessionState::New(Some(principal)) => {
+            if let Some(id) = response
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+            {
+                shared.sessions.bind(id, principal);
+            }
+        }
+        SessionState::Existing(id) if *method == Method::DELETE => shared.sessions.unbind(&id),
+        SessionState::Existing(_) | SessionState::New(None) => {}
+    }
+}
