@@ -58,6 +58,7 @@ pub mod resource;
 #[cfg(feature = "rmcp")]
 pub mod rmcp;
 pub mod scopes;
+pub mod settings;
 mod token;
 pub mod token_cache;
 pub mod tools;
