@@ -16,10 +16,13 @@
 //! assert_eq!(settings.issuers, ["https://auth.example.com"]);
 //! ```
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
+
+use crate::validation::{ENTRA_ORGANIZATIONS_V2, EntraTenant, EntraVersion, Profile};
 
 /// Everything a deployment sets. Absent members keep the declaration's values
 /// (`#[protected_resource]`) or the library's defaults.
@@ -221,4 +224,1176 @@ pub enum SettingsError {
         /// The nearest known variable, when one is close.
         suggestion: Option<String>,
     },
+}
+
+/// The prefix of every variable this module reads.
+const PREFIX: &str = "MCP_OAUTH_";
+/// `NAME_FILE`: the value of `NAME` is the content of the file it names.
+const FILE_SUFFIX: &str = "_FILE";
+
+const RESOURCE: &str = "MCP_OAUTH_RESOURCE";
+const BIND: &str = "MCP_OAUTH_BIND";
+const ISSUER: &str = "MCP_OAUTH_ISSUER";
+const PROVIDER: &str = "MCP_OAUTH_PROVIDER";
+const AUTH0_DOMAIN: &str = "MCP_OAUTH_AUTH0_DOMAIN";
+const ENTRA_TENANT: &str = "MCP_OAUTH_ENTRA_TENANT";
+const ENTRA_VERSION: &str = "MCP_OAUTH_ENTRA_VERSION";
+const ENTRA_ALLOWED_TENANTS: &str = "MCP_OAUTH_ENTRA_ALLOWED_TENANTS";
+const KEYCLOAK_URL: &str = "MCP_OAUTH_KEYCLOAK_URL";
+const KEYCLOAK_REALM: &str = "MCP_OAUTH_KEYCLOAK_REALM";
+const OKTA_DOMAIN: &str = "MCP_OAUTH_OKTA_DOMAIN";
+const OKTA_AUTHORIZATION_SERVER: &str = "MCP_OAUTH_OKTA_AUTHORIZATION_SERVER";
+const SCALEKIT_ENVIRONMENT_URL: &str = "MCP_OAUTH_SCALEKIT_ENVIRONMENT_URL";
+const ISSUER_JWKS_URI: &str = "MCP_OAUTH_ISSUER_JWKS_URI";
+const AUDIENCE: &str = "MCP_OAUTH_AUDIENCE";
+const ALLOWED_ORIGINS: &str = "MCP_OAUTH_ALLOWED_ORIGINS";
+const ALLOWED_HOSTS: &str = "MCP_OAUTH_ALLOWED_HOSTS";
+const TRUSTED_PROXIES: &str = "MCP_OAUTH_TRUSTED_PROXIES";
+const FAILED_AUTH_PER_MINUTE: &str = "MCP_OAUTH_FAILED_AUTH_PER_MINUTE";
+const REQUESTS_PER_MINUTE: &str = "MCP_OAUTH_REQUESTS_PER_MINUTE";
+const FILTER_TOOLS: &str = "MCP_OAUTH_FILTER_TOOLS";
+const INTROSPECTION_ENDPOINT: &str = "MCP_OAUTH_INTROSPECTION_ENDPOINT";
+const INTROSPECTION_CLIENT_ID: &str = "MCP_OAUTH_INTROSPECTION_CLIENT_ID";
+const INTROSPECTION_CLIENT_SECRET: &str = "MCP_OAUTH_INTROSPECTION_CLIENT_SECRET";
+const AUDIT_LOG: &str = "MCP_OAUTH_AUDIT_LOG";
+
+/// The provider names `MCP_OAUTH_PROVIDER` takes.
+const PROVIDERS: [&str; 6] = ["auth0", "entra", "keycloak", "okta", "scalekit", "generic"];
+
+/// Each provider's own variables, with the provider they belong to.
+const PROVIDER_VARIABLES: [(&str, &str); 9] = [
+    (AUTH0_DOMAIN, "auth0"),
+    (ENTRA_TENANT, "entra"),
+    (ENTRA_VERSION, "entra"),
+    (ENTRA_ALLOWED_TENANTS, "entra"),
+    (KEYCLOAK_URL, "keycloak"),
+    (KEYCLOAK_REALM, "keycloak"),
+    (OKTA_DOMAIN, "okta"),
+    (OKTA_AUTHORIZATION_SERVER, "okta"),
+    (SCALEKIT_ENVIRONMENT_URL, "scalekit"),
+];
+
+impl Settings {
+    /// Every variable [`from_env`](Self::from_env) reads: name, default, meaning. The
+    /// README's configuration table is this list (a test keeps them equal).
+    ///
+    /// Any variable may instead be given as a file: `NAME_FILE` names a file whose content,
+    /// less one trailing newline, is the value (for container secrets; setting both `NAME`
+    /// and `NAME_FILE` is an error).
+    ///
+    /// ```
+    /// use mcp_oauth::settings::Settings;
+    ///
+    /// assert!(Settings::VARIABLES.iter().any(|(name, _, _)| *name == "MCP_OAUTH_ISSUER"));
+    /// ```
+    pub const VARIABLES: &'static [(&'static str, &'static str, &'static str)] = &[
+        (
+            RESOURCE,
+            "the declaration's `resource`",
+            "The MCP endpoint URL clients use: an http(s) URL with a host and no fragment.",
+        ),
+        (
+            BIND,
+            "the resource URL's host and port; required for an https resource",
+            "The address to listen on: `ip:port`, `[ipv6]:port` or `host:port`.",
+        ),
+        (
+            ISSUER,
+            "the declaration's, or the provider's",
+            "The authorization servers whose tokens are accepted and which the metadata \
+             advertises: http(s) URLs, comma-separated, each exactly the tokens' `iss`.",
+        ),
+        (
+            PROVIDER,
+            "none: plain RFC 9068 tokens",
+            "An identity provider's token conventions: `auth0`, `entra`, `keycloak`, `okta`, \
+             `scalekit` or `generic` (RFC 9068 tokens from `MCP_OAUTH_ISSUER`).",
+        ),
+        (
+            AUTH0_DOMAIN,
+            "— (required for `auth0`)",
+            "The Auth0 tenant's domain, e.g. `acme.us.auth0.com`.",
+        ),
+        (
+            ENTRA_TENANT,
+            "— (required for `entra`)",
+            "The Entra ID tenant id (a GUID), or `multi` for a multi-tenant app.",
+        ),
+        (
+            ENTRA_VERSION,
+            "`2`",
+            "The Entra ID access-token version, `1` or `2` (the app manifest's \
+             `accessTokenAcceptedVersion`).",
+        ),
+        (
+            ENTRA_ALLOWED_TENANTS,
+            "— (required with `multi`)",
+            "The tenant ids a multi-tenant app accepts, comma-separated.",
+        ),
+        (
+            KEYCLOAK_URL,
+            "— (required for `keycloak`)",
+            "The Keycloak server's base URL (with `/auth` before Keycloak 17).",
+        ),
+        (
+            KEYCLOAK_REALM,
+            "— (required for `keycloak`)",
+            "The Keycloak realm.",
+        ),
+        (
+            OKTA_DOMAIN,
+            "— (required for `okta`)",
+            "The Okta domain, e.g. `acme.okta.com`.",
+        ),
+        (
+            OKTA_AUTHORIZATION_SERVER,
+            "`default`",
+            "The Okta custom authorization server id.",
+        ),
+        (
+            SCALEKIT_ENVIRONMENT_URL,
+            "— (required for `scalekit`)",
+            "The Scalekit environment URL, e.g. `https://acme.scalekit.com`.",
+        ),
+        (
+            ISSUER_JWKS_URI,
+            "discovered from the issuer's metadata",
+            "The issuer's JWKS URL; only with exactly one issuer (or a provider).",
+        ),
+        (
+            AUDIENCE,
+            "the resource URL",
+            "The audience tokens must carry (`aud`).",
+        ),
+        (
+            ALLOWED_ORIGINS,
+            "the resource's own origin",
+            "More browser origins allowed to call the endpoint, comma-separated \
+             `scheme://host[:port]`.",
+        ),
+        (
+            ALLOWED_HOSTS,
+            "the loopback names for a loopback resource; otherwise no `Host` check",
+            "`Host` names accepted, comma-separated `name` or `name:port`; naming any turns the \
+             check on (the resource's host stays allowed).",
+        ),
+        (
+            TRUSTED_PROXIES,
+            "none: the connection's peer is the client",
+            "Proxies whose `X-Forwarded-For` is believed: IP addresses and CIDR blocks, \
+             comma-separated.",
+        ),
+        (
+            FAILED_AUTH_PER_MINUTE,
+            "`60`",
+            "Failed authentications allowed per client address and minute, after a burst of \
+             60; `0` turns the limit off.",
+        ),
+        (
+            REQUESTS_PER_MINUTE,
+            "unlimited",
+            "Requests allowed per principal and minute, with a burst of the same size; at \
+             least 1.",
+        ),
+        (
+            FILTER_TOOLS,
+            "`0`",
+            "`1` or `true`: `tools/list` shows each caller only the tools its token may call; \
+             `0` or `false`: every tool.",
+        ),
+        (
+            INTROSPECTION_ENDPOINT,
+            "discovered from the issuer's metadata",
+            "The RFC 7662 introspection endpoint, for opaque tokens (needs the client id and \
+             secret).",
+        ),
+        (
+            INTROSPECTION_CLIENT_ID,
+            "— (set with the secret)",
+            "This server's client id at the introspection endpoint.",
+        ),
+        (
+            INTROSPECTION_CLIENT_SECRET,
+            "— (set with the client id)",
+            "Its client secret, best given as `MCP_OAUTH_INTROSPECTION_CLIENT_SECRET_FILE`; \
+             never printed.",
+        ),
+        (
+            AUDIT_LOG,
+            "`tracing` events (target `mcp_oauth::audit`)",
+            "Where audit events go: `stderr`, or a file path (JSON lines, appended).",
+        ),
+    ];
+
+    /// The settings the process environment states, over the defaults:
+    /// `Settings::default().with_env()`.
+    ///
+    /// Every `MCP_OAUTH_*` variable must be one of [`VARIABLES`](Self::VARIABLES) (or its
+    /// `_FILE` form): a misspelt security setting stops startup instead of being ignored.
+    /// Values are trimmed, and an empty value counts as unset. Lists are comma-separated,
+    /// their items trimmed, empty items skipped. A variable whose name or value is not
+    /// UTF-8 is an error. Other variables (`RUST_LOG`, …) are not read.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), mcp_oauth::settings::SettingsError> {
+    /// let settings = mcp_oauth::settings::Settings::from_env()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_env() -> Result<Settings, SettingsError> {
+        Settings::default().with_env()
+    }
+
+    /// The settings the given variables state, over the defaults (the rules of
+    /// [`from_env`](Self::from_env), for a map read from elsewhere, or for tests).
+    ///
+    /// ```
+    /// use mcp_oauth::settings::{Settings, SettingsError};
+    ///
+    /// let vars = |pairs: &[(&str, &str)]| {
+    ///     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>()
+    /// };
+    /// let settings = Settings::from_lookup(vars(&[
+    ///     ("MCP_OAUTH_ISSUER", "https://auth.example.com"),
+    ///     ("MCP_OAUTH_FAILED_AUTH_PER_MINUTE", "30"),
+    ///     ("RUST_LOG", "debug"), // not ours: not read
+    /// ]))?;
+    /// assert_eq!(settings.issuers, ["https://auth.example.com"]);
+    /// assert_eq!(settings.failed_auth_per_minute, Some(30));
+    ///
+    /// let typo = Settings::from_lookup(vars(&[("MCP_OAUTH_ISUER", "https://auth.example.com")]));
+    /// assert_eq!(
+    ///     typo.unwrap_err().to_string(),
+    ///     "MCP_OAUTH_ISUER is not a setting of mcp-oauth; did you mean MCP_OAUTH_ISSUER?",
+    /// );
+    /// # Ok::<(), SettingsError>(())
+    /// ```
+    pub fn from_lookup(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, SettingsError> {
+        Settings::default().with_lookup(vars)
+    }
+
+    /// These settings with the process environment over them (see
+    /// [`from_env`](Self::from_env) and [`with_lookup`](Self::with_lookup)).
+    pub fn with_env(self) -> Result<Settings, SettingsError> {
+        let mut vars = Vec::new();
+        for (name, value) in std::env::vars_os() {
+            let name = match name.into_string() {
+                Ok(name) => name,
+                Err(name) => {
+                    let lossy = name.to_string_lossy();
+                    if lossy.to_ascii_uppercase().starts_with(PREFIX) {
+                        return Err(invalid(&lossy, "the variable's name is not valid UTF-8"));
+                    }
+                    continue;
+                }
+            };
+            if !name.to_ascii_uppercase().starts_with(PREFIX) {
+                continue;
+            }
+            let value = value
+                .into_string()
+                .map_err(|_| invalid(&name, "the value is not valid UTF-8"))?;
+            vars.push((name, value));
+        }
+        self.with_lookup(vars)
+    }
+
+    /// These settings with the given variables over them: a variable that is set replaces
+    /// the member it names (a list replaces the whole list). A provider's variables refine
+    /// the settings' provider when it is the same one (`MCP_OAUTH_PROVIDER` unset or naming
+    /// it); naming another provider starts from that provider's defaults. The result is
+    /// [`validate`](Self::validate)d.
+    ///
+    /// ```
+    /// use mcp_oauth::settings::{Provider, Settings, SettingsError};
+    ///
+    /// let file: Settings = serde_json::from_str(r#"{
+    ///     "provider": { "name": "keycloak", "url": "https://kc.example.com", "realm": "staging" },
+    ///     "filter_tools": true
+    /// }"#).unwrap();
+    /// let settings = file.with_lookup([
+    ///     ("MCP_OAUTH_KEYCLOAK_REALM".to_string(), "production".to_string()),
+    ///     ("MCP_OAUTH_FILTER_TOOLS".to_string(), "0".to_string()),
+    /// ])?;
+    /// assert!(!settings.filter_tools);
+    /// assert!(matches!(
+    ///     settings.provider,
+    ///     Some(Provider::Keycloak { ref url, ref realm })
+    ///         if url == "https://kc.example.com" && realm == "production"
+    /// ));
+    /// # Ok::<(), SettingsError>(())
+    /// ```
+    pub fn with_lookup(
+        mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, SettingsError> {
+        let mut vars = Vars::read(vars)?;
+        if let Some(value) = vars.take(RESOURCE) {
+            self.resource = Some(value);
+        }
+        if let Some(value) = vars.take(BIND) {
+            self.bind = Some(value);
+        }
+        if let Some(value) = vars.take(ISSUER) {
+            self.issuers = list(&value);
+        }
+        self.provider = provider(self.provider.take(), &mut vars)?;
+        if let Some(value) = vars.take(ISSUER_JWKS_URI) {
+            self.jwks_uri = Some(value);
+        }
+        if let Some(value) = vars.take(AUDIENCE) {
+            self.audience = Some(value);
+        }
+        if let Some(value) = vars.take(ALLOWED_ORIGINS) {
+            self.allowed_origins = list(&value);
+        }
+        if let Some(value) = vars.take(ALLOWED_HOSTS) {
+            self.allowed_hosts = list(&value);
+        }
+        if let Some(value) = vars.take(TRUSTED_PROXIES) {
+            self.trusted_proxies = list(&value);
+        }
+        if let Some(value) = vars.take(FAILED_AUTH_PER_MINUTE) {
+            self.failed_auth_per_minute = Some(whole_number(
+                FAILED_AUTH_PER_MINUTE,
+                &value,
+                "0 turns the limit off",
+            )?);
+        }
+        if let Some(value) = vars.take(REQUESTS_PER_MINUTE) {
+            self.requests_per_minute = Some(whole_number(
+                REQUESTS_PER_MINUTE,
+                &value,
+                "at least 1; unset for no limit",
+            )?);
+        }
+        if let Some(value) = vars.take(FILTER_TOOLS) {
+            self.filter_tools = match value.to_ascii_lowercase().as_str() {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                _ => {
+                    return Err(invalid(
+                        FILTER_TOOLS,
+                        format!("{value:?} is not 1, 0, true or false"),
+                    ));
+                }
+            };
+        }
+        self.introspection = introspection(self.introspection.take(), &mut vars)?;
+        if let Some(value) = vars.take(AUDIT_LOG) {
+            self.audit_log = Some(AuditLog::parse(&value));
+        }
+        debug_assert!(vars.values.is_empty(), "unread: {:?}", vars.values.keys());
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Checks every value, whatever its source (a deserialized document is not checked
+    /// until this runs; [`with_lookup`](Self::with_lookup) runs it): URLs are http(s) with
+    /// a host, lists hold what they should, a provider has what it needs and names the
+    /// same issuer as `issuers`, a JWKS URL belongs to exactly one issuer, introspection
+    /// has a client id and secret. Errors name the variable.
+    ///
+    /// ```
+    /// use mcp_oauth::settings::Settings;
+    ///
+    /// let settings: Settings =
+    ///     serde_json::from_str(r#"{ "issuers": ["auth.example.com"] }"#).unwrap();
+    /// assert_eq!(
+    ///     settings.validate().unwrap_err().to_string(),
+    ///     "MCP_OAUTH_ISSUER: \"auth.example.com\" is not an http(s) URL: relative URL without a base",
+    /// );
+    /// ```
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if let Some(resource) = &self.resource {
+            http_url(RESOURCE, resource)?;
+        }
+        if let Some(bind) = &self.bind {
+            check_bind(bind)?;
+        }
+        for (i, issuer) in self.issuers.iter().enumerate() {
+            issuer_url(ISSUER, issuer)?;
+            if self.issuers[..i].contains(issuer) {
+                return Err(invalid(ISSUER, format!("{issuer:?} is listed twice")));
+            }
+        }
+        match &self.provider {
+            // The generic provider takes its issuers from the declaration when none is set.
+            Some(Provider::Generic) if self.issuers.is_empty() => {}
+            Some(provider) if self.issuers.is_empty() => {
+                provider.profile(None)?;
+            }
+            Some(provider) => {
+                for issuer in &self.issuers {
+                    provider.profile(Some(issuer))?;
+                }
+            }
+            None => {}
+        }
+        if let Some(jwks_uri) = &self.jwks_uri {
+            http_url(ISSUER_JWKS_URI, jwks_uri)?;
+            let names_one_issuer = match self.issuers.len() {
+                0 => matches!(&self.provider, Some(p) if *p != Provider::Generic),
+                n => n == 1,
+            };
+            if !names_one_issuer {
+                return Err(invalid(
+                    ISSUER_JWKS_URI,
+                    format!(
+                        "the key set of one issuer, but {} issuers are set: set exactly one \
+                         {ISSUER} (or a {PROVIDER})",
+                        self.issuers.len()
+                    ),
+                ));
+            }
+        }
+        if self
+            .audience
+            .as_deref()
+            .is_some_and(|a| a.trim().is_empty())
+        {
+            return Err(invalid(
+                AUDIENCE,
+                "is empty: name the audience, or unset it",
+            ));
+        }
+        for origin in &self.allowed_origins {
+            check_origin(origin)?;
+        }
+        for host in &self.allowed_hosts {
+            if !is_allowed_host(host) {
+                return Err(invalid(
+                    ALLOWED_HOSTS,
+                    format!("{host:?} is not a host name or name:port, e.g. mcp.example.com:443"),
+                ));
+            }
+        }
+        check_proxies(&self.trusted_proxies)?;
+        if self.requests_per_minute == Some(0) {
+            return Err(invalid(
+                REQUESTS_PER_MINUTE,
+                "\"0\" would refuse every request: at least 1; unset it for no limit",
+            ));
+        }
+        if let Some(introspection) = &self.introspection {
+            if let Some(endpoint) = &introspection.endpoint {
+                http_url(INTROSPECTION_ENDPOINT, endpoint)?;
+            }
+            if introspection.client_id.trim().is_empty() {
+                return Err(invalid(INTROSPECTION_CLIENT_ID, "is empty"));
+            }
+            if introspection.client_secret.expose().trim().is_empty() {
+                return Err(invalid(INTROSPECTION_CLIENT_SECRET, "is empty"));
+            }
+        }
+        if let Some(AuditLog::File(path)) = &self.audit_log
+            && path.as_os_str().is_empty()
+        {
+            return Err(invalid(AUDIT_LOG, "is empty: `stderr`, or a file path"));
+        }
+        Ok(())
+    }
+}
+
+impl Provider {
+    /// The provider's name, as `MCP_OAUTH_PROVIDER` spells it.
+    ///
+    /// ```
+    /// use mcp_oauth::settings::Provider;
+    ///
+    /// assert_eq!(Provider::Generic.name(), "generic");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        match self {
+            Provider::Generic => "generic",
+            Provider::Auth0 { .. } => "auth0",
+            Provider::Entra { .. } => "entra",
+            Provider::Keycloak { .. } => "keycloak",
+            Provider::Okta { .. } => "okta",
+            Provider::Scalekit { .. } => "scalekit",
+        }
+    }
+
+    /// The runtime's [`Profile`](crate::validation::Profile) for this provider, its values
+    /// checked. `issuer` is an issuer the settings list: the generic provider takes it as
+    /// its issuer (and needs one); any other provider names its own, and `issuer` must be
+    /// that one (for multi-tenant Entra ID: the template or
+    /// [`ENTRA_ORGANIZATIONS_V2`](crate::validation::ENTRA_ORGANIZATIONS_V2)). Entra's
+    /// `allowed_tenants` are not part of the profile: give them to the policy builder's
+    /// [`allowed_tenants`](crate::validation::IssuerPolicyBuilder::allowed_tenants).
+    ///
+    /// ```
+    /// use mcp_oauth::settings::Provider;
+    /// use mcp_oauth::validation::Profile;
+    ///
+    /// let settings: mcp_oauth::settings::Settings = serde_json::from_str(
+    ///     r#"{ "provider": { "name": "auth0", "domain": "acme.us.auth0.com" } }"#,
+    /// ).unwrap();
+    /// let profile = settings.provider.unwrap().profile(None).unwrap();
+    /// assert_eq!(profile, Profile::Auth0 { domain: "acme.us.auth0.com".into() });
+    /// assert_eq!(profile.issuer(), "https://acme.us.auth0.com/");
+    ///
+    /// assert_eq!(
+    ///     Provider::Generic.profile(Some("https://auth.example.com")).unwrap(),
+    ///     Profile::Rfc9068 { issuer: "https://auth.example.com".into() },
+    /// );
+    /// assert!(Provider::Generic.profile(None).is_err());
+    /// ```
+    pub fn profile(&self, issuer: Option<&str>) -> Result<Profile, SettingsError> {
+        let profile = match self {
+            Provider::Generic => {
+                let issuer = issuer.ok_or_else(|| {
+                    invalid(
+                        ISSUER,
+                        format!("{PROVIDER}=generic takes its issuer from {ISSUER}: set it"),
+                    )
+                })?;
+                issuer_url(ISSUER, issuer)?;
+                return Ok(Profile::Rfc9068 {
+                    issuer: issuer.to_owned(),
+                });
+            }
+            Provider::Auth0 { domain } => {
+                check_domain(AUTH0_DOMAIN, domain, "acme.us.auth0.com")?;
+                Profile::Auth0 {
+                    domain: domain.clone(),
+                }
+            }
+            Provider::Entra {
+                tenant,
+                version,
+                allowed_tenants,
+            } => {
+                let version = match version {
+                    1 => EntraVersion::V1,
+                    2 => EntraVersion::V2,
+                    other => {
+                        return Err(invalid(
+                            ENTRA_VERSION,
+                            format!("\"{other}\" is not an Entra ID token version: 1 or 2"),
+                        ));
+                    }
+                };
+                let tenant = if tenant.eq_ignore_ascii_case("multi") {
+                    if allowed_tenants.is_empty() {
+                        return Err(invalid(
+                            ENTRA_ALLOWED_TENANTS,
+                            format!(
+                                "required with {ENTRA_TENANT}=multi: the tenant ids to accept \
+                                 (an empty list would trust every Entra ID tenant)"
+                            ),
+                        ));
+                    }
+                    for allowed in allowed_tenants {
+                        if !is_guid(allowed) {
+                            return Err(invalid(
+                                ENTRA_ALLOWED_TENANTS,
+                                format!("{allowed:?} is not a tenant id (a GUID)"),
+                            ));
+                        }
+                    }
+                    EntraTenant::Multi
+                } else if is_guid(tenant) {
+                    if !allowed_tenants.is_empty() {
+                        return Err(invalid(
+                            ENTRA_ALLOWED_TENANTS,
+                            format!(
+                                "only with {ENTRA_TENANT}=multi (one tenant is already the only \
+                                 one accepted)"
+                            ),
+                        ));
+                    }
+                    EntraTenant::Single(tenant.clone())
+                } else {
+                    return Err(invalid(
+                        ENTRA_TENANT,
+                        format!(
+                            "{tenant:?} is not a tenant id (a GUID, as in the tokens' `iss`) or \
+                             `multi` (with {ENTRA_ALLOWED_TENANTS})"
+                        ),
+                    ));
+                };
+                Profile::EntraId { version, tenant }
+            }
+            Provider::Keycloak { url, realm } => {
+                issuer_url(KEYCLOAK_URL, url)?;
+                if !is_path_segment(realm) {
+                    return Err(invalid(
+                        KEYCLOAK_REALM,
+                        format!("{realm:?} is not a realm name (no `/`, `?`, `#` or spaces)"),
+                    ));
+                }
+                Profile::Keycloak {
+                    base_url: url.clone(),
+                    realm: realm.clone(),
+                }
+            }
+            Provider::Okta {
+                domain,
+                authorization_server,
+            } => {
+                check_domain(OKTA_DOMAIN, domain, "acme.okta.com")?;
+                if !is_path_segment(authorization_server) {
+                    return Err(invalid(
+                        OKTA_AUTHORIZATION_SERVER,
+                        format!(
+                            "{authorization_server:?} is not an authorization server id, e.g. \
+                             default or aus1a2b3c4d5e6f7g8h9"
+                        ),
+                    ));
+                }
+                Profile::Okta {
+                    domain: domain.clone(),
+                    authorization_server: authorization_server.clone(),
+                }
+            }
+            Provider::Scalekit { environment_url } => {
+                issuer_url(SCALEKIT_ENVIRONMENT_URL, environment_url)?;
+                Profile::Scalekit {
+                    environment_url: environment_url.clone(),
+                }
+            }
+        };
+        if let Some(issuer) = issuer {
+            let own = profile.issuer();
+            let multi = matches!(
+                profile,
+                Profile::EntraId {
+                    tenant: EntraTenant::Multi,
+                    ..
+                }
+            );
+            if issuer != own && !(multi && issuer == ENTRA_ORGANIZATIONS_V2) {
+                return Err(invalid(
+                    ISSUER,
+                    format!(
+                        "{issuer:?} is not the issuer {PROVIDER}={} names ({own}): unset \
+                         {ISSUER} (the provider names it) or make them agree",
+                        self.name()
+                    ),
+                ));
+            }
+        }
+        Ok(profile)
+    }
+}
+
+/// The `MCP_OAUTH_*` variables given, checked against the known names, `NAME_FILE`s read,
+/// trimmed, empty ones dropped.
+struct Vars {
+    values: BTreeMap<&'static str, String>,
+}
+
+impl Vars {
+    fn read(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, SettingsError> {
+        let mut given: BTreeMap<&'static str, String> = BTreeMap::new();
+        let mut files: BTreeMap<&'static str, String> = BTreeMap::new();
+        let mut unknown: Option<String> = None;
+        let mut seen = BTreeSet::new();
+        for (name, value) in vars {
+            if !name.to_ascii_uppercase().starts_with(PREFIX) {
+                continue;
+            }
+            if !seen.insert(name.clone()) {
+                return Err(invalid(&name, "is given twice"));
+            }
+            if let Some(known) = known(&name) {
+                given.insert(known, value);
+            } else if let Some(known) = name.strip_suffix(FILE_SUFFIX).and_then(known) {
+                files.insert(known, value);
+            } else if unknown.as_ref().is_none_or(|first| name < *first) {
+                unknown = Some(name);
+            }
+        }
+        if let Some(name) = unknown {
+            return Err(unknown_variable(name));
+        }
+        let mut values = BTreeMap::new();
+        for &(name, ..) in Settings::VARIABLES {
+            let direct = given.remove(name).filter(|v| !v.trim().is_empty());
+            let path = files.remove(name).filter(|v| !v.trim().is_empty());
+            let value = match (direct, path) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        name,
+                        format!("both {name} and {name}{FILE_SUFFIX} are set: set one"),
+                    ));
+                }
+                (Some(value), None) => Some(value.trim().to_owned()),
+                (None, Some(path)) => read_file(name, path.trim())?,
+                (None, None) => None,
+            };
+            if let Some(value) = value {
+                values.insert(name, value);
+            }
+        }
+        Ok(Vars { values })
+    }
+
+    fn take(&mut self, name: &str) -> Option<String> {
+        self.values.remove(name)
+    }
+}
+
+/// The known variable spelt `name`.
+fn known(name: &str) -> Option<&'static str> {
+    Settings::VARIABLES
+        .iter()
+        .map(|(known, ..)| *known)
+        .find(|known| *known == name)
+}
+
+/// `NAME_FILE`'s file: its content less one trailing newline, trimmed (the secret is kept
+/// as written); `None` when empty. The error names the variable and the path, never content.
+fn read_file(name: &'static str, path: &str) -> Result<Option<String>, SettingsError> {
+    let mut content = std::fs::read_to_string(path).map_err(|e| {
+        invalid(
+            &format!("{name}{FILE_SUFFIX}"),
+            format!("cannot read {path:?}: {e}"),
+        )
+    })?;
+    if content.ends_with('\n') {
+        content.pop();
+        if content.ends_with('\r') {
+            content.pop();
+        }
+    }
+    if name != INTROSPECTION_CLIENT_SECRET {
+        content = content.trim().to_owned();
+    }
+    Ok(Some(content).filter(|c| !c.is_empty()))
+}
+
+/// An unknown `MCP_OAUTH_*` name, with the nearest known name (or its `_FILE` form) within
+/// three edits, compared in upper case.
+fn unknown_variable(name: String) -> SettingsError {
+    let upper = name.to_ascii_uppercase();
+    let names = Settings::VARIABLES.iter().map(|(n, ..)| (*n).to_owned());
+    let files = Settings::VARIABLES
+        .iter()
+        .map(|(n, ..)| format!("{n}{FILE_SUFFIX}"));
+    let suggestion = names
+        .chain(files)
+        .map(|known| (edit_distance(&upper, &known), known))
+        .filter(|(distance, _)| *distance <= 3)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, known)| known);
+    SettingsError::Unknown { name, suggestion }
+}
+
+/// The optimal-string-alignment (restricted Damerau–Levenshtein) distance: insertions,
+/// deletions, substitutions and transpositions of adjacent characters, each one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let width = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * width];
+    for i in 0..=a.len() {
+        d[i * width] = i;
+    }
+    for (j, cell) in d.iter_mut().take(width).enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[(i - 1) * width + j] + 1)
+                .min(d[i * width + j - 1] + 1)
+                .min(d[(i - 1) * width + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[(i - 2) * width + j - 2] + 1);
+            }
+            d[i * width + j] = best;
+        }
+    }
+    d[a.len() * width + b.len()]
+}
+
+fn invalid(name: &str, reason: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid {
+        name: name.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// A comma-separated list: items trimmed, empty items skipped.
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn whole_number(name: &str, value: &str, hint: &str) -> Result<u32, SettingsError> {
+    value.parse().map_err(|_| {
+        invalid(
+            name,
+            format!(
+                "{value:?} is not a whole number (0 to {}; {hint})",
+                u32::MAX
+            ),
+        )
+    })
+}
+
+/// The provider after the variables: `MCP_OAUTH_PROVIDER` picks it (refining `current` when
+/// it is the same one), and each provider variable must belong to the provider in effect.
+fn provider(current: Option<Provider>, vars: &mut Vars) -> Result<Option<Provider>, SettingsError> {
+    let named = match vars.take(PROVIDER) {
+        None => None,
+        Some(value) => Some(
+            PROVIDERS
+                .into_iter()
+                .find(|p| p.eq_ignore_ascii_case(&value))
+                .ok_or_else(|| {
+                    invalid(
+                        PROVIDER,
+                        format!(
+                            "{value:?} is not a provider: auth0, entra, keycloak, okta, \
+                             scalekit or generic"
+                        ),
+                    )
+                })?,
+        ),
+    };
+    let in_effect = named.or(current.as_ref().map(Provider::name));
+    for (variable, owner) in PROVIDER_VARIABLES {
+        if !vars.values.contains_key(variable) {
+            continue;
+        }
+        match in_effect {
+            Some(name) if name == owner => {}
+            Some(name) => {
+                return Err(invalid(
+                    variable,
+                    format!("belongs to {PROVIDER}={owner}, but {PROVIDER} is {name}"),
+                ));
+            }
+            None => {
+                return Err(invalid(
+                    variable,
+                    format!("belongs to {PROVIDER}={owner}, but {PROVIDER} is not set"),
+                ));
+            }
+        }
+    }
+    let Some(name) = in_effect else {
+        return Ok(None);
+    };
+    // The current provider's members are the base only when it is the one in effect.
+    let current = current.filter(|p| p.name() == name);
+    let required = |variable: &str, what: &str| {
+        invalid(variable, format!("required with {PROVIDER}={name}: {what}"))
+    };
+    let provider =
+        match (name, current) {
+            ("generic", _) => Provider::Generic,
+            ("auth0", current) => {
+                let current = match current {
+                    Some(Provider::Auth0 { domain }) => Some(domain),
+                    _ => None,
+                };
+                Provider::Auth0 {
+                    domain: vars.take(AUTH0_DOMAIN).or(current).ok_or_else(|| {
+                        required(AUTH0_DOMAIN, "the tenant's domain, e.g. acme.us.auth0.com")
+                    })?,
+                }
+            }
+            ("entra", current) => {
+                let (tenant, version, allowed_tenants) = match current {
+                    Some(Provider::Entra {
+                        tenant,
+                        version,
+                        allowed_tenants,
+                    }) => (Some(tenant), version, allowed_tenants),
+                    _ => (None, entra_v2(), Vec::new()),
+                };
+                let version = match vars.take(ENTRA_VERSION).as_deref() {
+                    None => version,
+                    Some("1") => 1,
+                    Some("2") => 2,
+                    Some(other) => {
+                        return Err(invalid(
+                            ENTRA_VERSION,
+                            format!("{other:?} is not an Entra ID token version: 1 or 2"),
+                        ));
+                    }
+                };
+                Provider::Entra {
+                    tenant: vars.take(ENTRA_TENANT).or(tenant).ok_or_else(|| {
+                        required(ENTRA_TENANT, "the tenant id (a GUID), or `multi`")
+                    })?,
+                    version,
+                    allowed_tenants: vars
+                        .take(ENTRA_ALLOWED_TENANTS)
+                        .map_or(allowed_tenants, |v| list(&v)),
+                }
+            }
+            ("keycloak", current) => {
+                let (url, realm) = match current {
+                    Some(Provider::Keycloak { url, realm }) => (Some(url), Some(realm)),
+                    _ => (None, None),
+                };
+                Provider::Keycloak {
+                    url: vars
+                        .take(KEYCLOAK_URL)
+                        .or(url)
+                        .ok_or_else(|| required(KEYCLOAK_URL, "the server's base URL"))?,
+                    realm: vars
+                        .take(KEYCLOAK_REALM)
+                        .or(realm)
+                        .ok_or_else(|| required(KEYCLOAK_REALM, "the realm"))?,
+                }
+            }
+            ("okta", current) => {
+                let (domain, server) = match current {
+                    Some(Provider::Okta {
+                        domain,
+                        authorization_server,
+                    }) => (Some(domain), authorization_server),
+                    _ => (None, okta_default()),
+                };
+                Provider::Okta {
+                    domain: vars.take(OKTA_DOMAIN).or(domain).ok_or_else(|| {
+                        required(OKTA_DOMAIN, "the Okta domain, e.g. acme.okta.com")
+                    })?,
+                    authorization_server: vars.take(OKTA_AUTHORIZATION_SERVER).unwrap_or(server),
+                }
+            }
+            ("scalekit", current) => {
+                let current = match current {
+                    Some(Provider::Scalekit { environment_url }) => Some(environment_url),
+                    _ => None,
+                };
+                Provider::Scalekit {
+                    environment_url: vars
+                        .take(SCALEKIT_ENVIRONMENT_URL)
+                        .or(current)
+                        .ok_or_else(|| required(SCALEKIT_ENVIRONMENT_URL, "the environment URL"))?,
+                }
+            }
+            (other, _) => unreachable!("{other} is in PROVIDERS"),
+        };
+    Ok(Some(provider))
+}
+
+/// Introspection after the variables: each one replaces its member; the client id and
+/// secret come together (from the variables, or with the current settings).
+fn introspection(
+    current: Option<Introspection>,
+    vars: &mut Vars,
+) -> Result<Option<Introspection>, SettingsError> {
+    let (endpoint, client_id, client_secret) = match current {
+        Some(i) => (i.endpoint, Some(i.client_id), Some(i.client_secret)),
+        None => (None, None, None),
+    };
+    let endpoint = vars.take(INTROSPECTION_ENDPOINT).or(endpoint);
+    let client_id = vars.take(INTROSPECTION_CLIENT_ID).or(client_id);
+    let client_secret = vars
+        .take(INTROSPECTION_CLIENT_SECRET)
+        .map(Secret::new)
+        .or(client_secret);
+    match (client_id, client_secret) {
+        (Some(client_id), Some(client_secret)) => Ok(Some(Introspection {
+            endpoint,
+            client_id,
+            client_secret,
+        })),
+        (None, None) if endpoint.is_none() => Ok(None),
+        (None, None) => Err(invalid(
+            INTROSPECTION_ENDPOINT,
+            format!("needs {INTROSPECTION_CLIENT_ID} and {INTROSPECTION_CLIENT_SECRET} too"),
+        )),
+        (Some(_), None) => Err(invalid(
+            INTROSPECTION_CLIENT_SECRET,
+            format!("required with {INTROSPECTION_CLIENT_ID}: set both or neither"),
+        )),
+        (None, Some(_)) => Err(invalid(
+            INTROSPECTION_CLIENT_ID,
+            format!("required with {INTROSPECTION_CLIENT_SECRET}: set both or neither"),
+        )),
+    }
+}
+
+/// An http(s) URL with a host, no fragment and no credentials (whose value is then not
+/// shown).
+fn http_url(name: &str, value: &str) -> Result<url::Url, SettingsError> {
+    let url = url::Url::parse(value)
+        .map_err(|e| invalid(name, format!("{value:?} is not an http(s) URL: {e}")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            name,
+            "holds a user name or password: not allowed in a URL here (value not shown)",
+        ));
+    }
+    let problem = if !matches!(url.scheme(), "http" | "https") {
+        Some(format!("its scheme is {}, not http or https", url.scheme()))
+    } else if url.host_str().is_none_or(str::is_empty) {
+        Some("it has no host".to_owned())
+    } else if url.fragment().is_some() {
+        Some("it has a fragment (`#…`)".to_owned())
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(invalid(
+            name,
+            format!("{value:?} is not an http(s) URL with a host: {problem}"),
+        )),
+        None => Ok(url),
+    }
+}
+
+/// An issuer identifier (RFC 8414 §2): an http(s) URL with a host and no query or fragment.
+fn issuer_url(name: &str, value: &str) -> Result<(), SettingsError> {
+    let url = http_url(name, value)?;
+    if url.query().is_some() {
+        return Err(invalid(
+            name,
+            format!("{value:?} has a query (`?…`): an issuer has none"),
+        ));
+    }
+    Ok(())
+}
+
+/// `ip:port`, `[ipv6]:port` or `host:port`.
+fn check_bind(value: &str) -> Result<(), SettingsError> {
+    let hostname_and_port = || {
+        let (host, port) = value.rsplit_once(':')?;
+        port.parse::<u16>().ok()?;
+        matches!(
+            url::Host::parse(host).ok()?,
+            url::Host::Domain(_) | url::Host::Ipv4(_)
+        )
+        .then_some(())
+    };
+    if value.parse::<std::net::SocketAddr>().is_ok() || hostname_and_port().is_some() {
+        Ok(())
+    } else {
+        Err(invalid(
+            BIND,
+            format!(
+                "{value:?} is not an address to listen on: ip:port, [ipv6]:port or host:port, \
+                 e.g. 0.0.0.0:8080"
+            ),
+        ))
+    }
+}
+
+/// `scheme://host[:port]`: no path, query, fragment or credentials.
+fn check_origin(value: &str) -> Result<(), SettingsError> {
+    let origin = url::Url::parse(value).ok().filter(|url| {
+        url.host_str().is_some_and(|h| !h.is_empty())
+            && url.username().is_empty()
+            && url.password().is_none()
+            && matches!(url.path(), "" | "/")
+            && url.query().is_none()
+            && url.fragment().is_none()
+    });
+    match origin {
+        Some(_) => Ok(()),
+        None => Err(invalid(
+            ALLOWED_ORIGINS,
+            format!(
+                "{value:?} is not an origin: scheme://host[:port] with no path, e.g. \
+                 https://app.example.com"
+            ),
+        )),
+    }
+}
+
+/// `name`, `name:port`, an IPv6 address, or `[ipv6]:port`.
+fn is_allowed_host(value: &str) -> bool {
+    if value.parse::<std::net::Ipv6Addr>().is_ok() {
+        return true;
+    }
+    let (host_ok, port) = match value.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) => (v6.parse::<std::net::Ipv6Addr>().is_ok(), port),
+            None => return false,
+        },
+        None => {
+            let host = value.rsplit_once(':').map_or(value, |(host, _)| host);
+            let host_ok = matches!(
+                url::Host::parse(host),
+                Ok(url::Host::Domain(_) | url::Host::Ipv4(_))
+            );
+            (host_ok, &value[host.len()..])
+        }
+    };
+    host_ok
+        && (port.is_empty()
+            || port
+                .strip_prefix(':')
+                .is_some_and(|p| p.parse::<u16>().is_ok()))
+}
+
+/// Every entry an address or a CIDR block: the layer's own parser when it is built.
+fn check_proxies(entries: &[String]) -> Result<(), SettingsError> {
+    let hint = "addresses such as 10.1.2.3 or ::1, CIDR blocks such as 10.0.0.0/8";
+    #[cfg(feature = "layer")]
+    {
+        crate::http::TrustedProxies::new(entries)
+            .map(drop)
+            .map_err(|e| invalid(TRUSTED_PROXIES, format!("{e} ({hint})")))
+    }
+    #[cfg(not(feature = "layer"))]
+    {
+        for entry in entries {
+            let (ip, prefix) = match entry.split_once('/') {
+                Some((ip, prefix)) => (ip, Some(prefix)),
+                None => (entry.as_str(), None),
+            };
+            let max = match ip.parse::<std::net::IpAddr>().map(|ip| ip.to_canonical()) {
+                Ok(std::net::IpAddr::V4(_)) => 32,
+                Ok(std::net::IpAddr::V6(_)) => 128,
+                Err(_) => 0,
+            };
+            let prefix_ok = prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|p| p <= max));
+            if max == 0 || !prefix_ok {
+                return Err(invalid(
+                    TRUSTED_PROXIES,
+                    format!("not an IP address or CIDR block: {entry:?} ({hint})"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A domain name, optionally written `https://name/` (the profile drops those).
+fn check_domain(name: &str, value: &str, example: &str) -> Result<(), SettingsError> {
+    let value = value.trim();
+    let bare = value
+        .strip_prefix("https://")
+        .unwrap_or(value)
+        .trim_end_matches('/');
+    if matches!(url::Host::parse(bare), Ok(url::Host::Domain(_))) && !bare.contains(':') {
+        Ok(())
+    } else {
+        Err(invalid(
+            name,
+            format!("{value:?} is not a domain name, e.g. {example}"),
+        ))
+    }
+}
+
+/// One URL path segment: not empty, no `/`, `?`, `#`, `%` or whitespace.
+fn is_path_segment(value: &str) -> bool {
+    !value.is_empty()
+        && !value
+            .chars()
+            .any(|c| matches!(c, '/' | '?' | '#' | '%') || c.is_whitespace() || c.is_control())
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, hexadecimal.
+fn is_guid(value: &str) -> bool {
+    value.len() == 36
+        && value.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
 }
