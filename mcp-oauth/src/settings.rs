@@ -1397,3 +1397,1215 @@ fn is_guid(value: &str) -> bool {
             _ => c.is_ascii_hexdigit(),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "s3cr3t-Value-9f8e7d";
+    const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    const OTHER_TENANT: &str = "f8cdef31-a31e-4b4a-93e4-5f571e91255a";
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[track_caller]
+    fn read(pairs: &[(&str, &str)]) -> Settings {
+        match Settings::from_lookup(vars(pairs)) {
+            Ok(settings) => settings,
+            Err(e) => panic!("{pairs:?} refused: {e}"),
+        }
+    }
+
+    #[track_caller]
+    fn error(pairs: &[(&str, &str)]) -> SettingsError {
+        match Settings::from_lookup(vars(pairs)) {
+            Ok(settings) => panic!("{pairs:?} accepted: {settings:?}"),
+            Err(e) => e,
+        }
+    }
+
+    /// The variable an invalid value is reported for, and the reason.
+    #[track_caller]
+    fn invalid(pairs: &[(&str, &str)]) -> (String, String) {
+        match error(pairs) {
+            SettingsError::Invalid { name, reason } => (name, reason),
+            other => panic!("{pairs:?}: not an invalid value: {other}"),
+        }
+    }
+
+    #[track_caller]
+    fn assert_invalid(pairs: &[(&str, &str)], variable: &str, reason_has: &str) {
+        let (name, reason) = invalid(pairs);
+        assert_eq!(name, variable, "{pairs:?}: {reason}");
+        assert!(
+            reason.contains(reason_has),
+            "{pairs:?}: {reason:?} does not say {reason_has:?}"
+        );
+    }
+
+    /// A file in the temporary directory, removed when dropped.
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn new(test: &str, content: &str) -> Self {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "mcp-oauth-settings-{}-{test}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::write(&path, content).unwrap();
+            Self(path)
+        }
+
+        fn path(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    /// The README's configuration table, as `VARIABLES` renders it.
+    fn readme_table() -> String {
+        let mut table = String::from("| variable | default | meaning |\n|---|---|---|\n");
+        for (name, default, meaning) in Settings::VARIABLES {
+            table.push_str(&format!("| `{name}` | {default} | {meaning} |\n"));
+        }
+        table
+    }
+
+    #[test]
+    fn the_readme_table_lists_every_variable_and_no_other() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("\n## ")
+            .find(|s| s.starts_with("Configuration\n"))
+            .expect("README.md has a \"## Configuration\" section");
+        let table = readme_table();
+        assert!(
+            section.contains(&table),
+            "README.md's configuration table differs from Settings::VARIABLES; it should be:\n{table}"
+        );
+        let in_readme: Vec<&str> = section
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .filter_map(|line| line.split('`').nth(1))
+            .collect();
+        let known: Vec<&str> = Settings::VARIABLES.iter().map(|(n, ..)| *n).collect();
+        // And no other variable.
+        assert_eq!(in_readme, known);
+    }
+
+    #[test]
+    fn the_variables_are_distinct_prefixed_and_fit_a_table() {
+        let names: BTreeSet<&str> = Settings::VARIABLES.iter().map(|(n, ..)| *n).collect();
+        assert_eq!(names.len(), Settings::VARIABLES.len());
+        for (name, default, meaning) in Settings::VARIABLES {
+            assert!(name.starts_with(PREFIX), "{name}");
+            assert!(!name.ends_with(FILE_SUFFIX), "{name}");
+            for text in [name, default, meaning] {
+                assert!(!text.contains('|') && !text.contains('\n'), "{text}");
+            }
+        }
+        for (name, provider) in PROVIDER_VARIABLES {
+            assert!(names.contains(name), "{name}");
+            assert!(PROVIDERS.contains(&provider), "{provider}");
+        }
+    }
+
+    #[test]
+    fn no_variable_keeps_the_defaults() {
+        assert_eq!(read(&[]), Settings::default());
+    }
+
+    #[test]
+    fn other_variables_are_not_read() {
+        let settings = read(&[
+            ("RUST_LOG", "debug"),
+            ("HOME", "/root"),
+            ("MCPOAUTH_ISSUER", "https://auth.example.com"),
+            ("XMCP_OAUTH_ISSUER", "https://auth.example.com"),
+        ]);
+        assert_eq!(settings, Settings::default());
+    }
+
+    #[test]
+    fn values_are_trimmed_and_empty_values_are_unset() {
+        let settings = read(&[
+            (RESOURCE, "  https://calendar.example.com/mcp \n"),
+            (ISSUER, ""),
+            (AUDIENCE, "   "),
+            (FILTER_TOOLS, " 1 "),
+        ]);
+        assert_eq!(
+            settings.resource.as_deref(),
+            Some("https://calendar.example.com/mcp")
+        );
+        assert!(settings.issuers.is_empty());
+        assert_eq!(settings.audience, None);
+        assert!(settings.filter_tools);
+    }
+
+    #[test]
+    fn resource_is_an_http_url_with_a_host_and_no_fragment() {
+        let settings = read(&[(RESOURCE, "https://calendar.example.com/mcp")]);
+        assert_eq!(
+            settings.resource.as_deref(),
+            Some("https://calendar.example.com/mcp")
+        );
+        assert_invalid(
+            &[(RESOURCE, "calendar.example.com/mcp")],
+            RESOURCE,
+            "\"calendar.example.com/mcp\" is not an http(s) URL",
+        );
+        assert_invalid(&[(RESOURCE, "ftp://example.com/mcp")], RESOURCE, "ftp");
+        assert_invalid(
+            &[(RESOURCE, "https://example.com/mcp#top")],
+            RESOURCE,
+            "fragment",
+        );
+    }
+
+    #[test]
+    fn bind_is_a_socket_address_or_host_and_port() {
+        for bind in [
+            "0.0.0.0:8080",
+            "[::]:8080",
+            "localhost:8080",
+            "mcp-1.internal:80",
+        ] {
+            assert_eq!(read(&[(BIND, bind)]).bind.as_deref(), Some(bind));
+        }
+        for bind in [
+            "8080",
+            "localhost",
+            "localhost:http",
+            "0.0.0.0:65536",
+            "::1:80",
+        ] {
+            assert_invalid(&[(BIND, bind)], BIND, "ip:port, [ipv6]:port or host:port");
+        }
+    }
+
+    #[test]
+    fn issuer_is_a_comma_separated_list_of_http_urls() {
+        let settings = read(&[(ISSUER, "https://a.example.com, https://b.example.com/t ,")]);
+        assert_eq!(
+            settings.issuers,
+            ["https://a.example.com", "https://b.example.com/t"]
+        );
+        assert_invalid(
+            &[(ISSUER, "https://a.example.com,b.example.com")],
+            ISSUER,
+            "\"b.example.com\" is not an http(s) URL",
+        );
+        assert_invalid(&[(ISSUER, "https://a.example.com/?v=1")], ISSUER, "query");
+        assert_invalid(
+            &[(ISSUER, "https://a.example.com,https://a.example.com")],
+            ISSUER,
+            "listed twice",
+        );
+    }
+
+    #[test]
+    fn provider_is_a_known_provider() {
+        let settings = read(&[(PROVIDER, "generic"), (ISSUER, "https://auth.example.com")]);
+        assert_eq!(settings.provider, Some(Provider::Generic));
+        // The generic provider without an issuer leaves the issuer to the declaration.
+        assert_eq!(
+            read(&[(PROVIDER, "generic")]).provider,
+            Some(Provider::Generic)
+        );
+        let settings = read(&[(PROVIDER, "Auth0"), (AUTH0_DOMAIN, "acme.us.auth0.com")]);
+        assert_eq!(
+            settings.provider.as_ref().map(Provider::name),
+            Some("auth0")
+        );
+        assert_invalid(
+            &[(PROVIDER, "google")],
+            PROVIDER,
+            "\"google\" is not a provider: auth0, entra, keycloak, okta, scalekit or generic",
+        );
+    }
+
+    #[test]
+    fn auth0_needs_its_domain() {
+        let settings = read(&[
+            (PROVIDER, "auth0"),
+            (AUTH0_DOMAIN, "https://acme.us.auth0.com/"),
+        ]);
+        assert_eq!(
+            settings.provider,
+            Some(Provider::Auth0 {
+                domain: "https://acme.us.auth0.com/".into()
+            })
+        );
+        assert_invalid(
+            &[(PROVIDER, "auth0")],
+            AUTH0_DOMAIN,
+            "required with MCP_OAUTH_PROVIDER=auth0",
+        );
+        assert_invalid(
+            &[(PROVIDER, "auth0"), (AUTH0_DOMAIN, "acme.us.auth0.com/api")],
+            AUTH0_DOMAIN,
+            "is not a domain name, e.g. acme.us.auth0.com",
+        );
+    }
+
+    #[test]
+    fn entra_reads_tenant_version_and_allowed_tenants() {
+        let single = read(&[
+            (PROVIDER, "entra"),
+            (ENTRA_TENANT, TENANT),
+            (ENTRA_VERSION, "1"),
+        ]);
+        assert_eq!(
+            single.provider,
+            Some(Provider::Entra {
+                tenant: TENANT.into(),
+                version: 1,
+                allowed_tenants: Vec::new()
+            })
+        );
+        let multi = read(&[
+            (PROVIDER, "entra"),
+            (ENTRA_TENANT, "multi"),
+            (ENTRA_ALLOWED_TENANTS, &format!("{TENANT}, {OTHER_TENANT}")),
+        ]);
+        assert_eq!(
+            multi.provider,
+            Some(Provider::Entra {
+                tenant: "multi".into(),
+                version: 2,
+                allowed_tenants: vec![TENANT.into(), OTHER_TENANT.into()]
+            })
+        );
+    }
+
+    #[test]
+    fn entra_refuses_what_would_never_match_or_match_too_much() {
+        let entra = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = vec![(PROVIDER, "entra")];
+            pairs.extend_from_slice(extra);
+            pairs
+        };
+        assert_invalid(
+            &entra(&[]),
+            ENTRA_TENANT,
+            "required with MCP_OAUTH_PROVIDER=entra",
+        );
+        assert_invalid(
+            &entra(&[(ENTRA_TENANT, "contoso.onmicrosoft.com")]),
+            ENTRA_TENANT,
+            "is not a tenant id (a GUID",
+        );
+        assert_invalid(
+            &entra(&[(ENTRA_TENANT, "common")]),
+            ENTRA_TENANT,
+            "or `multi`",
+        );
+        assert_invalid(
+            &entra(&[(ENTRA_TENANT, "multi")]),
+            ENTRA_ALLOWED_TENANTS,
+            "required with MCP_OAUTH_ENTRA_TENANT=multi",
+        );
+        assert_invalid(
+            &entra(&[(ENTRA_TENANT, "multi"), (ENTRA_ALLOWED_TENANTS, "contoso")]),
+            ENTRA_ALLOWED_TENANTS,
+            "\"contoso\" is not a tenant id",
+        );
+        assert_invalid(
+            &entra(&[
+                (ENTRA_TENANT, TENANT),
+                (ENTRA_ALLOWED_TENANTS, OTHER_TENANT),
+            ]),
+            ENTRA_ALLOWED_TENANTS,
+            "only with MCP_OAUTH_ENTRA_TENANT=multi",
+        );
+        assert_invalid(
+            &entra(&[(ENTRA_TENANT, TENANT), (ENTRA_VERSION, "3")]),
+            ENTRA_VERSION,
+            "\"3\" is not an Entra ID token version: 1 or 2",
+        );
+    }
+
+    #[test]
+    fn keycloak_needs_its_url_and_realm() {
+        let settings = read(&[
+            (PROVIDER, "keycloak"),
+            (KEYCLOAK_URL, "https://kc.example.com"),
+            (KEYCLOAK_REALM, "acme"),
+        ]);
+        assert_eq!(
+            settings.provider,
+            Some(Provider::Keycloak {
+                url: "https://kc.example.com".into(),
+                realm: "acme".into()
+            })
+        );
+        assert_invalid(
+            &[
+                (PROVIDER, "keycloak"),
+                (KEYCLOAK_URL, "https://kc.example.com"),
+            ],
+            KEYCLOAK_REALM,
+            "required with MCP_OAUTH_PROVIDER=keycloak",
+        );
+        assert_invalid(
+            &[(PROVIDER, "keycloak"), (KEYCLOAK_REALM, "acme")],
+            KEYCLOAK_URL,
+            "required",
+        );
+        assert_invalid(
+            &[
+                (PROVIDER, "keycloak"),
+                (KEYCLOAK_URL, "kc.example.com"),
+                (KEYCLOAK_REALM, "acme"),
+            ],
+            KEYCLOAK_URL,
+            "is not an http(s) URL",
+        );
+        assert_invalid(
+            &[
+                (PROVIDER, "keycloak"),
+                (KEYCLOAK_URL, "https://kc.example.com"),
+                (KEYCLOAK_REALM, "acme/admin"),
+            ],
+            KEYCLOAK_REALM,
+            "is not a realm name",
+        );
+    }
+
+    #[test]
+    fn okta_needs_its_domain_and_defaults_the_authorization_server() {
+        let settings = read(&[(PROVIDER, "okta"), (OKTA_DOMAIN, "acme.okta.com")]);
+        assert_eq!(
+            settings.provider,
+            Some(Provider::Okta {
+                domain: "acme.okta.com".into(),
+                authorization_server: "default".into()
+            })
+        );
+        let settings = read(&[
+            (PROVIDER, "okta"),
+            (OKTA_DOMAIN, "acme.okta.com"),
+            (OKTA_AUTHORIZATION_SERVER, "aus1a2b3c4"),
+        ]);
+        assert!(matches!(
+            settings.provider,
+            Some(Provider::Okta { authorization_server, .. }) if authorization_server == "aus1a2b3c4"
+        ));
+        assert_invalid(&[(PROVIDER, "okta")], OKTA_DOMAIN, "required");
+        assert_invalid(
+            &[(PROVIDER, "okta"), (OKTA_DOMAIN, "acme okta")],
+            OKTA_DOMAIN,
+            "is not a domain name",
+        );
+        assert_invalid(
+            &[
+                (PROVIDER, "okta"),
+                (OKTA_DOMAIN, "acme.okta.com"),
+                (OKTA_AUTHORIZATION_SERVER, "default/v1"),
+            ],
+            OKTA_AUTHORIZATION_SERVER,
+            "is not an authorization server id",
+        );
+    }
+
+    #[test]
+    fn scalekit_needs_its_environment_url() {
+        let settings = read(&[
+            (PROVIDER, "scalekit"),
+            (SCALEKIT_ENVIRONMENT_URL, "https://acme.scalekit.com"),
+        ]);
+        assert_eq!(
+            settings.provider,
+            Some(Provider::Scalekit {
+                environment_url: "https://acme.scalekit.com".into()
+            })
+        );
+        assert_invalid(
+            &[(PROVIDER, "scalekit")],
+            SCALEKIT_ENVIRONMENT_URL,
+            "required",
+        );
+        assert_invalid(
+            &[
+                (PROVIDER, "scalekit"),
+                (SCALEKIT_ENVIRONMENT_URL, "acme.scalekit.com"),
+            ],
+            SCALEKIT_ENVIRONMENT_URL,
+            "is not an http(s) URL",
+        );
+    }
+
+    #[test]
+    fn a_provider_variable_without_the_provider_names_both() {
+        let message = error(&[(KEYCLOAK_REALM, "acme")]).to_string();
+        assert_eq!(
+            message,
+            "MCP_OAUTH_KEYCLOAK_REALM: belongs to MCP_OAUTH_PROVIDER=keycloak, but \
+             MCP_OAUTH_PROVIDER is not set"
+        );
+    }
+
+    #[test]
+    fn another_providers_variable_names_both() {
+        let message = error(&[
+            (PROVIDER, "okta"),
+            (OKTA_DOMAIN, "acme.okta.com"),
+            (AUTH0_DOMAIN, "acme.us.auth0.com"),
+        ])
+        .to_string();
+        assert_eq!(
+            message,
+            "MCP_OAUTH_AUTH0_DOMAIN: belongs to MCP_OAUTH_PROVIDER=auth0, but \
+             MCP_OAUTH_PROVIDER is okta"
+        );
+    }
+
+    #[test]
+    fn a_provider_and_the_issuers_agree() {
+        let auth0 = [(PROVIDER, "auth0"), (AUTH0_DOMAIN, "acme.us.auth0.com")];
+        read(&[auth0[0], auth0[1], (ISSUER, "https://acme.us.auth0.com/")]);
+        assert_invalid(
+            &[auth0[0], auth0[1], (ISSUER, "https://acme.us.auth0.com")],
+            ISSUER,
+            "is not the issuer MCP_OAUTH_PROVIDER=auth0 names (https://acme.us.auth0.com/)",
+        );
+        let multi = format!("{TENANT},{OTHER_TENANT}");
+        let entra = [
+            (PROVIDER, "entra"),
+            (ENTRA_TENANT, "multi"),
+            (ENTRA_ALLOWED_TENANTS, multi.as_str()),
+        ];
+        read(&[
+            entra[0],
+            entra[1],
+            entra[2],
+            (ISSUER, ENTRA_ORGANIZATIONS_V2),
+        ]);
+        read(&[
+            entra[0],
+            entra[1],
+            entra[2],
+            (ISSUER, "https://login.microsoftonline.com/{tenantid}/v2.0"),
+        ]);
+        assert_invalid(
+            &[
+                entra[0],
+                entra[1],
+                entra[2],
+                (ISSUER, "https://login.microsoftonline.com/common/v2.0"),
+            ],
+            ISSUER,
+            "is not the issuer MCP_OAUTH_PROVIDER=entra names",
+        );
+    }
+
+    #[test]
+    fn issuer_jwks_uri_needs_exactly_one_issuer_or_a_provider() {
+        let jwks = "https://auth.example.com/jwks.json";
+        let settings = read(&[
+            (ISSUER, "https://auth.example.com"),
+            (ISSUER_JWKS_URI, jwks),
+        ]);
+        assert_eq!(settings.jwks_uri.as_deref(), Some(jwks));
+        read(&[
+            (PROVIDER, "keycloak"),
+            (KEYCLOAK_URL, "https://kc.example.com"),
+            (KEYCLOAK_REALM, "acme"),
+            (ISSUER_JWKS_URI, jwks),
+        ]);
+        assert_invalid(
+            &[(ISSUER_JWKS_URI, jwks)],
+            ISSUER_JWKS_URI,
+            "set exactly one MCP_OAUTH_ISSUER (or a MCP_OAUTH_PROVIDER)",
+        );
+        assert_invalid(
+            &[(PROVIDER, "generic"), (ISSUER_JWKS_URI, jwks)],
+            ISSUER_JWKS_URI,
+            "0 issuers are set",
+        );
+        assert_invalid(
+            &[
+                (ISSUER, "https://a.example.com,https://b.example.com"),
+                (ISSUER_JWKS_URI, jwks),
+            ],
+            ISSUER_JWKS_URI,
+            "2 issuers are set",
+        );
+        assert_invalid(
+            &[
+                (ISSUER, "https://auth.example.com"),
+                (ISSUER_JWKS_URI, "jwks.json"),
+            ],
+            ISSUER_JWKS_URI,
+            "is not an http(s) URL",
+        );
+    }
+
+    #[test]
+    fn audience_is_read_and_an_empty_one_refused_in_a_document() {
+        let settings = read(&[(AUDIENCE, "api://calendar")]);
+        assert_eq!(settings.audience.as_deref(), Some("api://calendar"));
+        let document: Settings = serde_json::from_str(r#"{ "audience": " " }"#).unwrap();
+        assert!(matches!(
+            document.validate(),
+            Err(SettingsError::Invalid { name, .. }) if name == AUDIENCE
+        ));
+    }
+
+    #[test]
+    fn allowed_origins_are_origins() {
+        let settings = read(&[(
+            ALLOWED_ORIGINS,
+            "https://app.example.com, http://localhost:3000/",
+        )]);
+        assert_eq!(
+            settings.allowed_origins,
+            ["https://app.example.com", "http://localhost:3000/"]
+        );
+        for origin in ["https://app.example.com/login", "app.example.com", "null"] {
+            assert_invalid(
+                &[(ALLOWED_ORIGINS, origin)],
+                ALLOWED_ORIGINS,
+                "is not an origin: scheme://host[:port]",
+            );
+        }
+    }
+
+    #[test]
+    fn allowed_hosts_are_names_or_names_and_ports() {
+        let hosts = "mcp.example.com, mcp.example.com:8443, 10.0.0.1, [::1]:8080, ::1";
+        let settings = read(&[(ALLOWED_HOSTS, hosts)]);
+        assert_eq!(
+            settings.allowed_hosts,
+            [
+                "mcp.example.com",
+                "mcp.example.com:8443",
+                "10.0.0.1",
+                "[::1]:8080",
+                "::1"
+            ]
+        );
+        for host in [
+            "mcp.example.com:https",
+            "https://mcp.example.com",
+            "a b",
+            "[::1",
+        ] {
+            assert_invalid(
+                &[(ALLOWED_HOSTS, host)],
+                ALLOWED_HOSTS,
+                "is not a host name or name:port",
+            );
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_cidr_blocks() {
+        let settings = read(&[(TRUSTED_PROXIES, "10.0.0.0/8, ::1, 192.168.1.7")]);
+        assert_eq!(
+            settings.trusted_proxies,
+            ["10.0.0.0/8", "::1", "192.168.1.7"]
+        );
+        for proxy in ["10.0.0.0/33", "proxy.example.com", "fd00::/129"] {
+            assert_invalid(
+                &[(TRUSTED_PROXIES, proxy)],
+                TRUSTED_PROXIES,
+                "not an IP address or CIDR block",
+            );
+        }
+    }
+
+    #[test]
+    fn failed_auth_per_minute_is_a_whole_number_and_zero_is_off() {
+        assert_eq!(
+            read(&[(FAILED_AUTH_PER_MINUTE, "30")]).failed_auth_per_minute,
+            Some(30)
+        );
+        assert_eq!(
+            read(&[(FAILED_AUTH_PER_MINUTE, "0")]).failed_auth_per_minute,
+            Some(0)
+        );
+        let message = error(&[(FAILED_AUTH_PER_MINUTE, "ten")]).to_string();
+        assert!(
+            message.starts_with(
+                "MCP_OAUTH_FAILED_AUTH_PER_MINUTE: \"ten\" is not a whole number (0 to 4294967295"
+            ),
+            "{message}"
+        );
+        assert_invalid(
+            &[(FAILED_AUTH_PER_MINUTE, "-1")],
+            FAILED_AUTH_PER_MINUTE,
+            "is not a whole number",
+        );
+    }
+
+    #[test]
+    fn requests_per_minute_is_at_least_one() {
+        assert_eq!(
+            read(&[(REQUESTS_PER_MINUTE, "600")]).requests_per_minute,
+            Some(600)
+        );
+        assert_invalid(
+            &[(REQUESTS_PER_MINUTE, "0")],
+            REQUESTS_PER_MINUTE,
+            "at least 1",
+        );
+        assert_invalid(
+            &[(REQUESTS_PER_MINUTE, "many")],
+            REQUESTS_PER_MINUTE,
+            "is not a whole number",
+        );
+    }
+
+    #[test]
+    fn filter_tools_is_one_zero_true_or_false() {
+        for (value, expected) in [("1", true), ("true", true), ("TRUE", true), ("0", false)] {
+            assert_eq!(read(&[(FILTER_TOOLS, value)]).filter_tools, expected);
+        }
+        let on = Settings {
+            filter_tools: true,
+            ..Settings::default()
+        };
+        let off = on.with_lookup(vars(&[(FILTER_TOOLS, "false")])).unwrap();
+        assert!(!off.filter_tools);
+        assert_invalid(
+            &[(FILTER_TOOLS, "yes")],
+            FILTER_TOOLS,
+            "is not 1, 0, true or false",
+        );
+    }
+
+    #[test]
+    fn introspection_reads_the_endpoint_client_id_and_secret() {
+        let settings = read(&[
+            (
+                INTROSPECTION_ENDPOINT,
+                "https://auth.example.com/introspect",
+            ),
+            (INTROSPECTION_CLIENT_ID, "calendar"),
+            (INTROSPECTION_CLIENT_SECRET, SECRET),
+        ]);
+        let introspection = settings.introspection.unwrap();
+        assert_eq!(
+            introspection.endpoint.as_deref(),
+            Some("https://auth.example.com/introspect")
+        );
+        assert_eq!(introspection.client_id, "calendar");
+        assert_eq!(introspection.client_secret.expose(), SECRET);
+        let settings = read(&[
+            (INTROSPECTION_CLIENT_ID, "calendar"),
+            (INTROSPECTION_CLIENT_SECRET, SECRET),
+        ]);
+        assert_eq!(settings.introspection.unwrap().endpoint, None);
+    }
+
+    #[test]
+    fn introspection_client_id_and_secret_come_together() {
+        assert_invalid(
+            &[(INTROSPECTION_CLIENT_ID, "calendar")],
+            INTROSPECTION_CLIENT_SECRET,
+            "set both or neither",
+        );
+        assert_invalid(
+            &[(INTROSPECTION_CLIENT_SECRET, SECRET)],
+            INTROSPECTION_CLIENT_ID,
+            "set both or neither",
+        );
+        assert_invalid(
+            &[(
+                INTROSPECTION_ENDPOINT,
+                "https://auth.example.com/introspect",
+            )],
+            INTROSPECTION_ENDPOINT,
+            "needs MCP_OAUTH_INTROSPECTION_CLIENT_ID and MCP_OAUTH_INTROSPECTION_CLIENT_SECRET",
+        );
+        assert_invalid(
+            &[
+                (INTROSPECTION_ENDPOINT, "/introspect"),
+                (INTROSPECTION_CLIENT_ID, "calendar"),
+                (INTROSPECTION_CLIENT_SECRET, SECRET),
+            ],
+            INTROSPECTION_ENDPOINT,
+            "is not an http(s) URL",
+        );
+    }
+
+    #[test]
+    fn audit_log_is_stderr_or_a_file_path() {
+        assert_eq!(
+            read(&[(AUDIT_LOG, "stderr")]).audit_log,
+            Some(AuditLog::Stderr)
+        );
+        assert_eq!(
+            read(&[(AUDIT_LOG, "/var/log/mcp-audit.jsonl")]).audit_log,
+            Some(AuditLog::File("/var/log/mcp-audit.jsonl".into()))
+        );
+        let document: Settings = serde_json::from_str(r#"{ "audit_log": "" }"#).unwrap();
+        assert!(matches!(
+            document.validate(),
+            Err(SettingsError::Invalid { name, .. }) if name == AUDIT_LOG
+        ));
+    }
+
+    #[test]
+    fn an_unknown_variable_suggests_the_nearest_known_one() {
+        assert_eq!(
+            error(&[("MCP_OAUTH_ISUER", "https://auth.example.com")]).to_string(),
+            "MCP_OAUTH_ISUER is not a setting of mcp-oauth; did you mean MCP_OAUTH_ISSUER?"
+        );
+        for (typo, known) in [
+            ("MCP_OAUTH_AUDEINCE", "MCP_OAUTH_AUDIENCE"), // a transposition: one edit
+            ("MCP_OAUTH_TRUSTED_PROXY", "MCP_OAUTH_TRUSTED_PROXIES"),
+            ("MCP_OAUTH_ISUER_FILE", "MCP_OAUTH_ISSUER_FILE"),
+            ("mcp_oauth_issuer", "MCP_OAUTH_ISSUER"),
+        ] {
+            assert_eq!(
+                error(&[(typo, "x")]),
+                SettingsError::Unknown {
+                    name: typo.into(),
+                    suggestion: Some(known.into())
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_variable_far_from_every_known_one_has_no_suggestion() {
+        for name in [
+            "MCP_OAUTH_REDIS_URL",
+            "MCP_OAUTH_DPOP",
+            "MCP_OAUTH_DEV_PORT",
+        ] {
+            let error = error(&[(name, "1")]);
+            assert_eq!(
+                error,
+                SettingsError::Unknown {
+                    name: name.into(),
+                    suggestion: None
+                }
+            );
+            assert_eq!(
+                error.to_string(),
+                format!("{name} is not a setting of mcp-oauth")
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_variable_is_refused_even_beside_valid_ones() {
+        let error = error(&[
+            (ISSUER, "https://auth.example.com"),
+            ("MCP_OAUTH_FILTER_TOOL", "1"),
+        ]);
+        assert!(
+            matches!(error, SettingsError::Unknown { name, .. } if name == "MCP_OAUTH_FILTER_TOOL")
+        );
+    }
+
+    #[test]
+    fn edit_distance_counts_one_edit_per_change() {
+        assert_eq!(edit_distance("ISSUER", "ISSUER"), 0);
+        assert_eq!(edit_distance("ISUER", "ISSUER"), 1);
+        assert_eq!(edit_distance("AB", "BA"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn a_variable_given_twice_is_refused() {
+        assert_invalid(
+            &[(AUDIENCE, "a"), (AUDIENCE, "b")],
+            AUDIENCE,
+            "is given twice",
+        );
+    }
+
+    #[test]
+    fn a_file_variable_is_read_less_one_trailing_newline() {
+        let secret = TempFile::new("secret", &format!("{SECRET}\n"));
+        let issuer = TempFile::new("issuer", " https://auth.example.com \r\n");
+        let settings = read(&[
+            (INTROSPECTION_CLIENT_ID, "calendar"),
+            ("MCP_OAUTH_INTROSPECTION_CLIENT_SECRET_FILE", secret.path()),
+            ("MCP_OAUTH_ISSUER_FILE", issuer.path()),
+        ]);
+        assert_eq!(
+            settings.introspection.unwrap().client_secret.expose(),
+            SECRET
+        );
+        assert_eq!(settings.issuers, ["https://auth.example.com"]);
+
+        // One newline goes; the secret is otherwise kept as written.
+        let written = TempFile::new("written", " two\n\n");
+        let settings = read(&[
+            (INTROSPECTION_CLIENT_ID, "calendar"),
+            ("MCP_OAUTH_INTROSPECTION_CLIENT_SECRET_FILE", written.path()),
+        ]);
+        assert_eq!(
+            settings.introspection.unwrap().client_secret.expose(),
+            " two\n"
+        );
+
+        // An empty file, like an empty value, is unset.
+        let empty = TempFile::new("empty", "\n");
+        assert_eq!(
+            read(&[("MCP_OAUTH_AUDIENCE_FILE", empty.path())]).audience,
+            None
+        );
+    }
+
+    #[test]
+    fn a_variable_and_its_file_both_set_are_refused() {
+        let file = TempFile::new("both", "https://auth.example.com");
+        assert_eq!(
+            error(&[
+                (ISSUER, "https://auth.example.com"),
+                ("MCP_OAUTH_ISSUER_FILE", file.path()),
+            ])
+            .to_string(),
+            "MCP_OAUTH_ISSUER: both MCP_OAUTH_ISSUER and MCP_OAUTH_ISSUER_FILE are set: set one"
+        );
+        // An empty variable is unset: the file alone counts.
+        read(&[(ISSUER, ""), ("MCP_OAUTH_ISSUER_FILE", file.path())]);
+    }
+
+    #[test]
+    fn an_unreadable_file_names_the_variable_and_the_path() {
+        let path =
+            std::env::temp_dir().join(format!("mcp-oauth-settings-{}-missing", std::process::id()));
+        let path = path.to_str().unwrap();
+        let (name, reason) = invalid(&[("MCP_OAUTH_INTROSPECTION_CLIENT_SECRET_FILE", path)]);
+        assert_eq!(name, "MCP_OAUTH_INTROSPECTION_CLIENT_SECRET_FILE");
+        assert!(
+            reason.starts_with(&format!("cannot read {path:?}: ")),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn no_error_shows_the_secret() {
+        let file = TempFile::new("shown", SECRET);
+        let scenarios: [&[(&str, &str)]; 5] = [
+            // The secret without its client id.
+            &[(INTROSPECTION_CLIENT_SECRET, SECRET)],
+            // The secret from a file without its client id.
+            &[("MCP_OAUTH_INTROSPECTION_CLIENT_SECRET_FILE", file.path())],
+            // The secret twice.
+            &[
+                (INTROSPECTION_CLIENT_ID, "calendar"),
+                (INTROSPECTION_CLIENT_SECRET, SECRET),
+                ("MCP_OAUTH_INTROSPECTION_CLIENT_SECRET_FILE", file.path()),
+            ],
+            // A misspelt secret variable.
+            &[("MCP_OAUTH_INTROSPECTION_CLIENT_SECRT", SECRET)],
+            // A bad endpoint beside a good secret.
+            &[
+                (INTROSPECTION_ENDPOINT, "introspect"),
+                (INTROSPECTION_CLIENT_ID, "calendar"),
+                (INTROSPECTION_CLIENT_SECRET, SECRET),
+            ],
+        ];
+        for pairs in scenarios {
+            let error = error(pairs);
+            assert!(!error.to_string().contains(SECRET), "{error}");
+            assert!(!format!("{error:?}").contains(SECRET), "{error:?}");
+        }
+        // Nor does a URL's password.
+        let error = error(&[(ISSUER, &format!("https://user:{SECRET}@auth.example.com"))]);
+        assert!(!error.to_string().contains(SECRET), "{error}");
+        // Nor do the settings themselves.
+        let settings = read(&[
+            (INTROSPECTION_CLIENT_ID, "calendar"),
+            (INTROSPECTION_CLIENT_SECRET, SECRET),
+        ]);
+        assert!(!format!("{settings:?}").contains(SECRET));
+    }
+
+    #[test]
+    fn variables_replace_the_settings_they_name() {
+        let base = Settings {
+            issuers: vec!["https://a.example.com".into()],
+            allowed_origins: vec!["https://app.example.com".into()],
+            failed_auth_per_minute: Some(10),
+            filter_tools: true,
+            ..Settings::default()
+        };
+        let settings = base
+            .clone()
+            .with_lookup(vars(&[(ISSUER, "https://b.example.com")]))
+            .unwrap();
+        assert_eq!(settings.issuers, ["https://b.example.com"]);
+        assert_eq!(settings.allowed_origins, base.allowed_origins);
+        assert_eq!(settings.failed_auth_per_minute, Some(10));
+        assert!(settings.filter_tools);
+        // The settings are checked too, whatever their source.
+        let bad = Settings {
+            requests_per_minute: Some(0),
+            ..Settings::default()
+        };
+        assert!(bad.with_lookup(Vec::new()).is_err());
+    }
+
+    #[test]
+    fn provider_variables_refine_the_same_provider_only() {
+        let keycloak = Settings {
+            provider: Some(Provider::Keycloak {
+                url: "https://kc.example.com".into(),
+                realm: "staging".into(),
+            }),
+            ..Settings::default()
+        };
+        let refined = keycloak
+            .clone()
+            .with_lookup(vars(&[(KEYCLOAK_REALM, "production")]))
+            .unwrap();
+        assert_eq!(
+            refined.provider,
+            Some(Provider::Keycloak {
+                url: "https://kc.example.com".into(),
+                realm: "production".into()
+            })
+        );
+        let replaced = keycloak
+            .clone()
+            .with_lookup(vars(&[(PROVIDER, "okta"), (OKTA_DOMAIN, "acme.okta.com")]))
+            .unwrap();
+        assert_eq!(replaced.provider.as_ref().map(Provider::name), Some("okta"));
+        // Another provider starts from its own defaults, not the settings' members.
+        let error = keycloak
+            .clone()
+            .with_lookup(vars(&[(PROVIDER, "entra")]))
+            .unwrap_err();
+        assert!(matches!(error, SettingsError::Invalid { name, .. } if name == ENTRA_TENANT));
+        let error = keycloak
+            .with_lookup(vars(&[(OKTA_DOMAIN, "acme.okta.com")]))
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "MCP_OAUTH_OKTA_DOMAIN: belongs to MCP_OAUTH_PROVIDER=okta, but MCP_OAUTH_PROVIDER \
+             is keycloak"
+        );
+    }
+
+    #[test]
+    fn introspection_variables_refine_the_settings() {
+        let base = Settings {
+            introspection: Some(Introspection {
+                endpoint: None,
+                client_id: "calendar".into(),
+                client_secret: Secret::new(SECRET),
+            }),
+            ..Settings::default()
+        };
+        let settings = base
+            .with_lookup(vars(&[(
+                INTROSPECTION_ENDPOINT,
+                "https://auth.example.com/introspect",
+            )]))
+            .unwrap();
+        let introspection = settings.introspection.unwrap();
+        assert_eq!(
+            introspection.endpoint.as_deref(),
+            Some("https://auth.example.com/introspect")
+        );
+        assert_eq!(introspection.client_id, "calendar");
+        assert_eq!(introspection.client_secret.expose(), SECRET);
+    }
+
+    #[test]
+    fn a_document_deserializes_every_member() {
+        let document = format!(
+            r#"{{
+                "resource": "https://calendar.example.com/mcp",
+                "bind": "0.0.0.0:8080",
+                "issuers": ["https://login.microsoftonline.com/{TENANT}/v2.0"],
+                "provider": {{ "name": "entra", "tenant": "{TENANT}" }},
+                "jwks_uri": "https://login.microsoftonline.com/{TENANT}/discovery/v2.0/keys",
+                "audience": "api://calendar",
+                "allowed_origins": ["https://app.example.com"],
+                "allowed_hosts": ["calendar.example.com"],
+                "trusted_proxies": ["10.0.0.0/8"],
+                "failed_auth_per_minute": 0,
+                "requests_per_minute": 600,
+                "filter_tools": true,
+                "introspection": {{ "client_id": "calendar", "client_secret": "{SECRET}" }},
+                "audit_log": "stderr"
+            }}"#
+        );
+        let settings: Settings = serde_json::from_str(&document).unwrap();
+        settings.validate().unwrap();
+        assert_eq!(
+            settings.provider,
+            Some(Provider::Entra {
+                tenant: TENANT.into(),
+                version: 2,
+                allowed_tenants: Vec::new()
+            })
+        );
+        assert_eq!(settings.failed_auth_per_minute, Some(0));
+        assert_eq!(settings.requests_per_minute, Some(600));
+        assert!(settings.filter_tools);
+        assert_eq!(settings.audit_log, Some(AuditLog::Stderr));
+        let introspection = settings.introspection.as_ref().unwrap();
+        assert_eq!(introspection.client_secret.expose(), SECRET);
+        // The same settings from the environment's names.
+        let from_vars = read(&[
+            (RESOURCE, "https://calendar.example.com/mcp"),
+            (BIND, "0.0.0.0:8080"),
+            (
+                ISSUER,
+                &format!("https://login.microsoftonline.com/{TENANT}/v2.0"),
+            ),
+            (PROVIDER, "entra"),
+            (ENTRA_TENANT, TENANT),
+            (
+                ISSUER_JWKS_URI,
+                &format!("https://login.microsoftonline.com/{TENANT}/discovery/v2.0/keys"),
+            ),
+            (AUDIENCE, "api://calendar"),
+            (ALLOWED_ORIGINS, "https://app.example.com"),
+            (ALLOWED_HOSTS, "calendar.example.com"),
+            (TRUSTED_PROXIES, "10.0.0.0/8"),
+            (FAILED_AUTH_PER_MINUTE, "0"),
+            (REQUESTS_PER_MINUTE, "600"),
+            (FILTER_TOOLS, "1"),
+            (INTROSPECTION_CLIENT_ID, "calendar"),
+            (INTROSPECTION_CLIENT_SECRET, SECRET),
+            (AUDIT_LOG, "stderr"),
+        ]);
+        assert_eq!(from_vars, settings);
+    }
+
+    #[test]
+    fn a_document_refuses_a_misspelt_member() {
+        let cases = [
+            (r#"{ "isuers": ["https://auth.example.com"] }"#, "isuers"),
+            (
+                r#"{ "provider": { "name": "okta", "domian": "acme.okta.com" } }"#,
+                "domian",
+            ),
+            (
+                r#"{ "introspection": { "client_id": "c", "client_secret": "s", "endpiont": "https://a" } }"#,
+                "endpiont",
+            ),
+        ];
+        for (document, member) in cases {
+            let error = serde_json::from_str::<Settings>(document).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .contains(&format!("unknown field `{member}`")),
+                "{document}: {error}"
+            );
+        }
+        let error = serde_json::from_str::<Settings>(r#"{ "provider": { "name": "google" } }"#)
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("unknown variant `google`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn each_provider_becomes_its_profile() {
+        let cases = [
+            (
+                Provider::Auth0 {
+                    domain: "acme.us.auth0.com".into(),
+                },
+                Profile::Auth0 {
+                    domain: "acme.us.auth0.com".into(),
+                },
+            ),
+            (
+                Provider::Entra {
+                    tenant: TENANT.into(),
+                    version: 1,
+                    allowed_tenants: Vec::new(),
+                },
+                Profile::EntraId {
+                    version: EntraVersion::V1,
+                    tenant: EntraTenant::Single(TENANT.into()),
+                },
+            ),
+            (
+                Provider::Entra {
+                    tenant: "multi".into(),
+                    version: 2,
+                    allowed_tenants: vec![TENANT.into()],
+                },
+                Profile::EntraId {
+                    version: EntraVersion::V2,
+                    tenant: EntraTenant::Multi,
+                },
+            ),
+            (
+                Provider::Keycloak {
+                    url: "https://kc.example.com".into(),
+                    realm: "acme".into(),
+                },
+                Profile::Keycloak {
+                    base_url: "https://kc.example.com".into(),
+                    realm: "acme".into(),
+                },
+            ),
+            (
+                Provider::Okta {
+                    domain: "acme.okta.com".into(),
+                    authorization_server: "default".into(),
+                },
+                Profile::Okta {
+                    domain: "acme.okta.com".into(),
+                    authorization_server: "default".into(),
+                },
+            ),
+            (
+                Provider::Scalekit {
+                    environment_url: "https://acme.scalekit.com".into(),
+                },
+                Profile::Scalekit {
+                    environment_url: "https://acme.scalekit.com".into(),
+                },
+            ),
+        ];
+        for (provider, profile) in cases {
+            assert_eq!(provider.profile(None).unwrap(), profile);
+            // Its own issuer agrees with it.
+            assert_eq!(provider.profile(Some(&profile.issuer())).unwrap(), profile);
+        }
+    }
+
+    #[test]
+    fn the_generic_profile_is_rfc_9068_for_the_given_issuer() {
+        assert_eq!(
+            Provider::Generic
+                .profile(Some("https://auth.example.com"))
+                .unwrap(),
+            Profile::Rfc9068 {
+                issuer: "https://auth.example.com".into()
+            }
+        );
+        assert!(matches!(
+            Provider::Generic.profile(None),
+            Err(SettingsError::Invalid { name, .. }) if name == ISSUER
+        ));
+        assert!(matches!(
+            Provider::Generic.profile(Some("auth.example.com")),
+            Err(SettingsError::Invalid { name, .. }) if name == ISSUER
+        ));
+    }
+}
