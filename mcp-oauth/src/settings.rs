@@ -715,11 +715,10 @@ impl Provider {
         }
     }
 
-    /// The runtime's [`Profile`](crate::validation::Profile) for this provider, its values
-    /// checked. `issuer` is an issuer the settings list: the generic provider takes it as
-    /// its issuer (and needs one); any other provider names its own, and `issuer` must be
-    /// that one (for multi-tenant Entra ID: the template or
-    /// [`ENTRA_ORGANIZATIONS_V2`](crate::validation::ENTRA_ORGANIZATIONS_V2)). Entra's
+    /// The runtime's [`Profile`] for this provider, its values checked. `issuer` is an
+    /// issuer the settings list: the generic provider takes it as its issuer (and needs
+    /// one); any other provider names its own, and `issuer` must be that one (for
+    /// multi-tenant Entra ID: the template or [`ENTRA_ORGANIZATIONS_V2`]). Entra's
     /// `allowed_tenants` are not part of the profile: give them to the policy builder's
     /// [`allowed_tenants`](crate::validation::IssuerPolicyBuilder::allowed_tenants).
     ///
