@@ -14,7 +14,7 @@
 //! | `mcp_oauth_token_cache_misses_total` | counter | | verified-token cache misses |
 //! | `mcp_oauth_token_cache_entries` | gauge | | entries held |
 //! | `mcp_oauth_token_cache_hit_ratio` | gauge | | hits / (hits + misses) since start, 0 before any lookup |
-//! | `mcp_oauth_introspection_duration_seconds` | histogram | `outcome` | one RFC 7662 introspection call ([`record_introspection`]) |
+//! | `mcp_oauth_introspection_duration_seconds` | histogram | `outcome` (`active`/`inactive`/`refused`/`error`/`timeout`) | one RFC 7662 introspection call, end to end |
 //! | `mcp_oauth_introspection_requests_total` | counter | `outcome` | introspection calls |
 //!
 //! The key-set and token-cache counters mirror the validator's own statistics: the layer
@@ -58,7 +58,8 @@ pub mod names {
 }
 
 /// Records one decision (`outcome`: `allowed` or `refused`; `reason`: its audit reason).
-pub fn record_decision(outcome: &'static str, reason: &'static str) {
+#[cfg_attr(not(feature = "layer"), allow(dead_code))]
+pub(crate) fn record_decision(outcome: &'static str, reason: &'static str) {
     #[cfg(feature = "metrics")]
     ::metrics::counter!(names::DECISIONS, "outcome" => outcome, "reason" => reason).increment(1);
     #[cfg(not(feature = "metrics"))]
@@ -67,7 +68,8 @@ pub fn record_decision(outcome: &'static str, reason: &'static str) {
 
 /// Records the time one token validation took (`outcome`: `accepted`, `refused` or
 /// `unavailable`).
-pub fn record_validation(duration: Duration, outcome: &'static str) {
+#[cfg_attr(not(feature = "layer"), allow(dead_code))]
+pub(crate) fn record_validation(duration: Duration, outcome: &'static str) {
     #[cfg(feature = "metrics")]
     ::metrics::histogram!(names::VALIDATION_DURATION, "outcome" => outcome)
         .record(duration.as_secs_f64());
@@ -79,7 +81,7 @@ pub fn record_validation(duration: Duration, outcome: &'static str) {
 /// response parsing; not time spent waiting for another caller's single-flight call), and its
 /// `outcome`, a fixed snake_case code such as `active`, `inactive`, `error` or `timeout`
 /// (keep the set small: it is a label). For the introspection verifier to call.
-pub fn record_introspection(duration: Duration, outcome: &'static str) {
+pub(crate) fn record_introspection(duration: Duration, outcome: &'static str) {
     #[cfg(feature = "metrics")]
     {
         ::metrics::histogram!(names::INTROSPECTION_DURATION, "outcome" => outcome)
