@@ -293,13 +293,14 @@ impl ResourceConfig {
     }
 
     /// Applies `MCP_OAUTH_RESOURCE` and `MCP_OAUTH_ISSUER` (comma-separated) when set, and
-    /// checks the result.
-    pub fn from_env(self) -> Result<Self, ConfigError> {
-        self.from_lookup(|name| std::env::var(name).ok())
+    /// checks the result: `ResourceConfig::of::<Calendar>().with_env()?`. (The whole
+    /// deployment's `MCP_OAUTH_*` configuration is [`Settings`](crate::settings::Settings).)
+    pub fn with_env(self) -> Result<Self, ConfigError> {
+        self.with_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Like [`from_env`](Self::from_env), reading variables through `lookup` (for tests).
-    pub fn from_lookup(
+    /// Like [`with_env`](Self::with_env), reading variables through `lookup` (for tests).
+    pub fn with_lookup(
         mut self,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
@@ -330,6 +331,18 @@ impl ResourceConfig {
         }
         self.metadata()?;
         Ok(self)
+    }
+
+    /// Renamed [`with_env`](Self::with_env): a `from_` constructor takes no `self`.
+    #[deprecated(note = "renamed `with_env`")]
+    pub fn from_env(self) -> Result<Self, ConfigError> {
+        self.with_env()
+    }
+
+    /// Renamed [`with_lookup`](Self::with_lookup).
+    #[deprecated(note = "renamed `with_lookup`")]
+    pub fn from_lookup(self, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        self.with_lookup(lookup)
     }
 
     /// The declaration.
@@ -454,7 +467,7 @@ mod tests {
         };
         let config = ResourceConfig::from_declaration(&CALENDAR)
             .unwrap()
-            .from_lookup(env(&[
+            .with_lookup(env(&[
                 (ENV_RESOURCE, "http://127.0.0.1:9000/mcp"),
                 (ENV_ISSUER, "https://a.example.com, https://b.example.com"),
             ]))
@@ -469,11 +482,11 @@ mod tests {
 
         let bad = ResourceConfig::from_declaration(&CALENDAR)
             .unwrap()
-            .from_lookup(env(&[(ENV_RESOURCE, "http://calendar.example.com/mcp")]));
+            .with_lookup(env(&[(ENV_RESOURCE, "http://calendar.example.com/mcp")]));
         assert!(matches!(bad, Err(ConfigError::Metadata(_))));
         let empty = ResourceConfig::from_declaration(&CALENDAR)
             .unwrap()
-            .from_lookup(env(&[(ENV_ISSUER, " , ")]));
+            .with_lookup(env(&[(ENV_ISSUER, " , ")]));
         assert!(matches!(
             empty,
             Err(ConfigError::Environment {
@@ -481,5 +494,16 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    #[allow(deprecated)]
+    fn the_deprecated_from_lookup_still_applies_the_environment() {
+        let lookup = |name: &str| (name == ENV_RESOURCE).then(|| "http://127.0.0.1:9/mcp".into());
+        let config = ResourceConfig::from_declaration(&CALENDAR)
+            .unwrap()
+            .from_lookup(lookup)
+            .unwrap();
+        assert_eq!(config.resource_url(), "http://127.0.0.1:9/mcp");
     }
 }

@@ -78,9 +78,17 @@ impl TrustedProxies {
     /// but the proxy can reach (a private network, a platform's router). The entries given
     /// to [`new`](Self::new) still count as proxy hops inside `X-Forwarded-For`.
     #[must_use]
-    pub fn from_any_peer(mut self) -> Self {
+    pub fn trust_any_peer(mut self) -> Self {
         self.any_peer = true;
         self
+    }
+
+    /// Renamed [`trust_any_peer`](Self::trust_any_peer): a `from_` constructor takes no
+    /// `self`.
+    #[deprecated(note = "renamed `trust_any_peer`")]
+    #[must_use]
+    pub fn from_any_peer(self) -> Self {
+        self.trust_any_peer()
     }
 
     /// Whether `ip` is a trusted proxy.
@@ -122,7 +130,7 @@ fn in_network(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
 ///   `ConnectInfo<SocketAddr>` (feature `axum`) or a [`PeerAddr`] another stack inserts;
 /// - [`x_forwarded_for`](Self::x_forwarded_for), [`forwarded`](Self::forwarded) or a
 ///   single [`header`](Self::header) written by a proxy, believed *only* from a trusted
-///   peer (unless [`TrustedProxies::from_any_peer`]): anything else can write them;
+///   peer (unless [`TrustedProxies::trust_any_peer`]): anything else can write them;
 /// - [`custom`](Self::custom): a function of the request's headers and extensions.
 ///
 /// While the failed-authentication budget is on, a request whose address the source cannot
@@ -396,7 +404,7 @@ mod tests {
         assert_eq!(source.resolve(&headers, &other), ip("127.0.0.2"));
         let any = ClientAddress::header(
             HeaderName::from_static("x-real-ip"),
-            TrustedProxies::default().from_any_peer(),
+            TrustedProxies::default().trust_any_peer(),
         );
         assert_eq!(any.resolve(&headers, &other), ip("203.0.113.1"));
     }
@@ -429,12 +437,12 @@ mod tests {
     }
 
     #[test]
-    fn without_a_peer_a_forwarding_header_is_believed_only_from_any_peer() {
+    fn without_a_peer_a_forwarding_header_is_believed_only_when_any_peer_is_trusted() {
         let (headers, _) = request(None, &["203.0.113.7"]);
         let proxies = TrustedProxies::new(["10.0.0.0/8"]).unwrap();
         let source = ClientAddress::x_forwarded_for(proxies.clone());
         assert_eq!(source.resolve(&headers, &Extensions::new()), None);
-        let any = ClientAddress::x_forwarded_for(proxies.from_any_peer());
+        let any = ClientAddress::x_forwarded_for(proxies.trust_any_peer());
         assert_eq!(any.resolve(&headers, &Extensions::new()), ip("203.0.113.7"));
     }
 
