@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response, StatusCode};
 use mcp_oauth::audit::{AuditEvent, AuditSink, Outcome, TracingSink, reason};
-use mcp_oauth::http::{OAuthLayer, RequestId, ResponseBody};
+use mcp_oauth::http::{OAuthLayer, RequestBody, RequestId, ResponseBody};
 use mcp_oauth::resource::{ResourceConfig, ResourceDeclaration};
 use mcp_oauth::testing::TestIssuer;
 use mcp_oauth::tools::{ToolScopes, ToolTable};
@@ -31,7 +31,7 @@ static CALENDAR: ResourceDeclaration = ResourceDeclaration {
 #[derive(Clone, Default)]
 struct Endpoint(Arc<Mutex<Vec<String>>>);
 
-impl Service<Request<ResponseBody>> for Endpoint {
+impl Service<Request<RequestBody>> for Endpoint {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = Ready<Result<Self::Response, Infallible>>;
@@ -40,7 +40,7 @@ impl Service<Request<ResponseBody>> for Endpoint {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<ResponseBody>) -> Self::Future {
+    fn call(&mut self, request: Request<RequestBody>) -> Self::Future {
         assert!(!request.headers().contains_key("authorization"));
         let id = request
             .extensions()
@@ -135,10 +135,10 @@ impl Guarded {
             .header("content-type", "application/json")
             .header("authorization", format!("Bearer {token}"))
             .extension(mcp_oauth::http::PeerAddr("127.0.0.1:4000".parse().unwrap()))
-            .body(ResponseBody::from(body))
+            .body(RequestBody::from(body))
             .unwrap();
         futures::future::poll_fn(|cx| {
-            Service::<Request<ResponseBody>>::poll_ready(&mut self.service, cx)
+            Service::<Request<RequestBody>>::poll_ready(&mut self.service, cx)
         })
         .await
         .unwrap();

@@ -40,6 +40,7 @@ struct Options {
     /// Mount rmcp with `nest_service` (serves every path below `/mcp`) instead of `route_service`.
     nest: bool,
     unannotated: Option<mcp_oauth::tools::UnannotatedToolPolicy>,
+    metadata_max_age: Option<Duration>,
 }
 
 async fn start() -> Server {
@@ -76,6 +77,9 @@ async fn start_with(options: Options) -> Server {
     }
     if let Some(max) = options.max_body {
         builder = builder.max_body_bytes(max);
+    }
+    if let Some(max_age) = options.metadata_max_age {
+        builder = builder.metadata_max_age(max_age);
     }
     let layer = builder.build().unwrap();
 
@@ -544,12 +548,7 @@ async fn vector_13_metadata_is_served_without_auth_at_both_well_known_urls() {
             .unwrap();
         assert_eq!(response.status(), 200, "{url}");
         assert_eq!(response.headers()["content-type"], "application/json");
-        assert!(
-            response.headers()["cache-control"]
-                .to_str()
-                .unwrap()
-                .contains("max-age")
-        );
+        assert_eq!(response.headers()["cache-control"], "public, max-age=300");
         assert_eq!(response.headers()["access-control-allow-origin"], "*");
         let text = response.text().await.unwrap();
         assert!(
@@ -568,6 +567,18 @@ async fn vector_13_metadata_is_served_without_auth_at_both_well_known_urls() {
         );
         assert_eq!(document["bearer_methods_supported"], json!(["header"]));
     }
+}
+
+#[tokio::test]
+async fn the_metadata_max_age_is_configurable() {
+    let server = start_with(Options {
+        metadata_max_age: Some(Duration::from_secs(60)),
+        ..Options::default()
+    })
+    .await;
+    let response = server.http.get(server.metadata_url()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "public, max-age=60");
 }
 
 #[tokio::test]

@@ -6,9 +6,13 @@ use http::{HeaderMap, StatusCode};
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
 
-/// The body of every response the layer returns (the inner service's, boxed, or its own),
-/// and of the request it hands the endpoint.
+/// The body of every response the layer returns (the inner service's, boxed, or its own).
 pub type ResponseBody = axum_core::body::Body;
+
+/// The body of the request the layer hands the endpoint: the client's, or the bytes the
+/// layer read to decide step-up. The endpoint is a `Service<Request<RequestBody>>`; the type
+/// is axum's `Body`, the same as [`ResponseBody`], so an axum `Router` is one as it stands.
+pub type RequestBody = axum_core::body::Body;
 
 pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

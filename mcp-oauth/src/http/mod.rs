@@ -72,7 +72,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::HeaderValue;
 
-pub use body::ResponseBody;
+pub use body::{RequestBody, ResponseBody};
 pub use client_addr::{ClientAddress, InvalidProxy, PeerAddr, TrustedProxies};
 pub use handles::TaskIds;
 pub use origin::OriginPolicy;
@@ -205,6 +205,14 @@ impl OAuthLayerBuilder {
     /// The largest request body read to decide step-up (default 4 MiB); larger is 413.
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes;
+        self
+    }
+
+    /// How long clients and shared caches may keep the metadata document:
+    /// `Cache-Control: public, max-age=<seconds>` (default 5 minutes). A change of the
+    /// deployment's issuers or scopes reaches clients within this time.
+    pub fn metadata_max_age(mut self, max_age: Duration) -> Self {
+        self.metadata_max_age = max_age;
         self
     }
 
