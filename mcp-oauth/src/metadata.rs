@@ -80,6 +80,7 @@ const HUMAN_READABLE_MEMBERS: [&str; 4] = [
 /// # Ok::<(), mcp_oauth::metadata::MetadataError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ProtectedResourceMetadata {
     /// The resource identifier: exactly the MCP endpoint URL clients connect to (for example
     /// `https://mcp.example.com/mcp`). Clients compare it code point by code point with the

@@ -96,6 +96,7 @@ pub(crate) fn record_introspection(duration: Duration, outcome: &'static str) {
 /// with `Snapshot::from(&validator)` (the same conversion `export_validator(&validator)`
 /// makes).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// Each issuer's key-set counters, labelled by its policy's issuer.
     pub key_sets: Vec<(String, KeySetStats)>,

@@ -91,6 +91,7 @@ impl quick_cache::Weighter<CacheKey, Arc<CacheEntry>> for EntryWeighter {
 
 /// Hit and miss counters of the cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TokenCacheStats {
     /// Lookups answered from the cache.
     pub hits: u64,

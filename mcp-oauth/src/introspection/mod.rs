@@ -481,6 +481,7 @@ impl IntrospectionBuilder {
 
 /// Counters of an [`Introspector`], for metrics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct IntrospectionStats {
     /// Calls sent to the endpoint.
     pub calls: u64,

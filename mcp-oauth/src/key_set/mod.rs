@@ -62,6 +62,7 @@ impl Default for KeySetOptions {
 
 /// A key of the set that was not loaded, and why. The set's other keys still serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SkippedKey {
     /// Its position in the `keys` array.
     pub index: usize,

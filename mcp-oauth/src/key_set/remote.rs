@@ -106,6 +106,7 @@ impl Default for KeySetConfig {
 
 /// Counters of a [`RemoteKeySet`], for metrics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KeySetStats {
     /// Fetch attempts of the key set (discovery requests not included).
     pub fetches: u64,

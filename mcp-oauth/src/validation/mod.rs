@@ -135,6 +135,7 @@ pub enum ValidatorError {
 
 /// Counters of a [`Validator`], for metrics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ValidatorStats {
     /// Calls of [`Validator::validate`].
     pub validations: u64,
@@ -192,7 +193,7 @@ impl ValidatorBuilder {
         self
     }
 
-    /// Reads time from `clock` (tests inject a [`ManualClock`](crate::ManualClock)).
+    /// Reads time from `clock` (tests inject a [`ManualClock`](crate::clock::ManualClock)).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
