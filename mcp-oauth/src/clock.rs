@@ -4,7 +4,7 @@
 //! so tests move time forward instead of sleeping.
 //!
 //! ```
-//! use mcp_oauth::{Clock, ManualClock};
+//! use mcp_oauth::clock::{Clock, ManualClock};
 //! use std::time::Duration;
 //!
 //! let clock = ManualClock::new(1_700_000_000);
@@ -40,7 +40,7 @@ impl Clock for SystemClock {
 /// A clock that only moves when told to. Cheap to clone; clones share the same time.
 ///
 /// ```
-/// use mcp_oauth::{Clock, ManualClock};
+/// use mcp_oauth::clock::{Clock, ManualClock};
 /// use std::time::Duration;
 ///
 /// let clock = ManualClock::new(100);

@@ -2,11 +2,20 @@
 //!
 //! Make an MCP server a correct, fast OAuth 2.1 *resource server*.
 //!
-//! This crate is organised by concept, one module each:
+//! What every program names is at the crate root: the layer and its builder
+//! (`OAuthLayer`, `OAuthLayerBuilder`, feature `layer`), the configuration ([`ResourceConfig`],
+//! [`ProtectedResource`], [`ResourceDeclaration`]), the [`Validator`] and its [`IssuerPolicy`]
+//! (with their builders), what a validation yields ([`VerifiedToken`], [`TokenError`]), the
+//! scope types, the two attributes and, with the `rmcp` feature, the `Authenticated`
+//! extractor. The same items stay reachable at their module paths.
+//!
+//! Everything else is organised by concept, one module each (`docs/ARCHITECTURE.md` draws
+//! how they depend on each other):
 //!
 //! | module | what it holds |
 //! |---|---|
 //! | [`validation`] | JWT access-token validation (RFC 9068, RFC 8725): policies, errors, the verified identity |
+//! | [`introspection`] | RFC 7662 introspection, the verifier of opaque tokens |
 //! | [`key_set`] | JSON Web Key Sets: parsing, per-issuer caching, discovery, refresh |
 //! | [`crypto`] | signature algorithms and pre-parsed verifying keys over aws-lc-rs or RustCrypto |
 //! | [`token_cache`] | the verified-token cache (keyed by policy and SHA-256 of the token) |
@@ -16,6 +25,11 @@
 //! | [`challenge`] | `WWW-Authenticate` challenges (401 discovery, 401 `invalid_token`, 403 step-up) |
 //! | [`resource`] | what `#[protected_resource]` declares, and the effective configuration at startup |
 //! | [`tools`] | the per-tool scope table and the check `#[mcp_tool]` runs |
+//! | [`access`] | the one rule: what an operation needs, and whether a token may perform it |
+//! | [`audit`] | one audit event per decision of the layer, and where events go |
+//! | [`rate_limit`] | token buckets: failed authentications per client address, requests per principal |
+//! | [`metrics`] | counters and histograms through the `metrics` facade (feature `metrics`) |
+//! | [`settings`] | a deployment's configuration as data: serde, `MCP_OAUTH_*` variables |
 //! | `http` (feature `layer`) | the tower/axum layer: metadata, guard, step-up, Origin, sessions |
 //! | `rmcp` (feature `rmcp`) | rmcp extractors (`Authenticated`), tool guards, the table from a `ToolRouter` |
 //! | `testing` (feature `testing`) | a local issuer that serves discovery and JWKS and mints any token |
@@ -72,10 +86,21 @@ pub mod testing;
 mod http_client;
 mod json;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+// What every program types. Re-exports, not moves: the module paths keep working.
+#[cfg(feature = "layer")]
+pub use crate::http::{OAuthLayer, OAuthLayerBuilder};
+#[cfg(feature = "rmcp")]
+pub use crate::rmcp::Authenticated;
 pub use mcp_oauth_macros::{mcp_tool, protected_resource};
+pub use resource::{ProtectedResource, ResourceConfig, ResourceDeclaration};
 pub use scopes::{ScopeHierarchy, ScopeSet};
-pub use validation::{IssuerPolicy, TokenError, Validator, VerifiedToken};
+pub use validation::{
+    IssuerPolicy, IssuerPolicyBuilder, TokenError, Validator, ValidatorBuilder, VerifiedToken,
+};
+
+/// The clock lives in [`clock`]; these root paths are kept for compatibility.
+#[doc(hidden)]
+pub use clock::{Clock, ManualClock, SystemClock};
 
 /// Items the generated code of `mcp-oauth-macros` reaches through absolute paths.
 /// Not public API: no stability guarantees.

@@ -236,7 +236,7 @@ impl DevAuthorizationServerBuilder {
     }
 
     /// The clock every time-based decision reads (default: the system clock). A
-    /// [`ManualClock`](crate::ManualClock) lets tests expire codes and tokens.
+    /// [`ManualClock`](crate::clock::ManualClock) lets tests expire codes and tokens.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self

@@ -25,10 +25,8 @@
 //! Every URL in a challenge or the metadata comes from configuration, never from `Host`.
 //!
 //! ```
-//! use mcp_oauth::http::OAuthLayer;
-//! use mcp_oauth::resource::{ResourceConfig, ResourceDeclaration};
 //! use mcp_oauth::tools::{ToolScopes, ToolTable};
-//! use mcp_oauth::{IssuerPolicy, Validator};
+//! use mcp_oauth::{IssuerPolicy, OAuthLayer, ResourceConfig, ResourceDeclaration, Validator};
 //!
 //! static CALENDAR: ResourceDeclaration = ResourceDeclaration {
 //!     scopes: &["calendar:read", "calendar:write"],
@@ -248,7 +246,7 @@ impl OAuthLayerBuilder {
     }
 
     /// The clock of rate limits and audit timestamps (default: the system clock; tests
-    /// inject a [`ManualClock`](crate::ManualClock)).
+    /// inject a [`ManualClock`](crate::clock::ManualClock)).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self

@@ -223,7 +223,7 @@ impl TestIssuerBuilder {
     }
 
     /// The clock minted tokens read `iat` and `exp` from (default: the system clock). Pass the
-    /// [`ManualClock`](crate::ManualClock) the validator uses to keep both in step.
+    /// [`ManualClock`](crate::clock::ManualClock) the validator uses to keep both in step.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
