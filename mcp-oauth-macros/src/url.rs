@@ -1,8 +1,7 @@
 //! URL checks, the compile-time twins of the rules `mcp_oauth::metadata` applies when it
-//! builds the metadata document: the same `url` parser, the same decisions, so that a
-//! declaration that compiles also renders.
-
-use std::net::{Ipv4Addr, Ipv6Addr};
+//! builds the metadata document (and of its loopback rule, `mcp_oauth`'s `loopback.rs`): the
+//! same `url` parser, the same decisions, so that a declaration that compiles also renders.
+//! The tests below run both over the same inputs.
 
 use url::{Host, Url};
 
@@ -48,25 +47,37 @@ pub fn check_identifier(member: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks an absolute `https` URL, or `http` on a loopback host (`localhost`, `127.0.0.1`,
+/// Checks an absolute `https` URL, or `http` on a loopback host (`localhost`, `127.x.y.z`,
 /// `[::1]`). A query or fragment is allowed (documentation links).
 pub fn check_https_url(member: &str, value: &str) -> Result<Url, String> {
     let url = Url::parse(value).map_err(|err| {
         format!("{member} {value:?} is not an absolute URL ({err}); write it in full, as https://host/path")
     })?;
-    let loopback = match url.host() {
-        Some(Host::Domain(domain)) => domain == "localhost",
-        Some(Host::Ipv4(ip)) => ip == Ipv4Addr::LOCALHOST,
-        Some(Host::Ipv6(ip)) => ip == Ipv6Addr::LOCALHOST,
-        None => false,
-    };
+    if is_https_or_loopback_http(&url) {
+        Ok(url)
+    } else {
+        Err(format!(
+            "{member} {value:?} must be an https URL (plain http is allowed only for loopback \
+             hosts: localhost, 127.0.0.0/8 and [::1], for local development)"
+        ))
+    }
+}
+
+/// `https` (with a host), or plain `http` to a loopback host.
+fn is_https_or_loopback_http(url: &Url) -> bool {
     match url.scheme() {
-        "https" if url.host().is_some() => Ok(url),
-        "http" if loopback => Ok(url),
-        _ => Err(format!(
-            "{member} {value:?} must be an https URL (plain http is allowed only for the hosts \
-             localhost, 127.0.0.1 and [::1], for local development)"
-        )),
+        "https" => url.host().is_some(),
+        "http" => url.host().as_ref().is_some_and(is_loopback_host),
+        _ => false,
+    }
+}
+
+/// `localhost` (any case), `127.x.y.z` or `::1` (RFC 8252 §7.3, RFC 6761 §6.3).
+fn is_loopback_host(host: &Host<&str>) -> bool {
+    match host {
+        Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+        Host::Ipv4(ip) => ip.is_loopback(),
+        Host::Ipv6(ip) => ip.is_loopback(),
     }
 }
 
@@ -106,7 +117,7 @@ mod tests {
     fn http_identifier_off_loopback_is_refused() {
         for value in [
             "http://mcp.example.com/mcp",
-            "http://127.0.0.2/mcp",
+            "http://128.0.0.1/mcp",
             "ftp://ex.com/mcp",
         ] {
             assert!(
@@ -142,5 +153,131 @@ mod tests {
     fn document_urls_may_have_fragments_but_must_be_https() {
         assert!(check_https_url("resource_documentation", "https://docs.ex.com/#auth").is_ok());
         assert!(check_https_url("resource_tos_uri", "http://ex.com/tos").is_err());
+    }
+
+    /// URLs built from hosts (loopback, lookalikes, the edges of 127.0.0.0/8), schemes and
+    /// paths that each rule is sensitive to.
+    fn url_cases() -> Vec<String> {
+        let hosts = [
+            "localhost",
+            "LOCALHOST",
+            "localhost.",
+            "app.localhost",
+            "localhost.evil.example",
+            "127.0.0.1",
+            "127.0.0.2",
+            "127.255.255.255",
+            "127.1",
+            "2130706433",
+            "126.255.255.255",
+            "128.0.0.1",
+            "0.0.0.0",
+            "10.0.0.1",
+            "127.0.0.1.nip.io",
+            "[::1]",
+            "[0:0:0:0:0:0:0:1]",
+            "[::]",
+            "[::2]",
+            "[::ffff:127.0.0.1]",
+            "mcp.example.com",
+            "user:pw@localhost",
+        ];
+        let mut cases = Vec::new();
+        for scheme in ["http", "https", "HTTP", "ftp", "ws"] {
+            for host in hosts {
+                for rest in [
+                    "",
+                    ":8080",
+                    "/mcp",
+                    ":9/mcp/",
+                    "/a/../mcp",
+                    "/mcp?x=1",
+                    "/mcp#f",
+                ] {
+                    cases.push(format!("{scheme}://{host}{rest}"));
+                }
+            }
+        }
+        cases.extend(
+            [
+                "",
+                "/mcp",
+                "mcp.example.com/mcp",
+                "https:mcp.example.com/mcp",
+                "http:/localhost/mcp",
+                "https://mcp.example.com\\mcp",
+                " https://mcp.example.com/mcp",
+                "https://mcp.example.com/caf\u{e9}",
+                "file:///etc/passwd",
+                "mailto:someone@localhost",
+            ]
+            .map(str::to_owned),
+        );
+        cases
+    }
+
+    /// The runtime's verdict on a document: `Ok`, or its error as the user reads it.
+    fn runtime(
+        metadata: mcp_oauth::metadata::ProtectedResourceMetadataBuilder,
+    ) -> Result<(), String> {
+        metadata.build().map(drop).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn identifiers_are_judged_as_the_runtime_metadata_judges_them() {
+        use mcp_oauth::metadata::ProtectedResourceMetadata;
+        for value in url_cases() {
+            let as_resource = ProtectedResourceMetadata::builder(value.as_str())
+                .authorization_server("https://as.example.com");
+            assert_eq!(
+                check_identifier("resource", &value),
+                runtime(as_resource),
+                "{value:?}"
+            );
+            let as_issuer = ProtectedResourceMetadata::builder("https://mcp.example.com/mcp")
+                .authorization_server(value.as_str());
+            assert_eq!(
+                check_identifier("authorization_servers", &value),
+                runtime(as_issuer),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn document_urls_are_judged_as_the_runtime_metadata_judges_them() {
+        use mcp_oauth::metadata::ProtectedResourceMetadata;
+        for value in url_cases() {
+            let document = ProtectedResourceMetadata::builder("https://mcp.example.com/mcp")
+                .authorization_server("https://as.example.com")
+                .resource_documentation(value.as_str());
+            assert_eq!(
+                check_https_url("resource_documentation", &value).map(drop),
+                runtime(document),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_http_is_accepted_on_every_loopback_host_and_nowhere_else() {
+        for value in [
+            "http://localhost/mcp",
+            "http://127.0.0.2:8080/mcp",
+            "http://127.255.255.255/mcp",
+            "http://[::1]/mcp",
+        ] {
+            assert_eq!(check_identifier("resource", value), Ok(()), "{value}");
+        }
+        for value in [
+            "http://app.localhost/mcp",
+            "http://128.0.0.1/mcp",
+            "http://[::ffff:127.0.0.1]/mcp",
+        ] {
+            assert!(
+                identifier_error(value).contains("must be an https URL"),
+                "{value}"
+            );
+        }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use url::Url;
+use crate::loopback::is_https_or_loopback_http;
 
 /// Builds the reqwest client for fetching keys: the timeouts given, at most
 /// `max_redirects` redirects, each to an allowed URL (https, or http to a loopback host).
@@ -21,7 +21,7 @@ pub(crate) fn build(
             .is_some_and(|url| url.scheme() == "https");
         if attempt.previous().len() > max_redirects {
             attempt.error("too many redirects")
-        } else if !is_allowed_url(attempt.url())
+        } else if !is_https_or_loopback_http(attempt.url())
             || (started_on_https && attempt.url().scheme() != "https")
         {
             attempt.error("redirect to a non-https URL")
@@ -65,51 +65,6 @@ pub(crate) fn with_tls_backend(builder: reqwest::ClientBuilder) -> reqwest::Clie
             // Without a verifier no https fetch can succeed; loopback http still works.
             tracing::error!(target: "mcp_oauth::key_set", %error, "cannot set up TLS for key-set fetches");
             builder
-        }
-    }
-}
-
-/// Whether `url` may be fetched: https, or plain http to a loopback host (dev and tests).
-pub(crate) fn is_allowed_url(url: &Url) -> bool {
-    match url.scheme() {
-        "https" => url.host().is_some(),
-        "http" => is_loopback_host(url),
-        _ => false,
-    }
-}
-
-pub(crate) fn is_loopback_host(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn https_and_loopback_http_are_allowed_everything_else_is_not() {
-        let allowed = [
-            "https://as.example.com/jwks",
-            "http://127.0.0.1:8080/jwks",
-            "http://[::1]/k",
-            "http://localhost/k",
-        ];
-        for url in allowed {
-            assert!(is_allowed_url(&Url::parse(url).unwrap()), "{url}");
-        }
-        let refused = [
-            "http://as.example.com/jwks",
-            "ftp://127.0.0.1/x",
-            "file:///etc/passwd",
-            "http://10.0.0.1/jwks",
-        ];
-        for url in refused {
-            assert!(!is_allowed_url(&Url::parse(url).unwrap()), "{url}");
         }
     }
 }

@@ -85,6 +85,7 @@ pub mod testing;
 
 mod http_client;
 mod json;
+mod loopback;
 
 // What every program types. Re-exports, not moves: the module paths keep working.
 #[cfg(feature = "layer")]

@@ -37,11 +37,11 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use url::{Host, Url};
+use url::Url;
 
+use crate::loopback::is_https_or_loopback_http;
 use crate::scopes::is_valid_scope_token;
 
 /// The path the metadata is served under (RFC 9728 §3.1), before the resource's own path.
@@ -477,8 +477,8 @@ pub enum MetadataError {
     },
     /// A URL member is neither `https` nor `http` on a loopback host.
     #[error(
-        "{member} {value:?} must be an https URL (plain http is allowed only for the hosts \
-         localhost, 127.0.0.1 and [::1], for local development)"
+        "{member} {value:?} must be an https URL (plain http is allowed only for loopback \
+         hosts: localhost, 127.0.0.0/8 and [::1], for local development)"
     )]
     NotHttps {
         /// The metadata member.
@@ -698,26 +698,21 @@ fn check_identifier<'a>(
     Ok(IdentifierParts { origin, path })
 }
 
-/// Checks an absolute `https` URL, or `http` on a loopback host.
+/// Checks an absolute `https` URL, or `http` on a loopback host (`localhost`, `127.x.y.z`,
+/// `[::1]`: the crate's one loopback rule, the one its key-set fetches follow).
 fn check_https_url(member: &'static str, value: &str) -> Result<Url, MetadataError> {
     let url = Url::parse(value).map_err(|source| MetadataError::NotAbsoluteUrl {
         member,
         value: value.to_owned(),
         source,
     })?;
-    let loopback = match url.host() {
-        Some(Host::Domain(domain)) => domain == "localhost",
-        Some(Host::Ipv4(ip)) => ip == Ipv4Addr::LOCALHOST,
-        Some(Host::Ipv6(ip)) => ip == Ipv6Addr::LOCALHOST,
-        None => false,
-    };
-    match url.scheme() {
-        "https" if url.host().is_some() => Ok(url),
-        "http" if loopback => Ok(url),
-        _ => Err(MetadataError::NotHttps {
+    if is_https_or_loopback_http(&url) {
+        Ok(url)
+    } else {
+        Err(MetadataError::NotHttps {
             member,
             value: value.to_owned(),
-        }),
+        })
     }
 }
 
@@ -898,7 +893,9 @@ mod tests {
     fn http_resource_off_loopback_is_refused() {
         for resource in [
             "http://mcp.example.com/mcp",
-            "http://127.0.0.2/mcp",
+            "http://128.0.0.1/mcp",
+            "http://[::2]/mcp",
+            "http://localhost.example.com/mcp",
             "ftp://ex.com/mcp",
         ] {
             let err = resource_error(resource);
@@ -925,6 +922,18 @@ mod tests {
                 .build()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn http_resource_and_issuer_anywhere_in_127_0_0_0_8_are_accepted() {
+        // The crate's one loopback rule (RFC 8252 §7.3, RFC 1122 §3.2.1.3): the issuer a key
+        // set may fetch from over plain http may also be advertised.
+        let prm = ProtectedResourceMetadata::builder("http://127.0.0.2:8080/mcp")
+            .authorization_server("http://127.1.2.3:9000")
+            .build()
+            .unwrap();
+        assert_eq!(prm.resource, "http://127.0.0.2:8080/mcp");
+        assert_eq!(prm.authorization_servers, ["http://127.1.2.3:9000"]);
     }
 
     #[test]

@@ -20,13 +20,14 @@ use super::AUTHORIZATION_CODE_TTL;
 use super::endpoints::check_form_content_type;
 use super::pages::{Consent, consent_page, error_page, redirect_host, redirect_to};
 use super::params::{
-    Params, is_loopback, is_loopback_redirect, is_s256_challenge, is_valid_redirect_uri,
-    random_token, redirect_uri_matches, requested_scopes,
+    Params, is_s256_challenge, is_valid_redirect_uri, random_token, redirect_uri_matches,
+    requested_scopes,
 };
 use super::state::Inner;
 use super::store::{
     AuthorizationRequest, Client, CodeGrant, GrantType, PendingConsent, fingerprint, sha256,
 };
+use crate::loopback::is_loopback_http;
 
 /// How long a consent page can be answered.
 const CONSENT_TTL: Duration = Duration::from_secs(600);
@@ -59,8 +60,7 @@ impl Inner {
                 description,
             }) => return self.redirect_error(&redirect_uri, state.as_deref(), error, &description),
         };
-        let loopback =
-            Url::parse(&request.redirect_uri).is_ok_and(|url| is_loopback_redirect(&url));
+        let loopback = Url::parse(&request.redirect_uri).is_ok_and(|url| is_loopback_http(&url));
         if loopback {
             self.issue_code(request)
         } else {
@@ -305,8 +305,7 @@ impl Inner {
             .ok()
             .and_then(|origin| Url::parse(origin).ok())
             .is_some_and(|url| {
-                url.scheme() == "http"
-                    && is_loopback(&url)
+                is_loopback_http(&url)
                     && url.port_or_known_default() == Some(self.addr.port())
                     && url.path() == "/"
             })

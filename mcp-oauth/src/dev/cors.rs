@@ -25,7 +25,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use url::Url;
 
-use super::params::is_loopback;
+use crate::loopback::is_loopback_url;
 
 /// The request headers browser clients may send.
 const ALLOWED_HEADERS: &str = "Authorization, Content-Type, MCP-Protocol-Version";
@@ -72,7 +72,7 @@ pub(super) fn is_loopback_origin(origin: &str) -> bool {
         return false;
     };
     matches!(url.scheme(), "http" | "https")
-        && is_loopback(&url)
+        && is_loopback_url(&url)
         && url.origin().ascii_serialization() == origin
 }
 

@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use url::Url;
 
 use super::store::sha256;
+use crate::loopback::is_loopback_http;
 
 /// The parameters of a form body or query string.
 ///
@@ -155,32 +156,14 @@ pub(crate) fn redirect_uri_matches(registered: &str, requested: &str) -> bool {
     let (Ok(registered), Ok(requested)) = (Url::parse(registered), Url::parse(requested)) else {
         return false;
     };
-    registered.scheme() == "http"
+    is_loopback_http(&registered)
         && requested.scheme() == "http"
-        && is_loopback(&registered)
         && registered.host() == requested.host()
         && registered.username() == requested.username()
         && registered.password() == requested.password()
         && registered.path() == requested.path()
         && registered.query() == requested.query()
         && requested.fragment().is_none()
-}
-
-/// Whether `url` is a native app's loopback redirect URI (RFC 8252 §7.3): `http` on a
-/// loopback host. An authorization code sent there stays on this machine.
-pub(crate) fn is_loopback_redirect(url: &Url) -> bool {
-    url.scheme() == "http" && is_loopback(url)
-}
-
-/// Whether the host of `url` is loopback: `localhost` (any case), any `127.x.y.z`, or
-/// `[::1]`.
-pub(crate) fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
 }
 
 /// 256 random bits, base64url, after `prefix`.

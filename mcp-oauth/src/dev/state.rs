@@ -13,13 +13,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 use url::Url;
 
-use super::params::{
-    is_loopback_redirect, is_scope_token, is_valid_redirect_uri, random_id, random_token,
-};
+use super::params::{is_scope_token, is_valid_redirect_uri, random_id, random_token};
 use super::store::{Client, GrantType, Store, sha256};
 use super::{DEFAULT_CLIENT_ID, DevClient};
 use crate::clock::Clock;
 use crate::crypto::{Algorithm, Curve, PublicKeyMaterial, VerifyingKey};
+use crate::loopback::is_loopback_http;
 use crate::testing::{SigningAlgorithm, SigningKey, compact_jws};
 
 /// The checked configuration.
@@ -130,7 +129,7 @@ impl Config {
         let Ok(url) = Url::parse(uri) else {
             return false;
         };
-        is_loopback_redirect(&url)
+        is_loopback_http(&url)
             || (matches!(url.scheme(), "http" | "https")
                 && url
                     .host()

@@ -7,8 +7,8 @@
 //!
 //! - [`OriginPolicy`]: which browser origins may call the endpoint. By default
 //!   ([`OriginPolicy::for_resource`]) the resource URL's own origin and, for a loopback
-//!   resource (`localhost`, `127.0.0.1`, `[::1]`), every loopback alias on the resource's port:
-//!   `http://localhost:8080` and `http://127.0.0.1:8080` are the same server.
+//!   resource (`localhost`, any `127.x.y.z`, `[::1]`), every loopback alias on the
+//!   resource's port: `http://localhost:8080` and `http://127.0.0.1:8080` are the same server.
 //! - [`HostPolicy`]: which `Host` names the endpoint may be reached by. For a loopback
 //!   resource only loopback names (on any port): a rebound name is never one. For another
 //!   resource, off unless configured with
@@ -20,6 +20,8 @@ use std::net::Ipv6Addr;
 use http::header::{HOST, ORIGIN};
 use http::{HeaderMap, Uri};
 use url::Host;
+
+use crate::loopback::{is_loopback_host, is_loopback_url};
 
 /// The names every loopback resource answers to, as they appear in URLs.
 const LOOPBACK_ALIASES: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
@@ -51,15 +53,16 @@ pub struct OriginPolicy {
 
 impl OriginPolicy {
     /// The default policy of a layer serving `resource`: the resource URL's origin and, when
-    /// its host is a loopback name (`localhost`, `127.0.0.1`, `[::1]`), the same scheme and
-    /// port under every loopback alias. A browser page served by the resource (or opened
-    /// under another loopback alias of it) may call it; no other page may.
+    /// its host is loopback (`localhost`, any `127.x.y.z`, `[::1]`), the same scheme and port
+    /// under every loopback alias (`localhost`, `127.0.0.1`, `[::1]`). A browser page served
+    /// by the resource (or opened under another loopback alias of it) may call it; no other
+    /// page may.
     pub fn for_resource(resource: &str) -> Self {
         let Ok(url) = url::Url::parse(resource) else {
             return Self::only(std::iter::empty::<&str>());
         };
         let mut allowed: Vec<String> = origin_of(resource).into_iter().collect();
-        if url.host().as_ref().is_some_and(is_loopback) {
+        if is_loopback_url(&url) {
             let port = url
                 .port()
                 .map(|port| format!(":{port}"))
@@ -173,7 +176,7 @@ impl HostPolicy {
         let own = url::Url::parse(resource)
             .ok()
             .and_then(|url| url.host().map(|host| host.to_owned()));
-        let loopback = own.as_ref().is_some_and(is_loopback);
+        let loopback = own.as_ref().is_some_and(is_loopback_host);
         if loopback || !allowed.is_empty() {
             let aliases = LOOPBACK_ALIASES
                 .iter()
@@ -252,14 +255,6 @@ fn parse_allowed(entry: &str) -> Option<AllowedHost> {
     }
     let (host, port) = parse_authority(entry)?;
     Some(AllowedHost { host, port })
-}
-
-fn is_loopback<S: AsRef<str>>(host: &Host<S>) -> bool {
-    match host {
-        Host::Domain(name) => name.as_ref().eq_ignore_ascii_case("localhost"),
-        Host::Ipv4(ip) => ip.is_loopback(),
-        Host::Ipv6(ip) => ip.is_loopback(),
-    }
 }
 
 /// The origin of a URL (`scheme://authority`), lowercased, without default ports.

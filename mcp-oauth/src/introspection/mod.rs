@@ -70,6 +70,7 @@ use url::Url;
 
 use crate::clock::Clock;
 use crate::http_client;
+use crate::loopback::{is_allowed_discovered_url, is_https_or_loopback_http};
 use crate::token::jws::{self, TokenShape};
 use crate::token::{
     Claim, MAX_LEEWAY, RequiredClaims, ScopeClaim, TokenError, TokenFingerprint, VerifiedToken,
@@ -441,7 +442,7 @@ impl IntrospectionBuilder {
             endpoint,
             client_auth,
         } = self;
-        let allowed = |raw: &str| Url::parse(raw).ok().filter(http_client::is_allowed_url);
+        let allowed = |raw: &str| Url::parse(raw).ok().filter(is_https_or_loopback_http);
         allowed(&config.issuer).ok_or(IntrospectionConfigError::InvalidIssuer)?;
         if let Some(endpoint) = endpoint {
             config.endpoint =
@@ -984,16 +985,11 @@ impl Inner {
             }
             // https, or plain http only when the issuer itself is a loopback (dev) issuer: a
             // real issuer's document must not steer tokens to local services.
-            let issuer_is_loopback =
-                Url::parse(issuer).is_ok_and(|url| http_client::is_loopback_host(&url));
             let endpoint = document
                 .get("introspection_endpoint")
                 .and_then(|v| v.as_str())
                 .and_then(|v| Url::parse(v).ok())
-                .filter(|url| {
-                    http_client::is_allowed_url(url)
-                        && (url.scheme() == "https" || issuer_is_loopback)
-                });
+                .filter(|url| is_allowed_discovered_url(issuer, url));
             match endpoint {
                 Some(endpoint) => return Some(endpoint),
                 None => {

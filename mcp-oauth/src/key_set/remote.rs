@@ -11,6 +11,7 @@ use super::{KeyLookupError, KeySet, KeySetError, KeySetOptions};
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::{Algorithm, VerifyingKey};
 use crate::http_client;
+use crate::loopback::{is_allowed_discovered_url, is_https_or_loopback_http};
 
 const LOG_TARGET: &str = "mcp_oauth::key_set";
 
@@ -275,7 +276,7 @@ impl RemoteKeySet {
         let check = |raw: &str| {
             Url::parse(raw)
                 .ok()
-                .filter(http_client::is_allowed_url)
+                .filter(is_https_or_loopback_http)
                 .ok_or_else(|| KeySetConfigError::Url(raw.to_owned()))
         };
         let jwks_uri = match &source {
@@ -735,7 +736,7 @@ impl Inner {
                 .and_then(|v| v.as_str())
                 .and_then(|u| Url::parse(u).ok());
             match jwks_uri {
-                Some(uri) if discovered_uri_allowed(issuer, &uri) => {
+                Some(uri) if is_allowed_discovered_url(issuer, &uri) => {
                     return Ok(uri);
                 }
                 _ => {
@@ -818,14 +819,6 @@ fn parse_cache_control(value: &str) -> CacheDirective {
     result
 }
 
-/// A discovered `jwks_uri` must be https, or plain http only when the issuer itself is a
-/// loopback (dev) issuer: a real issuer's document must not steer fetches to local services.
-fn discovered_uri_allowed(issuer: &str, uri: &Url) -> bool {
-    let issuer_is_loopback =
-        Url::parse(issuer).is_ok_and(|url| http_client::is_loopback_host(&url));
-    http_client::is_allowed_url(uri) && (uri.scheme() == "https" || issuer_is_loopback)
-}
-
 fn as_nanos(time: Duration) -> u64 {
     u64::try_from(time.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -844,31 +837,6 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_real_issuer_cannot_point_discovery_at_plain_http_loopback() {
-        let uri = |u: &str| Url::parse(u).unwrap();
-        assert!(discovered_uri_allowed(
-            "https://as.example.com",
-            &uri("https://as.example.com/jwks")
-        ));
-        assert!(!discovered_uri_allowed(
-            "https://as.example.com",
-            &uri("http://127.0.0.1:8080/jwks")
-        ));
-        assert!(!discovered_uri_allowed(
-            "https://as.example.com",
-            &uri("http://localhost/jwks")
-        ));
-        assert!(discovered_uri_allowed(
-            "http://127.0.0.1:9000",
-            &uri("http://127.0.0.1:9000/jwks")
-        ));
-        assert!(!discovered_uri_allowed(
-            "http://127.0.0.1:9000",
-            &uri("http://as.example.com/jwks")
-        ));
-    }
 
     #[test]
     fn key_set_urls_must_be_https_except_on_loopback() {

@@ -117,7 +117,7 @@ impl IssuerTemplate {
         let sample = format!("{prefix}tenant{suffix}");
         let allowed = url::Url::parse(&sample)
             .ok()
-            .is_some_and(|url| crate::http_client::is_allowed_url(&url));
+            .is_some_and(|url| crate::loopback::is_https_or_loopback_http(&url));
         if !allowed {
             return Err(invalid());
         }
