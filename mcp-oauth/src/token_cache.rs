@@ -119,7 +119,10 @@ impl std::fmt::Debug for TokenCache {
 }
 
 impl TokenCache {
-    /// An empty cache with these bounds.
+    /// An empty cache with these bounds. A validator makes its own from
+    /// [`ValidatorBuilder::token_cache`](crate::validation::ValidatorBuilder::token_cache); build
+    /// one here only to share it between validators, with
+    /// [`ValidatorBuilder::shared_token_cache`](crate::validation::ValidatorBuilder::shared_token_cache).
     pub fn new(config: &TokenCacheConfig) -> Self {
         let max_entries = config.max_entries.max(1);
         let max_bytes = config.max_bytes.max(1) as u64;
