@@ -1,5 +1,7 @@
 //! Scope-token syntax (RFC 6749 §3.3), the compile-time twin of
-//! `mcp_oauth::scopes::is_valid_scope_token`.
+//! `mcp_oauth::scopes::is_valid_scope_token`, and the scopes a challenge would misread (the
+//! twin of what `mcp_oauth::challenge` leaves out). The tests below run both over the same
+//! inputs.
 
 /// Why `scope` is not a scope-token `1*( %x21 / %x23-5B / %x5D-7E )`, or `None` if it is one.
 pub fn scope_token_error(scope: &str) -> Option<String> {
@@ -79,5 +81,77 @@ mod tests {
         }
         let msg = scope_token_error("calendar read").unwrap();
         assert!(msg.contains("' ' at byte 8"), "{msg}");
+    }
+
+    /// Every ASCII character and a few beyond, alone, between letters and repeated.
+    fn scope_cases() -> Vec<String> {
+        let chars = (0u8..=0x7f).map(char::from).chain([
+            '\u{80}',
+            '\u{a0}',
+            '\u{e9}',
+            '\u{2028}',
+            '\u{1f600}',
+        ]);
+        let mut cases = vec![String::new()];
+        for c in chars {
+            cases.extend([c.to_string(), format!("a{c}b"), format!("{c}{c}")]);
+        }
+        cases
+    }
+
+    #[test]
+    fn scope_tokens_are_judged_as_the_runtime_judges_them() {
+        for scope in scope_cases() {
+            assert_eq!(
+                scope_token_error(&scope).is_none(),
+                mcp_oauth::scopes::is_valid_scope_token(&scope),
+                "{scope:?}"
+            );
+        }
+    }
+
+    /// Whether the runtime names `scope` in a challenge's `scope` parameter (it leaves out a
+    /// scope that is not a scope-token or that reads like a parameter).
+    fn runtime_challenge_keeps(scope: &str) -> bool {
+        let scopes = mcp_oauth::ScopeSet::from_iter([scope]);
+        mcp_oauth::challenge::Challenge::new("https://mcp.example.com/.well-known/x")
+            .scope(scopes)
+            .render()
+            .contains(", scope=\"")
+    }
+
+    #[test]
+    fn declarable_scopes_are_the_scopes_the_runtime_challenge_names() {
+        let names = [
+            "error",
+            "error_description",
+            "error_uri",
+            "realm",
+            "resource_metadata",
+            "scope",
+            "scopes",
+            "errors",
+            "my_error",
+        ];
+        let mut cases = scope_cases();
+        for name in names {
+            let upper = name.to_ascii_uppercase();
+            for form in [
+                name.to_owned(),
+                format!("{name}="),
+                format!("{upper}=x"),
+                format!("a,{name}=b"),
+                format!("x{name}=1"),
+                format!("{name}:=1"),
+                format!("{name} =1"),
+            ] {
+                cases.push(form);
+            }
+        }
+        for scope in cases {
+            let declarable =
+                scope_token_error(&scope).is_none() && challenge_parameter_error(&scope).is_none();
+            assert_eq!(declarable, runtime_challenge_keeps(&scope), "{scope:?}");
+        }
     }
 }

@@ -29,7 +29,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::scopes::{ScopeSet, is_valid_scope_token};
+use crate::scopes::{ScopeSet, is_scope_char, is_valid_scope_token};
 use crate::validation::ErrorCode;
 
 /// A Bearer challenge.
@@ -121,14 +121,15 @@ impl Challenge {
     }
 }
 
-/// Keeps only RFC 6750's `%x20-21 / %x23-5B / %x5D-7E` (no `"` or `\`). Descriptions also
-/// lose `=`, so a naive parser cannot find a parameter inside free text; URLs and scopes keep
-/// theirs (a query is refused in resource URLs anyway, and `=` is a legal scope character:
-/// dropping it would name a scope that does not exist and step-up could never succeed).
+/// Keeps only RFC 6750's `%x20-21 / %x23-5B / %x5D-7E` (RFC 6749's `NQSCHAR`: a space or a
+/// scope-token character; no `"` or `\`). Descriptions also lose `=`, so a naive parser
+/// cannot find a parameter inside free text; URLs and scopes keep theirs (a query is refused
+/// in resource URLs anyway, and `=` is a legal scope character: dropping it would name a
+/// scope that does not exist and step-up could never succeed).
 fn sanitize(value: &str) -> String {
     value
         .chars()
-        .filter(|c| matches!(*c as u32, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+        .filter(|&c| c == ' ' || u8::try_from(c).is_ok_and(is_scope_char))
         .collect()
 }
 
@@ -307,6 +308,17 @@ mod tests {
             Challenge::new(METADATA).scope(ScopeSet::from_space_separated("calendar:read"));
         assert_eq!(param(&challenge, "error"), None);
         assert_eq!(param(&challenge, "scope").as_deref(), Some("calendar:read"));
+    }
+
+    #[test]
+    fn rendered_values_keep_exactly_the_rfc_6750_characters() {
+        // RFC 6750 §3: error and error_description are `*( %x20-21 / %x23-5B / %x5D-7E )`.
+        let chars = (0..=0x2ff).filter_map(char::from_u32);
+        for c in chars.chain(['\u{2028}', '\u{1f600}']) {
+            let allowed = matches!(c as u32, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E);
+            let kept: String = allowed.then_some(c).into_iter().collect();
+            assert_eq!(sanitize(&c.to_string()), kept, "{c:?}");
+        }
     }
 
     #[test]

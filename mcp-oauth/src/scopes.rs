@@ -46,14 +46,19 @@ pub const fn is_valid_scope_token(s: &str) -> bool {
     }
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
         // Every byte of a non-ASCII character is >= 0x80, so those are refused here too.
-        if !(b == 0x21 || (b >= 0x23 && b <= 0x5B) || (b >= 0x5D && b <= 0x7E)) {
+        if !is_scope_char(bytes[i]) {
             return false;
         }
         i += 1;
     }
     true
+}
+
+/// Whether `b` may appear in a scope-token: RFC 6749 Appendix A's `NQCHAR`,
+/// `%x21 / %x23-5B / %x5D-7E` (printable ASCII other than space, `"` and `\`).
+pub(crate) const fn is_scope_char(b: u8) -> bool {
+    b == 0x21 || (b >= 0x23 && b <= 0x5B) || (b >= 0x5D && b <= 0x7E)
 }
 
 /// A set of OAuth scope tokens (RFC 6749 §3.3).

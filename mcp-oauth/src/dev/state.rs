@@ -13,12 +13,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 use url::Url;
 
-use super::params::{is_scope_token, is_valid_redirect_uri, random_id, random_token};
+use super::params::{is_valid_redirect_uri, random_id, random_token};
 use super::store::{Client, GrantType, Store, sha256};
 use super::{DEFAULT_CLIENT_ID, DevClient};
 use crate::clock::Clock;
 use crate::crypto::{Algorithm, Curve, PublicKeyMaterial, VerifyingKey};
 use crate::loopback::is_loopback_http;
+use crate::scopes::is_valid_scope_token;
 use crate::testing::{SigningAlgorithm, SigningKey, compact_jws};
 
 /// The checked configuration.
@@ -55,7 +56,7 @@ impl Config {
             }
         }
         dedup(&mut self.resources);
-        if let Some(bad) = self.scopes.iter().find(|s| !is_scope_token(s)) {
+        if let Some(bad) = self.scopes.iter().find(|s| !is_valid_scope_token(s)) {
             return Err(invalid_input(format!("{bad:?} is not a valid scope")));
         }
         dedup(&mut self.scopes);
