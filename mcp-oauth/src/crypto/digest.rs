@@ -1,4 +1,5 @@
-//! SHA-256, the one digest helper of the crate: token fingerprints and cache keys.
+//! SHA-256, the one digest helper of the crate: token fingerprints, cache and session-table
+//! keys, the dev server's hashed codes, tokens and secrets.
 
 use sha2::{Digest, Sha256};
 

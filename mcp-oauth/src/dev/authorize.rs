@@ -25,8 +25,9 @@ use super::params::{
 };
 use super::state::Inner;
 use super::store::{
-    AuthorizationRequest, Client, CodeGrant, GrantType, PendingConsent, fingerprint, sha256,
+    AuthorizationRequest, Client, CodeGrant, GrantType, PendingConsent, fingerprint,
 };
+use crate::crypto::sha256;
 use crate::loopback::is_loopback_http;
 
 /// How long a consent page can be answered.

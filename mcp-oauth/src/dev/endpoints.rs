@@ -14,11 +14,12 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
 use super::params::{
-    Params, form_decode, is_code_verifier, is_valid_redirect_uri, random_id, random_token,
-    requested_scopes, s256, split_scopes,
+    Params, form_decode, is_code_verifier, is_valid_redirect_uri, random_token, requested_scopes,
+    s256, split_scopes,
 };
 use super::state::{Inner, IssuedAccessToken};
-use super::store::{AuthMethod, Client, GrantType, Redemption, RefreshEntry, fingerprint, sha256};
+use super::store::{AuthMethod, Client, GrantType, Redemption, RefreshEntry, fingerprint};
+use crate::crypto::{random_id, sha256};
 
 /// The realm of `WWW-Authenticate: Basic` on `invalid_client`.
 const BASIC_CHALLENGE: &str = "Basic realm=\"mcp-oauth dev authorization server\"";

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use url::Url;
 
-use super::store::sha256;
+use crate::crypto::sha256;
 use crate::loopback::is_loopback_http;
 
 /// The parameters of a form body or query string.
@@ -164,11 +164,6 @@ pub(crate) fn random_token(prefix: &str) -> String {
         "{prefix}{}",
         URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
     )
-}
-
-/// 128 random bits, base64url.
-pub(crate) fn random_id() -> String {
-    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
 }
 
 #[cfg(test)]

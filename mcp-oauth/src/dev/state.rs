@@ -13,11 +13,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 use url::Url;
 
-use super::params::{is_valid_redirect_uri, random_id, random_token};
-use super::store::{Client, GrantType, Store, sha256};
+use super::params::{is_valid_redirect_uri, random_token};
+use super::store::{Client, GrantType, Store};
 use super::{DEFAULT_CLIENT_ID, DevClient};
 use crate::clock::Clock;
-use crate::crypto::{Algorithm, Curve, PublicKeyMaterial, VerifyingKey};
+use crate::crypto::{Algorithm, Curve, PublicKeyMaterial, VerifyingKey, random_id, sha256};
 use crate::loopback::is_loopback_http;
 use crate::scopes::is_valid_scope_token;
 use crate::testing::{SigningAlgorithm, SigningKey, compact_jws};

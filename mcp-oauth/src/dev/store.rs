@@ -10,7 +10,8 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use sha2::{Digest, Sha256};
+
+use crate::crypto::sha256;
 
 /// The most recent access tokens remembered per refresh-token family, to revoke them with it.
 const ACCESS_TOKENS_PER_FAMILY: usize = 64;
@@ -355,11 +356,6 @@ impl Store {
     pub(crate) fn is_revoked(&self, jti: &str) -> bool {
         self.revoked.lock().get(jti).is_some()
     }
-}
-
-/// SHA-256 of `bytes`.
-pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
 }
 
 /// A short, loggable fingerprint of a secret: the first 8 hex digits of its SHA-256.

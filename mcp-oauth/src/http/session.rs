@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use crate::crypto::sha256;
 use crate::validation::VerifiedToken;
 
 /// Who a session belongs to: a digest of issuer, subject and client id.
@@ -93,7 +94,7 @@ impl InMemorySessionBindings {
     }
 
     fn key(session_id: &str) -> [u8; 32] {
-        Sha256::digest(session_id.as_bytes()).into()
+        sha256(session_id.as_bytes())
     }
 }
 
