@@ -138,28 +138,22 @@ mod tests {
 
     #[test]
     fn a_real_issuer_cannot_point_discovery_at_plain_http_loopback() {
-        let allowed = |issuer, text| is_allowed_discovered_url(issuer, &url(text));
-        assert!(allowed(
-            "https://as.example.com",
-            "https://as.example.com/jwks"
-        ));
-        assert!(!allowed(
-            "https://as.example.com",
-            "http://127.0.0.1:8080/jwks"
-        ));
-        assert!(!allowed("https://as.example.com", "http://localhost/jwks"));
-        assert!(allowed(
-            "http://127.0.0.1:9000",
-            "http://127.0.0.1:9000/jwks"
-        ));
-        assert!(allowed(
-            "http://127.0.0.1:9000",
-            "https://as.example.com/jwks"
-        ));
-        assert!(!allowed(
-            "http://127.0.0.1:9000",
-            "http://as.example.com/jwks"
-        ));
-        assert!(!allowed("not a url", "http://127.0.0.1/jwks"));
+        const REAL: &str = "https://as.example.com";
+        const DEV: &str = "http://127.0.0.1:9000";
+        for (issuer, discovered, allowed) in [
+            (REAL, "https://as.example.com/jwks", true),
+            (REAL, "http://127.0.0.1:8080/jwks", false),
+            (REAL, "http://localhost/jwks", false),
+            (DEV, "http://127.0.0.1:9000/jwks", true),
+            (DEV, "https://as.example.com/jwks", true),
+            (DEV, "http://as.example.com/jwks", false),
+            ("not a url", "http://127.0.0.1/jwks", false),
+        ] {
+            assert_eq!(
+                is_allowed_discovered_url(issuer, &url(discovered)),
+                allowed,
+                "{issuer} -> {discovered}"
+            );
+        }
     }
 }

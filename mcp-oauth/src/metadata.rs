@@ -910,30 +910,21 @@ mod tests {
     }
 
     #[test]
-    fn http_loopback_ipv4_resource_is_accepted() {
-        let prm = ProtectedResourceMetadata::builder("http://127.0.0.1:8080/mcp")
-            .authorization_server("http://127.0.0.1:9000")
-            .build()
-            .unwrap();
-        assert_eq!(prm.resource, "http://127.0.0.1:8080/mcp");
-        assert!(
-            ProtectedResourceMetadata::builder("http://localhost:3000/mcp")
-                .authorization_server(ISSUER)
-                .build()
-                .is_ok()
-        );
-    }
-
-    #[test]
-    fn http_resource_and_issuer_anywhere_in_127_0_0_0_8_are_accepted() {
+    fn http_loopback_ipv4_resource_and_issuer_are_accepted_anywhere_in_127_0_0_0_8() {
         // The crate's one loopback rule (RFC 8252 §7.3, RFC 1122 §3.2.1.3): the issuer a key
         // set may fetch from over plain http may also be advertised.
-        let prm = ProtectedResourceMetadata::builder("http://127.0.0.2:8080/mcp")
-            .authorization_server("http://127.1.2.3:9000")
-            .build()
-            .unwrap();
-        assert_eq!(prm.resource, "http://127.0.0.2:8080/mcp");
-        assert_eq!(prm.authorization_servers, ["http://127.1.2.3:9000"]);
+        for (resource, issuer) in [
+            ("http://127.0.0.1:8080/mcp", "http://127.0.0.1:9000"),
+            ("http://127.0.0.2:8080/mcp", "http://127.1.2.3:9000"),
+            ("http://localhost:3000/mcp", ISSUER),
+        ] {
+            let prm = ProtectedResourceMetadata::builder(resource)
+                .authorization_server(issuer)
+                .build()
+                .unwrap();
+            assert_eq!(prm.resource, resource);
+            assert_eq!(prm.authorization_servers, [issuer]);
+        }
     }
 
     #[test]
