@@ -11,3 +11,16 @@ fn readme_names_the_test_command_that_ci_runs() {
     assert!(readme.contains(command), "README.md must show `{command}`");
     assert!(ci.contains(command), ".ci/run must run `{command}`");
 }
+
+#[test]
+fn the_readme_quick_start_is_the_minimal_example_ci_builds() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let example =
+        std::fs::read_to_string(root.join("examples/minimal.rs")).expect("examples/minimal.rs");
+    let block = format!("```rust,ignore\n{example}```");
+    assert!(
+        readme.contains(&block),
+        "README.md's quick start must be examples/minimal.rs verbatim, in a rust block"
+    );
+}

@@ -57,6 +57,8 @@ compile_error!(
 );
 
 pub mod access;
+#[cfg(feature = "serve")]
+pub mod app;
 pub mod audit;
 pub mod challenge;
 pub mod clock;
@@ -87,6 +89,8 @@ mod http_client;
 mod json;
 mod loopback;
 
+#[cfg(feature = "serve")]
+pub use app::{OAuthApp, OAuthServer, ProtectedResourceExt, StartupError};
 // What every program types. Re-exports, not moves: the module paths keep working.
 #[cfg(feature = "layer")]
 pub use crate::http::{OAuthLayer, OAuthLayerBuilder};

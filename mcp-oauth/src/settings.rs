@@ -228,6 +228,17 @@ pub enum SettingsError {
 
 /// The prefix of every variable this module reads.
 const PREFIX: &str = "MCP_OAUTH_";
+
+/// Prefixes of variables that belong to the project's own tools, not to the library: the
+/// stand-alone dev authorization server (`examples/dev_server.rs`) and the soak test. A shell
+/// that runs both must not stop the server; a setting of the library never starts with them.
+const OTHER_TOOLS: [&str; 2] = ["MCP_OAUTH_DEV_", "MCP_OAUTH_SOAK_"];
+
+/// Whether `name` is read here (an `MCP_OAUTH_*` name not reserved for another tool).
+fn is_ours(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    upper.starts_with(PREFIX) && !OTHER_TOOLS.iter().any(|other| upper.starts_with(other))
+}
 /// `NAME_FILE`: the value of `NAME` is the content of the file it names.
 const FILE_SUFFIX: &str = "_FILE";
 
@@ -488,7 +499,7 @@ impl Settings {
                     continue;
                 }
             };
-            if !name.to_ascii_uppercase().starts_with(PREFIX) {
+            if !is_ours(&name) {
                 continue;
             }
             let value = value
@@ -891,7 +902,7 @@ impl Vars {
         let mut unknown: Option<String> = None;
         let mut seen = BTreeSet::new();
         for (name, value) in vars {
-            if !name.to_ascii_uppercase().starts_with(PREFIX) {
+            if !is_ours(&name) {
                 continue;
             }
             if !seen.insert(name.clone()) {
@@ -1395,6 +1406,25 @@ fn is_guid(value: &str) -> bool {
             8 | 13 | 18 | 23 => c == '-',
             _ => c.is_ascii_hexdigit(),
         })
+}
+
+#[cfg(test)]
+mod other_tools_tests {
+    use super::*;
+
+    #[test]
+    fn the_project_tools_variables_are_not_ours_and_typos_still_are() {
+        let vars = [
+            ("MCP_OAUTH_DEV_PORT".to_owned(), "9000".to_owned()),
+            ("MCP_OAUTH_SOAK_SECONDS".to_owned(), "60".to_owned()),
+        ];
+        assert_eq!(Settings::from_lookup(vars).unwrap(), Settings::default());
+        let typo = [("MCP_OAUTH_DEVV_PORT".to_owned(), "1".to_owned())];
+        assert!(matches!(
+            Settings::from_lookup(typo),
+            Err(SettingsError::Unknown { .. })
+        ));
+    }
 }
 
 #[cfg(test)]
@@ -2187,7 +2217,7 @@ mod tests {
         for name in [
             "MCP_OAUTH_REDIS_URL",
             "MCP_OAUTH_DPOP",
-            "MCP_OAUTH_DEV_PORT",
+            "MCP_OAUTH_TELEMETRY",
         ] {
             let error = error(&[(name, "1")]);
             assert_eq!(

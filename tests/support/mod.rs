@@ -107,8 +107,24 @@ pub fn example_command(name: &str) -> Command {
     command
 }
 
-/// A free port on 127.0.0.1 (bound to port 0 and released; good enough on a test machine).
+/// A free port on 127.0.0.1 for a child process to bind. Taken below Linux's ephemeral
+/// range (32768-60999), which the kernel hands to every `bind(:0)` (test issuers, clients):
+/// a port picked there and released could be handed to another test's server before the
+/// child binds it. Below it only this allocator hands ports out: a per-process sequence from
+/// a pid-dependent start, each checked to be bindable.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7_919) % COUNT;
+    for _ in 0..COUNT {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + (start + n) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind 127.0.0.1:0")

@@ -461,6 +461,11 @@ impl OAuthLayer {
         &self.shared.metadata_paths[0]
     }
 
+    /// The resource URL: the MCP endpoint clients use.
+    pub fn resource_url(&self) -> &str {
+        self.shared.config.resource_url()
+    }
+
     /// The metadata URL every challenge names.
     pub fn metadata_url(&self) -> &str {
         &self.shared.metadata_url

@@ -1,0 +1,685 @@
+//! From the two attributes to a served app in one call (feature `serve`).
+//!
+//! ```no_run
+//! # #[cfg(all(feature = "rmcp", feature = "serve"))]
+//! # mod example {
+//! use mcp_oauth::{ProtectedResourceExt, mcp_tool, protected_resource};
+//! use rmcp::model::{CallToolResult, ContentBlock};
+//! use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
+//!
+//! #[protected_resource(
+//!     resource = "http://127.0.0.1:8080/mcp",
+//!     authorization_servers = ["https://auth.example.com"],
+//!     scopes = ["calendar:read"],
+//! )]
+//! #[derive(Clone)]
+//! pub struct Calendar;
+//!
+//! #[tool_router]
+//! impl Calendar {
+//!     #[mcp_tool(scopes = ["calendar:read"])]
+//!     #[tool(description = "List events")]
+//!     async fn list_events(&self) -> Result<CallToolResult, ErrorData> {
+//!         Ok(CallToolResult::success(vec![ContentBlock::text("standup")]))
+//!     }
+//! }
+//!
+//! #[tool_handler]
+//! impl ServerHandler for Calendar {}
+//!
+//! pub async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     Calendar::oauth()                       // the declaration's defaults
+//!         .with_env()?                        // MCP_OAUTH_* over them
+//!         .tool_router(&Calendar::tool_router())
+//!         .build()
+//!         .await?                             // keys, layer, listener: startup errors here
+//!         .serve_rmcp(|| Ok(Calendar))        // TCP_NODELAY, client addresses, SIGINT/SIGTERM
+//!         .await?;
+//!     Ok(())
+//! }
+//! # }
+//! ```
+//!
+//! Every fact is stated once: the validator trusts exactly the issuers the metadata
+//! advertises (with the resource as audience unless [`Settings::audience`] says otherwise),
+//! the tool table comes from the router, and the layer's `Host` rule and rmcp's
+//! `allowed_hosts` come from [`Settings::allowed_hosts`]. The builders underneath
+//! ([`OAuthLayer::builder`], [`Validator::builder`]) stay public for what this does not
+//! cover; [`OAuthApp::layer_with`] reaches the layer builder from here.
+
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+
+use crate::audit::{JsonLinesSink, TracingSink};
+use crate::http::{
+    ClientAddress, LayerError, OAuthLayer, OAuthLayerBuilder, OriginPolicy, TrustedProxies,
+};
+use crate::introspection::{Introspection, IntrospectionConfigError};
+use crate::rate_limit::{Budget, RateLimits};
+use crate::resource::{ConfigError, ProtectedResource, ResourceConfig};
+use crate::settings::{AuditLog, Provider, Settings, SettingsError};
+use crate::tools::ToolTable;
+use crate::validation::{IssuerPolicy, PolicyError, Validator, ValidatorError};
+
+/// The burst of the failed-authentication budget: a client that mistypes a token a few
+/// times is never locked out, a guesser is after 60 attempts.
+const FAILED_AUTH_BURST: u32 = 60;
+
+/// Why the app could not start: each names the setting or step that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartupError {
+    /// A setting is unusable.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The effective resource configuration is invalid.
+    #[error("invalid resource configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// An issuer policy is invalid.
+    #[error("invalid issuer policy: {0}")]
+    Policy(#[from] PolicyError),
+    /// The validator could not be built.
+    #[error("invalid validator configuration: {0}")]
+    Validator(#[from] ValidatorError),
+    /// The introspection configuration is invalid.
+    #[error("invalid introspection configuration: {0}")]
+    Introspection(#[from] IntrospectionConfigError),
+    /// The layer's startup self-check failed.
+    #[error("invalid configuration: {0}")]
+    Layer(#[from] LayerError),
+    /// No issuer is configured and the embedded dev server may not run here.
+    #[error("{0}")]
+    NoIssuer(String),
+    /// The listener could not be bound.
+    #[error(
+        "cannot listen on {addr}: {source} (is another server using the port? set MCP_OAUTH_RESOURCE or MCP_OAUTH_BIND)"
+    )]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The audit log file could not be opened.
+    #[error("MCP_OAUTH_AUDIT_LOG: cannot open {path}: {source}")]
+    AuditLog {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The embedded dev authorization server could not start.
+    #[cfg(feature = "dev")]
+    #[error("cannot start the dev authorization server: {0}")]
+    DevServer(std::io::Error),
+}
+
+/// `Calendar::oauth()`: the one-call setup for every [`ProtectedResource`] (import the
+/// trait: `use mcp_oauth::ProtectedResourceExt;`).
+pub trait ProtectedResourceExt: ProtectedResource + Sized {
+    /// Starts the setup with the declaration's defaults.
+    fn oauth() -> OAuthApp<Self> {
+        OAuthApp {
+            settings: Settings::default(),
+            tools: None,
+            customize: Vec::new(),
+            dev_if_unconfigured: false,
+            resource: PhantomData,
+        }
+    }
+}
+
+impl<R: ProtectedResource> ProtectedResourceExt for R {}
+
+type Customize = Box<dyn FnOnce(OAuthLayerBuilder) -> OAuthLayerBuilder + Send>;
+
+/// The one-call setup of a protected MCP server; see the [module docs](self).
+#[must_use]
+pub struct OAuthApp<R> {
+    settings: Settings,
+    tools: Option<ToolTable>,
+    customize: Vec<Customize>,
+    dev_if_unconfigured: bool,
+    resource: PhantomData<fn() -> R>,
+}
+
+impl<R> std::fmt::Debug for OAuthApp<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthApp")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: ProtectedResource> OAuthApp<R> {
+    /// Replaces the settings (from a configuration file, say).
+    /// Replaces the settings (from a configuration file, say); they are checked like the
+    /// environment's when the app is built.
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Reads `MCP_OAUTH_*` over the settings so far (see [`Settings::from_env`]): an
+    /// unknown variable or an invalid value is an error naming it.
+    pub fn with_env(mut self) -> Result<Self, SettingsError> {
+        self.settings = self.settings.with_env()?;
+        Ok(self)
+    }
+
+    /// The per-tool scope table (with rmcp, prefer [`tool_router`](Self::tool_router)).
+    pub fn tools(mut self, tools: ToolTable) -> Self {
+        self.tools = Some(tools);
+        self
+    }
+
+    /// The per-tool scope table, read from the router's `#[mcp_tool]` annotations.
+    #[cfg(feature = "rmcp")]
+    pub fn tool_router<S: Send + Sync + 'static>(
+        self,
+        router: &rmcp::handler::server::router::tool::ToolRouter<S>,
+    ) -> Self {
+        self.tools(crate::rmcp::tool_table(router))
+    }
+
+    /// Adjusts the layer builder after the settings applied (an audit sink, session
+    /// bindings, a body bound, …).
+    pub fn layer_with(
+        mut self,
+        customize: impl FnOnce(OAuthLayerBuilder) -> OAuthLayerBuilder + Send + 'static,
+    ) -> Self {
+        self.customize.push(Box::new(customize));
+        self
+    }
+
+    /// With no issuer configured (no `issuers`, no `provider`), run the embedded dev
+    /// authorization server (feature `dev`), and only where it is safe: the resource URL
+    /// is loopback and the server binds a loopback address. Anywhere else startup fails:
+    /// never a silent dev issuer.
+    #[cfg(feature = "dev")]
+    pub fn dev_server_if_unconfigured(mut self) -> Self {
+        self.dev_if_unconfigured = true;
+        self
+    }
+
+    /// Binds the listener, resolves the issuers (starting the dev server if asked and
+    /// allowed), builds the validator and the layer, and preloads the keys.
+    pub async fn build(self) -> Result<OAuthServer, StartupError> {
+        let settings = self.settings;
+        settings.validate()?;
+        let mut config = ResourceConfig::of::<R>();
+        if let Some(resource) = &settings.resource {
+            config = config.resource(resource);
+        }
+        let resource = config.resource_url().to_owned();
+        let resource_url = url::Url::parse(&resource).map_err(|e| SettingsError::Invalid {
+            name: "MCP_OAUTH_RESOURCE".into(),
+            reason: format!("{resource:?} is not a URL: {e}"),
+        })?;
+        let bind = bind_address(&settings, &resource_url)?;
+        let audience = settings
+            .audience
+            .clone()
+            .unwrap_or_else(|| resource.clone());
+        let issuers = configured_issuers(&settings)?;
+        let use_dev = issuers.is_empty() && self.dev_if_unconfigured;
+        if use_dev {
+            // Decided before anything listens: a dev issuer never serves off loopback.
+            require_loopback(&resource_url, &bind).await?;
+        }
+        let listener = tokio::net::TcpListener::bind(&bind)
+            .await
+            .map_err(|source| StartupError::Listen {
+                addr: bind.clone(),
+                source,
+            })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartupError::Listen {
+                addr: bind.clone(),
+                source,
+            })?;
+
+        #[cfg(feature = "dev")]
+        let mut dev = None;
+        let (issuers, policies) = if !issuers.is_empty() {
+            let policies = issuer_policies(&settings, &issuers, &audience)?;
+            (issuers, policies)
+        } else if use_dev {
+            #[cfg(feature = "dev")]
+            {
+                let server = start_dev_server::<R>(&audience).await?;
+                let policy = IssuerPolicy::builder(server.issuer())
+                    .audience(&audience)
+                    .jwks_uri(server.jwks_uri())
+                    .build()?;
+                let issuer = server.issuer().to_owned();
+                dev = Some(server);
+                (vec![issuer], vec![policy])
+            }
+            #[cfg(not(feature = "dev"))]
+            unreachable!("dev_server_if_unconfigured needs the dev feature")
+        } else {
+            let declared = config.issuers().to_vec();
+            let policies = issuer_policies(&settings, &declared, &audience)?;
+            (declared, policies)
+        };
+        let mut validator = Validator::builder();
+        for policy in policies {
+            validator = validator.issuer(policy);
+        }
+        if let Some(introspection) = &settings.introspection {
+            let issuer = issuers.first().ok_or_else(|| {
+                StartupError::NoIssuer("introspection needs an issuer (MCP_OAUTH_ISSUER)".into())
+            })?;
+            let mut builder = Introspection::builder(issuer)
+                .audience(&audience)
+                .client_secret_basic(
+                    introspection.client_id.clone(),
+                    introspection.client_secret.expose().to_owned(),
+                );
+            if let Some(endpoint) = &introspection.endpoint {
+                builder = builder.endpoint(endpoint);
+            }
+            validator = validator.introspection(builder.build()?);
+        }
+        let validator = validator.build()?;
+        // The metadata advertises exactly the issuers the validator trusts (for a
+        // multi-tenant policy, its advertised issuer rather than the template).
+        let issuers: Vec<String> = validator
+            .advertised_issuers()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let config = config.authorization_servers(issuers.iter().cloned());
+        if let Err(error) = validator.preload().await {
+            tracing::warn!(%error, "the issuer's keys could not be loaded yet; requests will retry");
+        }
+
+        let mut layer = OAuthLayer::builder(config, validator)
+            .tools(self.tools.unwrap_or_default())
+            .origins(origins(&resource, &settings.allowed_origins))
+            .allowed_hosts(settings.allowed_hosts.iter().cloned())
+            .rate_limits(rate_limits(&settings))
+            .client_address(client_address(&settings)?);
+        layer = match &settings.audit_log {
+            None => layer.audit_sink(TracingSink),
+            Some(AuditLog::Stderr) => layer.audit_sink(JsonLinesSink::new(std::io::stderr())),
+            Some(AuditLog::File(path)) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|source| StartupError::AuditLog {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                layer.audit_sink(JsonLinesSink::new(file))
+            }
+        };
+        for customize in self.customize {
+            layer = customize(layer);
+        }
+        let layer = layer.build()?;
+        Ok(OAuthServer {
+            layer,
+            listener,
+            local_addr,
+            resource_is_loopback: crate::loopback::is_loopback_url(&resource_url),
+            settings,
+            issuers,
+            signals: ShutdownSignals::install(),
+            #[cfg(feature = "dev")]
+            dev,
+        })
+    }
+}
+
+/// `MCP_OAUTH_BIND`, or the resource URL's host and port (an https resource needs an
+/// explicit bind: its TLS is terminated in front of this server).
+fn bind_address(settings: &Settings, resource: &url::Url) -> Result<String, SettingsError> {
+    if let Some(bind) = &settings.bind {
+        return Ok(bind.clone());
+    }
+    if resource.scheme() == "https" {
+        return Err(SettingsError::Invalid {
+            name: "MCP_OAUTH_BIND".into(),
+            reason: "required when MCP_OAUTH_RESOURCE is https (TLS is terminated in front of \
+                     this server)"
+                .into(),
+        });
+    }
+    let host = resource
+        .host_str()
+        .unwrap_or("127.0.0.1")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = resource.port_or_known_default().unwrap_or(80);
+    Ok(if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    })
+}
+
+/// The issuers the settings name: `issuers`, or the provider's.
+fn configured_issuers(settings: &Settings) -> Result<Vec<String>, SettingsError> {
+    if !settings.issuers.is_empty() {
+        return Ok(settings.issuers.clone());
+    }
+    match &settings.provider {
+        None | Some(Provider::Generic) => Ok(Vec::new()),
+        Some(provider) => Ok(vec![provider.profile(None)?.issuer()]),
+    }
+}
+
+/// One policy per issuer: the provider's conventions when one is named, the strict RFC 9068
+/// profile otherwise; audience the resource unless overridden.
+fn issuer_policies(
+    settings: &Settings,
+    issuers: &[String],
+    audience: &str,
+) -> Result<Vec<IssuerPolicy>, StartupError> {
+    issuers
+        .iter()
+        .map(|issuer| {
+            let mut builder = match &settings.provider {
+                Some(provider) => IssuerPolicy::preset(provider.profile(Some(issuer))?),
+                None => IssuerPolicy::builder(issuer),
+            };
+            if let Some(Provider::Entra {
+                allowed_tenants, ..
+            }) = &settings.provider
+                && !allowed_tenants.is_empty()
+            {
+                builder = builder.allowed_tenants(allowed_tenants.iter().cloned());
+            }
+            builder = builder.audience(audience);
+            if let Some(jwks) = &settings.jwks_uri {
+                builder = builder.jwks_uri(jwks);
+            }
+            Ok(builder.build()?)
+        })
+        .collect()
+}
+
+fn origins(resource: &str, extra: &[String]) -> OriginPolicy {
+    extra
+        .iter()
+        .fold(OriginPolicy::for_resource(resource), |policy, origin| {
+            policy.and(origin)
+        })
+}
+
+fn rate_limits(settings: &Settings) -> RateLimits {
+    let mut limits = match settings.failed_auth_per_minute {
+        None => RateLimits::default(),
+        Some(0) => RateLimits::default().without_failed_auth_limit(),
+        Some(n) => {
+            RateLimits::default().failed_auth(Budget::per_minute(n).burst(FAILED_AUTH_BURST))
+        }
+    };
+    if let Some(n) = settings.requests_per_minute {
+        limits = limits.per_principal(Budget::per_minute(n).burst(n));
+    }
+    limits
+}
+
+fn client_address(settings: &Settings) -> Result<ClientAddress, SettingsError> {
+    if settings.trusted_proxies.is_empty() {
+        return Ok(ClientAddress::peer());
+    }
+    let proxies =
+        TrustedProxies::new(&settings.trusted_proxies).map_err(|e| SettingsError::Invalid {
+            name: "MCP_OAUTH_TRUSTED_PROXIES".into(),
+            reason: e.to_string(),
+        })?;
+    Ok(ClientAddress::x_forwarded_for(proxies))
+}
+
+/// The embedded dev server runs only for a loopback resource bound to loopback addresses
+/// (a host name in the bind address is resolved: every address must be loopback).
+async fn require_loopback(resource: &url::Url, bind: &str) -> Result<(), StartupError> {
+    let refuse = |why: &str| {
+        StartupError::NoIssuer(format!(
+            "no issuer is configured (set MCP_OAUTH_ISSUER or MCP_OAUTH_PROVIDER); the embedded \
+             dev authorization server runs only for a loopback resource bound to a loopback \
+             address, and {why}"
+        ))
+    };
+    if !crate::loopback::is_loopback_url(resource) {
+        return Err(refuse(&format!("the resource {resource} is not loopback")));
+    }
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host(bind)
+        .await
+        .map_err(|e| refuse(&format!("the bind address {bind} does not resolve: {e}")))?
+        .collect();
+    if addresses.is_empty() || addresses.iter().any(|a| !a.ip().is_loopback()) {
+        return Err(refuse(&format!("the bind address {bind} is not loopback")));
+    }
+    Ok(())
+}
+
+#[cfg(feature = "dev")]
+async fn start_dev_server<R: ProtectedResource>(
+    audience: &str,
+) -> Result<crate::dev::DevAuthorizationServer, StartupError> {
+    crate::dev::DevAuthorizationServer::builder()
+        .resource(audience)
+        .scopes(R::DECLARATION.scopes.iter().copied())
+        // Banner tokens are pasted by hand: an hour instead of five minutes.
+        .access_token_ttl(std::time::Duration::from_secs(3600))
+        .start()
+        .await
+        .map_err(StartupError::DevServer)
+}
+
+/// A built app: the layer, the bound listener, the issuers (and the dev server, if one
+/// runs). Serve it with [`serve`](Self::serve) or [`serve_rmcp`](Self::serve_rmcp), or take
+/// its [`router`](Self::router) into a larger axum app.
+pub struct OAuthServer {
+    layer: OAuthLayer,
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+    resource_is_loopback: bool,
+    settings: Settings,
+    issuers: Vec<String>,
+    signals: ShutdownSignals,
+    #[cfg(feature = "dev")]
+    dev: Option<crate::dev::DevAuthorizationServer>,
+}
+
+impl std::fmt::Debug for OAuthServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthServer")
+            .field("layer", &self.layer)
+            .field("local_addr", &self.local_addr)
+            .field("issuers", &self.issuers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuthServer {
+    /// The layer (its metadata URL, route, validator).
+    pub fn layer(&self) -> &OAuthLayer {
+        &self.layer
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The effective settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The issuers the metadata advertises and the validator trusts.
+    pub fn issuers(&self) -> &[String] {
+        &self.issuers
+    }
+
+    /// The embedded dev authorization server, when one runs.
+    #[cfg(feature = "dev")]
+    pub fn dev_server(&self) -> Option<&crate::dev::DevAuthorizationServer> {
+        self.dev.as_ref()
+    }
+
+    /// The `Host` names rmcp's own check accepts: the same setting as the layer's (for a
+    /// loopback resource, the loopback names too; for another resource, none configured
+    /// means no check, since proxies rewrite `Host`).
+    pub fn allowed_hosts(&self) -> Vec<String> {
+        let mut hosts = Vec::new();
+        if self.resource_is_loopback {
+            hosts.extend(["localhost", "127.0.0.1", "::1"].map(str::to_owned));
+        }
+        hosts.extend(self.settings.allowed_hosts.iter().cloned());
+        hosts
+    }
+
+    /// rmcp's streamable HTTP configuration with [`allowed_hosts`](Self::allowed_hosts).
+    #[cfg(feature = "rmcp")]
+    pub fn streamable_http_config(
+        &self,
+    ) -> rmcp::transport::streamable_http_server::StreamableHttpServerConfig {
+        let mut config =
+            rmcp::transport::streamable_http_server::StreamableHttpServerConfig::default();
+        config.allowed_hosts = self.allowed_hosts();
+        config
+    }
+
+    /// An axum router serving `mcp` at the resource's route, behind the layer (which also
+    /// serves the metadata).
+    pub fn router<S>(&self, mcp: S) -> axum::Router
+    where
+        S: tower_service::Service<
+                http::Request<crate::http::ResponseBody>,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        let inner = axum::Router::new().route_service(self.layer.route(), mcp);
+        axum::Router::new().fallback_service(tower_layer::Layer::layer(&self.layer, inner))
+    }
+
+    /// Serves `mcp` until SIGINT or SIGTERM: `TCP_NODELAY`, each client's address for the
+    /// failed-authentication budget, graceful shutdown (in-flight requests finish).
+    pub async fn serve<S>(self, mcp: S) -> std::io::Result<()>
+    where
+        S: tower_service::Service<
+                http::Request<crate::http::ResponseBody>,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        let router = self.router(mcp);
+        serve_router(self.listener, router, self.signals).await?;
+        #[cfg(feature = "dev")]
+        if let Some(dev) = &self.dev {
+            dev.shutdown().await;
+        }
+        Ok(())
+    }
+
+    /// Serves the rmcp server `factory` makes (one per session, or per request when
+    /// stateless), with [`streamable_http_config`](Self::streamable_http_config).
+    #[cfg(feature = "rmcp")]
+    pub async fn serve_rmcp<H>(
+        self,
+        factory: impl Fn() -> Result<H, std::io::Error> + Send + Sync + 'static,
+    ) -> std::io::Result<()>
+    where
+        H: rmcp::ServerHandler + Send + 'static,
+    {
+        use rmcp::transport::streamable_http_server::StreamableHttpService;
+        use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+        let service = StreamableHttpService::new(
+            factory,
+            LocalSessionManager::default().into(),
+            self.streamable_http_config(),
+        );
+        self.serve(service).await
+    }
+}
+
+/// `axum::serve` with `TCP_NODELAY` (a streamed response written in pieces must not wait
+/// for delayed ACKs), connect info, and graceful shutdown on SIGINT or SIGTERM.
+async fn serve_router(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    signals: ShutdownSignals,
+) -> std::io::Result<()> {
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signals.recv())
+    .await
+}
+
+/// SIGINT and SIGTERM (what container runtimes send), listened for from the moment the app
+/// is built: a signal that arrives before serving starts still stops it gracefully instead
+/// of killing the process.
+struct ShutdownSignals {
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(signal) => Some(signal),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for {name}");
+                    None
+                }
+            };
+            Self {
+                interrupt: listen(SignalKind::interrupt(), "SIGINT"),
+                terminate: listen(SignalKind::terminate(), "SIGTERM"),
+            }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        {
+            async fn on(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = on(&mut self.interrupt) => {}
+                () = on(&mut self.terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!(target: "mcp_oauth::http", "shutting down: in-flight requests finish");
+    }
+}
