@@ -96,7 +96,63 @@ pub use app::{OAuthApp, OAuthServer, ProtectedResourceExt, StartupError};
 pub use crate::http::{OAuthLayer, OAuthLayerBuilder};
 #[cfg(feature = "rmcp")]
 pub use crate::rmcp::Authenticated;
-pub use mcp_oauth_macros::{mcp_tool, protected_resource};
+/// Declares a protected resource: its RFC 9728 metadata, its scopes (a compile-time table
+/// that `#[mcp_tool]` checks against) and their hierarchy. The `resource` and
+/// `authorization_servers` are defaults a deployment overrides ([`settings`]).
+///
+/// ```
+/// use mcp_oauth::{ProtectedResource, protected_resource};
+///
+/// #[protected_resource(
+///     resource = "https://calendar.example.com/mcp",
+///     authorization_servers = ["https://auth.example.com"],
+///     scopes = ["calendar:read", "calendar:write"],
+///     implies = { "calendar:write" => ["calendar:read"] },
+/// )]
+/// pub struct Calendar;
+///
+/// let metadata = Calendar::config().metadata().unwrap();
+/// assert_eq!(metadata.resource, "https://calendar.example.com/mcp");
+/// assert!(Calendar::scope_hierarchy().implies("calendar:write", "calendar:read"));
+/// ```
+pub use mcp_oauth_macros::protected_resource;
+
+/// Gives a tool the scopes it needs, checked at compile time against the resource's
+/// declaration (a typo is an error at the string). With rmcp the scopes go in the tool's
+/// `_meta`, where the layer reads them to answer a 403 step-up before dispatch, and a guard
+/// checks them again inside the tool.
+///
+/// ```
+/// # #[cfg(feature = "rmcp")] {
+/// use mcp_oauth::{mcp_tool, protected_resource};
+/// use rmcp::model::{CallToolResult, ContentBlock};
+/// use rmcp::{ErrorData, tool, tool_router};
+///
+/// #[protected_resource(
+///     resource = "https://calendar.example.com/mcp",
+///     authorization_servers = ["https://auth.example.com"],
+///     scopes = ["calendar:read", "calendar:write"],
+/// )]
+/// #[derive(Clone)]
+/// pub struct Calendar;
+///
+/// #[tool_router]
+/// impl Calendar {
+///     #[mcp_tool(scopes = ["calendar:write"])]
+///     #[tool(description = "Create an event")]
+///     async fn create_event(&self) -> Result<CallToolResult, ErrorData> {
+///         Ok(CallToolResult::success(vec![ContentBlock::text("created")]))
+///     }
+/// }
+///
+/// let table = mcp_oauth::rmcp::tool_table(&Calendar::tool_router());
+/// assert!(matches!(
+///     table.requirement("create_event"),
+///     mcp_oauth::tools::ToolRequirement::Scopes(s) if s.contains("calendar:write")
+/// ));
+/// # }
+/// ```
+pub use mcp_oauth_macros::mcp_tool;
 pub use resource::{ProtectedResource, ResourceConfig, ResourceDeclaration};
 pub use scopes::{ScopeHierarchy, ScopeSet};
 pub use validation::{
