@@ -262,6 +262,22 @@ async fn the_table_read_from_the_router_holds_exactly_the_annotated_tools() {
 }
 
 #[tokio::test]
+async fn a_disabled_tool_keeps_its_scopes_in_the_table() {
+    // Issue #10: a tool disabled when the table is read and enabled later must not become
+    // "unannotated" (resource-wide scopes only).
+    let mut router = Calendar::tool_router();
+    assert!(router.disable_route("delete_calendar"));
+    assert!(router.get("delete_calendar").is_none());
+    let table = mcp_oauth::rmcp::tool_table(&router);
+    match table.requirement("delete_calendar") {
+        ToolRequirement::Scopes(scopes) => {
+            assert_eq!(scopes.to_space_separated(), "calendar:admin")
+        }
+        ToolRequirement::Unannotated => panic!("a disabled tool lost its scopes"),
+    }
+}
+
+#[tokio::test]
 async fn with_the_router_table_the_layer_steps_up_before_dispatch() {
     let server = start(mcp_oauth::rmcp::tool_table(&Calendar::tool_router())).await;
     let reader = server.issuer.token().scope("calendar:read").sign();

@@ -36,9 +36,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .build()
         .await?;
     print_banner(&app);
-    let filter_tools = app.settings().filter_tools;
-    app.serve_rmcp(move || Ok(Calendar::new().filtering_tools(filter_tools)))
-        .await?;
+    // One calendar, shared by every session (the factory runs per session).
+    let calendar = Calendar::new().filtering_tools(app.settings().filter_tools);
+    app.serve_rmcp(move || Ok(calendar.clone())).await?;
     Ok(())
 }
 

@@ -1197,3 +1197,75 @@ async fn a_token_without_subject_or_client_cannot_own_a_session() {
         .unwrap();
     assert_eq!(response.status(), 401);
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue #10, finding 5: bodies are judged only as the server reads them, and read only when
+// they can matter.
+
+#[tokio::test]
+async fn a_form_body_without_authorization_is_not_read_and_gets_the_discovery_challenge() {
+    let server = start().await;
+    // 8 MiB of form body and no Authorization header: answered 401 without reading it (a
+    // read would hit the 4 MiB bound and answer 413).
+    let response = server
+        .http
+        .post(&server.resource)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "access_token=x&pad={}",
+            "a".repeat(8 * 1024 * 1024)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(param(&challenge_params(&response), "error"), None);
+}
+
+#[tokio::test]
+async fn a_form_body_beside_a_token_is_read_within_a_small_cap() {
+    let server = start().await;
+    let token = server.token("calendar:read");
+    // 64 KiB of form: over the 16 KiB read before authentication, so 413 before validation.
+    let response = server
+        .http
+        .post(&server.resource)
+        .bearer_auth(&token)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("pad={}", "a".repeat(64 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+}
+
+#[tokio::test]
+async fn a_body_with_a_content_encoding_is_refused_with_415_before_it_is_judged() {
+    let server = start().await;
+    let token = server.token("calendar:admin");
+    for encoding in ["gzip", "identity, br", "deflate"] {
+        let response = server
+            .http
+            .post(&server.resource)
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(initialize_body().to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 415, "{encoding}");
+    }
+    let identity = server
+        .http
+        .post(&server.resource)
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("content-encoding", "identity")
+        .body(initialize_body().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(identity.status(), 200);
+}

@@ -224,33 +224,52 @@ impl ClientAddress {
     /// The client address of a request, if known.
     pub(crate) fn resolve(&self, headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> {
         let peer = peer_of(extensions).map(|ip| ip.to_canonical());
-        match &self.source {
-            Source::Peer => peer,
-            Source::ForwardedFor(proxies) => {
-                if !proxies.trusts_peer(peer) {
-                    return peer;
-                }
-                forwarded_for(headers, proxies).or(peer)
+        let (proxies, read): (
+            &TrustedProxies,
+            fn(&HeaderMap, &TrustedProxies, &Source) -> Hop,
+        ) = match &self.source {
+            Source::Peer => return peer,
+            Source::Custom(source) => {
+                return source(headers, extensions).map(|ip| ip.to_canonical());
             }
-            Source::Forwarded(proxies) => {
-                if !proxies.trusts_peer(peer) {
-                    return peer;
-                }
-                forwarded(headers, proxies).or(peer)
-            }
-            Source::Custom(source) => source(headers, extensions).map(|ip| ip.to_canonical()),
-            Source::Header(name, proxies) => {
-                if !proxies.trusts_peer(peer) {
-                    return peer;
-                }
-                let mut values = headers.get_all(name).iter();
-                let single = match (values.next(), values.next()) {
-                    (Some(value), None) => value.to_str().ok().and_then(parse_entry),
-                    _ => None,
-                };
-                single.or(peer)
-            }
+            Source::ForwardedFor(proxies) => (proxies, |h, p, _| forwarded_for(h, p)),
+            Source::Forwarded(proxies) => (proxies, |h, p, _| forwarded(h, p)),
+            Source::Header(_, proxies) => (proxies, |h, _, source| match source {
+                Source::Header(name, _) => single_header(h, name),
+                _ => Hop::Absent,
+            }),
+        };
+        if !proxies.trusts_peer(peer) {
+            return peer;
         }
+        match read(headers, proxies, &self.source) {
+            Hop::Found(ip) => Some(ip),
+            // No header: the trusted peer itself is the client.
+            Hop::Absent => peer,
+            // The hop that decides cannot be read: unknown (refused while the budget is on),
+            // never the proxy's own address, which every client behind it shares.
+            Hop::Unreadable => None,
+        }
+    }
+}
+
+/// What a forwarding header says about the client.
+enum Hop {
+    Found(IpAddr),
+    Absent,
+    Unreadable,
+}
+
+/// A single header set by the proxy; present twice (the client's copy kept) is unreadable.
+fn single_header(headers: &HeaderMap, name: &HeaderName) -> Hop {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Hop::Absent,
+        (Some(value), None) => match value.to_str().ok().and_then(parse_entry) {
+            Some(ip) => Hop::Found(ip),
+            None => Hop::Unreadable,
+        },
+        (Some(_), Some(_)) => Hop::Unreadable,
     }
 }
 
@@ -267,54 +286,78 @@ fn peer_of(extensions: &Extensions) -> Option<IpAddr> {
     None
 }
 
-fn forwarded_for(headers: &HeaderMap, proxies: &TrustedProxies) -> Option<IpAddr> {
-    let mut entries = Vec::new();
-    for value in headers.get_all("x-forwarded-for") {
-        let value = value.to_str().ok()?;
-        entries.extend(value.split(',').map(str::trim));
-    }
-    rightmost_untrusted(&entries, proxies)
+fn forwarded_for(headers: &HeaderMap, proxies: &TrustedProxies) -> Hop {
+    // Right to left, lazily: entries left of the client's were written by the client and are
+    // never parsed (junk there must not change whose bucket this is).
+    let values: Vec<&[u8]> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    rightmost_untrusted(
+        values
+            .iter()
+            .rev()
+            .flat_map(|value| value.rsplit(|b| *b == b','))
+            .map(|entry| std::str::from_utf8(entry).ok().and_then(parse_entry)),
+        proxies,
+    )
 }
 
-/// The `for=` nodes of `Forwarded` headers (RFC 7239 §4), in order; `None` if a hop has no
-/// `for` or one is repeated.
-fn forwarded(headers: &HeaderMap, proxies: &TrustedProxies) -> Option<IpAddr> {
-    let mut entries = Vec::new();
-    for value in headers.get_all(http::header::FORWARDED) {
-        let value = value.to_str().ok()?;
-        for hop in value.split(',') {
-            let mut node = None;
-            for pair in hop.split(';') {
-                let Some((name, value)) = pair.split_once('=') else {
-                    continue;
-                };
-                if name.trim().eq_ignore_ascii_case("for") {
-                    if node.is_some() {
-                        return None;
-                    }
-                    node = Some(value.trim().trim_matches('"'));
-                }
+/// The `for=` node of one `Forwarded` hop (RFC 7239 §4); `None` when it has none, two, or
+/// an obfuscated or `unknown` one.
+fn forwarded_node(hop: &[u8]) -> Option<IpAddr> {
+    let hop = std::str::from_utf8(hop).ok()?;
+    let mut node = None;
+    for pair in hop.split(';') {
+        let Some((name, value)) = pair.split_once('=') else {
+            continue;
+        };
+        if name.trim().eq_ignore_ascii_case("for") {
+            if node.is_some() {
+                return None;
             }
-            entries.push(node?);
+            node = Some(value.trim().trim_matches('"'));
         }
     }
-    rightmost_untrusted(&entries, proxies)
+    parse_entry(node?)
+}
+
+fn forwarded(headers: &HeaderMap, proxies: &TrustedProxies) -> Hop {
+    let values: Vec<&[u8]> = headers
+        .get_all(http::header::FORWARDED)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    rightmost_untrusted(
+        values
+            .iter()
+            .rev()
+            .flat_map(|value| value.rsplit(|b| *b == b','))
+            .map(forwarded_node),
+        proxies,
+    )
 }
 
 /// The rightmost entry that is not a trusted proxy (entries left of it were written by the
-/// client and prove nothing); every hop trusted: the leftmost. `None` when an entry read
-/// before the answer does not parse.
-fn rightmost_untrusted(entries: &[&str], proxies: &TrustedProxies) -> Option<IpAddr> {
+/// client and prove nothing; they are not read); every hop trusted: the leftmost. An entry
+/// that does not parse where the scan reaches it makes the header unreadable.
+fn rightmost_untrusted(
+    entries: impl Iterator<Item = Option<IpAddr>>,
+    proxies: &TrustedProxies,
+) -> Hop {
     let mut leftmost = None;
-    for entry in entries.iter().rev() {
-        let ip = parse_entry(entry)?;
+    for entry in entries {
+        let Some(ip) = entry else {
+            return Hop::Unreadable;
+        };
         if !proxies.contains(ip) {
-            return Some(ip);
+            return Hop::Found(ip);
         }
         leftmost = Some(ip);
     }
     // Every hop is a trusted proxy: the first one is as far as the chain goes.
-    leftmost
+    leftmost.map_or(Hop::Absent, Hop::Found)
 }
 
 /// `1.2.3.4`, `1.2.3.4:5678`, `::1`, `[::1]`, `[::1]:443`.
@@ -380,9 +423,18 @@ mod tests {
         // The same header from an untrusted peer proves nothing.
         let (headers, extensions) = request(Some("198.51.100.2:443"), &["1.1.1.1"]);
         assert_eq!(source.resolve(&headers, &extensions), ip("198.51.100.2"));
-        // Garbage in the chain: the peer.
+        // Garbage where the scan stops: unknown, never the proxy's shared address.
         let (headers, extensions) = request(Some("10.0.0.5:443"), &["1.1.1.1, nonsense"]);
-        assert_eq!(source.resolve(&headers, &extensions), ip("10.0.0.5"));
+        assert_eq!(source.resolve(&headers, &extensions), None);
+        // Junk the client wrote left of its own address is never read.
+        let (headers, extensions) = request(Some("10.0.0.5:443"), &["nonsense, 203.0.113.7"]);
+        assert_eq!(source.resolve(&headers, &extensions), ip("203.0.113.7"));
+        let mut junk = HeaderMap::new();
+        junk.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff\xfe, 203.0.113.8").unwrap(),
+        );
+        assert_eq!(source.resolve(&junk, &extensions), ip("203.0.113.8"));
         // Ports and brackets are allowed.
         let (headers, extensions) = request(Some("10.0.0.5:443"), &["[2001:db8::1]:8080"]);
         assert_eq!(source.resolve(&headers, &extensions), ip("2001:db8::1"));
@@ -427,13 +479,20 @@ mod tests {
         let mut untrusted = Extensions::new();
         untrusted.insert(PeerAddr("198.51.100.2:443".parse().unwrap()));
         assert_eq!(source.resolve(&headers, &untrusted), ip("198.51.100.2"));
-        // An obfuscated node: the peer.
+        // An obfuscated node where the scan stops: unknown, never the proxy's address.
         let mut obfuscated = HeaderMap::new();
         obfuscated.insert(
             http::header::FORWARDED,
             HeaderValue::from_static("for=_hidden"),
         );
-        assert_eq!(source.resolve(&obfuscated, &trusted), ip("10.0.0.5"));
+        assert_eq!(source.resolve(&obfuscated, &trusted), None);
+        // A client-written hop without `for` left of the real one is never read.
+        let mut client_junk = HeaderMap::new();
+        client_junk.insert(
+            http::header::FORWARDED,
+            HeaderValue::from_static("by=x, for=203.0.113.9"),
+        );
+        assert_eq!(source.resolve(&client_junk, &trusted), ip("203.0.113.9"));
     }
 
     #[test]

@@ -33,8 +33,29 @@ use super::session::Principal;
 const TAG_BYTES: usize = 16;
 /// What a sealed handle carries after its id: `.` and the tag in unpadded base64url.
 const TAG_CHARS: usize = 22;
-/// Appended to a handle that did not open, so that it can name nothing the server knows.
-const UNBOUND_SUFFIX: &str = ".unbound";
+/// What the server is given for a task id that did not open: none of the presented text (a
+/// store that parsed a prefix of it could otherwise find another principal's task), and no
+/// task id any server issues.
+const UNBOUND_TASK: &str = "mcp-oauth:unbound-task-id";
+
+/// Which kind of handle a MAC covers, so that a sealed event id never opens as a task id
+/// and the reverse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HandleKind {
+    /// An SSE event id (`Last-Event-ID`).
+    Event,
+    /// A task id (`tasks/get|update|cancel`).
+    Task,
+}
+
+impl HandleKind {
+    fn label(self) -> &'static [u8] {
+        match self {
+            HandleKind::Event => b"mcp-oauth event id\0",
+            HandleKind::Task => b"mcp-oauth task id\0",
+        }
+    }
+}
 
 /// The key that seals state handles. Random per process by default; replicas behind one
 /// load balancer share one (32 random bytes from a secret store).
@@ -58,16 +79,17 @@ impl HandleKey {
         Self::new(key)
     }
 
-    fn mac(&self, principal: Principal, id: &str) -> Hmac<Sha256> {
+    fn mac(&self, kind: HandleKind, principal: Principal, id: &str) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0[..]).expect("any key length");
+        mac.update(kind.label());
         mac.update(principal.as_bytes());
         mac.update(id.as_bytes());
         mac
     }
 
     /// `<id>.<tag>`.
-    pub(crate) fn seal(&self, principal: Principal, id: &str) -> String {
-        let tag = self.mac(principal, id).finalize().into_bytes();
+    pub(crate) fn seal(&self, kind: HandleKind, principal: Principal, id: &str) -> String {
+        let tag = self.mac(kind, principal, id).finalize().into_bytes();
         let mut sealed = String::with_capacity(id.len() + 1 + TAG_CHARS);
         sealed.push_str(id);
         sealed.push('.');
@@ -76,24 +98,29 @@ impl HandleKey {
     }
 
     /// The id inside `sealed`, when it was sealed for `principal` under this key.
-    pub(crate) fn open<'s>(&self, principal: Principal, sealed: &'s str) -> Option<&'s str> {
+    pub(crate) fn open<'s>(
+        &self,
+        kind: HandleKind,
+        principal: Principal,
+        sealed: &'s str,
+    ) -> Option<&'s str> {
         let (id, tag) = sealed.rsplit_once('.')?;
         if tag.len() != TAG_CHARS {
             return None;
         }
         let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        self.mac(principal, id)
+        self.mac(kind, principal, id)
             .verify_truncated_left(&tag)
             .ok()
             .map(|()| id)
     }
 
-    /// What the server is given for a presented handle: the id it sealed, or (not sealed
+    /// What the server is given for a presented task id: the id it sealed, or (not sealed
     /// for this principal) an id that names nothing it issued.
     pub(crate) fn unseal_or_spoil(&self, principal: Option<Principal>, presented: &str) -> String {
-        match principal.and_then(|p| self.open(p, presented)) {
+        match principal.and_then(|p| self.open(HandleKind::Task, p, presented)) {
             Some(id) => id.to_owned(),
-            None => format!("{presented}{UNBOUND_SUFFIX}"),
+            None => UNBOUND_TASK.to_owned(),
         }
     }
 }
@@ -128,7 +155,7 @@ impl TaskIds {
 
     /// The id to give the client for the server's task `task_id`.
     pub fn seal(&self, task_id: &str) -> String {
-        self.key.seal(self.principal, task_id)
+        self.key.seal(HandleKind::Task, self.principal, task_id)
     }
 }
 
@@ -194,7 +221,11 @@ impl<B> SealedEventIds<B> {
                 Some(id) if !id.is_empty() => {
                     out.extend_from_slice(b"id: ");
                     let id = String::from_utf8_lossy(id);
-                    out.extend_from_slice(self.key.seal(self.principal, &id).as_bytes());
+                    out.extend_from_slice(
+                        self.key
+                            .seal(HandleKind::Event, self.principal, &id)
+                            .as_bytes(),
+                    );
                     out.extend_from_slice(ending);
                 }
                 _ => out.extend_from_slice(line),
@@ -300,19 +331,39 @@ mod tests {
     #[test]
     fn a_sealed_handle_opens_for_its_principal_only() {
         let key = HandleKey::new([7; 32]);
-        let sealed = key.seal(principal(1), "stream-1/42");
-        assert_eq!(key.open(principal(1), &sealed), Some("stream-1/42"));
-        assert_eq!(key.open(principal(2), &sealed), None);
-        assert_eq!(HandleKey::new([8; 32]).open(principal(1), &sealed), None);
-        assert_eq!(key.open(principal(1), "stream-1/42"), None);
+        let sealed = key.seal(HandleKind::Event, principal(1), "stream-1/42");
         assert_eq!(
-            key.open(principal(1), "stream-1/42.AAAAAAAAAAAAAAAAAAAAAA"),
+            key.open(HandleKind::Event, principal(1), &sealed),
+            Some("stream-1/42")
+        );
+        assert_eq!(key.open(HandleKind::Event, principal(2), &sealed), None);
+        assert_eq!(
+            HandleKey::new([8; 32]).open(HandleKind::Event, principal(1), &sealed),
             None
         );
+        assert_eq!(
+            key.open(HandleKind::Event, principal(1), "stream-1/42"),
+            None
+        );
+        assert_eq!(
+            key.open(
+                HandleKind::Event,
+                principal(1),
+                "stream-1/42.AAAAAAAAAAAAAAAAAAAAAA"
+            ),
+            None
+        );
+        // An event id never opens as a task id.
+        assert_eq!(key.open(HandleKind::Task, principal(1), &sealed), None);
         // Ids may hold dots: the tag is after the last one.
-        let dotted = key.seal(principal(1), "a.b.c");
-        assert_eq!(key.open(principal(1), &dotted), Some("a.b.c"));
-        // A handle that does not open never comes out as an id the server issued.
+        let dotted = key.seal(HandleKind::Event, principal(1), "a.b.c");
+        assert_eq!(
+            key.open(HandleKind::Event, principal(1), &dotted),
+            Some("a.b.c")
+        );
+        // A task id that does not open never comes out as an id the server issued, nor
+        // carries any of the presented text.
+        let sealed = key.seal(HandleKind::Task, principal(1), "stream-1/42");
         assert_eq!(
             key.unseal_or_spoil(Some(principal(1)), &sealed),
             "stream-1/42"
@@ -323,6 +374,10 @@ mod tests {
         );
         assert_ne!(key.unseal_or_spoil(Some(principal(1)), "abc"), "abc");
         assert_ne!(key.unseal_or_spoil(None, &sealed), "stream-1/42");
+        assert!(
+            !key.unseal_or_spoil(Some(principal(2)), &sealed)
+                .contains("stream-1")
+        );
     }
 
     async fn sealed(frames: &[&str]) -> String {
@@ -339,8 +394,8 @@ mod tests {
     #[tokio::test]
     async fn event_ids_are_sealed_and_everything_else_passes_byte_for_byte() {
         let key = HandleKey::new([7; 32]);
-        let one = key.seal(principal(1), "1");
-        let two = key.seal(principal(1), "2");
+        let one = key.seal(HandleKind::Event, principal(1), "1");
+        let two = key.seal(HandleKind::Event, principal(1), "2");
         let out = sealed(&[
             "retry: 3000\nid:1\ndata: {\"a\":1}\n\n",
             "id: 2\r\ndata: x\r\n\r\n",

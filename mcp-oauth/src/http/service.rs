@@ -217,8 +217,9 @@ where
     let mut body = Some(body);
     let failed_auth = FailedAuth::of(shared, decision).ok_or_else(unknown_address)?;
     refuse_encoded_body(&parts)?;
-    let form = form_body(shared, &parts, &mut body).await?;
+    // The budget unit is taken before a form body is read.
     let token = bearer_token(shared, &parts.headers, &failed_auth).await?;
+    let form = form_body(shared, &parts, &mut body).await?;
     let identity = verify_token(shared, decision, token, &failed_auth).await?;
     per_principal(shared, &identity).await?;
     let principal = Principal::of(&identity);

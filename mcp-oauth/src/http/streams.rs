@@ -8,6 +8,7 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use super::Shared;
 use super::body::ResponseBody;
 use super::decision::Refusal;
+use super::handles::HandleKind;
 use super::limits::FailedAuth;
 use super::responses::{internal_error, plain};
 use super::session::{Principal, SessionCheck};
@@ -77,7 +78,11 @@ pub(super) async fn resume_for(
         (Some(principal), Some(value), None) => value
             .to_str()
             .ok()
-            .and_then(|presented| shared.handle_key.open(principal, presented))
+            .and_then(|presented| {
+                shared
+                    .handle_key
+                    .open(HandleKind::Event, principal, presented)
+            })
             .and_then(|id| HeaderValue::from_str(id).ok()),
         _ => None,
     };
