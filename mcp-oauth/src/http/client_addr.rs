@@ -224,32 +224,24 @@ impl ClientAddress {
     /// The client address of a request, if known.
     pub(crate) fn resolve(&self, headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> {
         let peer = peer_of(extensions).map(|ip| ip.to_canonical());
-        let (proxies, read): (
-            &TrustedProxies,
-            fn(&HeaderMap, &TrustedProxies, &Source) -> Hop,
-        ) = match &self.source {
+        let (proxies, hop) = match &self.source {
             Source::Peer => return peer,
             Source::Custom(source) => {
                 return source(headers, extensions).map(|ip| ip.to_canonical());
             }
-            Source::ForwardedFor(proxies) => (proxies, |h, p, _| forwarded_for(h, p)),
-            Source::Forwarded(proxies) => (proxies, |h, p, _| forwarded(h, p)),
-            Source::Header(_, proxies) => (proxies, |h, _, source| match source {
-                Source::Header(name, _) => single_header(h, name),
-                _ => Hop::Absent,
-            }),
+            Source::ForwardedFor(proxies) => (proxies, forwarded_for as fn(&_, &_) -> Hop),
+            Source::Forwarded(proxies) => (proxies, forwarded as fn(&_, &_) -> Hop),
+            Source::Header(name, proxies) => {
+                if !proxies.trusts_peer(peer) {
+                    return peer;
+                }
+                return single_header(headers, name).client(peer);
+            }
         };
         if !proxies.trusts_peer(peer) {
             return peer;
         }
-        match read(headers, proxies, &self.source) {
-            Hop::Found(ip) => Some(ip),
-            // No header: the trusted peer itself is the client.
-            Hop::Absent => peer,
-            // The hop that decides cannot be read: unknown (refused while the budget is on),
-            // never the proxy's own address, which every client behind it shares.
-            Hop::Unreadable => None,
-        }
+        hop(headers, proxies).client(peer)
     }
 }
 
@@ -258,6 +250,20 @@ enum Hop {
     Found(IpAddr),
     Absent,
     Unreadable,
+}
+
+impl Hop {
+    /// The client address, the header read from a trusted `peer`.
+    fn client(self, peer: Option<IpAddr>) -> Option<IpAddr> {
+        match self {
+            Hop::Found(ip) => Some(ip),
+            // No header: the trusted peer itself is the client.
+            Hop::Absent => peer,
+            // The hop that decides cannot be read: unknown (refused while the budget is on),
+            // never the proxy's own address, which every client behind it shares.
+            Hop::Unreadable => None,
+        }
+    }
 }
 
 /// A single header set by the proxy; present twice (the client's copy kept) is unreadable.
