@@ -532,7 +532,12 @@ impl OAuthServer {
     pub fn allowed_hosts(&self) -> Vec<String> {
         let mut hosts = Vec::new();
         if self.resource_is_loopback {
-            hosts.extend(["localhost", "127.0.0.1", "::1"].map(str::to_owned));
+            // rmcp compares host names without IPv6 brackets.
+            hosts.extend(crate::loopback::LOOPBACK_URL_HOSTS.map(|host| {
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned()
+            }));
         }
         hosts.extend(self.settings.allowed_hosts.iter().cloned());
         hosts

@@ -21,10 +21,7 @@ use http::header::{HOST, ORIGIN};
 use http::{HeaderMap, Uri};
 use url::Host;
 
-use crate::loopback::{is_loopback_host, is_loopback_url};
-
-/// The names every loopback resource answers to, as they appear in URLs.
-const LOOPBACK_ALIASES: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
+use crate::loopback::{LOOPBACK_URL_HOSTS, is_loopback_host, is_loopback_url};
 
 /// Which browser origins may call the MCP endpoint. Requests without `Origin` (non-browser
 /// clients) always pass; a request whose `Origin` is not allowed gets 403 before any token
@@ -67,7 +64,7 @@ impl OriginPolicy {
                 .port()
                 .map(|port| format!(":{port}"))
                 .unwrap_or_default();
-            for alias in LOOPBACK_ALIASES {
+            for alias in LOOPBACK_URL_HOSTS {
                 let origin = normalize(&format!("{}://{alias}{port}", url.scheme()));
                 if !allowed.contains(&origin) {
                     allowed.push(origin);
@@ -178,7 +175,7 @@ impl HostPolicy {
             .and_then(|url| url.host().map(|host| host.to_owned()));
         let loopback = own.as_ref().is_some_and(is_loopback_host);
         if loopback || !allowed.is_empty() {
-            let aliases = LOOPBACK_ALIASES
+            let aliases = LOOPBACK_URL_HOSTS
                 .iter()
                 .filter(|_| loopback)
                 .filter_map(|alias| Host::parse(alias).ok());
