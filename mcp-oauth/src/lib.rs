@@ -69,6 +69,7 @@ pub mod introspection;
 pub mod key_set;
 pub mod metadata;
 pub mod metrics;
+pub mod operations;
 pub mod rate_limit;
 pub mod resource;
 #[cfg(feature = "rmcp")]
@@ -78,6 +79,7 @@ pub mod settings;
 mod token;
 pub mod token_cache;
 pub mod tools;
+pub mod uri_template;
 pub mod validation;
 
 #[cfg(feature = "dev")]
@@ -167,9 +169,10 @@ pub use clock::{Clock, ManualClock, SystemClock};
 /// Not public API: no stability guarantees.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::resource::{ProtectedResource, ResourceDeclaration};
+    pub use crate::resource::{DeclaredResource, ProtectedResource, ResourceDeclaration};
     pub use crate::scopes::ScopeHierarchy;
     pub use crate::tools::{AsVerifiedToken, InsufficientScope, ToolScopes};
+    pub use crate::uri_template::check as check_uri_template;
     pub use crate::validation::VerifiedToken;
     pub use ::std::sync::OnceLock;
 
@@ -200,7 +203,7 @@ pub mod __private {
 
     #[cfg(feature = "rmcp")]
     pub mod rmcp {
-        pub use crate::rmcp::{ScopeGuard, tool_meta};
+        pub use crate::rmcp::{ScopeGuard, prompt_meta, tool_meta};
         pub use ::rmcp;
     }
 }

@@ -87,6 +87,20 @@ pub struct ResourceDeclaration {
     pub resource_signing_alg_values_supported: &'static [&'static str],
     /// `authorization_details_types_supported`.
     pub authorization_details_types_supported: &'static [&'static str],
+    /// The MCP resources (URIs and RFC 6570 URI templates) with the scopes reading them
+    /// needs, beyond the resource-wide ones.
+    pub resources: &'static [DeclaredResource],
+}
+
+/// An MCP resource (a URI, or an RFC 6570 template of URIs) and the scopes reading it needs,
+/// as `#[protected_resource(resources = { "calendar://events/{day}" => ["calendar:read"] })]`
+/// declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeclaredResource {
+    /// The URI or URI template.
+    pub uri_template: &'static str,
+    /// The scopes it needs (each declared in `scopes`).
+    pub scopes: &'static [&'static str],
 }
 
 impl ResourceDeclaration {
@@ -112,6 +126,7 @@ impl ResourceDeclaration {
             bearer_methods_supported: &["header"],
             resource_signing_alg_values_supported: &[],
             authorization_details_types_supported: &[],
+            resources: &[],
         }
     }
 

@@ -152,6 +152,12 @@ pub fn tool_meta(base: Option<MetaObject>, scopes: &[&str]) -> MetaObject {
     meta
 }
 
+/// A prompt's `_meta` with its required scopes added under [`TOOL_SCOPES_META_KEY`], as
+/// [`tool_meta`] does for a tool (what `#[mcp_prompt]` writes into rmcp's `#[prompt]`).
+pub fn prompt_meta(base: Option<MetaObject>, scopes: &[&str]) -> MetaObject {
+    tool_meta(base, scopes)
+}
+
 /// The scopes a tool advertises in its `_meta`, if it is annotated. A malformed annotation
 /// (not an array of strings) reads as "every scope", which no token has: fail closed.
 pub fn tool_scopes(tool: &Tool) -> Option<ScopeSet> {

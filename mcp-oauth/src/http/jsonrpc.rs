@@ -20,6 +20,7 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAcces
 use serde_json::value::RawValue;
 
 use crate::json::{JsonStr, ObjectView, unique_names};
+use crate::operations::{COMPLETE, Operation, Reference};
 
 /// One request of the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,17 @@ pub(crate) struct Call<'a> {
     /// For a named operation ([`name_member`]), what it names: the tool, the prompt, the
     /// resource URI or the task id.
     pub name: Option<Cow<'a, str>>,
+    /// For `completion/complete`, what its `params.ref` names.
+    pub reference: Option<CallReference<'a>>,
+}
+
+/// A `completion/complete` request's `params.ref`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CallReference<'a> {
+    /// `ref/prompt`: the prompt's name.
+    Prompt(Cow<'a, str>),
+    /// `ref/resource`: the URI or URI template.
+    Resource(Cow<'a, str>),
 }
 
 impl Call<'_> {
@@ -40,19 +52,18 @@ impl Call<'_> {
             None
         }
     }
-}
 
-/// The member of `params` that names what a method operates on (the `Mcp-Name` of SEP-2243,
-/// as rmcp 3.11 reads it in `transport/common/mcp_headers.rs`), or `None` for a method that
-/// names nothing. A request of a named method must carry it as a string.
-pub(crate) fn name_member(method: &str) -> Option<&'static str> {
-    match method {
-        "tools/call" | "prompts/get" => Some("name"),
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some("uri"),
-        "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
-        _ => None,
+    /// The operation, as access sees it.
+    pub(crate) fn operation(&self) -> Operation<'_> {
+        let reference = self.reference.as_ref().map(|reference| match reference {
+            CallReference::Prompt(name) => Reference::Prompt(name),
+            CallReference::Resource(uri) => Reference::Resource(uri),
+        });
+        Operation::from_jsonrpc(&self.method, self.name.as_deref(), reference)
     }
 }
+
+pub(crate) use crate::operations::name_member;
 
 /// The body is not JSON-RPC we can judge: 400.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +161,10 @@ impl<'de> Deserialize<'de> for Message<'de> {
                                 Some(Some(member)) => {
                                     Params::Named(map.next_value_seed(NamedParams { member })?)
                                 }
+                                // A completion's `ref` is read once the message is.
+                                Some(None) if method.as_deref() == Some(COMPLETE) => {
+                                    Params::Raw(map.next_value::<&'de RawValue>()?)
+                                }
                                 Some(None) => {
                                     map.next_value::<IgnoredAny>()?;
                                     Params::Skipped
@@ -167,6 +182,17 @@ impl<'de> Deserialize<'de> for Message<'de> {
                 let Some(method) = method else {
                     return Ok(Message(None)); // a response or an error object: no method is invoked
                 };
+                let reference =
+                    if method == COMPLETE {
+                        let Params::Raw(raw) = &params else {
+                            return Err(de::Error::custom("a completion without params"));
+                        };
+                        Some(completion_reference(raw).ok_or_else(|| {
+                            de::Error::custom("a completion without a readable ref")
+                        })?)
+                    } else {
+                        None
+                    };
                 let name = match name_member(&method) {
                     Some(member) => Some(match params {
                         Params::Named(name) => name,
@@ -181,10 +207,27 @@ impl<'de> Deserialize<'de> for Message<'de> {
                     }),
                     None => None,
                 };
-                Ok(Message(Some(Call { method, name })))
+                Ok(Message(Some(Call {
+                    method,
+                    name,
+                    reference,
+                })))
             }
         }
         deserializer.deserialize_map(MessageVisitor)
+    }
+}
+
+/// A completion's `params.ref`: `{"type": "ref/prompt", "name": …}` or
+/// `{"type": "ref/resource", "uri": …}`, objects without duplicate members; anything else
+/// (another type included) is unreadable, as rmcp would refuse it.
+fn completion_reference(params: &RawValue) -> Option<CallReference<'_>> {
+    let params = ObjectView::parse_raw(params)?;
+    let reference = ObjectView::parse_raw(params.get("ref")?)?;
+    match reference.string("type").ok()??.as_ref() {
+        "ref/prompt" => Some(CallReference::Prompt(reference.string("name").ok()??)),
+        "ref/resource" => Some(CallReference::Resource(reference.string("uri").ok()??)),
+        _ => None,
     }
 }
 
@@ -300,6 +343,34 @@ mod tests {
     }
 
     #[test]
+    fn a_completion_names_its_reference_and_an_unreadable_one_is_refused() {
+        fn reference(body: &str) -> Result<Vec<Option<CallReference<'_>>>, UnreadableBody> {
+            calls(body.as_bytes()).map(|calls| calls.into_iter().map(|c| c.reference).collect())
+        }
+        assert_eq!(
+            reference(
+                r#"{"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"plan"},"argument":{"name":"a","value":"b"}}}"#
+            ),
+            Ok(vec![Some(CallReference::Prompt("plan".into()))])
+        );
+        assert_eq!(
+            reference(
+                r#"{"params":{"ref":{"uri":"cal://{day}","type":"ref/resource"}},"method":"completion/complete"}"#
+            ),
+            Ok(vec![Some(CallReference::Resource("cal://{day}".into()))])
+        );
+        for body in [
+            r#"{"method":"completion/complete"}"#,
+            r#"{"method":"completion/complete","params":{}}"#,
+            r#"{"method":"completion/complete","params":{"ref":{"type":"ref/tool","name":"x"}}}"#,
+            r#"{"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"a","name":"b"}}}"#,
+            r#"{"method":"completion/complete","params":{"ref":{"type":"ref/prompt"}}}"#,
+        ] {
+            assert_eq!(reference(body), Err(UnreadableBody), "{body}");
+        }
+    }
+
+    #[test]
     fn escapes_are_decoded_as_rmcp_decodes_them() {
         let body =
             r#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"del\u0065te"}}"#;
@@ -357,7 +428,21 @@ mod tests {
                 }
                 None => None,
             };
-            Ok(Some(Call { method, name }))
+            let reference = if method == COMPLETE {
+                Some(
+                    message
+                        .get("params")
+                        .and_then(completion_reference)
+                        .ok_or(UnreadableBody)?,
+                )
+            } else {
+                None
+            };
+            Ok(Some(Call {
+                method,
+                name,
+                reference,
+            }))
         }
         let start = body
             .iter()
@@ -401,6 +486,10 @@ mod tests {
             br#"{"method":"ping","params":{"a":1,"a":2}}"#,
             br#"{"params":{"a":1,"a":2},"method":"ping"}"#,
             br#"{"method":"ping","params":"x"}"#,
+            br#"{"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"}}}"#,
+            br#"{"params":{"ref":{"type":"ref/resource","uri":"u:{x}"}},"method":"completion/complete"}"#,
+            br#"{"method":"completion/complete","params":{"ref":{"type":"ref/prompt"},"ref":{}}}"#,
+            br#"{"method":"completion/complete","params":[]}"#,
             br#"{"method":"tools/call","params":{"name":"x"},"extra":{"a":1,"a":2}}"#,
             br#"{"method":"tools/call","params":{"name":"x","arguments":{"a":1,"a":2}}}"#,
             // Values nobody decodes: serde_json's syntax check, as for `RawValue`.

@@ -1,0 +1,489 @@
+//! RFC 6570 URI templates, read to decide which declared resource a URI belongs to.
+//!
+//! The grammar is checked once, by a `const fn` ([`check`]): `#[protected_resource(resources
+//! = {...})]` evaluates it at compile time (a malformed template fails the build at its
+//! literal), and [`UriTemplate::parse`] runs it for templates registered at startup.
+//!
+//! Matching answers "could this template have expanded to this URI?": every literal must
+//! appear as written, and each expression must cover text its operator can produce (a simple
+//! `{var}` never covers a `/`, `{+var}` covers anything, `{/var}` only whole `/segments`,
+//! `{?x,y}` only a query, a `%` only as a whole escape). Matching walks the URI once with the
+//! set of template positions it may be at, so no URI makes it slow.
+//!
+//! ```
+//! use mcp_oauth::uri_template::UriTemplate;
+//!
+//! let day = UriTemplate::parse("calendar://events/{day}").unwrap();
+//! assert!(day.matches("calendar://events/2026-12-06"));
+//! assert!(!day.matches("calendar://events/2026/12")); // `{day}` never covers a `/`
+//! let any = UriTemplate::parse("file:///{+path}").unwrap();
+//! assert!(any.matches("file:///notes/today.md"));
+//! assert!(UriTemplate::parse("calendar://events/{day").is_err());
+//! ```
+
+use std::fmt;
+
+/// Why a URI template is malformed (RFC 6570 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UriTemplateError {
+    /// The template is empty.
+    Empty,
+    /// A `{` without its `}`.
+    Unclosed,
+    /// A `}` without its `{`.
+    UnopenedBrace,
+    /// An expression with no variable, or an empty name in its list (`{}`, `{a,}`).
+    EmptyVariable,
+    /// A character a variable name may not hold.
+    BadVariableChar,
+    /// An operator RFC 6570 reserves for future use (`=`, `,`, `!`, `@`, `|`).
+    ReservedOperator,
+    /// A prefix modifier that is not `:1` to `:9999`.
+    BadPrefix,
+    /// A character a template literal may not hold (space, `"`, `<`, `>`, `\`, `^`, `` ` ``,
+    /// `|`, a control character) or a `%` not followed by two hex digits.
+    BadLiteral,
+}
+
+impl UriTemplateError {
+    /// A short description, usable at compile time.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Empty => "the template is empty",
+            Self::Unclosed => "a `{` is not closed",
+            Self::UnopenedBrace => "a `}` has no `{`",
+            Self::EmptyVariable => "an expression names no variable",
+            Self::BadVariableChar => {
+                "a variable name holds a character other than A-Z a-z 0-9 _ . or %XX"
+            }
+            Self::ReservedOperator => {
+                "the operators = , ! @ | are reserved by RFC 6570 for future use"
+            }
+            Self::BadPrefix => "a prefix modifier must be `:1` to `:9999`",
+            Self::BadLiteral => {
+                "the literal text holds a character a URI may not (space, \" < > \\ ^ ` | a control character) or a `%` without two hex digits"
+            }
+        }
+    }
+}
+
+impl fmt::Display for UriTemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::error::Error for UriTemplateError {}
+
+/// Checks `template` against RFC 6570's grammar (levels 1 to 4). A `const fn`, so that a
+/// declared template is checked at compile time.
+pub const fn check(template: &str) -> Result<(), UriTemplateError> {
+    let bytes = template.as_bytes();
+    if bytes.is_empty() {
+        return Err(UriTemplateError::Empty);
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' => {
+                let mut end = i + 1;
+                while end < bytes.len() && bytes[end] != b'}' {
+                    if bytes[end] == b'{' {
+                        return Err(UriTemplateError::Unclosed);
+                    }
+                    end += 1;
+                }
+                if end == bytes.len() {
+                    return Err(UriTemplateError::Unclosed);
+                }
+                if let Err(error) = check_expression(bytes, i + 1, end) {
+                    return Err(error);
+                }
+                i = end + 1;
+            }
+            b'}' => return Err(UriTemplateError::UnopenedBrace),
+            b'%' => {
+                if !is_pct_encoded(bytes, i) {
+                    return Err(UriTemplateError::BadLiteral);
+                }
+                i += 3;
+            }
+            b if is_literal_byte(b) => i += 1,
+            _ => return Err(UriTemplateError::BadLiteral),
+        }
+    }
+    Ok(())
+}
+
+/// `[ operator ] variable-list` between `start` and `end` (the braces excluded).
+const fn check_expression(bytes: &[u8], start: usize, end: usize) -> Result<(), UriTemplateError> {
+    let mut i = start;
+    if i < end {
+        match bytes[i] {
+            b'+' | b'#' | b'.' | b'/' | b';' | b'?' | b'&' => i += 1,
+            b'=' | b',' | b'!' | b'@' | b'|' => return Err(UriTemplateError::ReservedOperator),
+            _ => {}
+        }
+    }
+    // varspec *( "," varspec )
+    loop {
+        let name_start = i;
+        let mut last_dot = true; // a name starts with a varchar, and no ".." inside
+        while i < end && bytes[i] != b',' && bytes[i] != b':' && bytes[i] != b'*' {
+            let b = bytes[i];
+            if b == b'.' {
+                if last_dot {
+                    return Err(UriTemplateError::BadVariableChar);
+                }
+                last_dot = true;
+                i += 1;
+            } else if b == b'%' {
+                if !is_pct_encoded(bytes, i) || i + 3 > end {
+                    return Err(UriTemplateError::BadVariableChar);
+                }
+                last_dot = false;
+                i += 3;
+            } else if b.is_ascii_alphanumeric() || b == b'_' {
+                last_dot = false;
+                i += 1;
+            } else {
+                return Err(UriTemplateError::BadVariableChar);
+            }
+        }
+        if i == name_start {
+            return Err(UriTemplateError::EmptyVariable);
+        }
+        if last_dot {
+            return Err(UriTemplateError::BadVariableChar);
+        }
+        if i < end && bytes[i] == b':' {
+            i += 1;
+            let digits_start = i;
+            while i < end && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+            let digits = i - digits_start;
+            if digits == 0 || digits > 4 || bytes[digits_start] == b'0' {
+                return Err(UriTemplateError::BadPrefix);
+            }
+        } else if i < end && bytes[i] == b'*' {
+            i += 1;
+        }
+        if i == end {
+            return Ok(());
+        }
+        if bytes[i] != b',' {
+            return Err(if bytes[i] == b':' {
+                UriTemplateError::BadPrefix
+            } else {
+                UriTemplateError::BadVariableChar
+            });
+        }
+        i += 1;
+        if i == end {
+            return Err(UriTemplateError::EmptyVariable);
+        }
+    }
+}
+
+const fn is_pct_encoded(bytes: &[u8], i: usize) -> bool {
+    i + 2 < bytes.len() && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit()
+}
+
+/// RFC 6570 §2.1 `literals`, for ASCII; every non-ASCII byte (UTF-8 of `ucschar`/`iprivate`)
+/// is allowed.
+const fn is_literal_byte(b: u8) -> bool {
+    match b {
+        0x80..=0xff => true,
+        0x21 | 0x23 | 0x24 | 0x26 | 0x28..=0x3b | 0x3d | 0x3f..=0x5b | 0x5d | 0x5f => true,
+        0x61..=0x7a | 0x7e => true,
+        _ => false,
+    }
+}
+
+/// A parsed URI template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UriTemplate {
+    text: String,
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    Expression(Operator),
+}
+
+/// What an expression can expand to, by operator (RFC 6570 §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operator {
+    /// `{var}`: unreserved characters and percent-escapes, `,` between list items.
+    Simple,
+    /// `{+var}`: reserved characters too.
+    Reserved,
+    /// `{#var}`: a fragment, `#` then reserved characters.
+    Fragment,
+    /// `{.var}`: `.` labels.
+    Label,
+    /// `{/var}`: `/` segments.
+    Path,
+    /// `{;var}`: `;name=value` parameters.
+    PathParameter,
+    /// `{?var}`: a query, `?` then `name=value` pairs.
+    Query,
+    /// `{&var}`: a query continuation, `&name=value` pairs.
+    QueryContinuation,
+}
+
+impl UriTemplate {
+    /// Parses a template (RFC 6570 levels 1 to 4).
+    pub fn parse(template: &str) -> Result<Self, UriTemplateError> {
+        check(template)?;
+        let mut parts = Vec::new();
+        let mut rest = template;
+        while !rest.is_empty() {
+            match rest.find('{') {
+                Some(0) => {
+                    // `check` passed: the `}` is there.
+                    let close = rest.find('}').ok_or(UriTemplateError::Unclosed)?;
+                    let operator = match rest.as_bytes().get(1) {
+                        Some(b'+') => Operator::Reserved,
+                        Some(b'#') => Operator::Fragment,
+                        Some(b'.') => Operator::Label,
+                        Some(b'/') => Operator::Path,
+                        Some(b';') => Operator::PathParameter,
+                        Some(b'?') => Operator::Query,
+                        Some(b'&') => Operator::QueryContinuation,
+                        _ => Operator::Simple,
+                    };
+                    parts.push(Part::Expression(operator));
+                    rest = &rest[close + 1..];
+                }
+                Some(open) => {
+                    parts.push(Part::Literal(rest[..open].to_owned()));
+                    rest = &rest[open..];
+                }
+                None => {
+                    parts.push(Part::Literal(rest.to_owned()));
+                    rest = "";
+                }
+            }
+        }
+        Ok(Self {
+            text: template.to_owned(),
+            parts,
+        })
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether the template has no expression (it names one URI).
+    pub fn is_literal(&self) -> bool {
+        self.parts
+            .iter()
+            .all(|part| matches!(part, Part::Literal(_)))
+    }
+
+    /// Whether some expansion of the template is `uri`. A set-of-states walk over the URI,
+    /// linear in its length whatever the template.
+    pub fn matches(&self, uri: &str) -> bool {
+        // A state is (part, step): within a literal, how much of it matched; within an
+        // expression, 0 = nothing yet, 1 = inside, 2/3 = inside, 1/2 hex digits of an escape
+        // still due.
+        let mut current = vec![Vec::new(); self.parts.len() + 1];
+        let mut next = current.clone();
+        self.enter(&mut current, 0, 0);
+        for &b in uri.as_bytes() {
+            for steps in &mut next {
+                steps.clear();
+            }
+            for part in 0..self.parts.len() {
+                for &step in &current[part] {
+                    if let Some(step) = self.advance(part, step, b) {
+                        self.enter(&mut next, part, step);
+                    }
+                }
+            }
+            std::mem::swap(&mut current, &mut next);
+            if current.iter().all(Vec::is_empty) {
+                return false;
+            }
+        }
+        !current[self.parts.len()].is_empty()
+    }
+
+    /// Adds the state (and what it reaches without reading: a literal's end, an expression
+    /// that expands to nothing or ends here).
+    fn enter(&self, states: &mut [Vec<usize>], part: usize, step: usize) {
+        if states[part].contains(&step) {
+            return;
+        }
+        states[part].push(step);
+        let done = match self.parts.get(part) {
+            None => false,
+            Some(Part::Literal(text)) => step == text.len(),
+            Some(Part::Expression(_)) => step <= 1,
+        };
+        if done {
+            self.enter(states, part + 1, 0);
+        }
+    }
+
+    /// The state after reading `b` in `step` of `part`, if the part can read it.
+    fn advance(&self, part: usize, step: usize, b: u8) -> Option<usize> {
+        match &self.parts[part] {
+            Part::Literal(text) => (text.as_bytes().get(step) == Some(&b)).then_some(step + 1),
+            Part::Expression(operator) => match step {
+                0 | 1 if operator.may_hold(b, step == 0) => Some(if b == b'%' { 3 } else { 1 }),
+                2 | 3 if b.is_ascii_hexdigit() => Some(step - 1),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl Operator {
+    /// Whether the expansion may hold `b` (`first`: as its first byte).
+    fn may_hold(self, b: u8, first: bool) -> bool {
+        let escape_or = |extra: &[u8]| is_unreserved(b) || b == b'%' || extra.contains(&b);
+        match self {
+            Self::Simple => escape_or(b","),
+            Self::Reserved => is_reserved(b) || escape_or(b""),
+            Self::Fragment if first => b == b'#',
+            Self::Fragment => is_reserved(b) || escape_or(b""),
+            Self::Label if first => b == b'.',
+            Self::Label => escape_or(b""),
+            Self::Path if first => b == b'/',
+            Self::Path => escape_or(b"/,"),
+            Self::PathParameter if first => b == b';',
+            Self::PathParameter => escape_or(b";=,"),
+            Self::Query if first => b == b'?',
+            Self::QueryContinuation if first => b == b'&',
+            Self::Query | Self::QueryContinuation => escape_or(b"&=,"),
+        }
+    }
+}
+
+/// RFC 3986 `unreserved`; non-ASCII bytes count too (IRIs, and URIs as MCP servers write
+/// them).
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') || b >= 0x80
+}
+
+/// RFC 3986 `reserved`.
+fn is_reserved(b: u8) -> bool {
+    matches!(
+        b,
+        b':' | b'/'
+            | b'?'
+            | b'#'
+            | b'['
+            | b']'
+            | b'@'
+            | b'!'
+            | b'$'
+            | b'&'
+            | b'\''
+            | b'('
+            | b')'
+            | b'*'
+            | b'+'
+            | b','
+            | b';'
+            | b'='
+    )
+}
+
+impl fmt::Display for UriTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grammar_is_rfc_6570s() {
+        for good in [
+            "calendar://events",
+            "calendar://events/{day}",
+            "file:///{+path}",
+            "https://x.example/{a,b}{?q,lang}{&page}{#frag}",
+            "x:{.ext}{/seg*}{;p:3}",
+            "x:{var.name}{v%41r}",
+            "x:%20é",
+        ] {
+            assert_eq!(check(good), Ok(()), "{good}");
+        }
+        for (bad, error) in [
+            ("", UriTemplateError::Empty),
+            ("x:{day", UriTemplateError::Unclosed),
+            ("x:{a{b}}", UriTemplateError::Unclosed),
+            ("x:day}", UriTemplateError::UnopenedBrace),
+            ("x:{}", UriTemplateError::EmptyVariable),
+            ("x:{a,}", UriTemplateError::EmptyVariable),
+            ("x:{+}", UriTemplateError::EmptyVariable),
+            ("x:{a-b}", UriTemplateError::BadVariableChar),
+            ("x:{.a.}", UriTemplateError::BadVariableChar),
+            ("x:{a..b}", UriTemplateError::BadVariableChar),
+            ("x:{=a}", UriTemplateError::ReservedOperator),
+            ("x:{a:0}", UriTemplateError::BadPrefix),
+            ("x:{a:10000}", UriTemplateError::BadPrefix),
+            ("x:{a:}", UriTemplateError::BadPrefix),
+            ("x:a b", UriTemplateError::BadLiteral),
+            ("x:a|b", UriTemplateError::BadLiteral),
+            ("x:%zz", UriTemplateError::BadLiteral),
+            ("x:%2", UriTemplateError::BadLiteral),
+        ] {
+            assert_eq!(check(bad), Err(error), "{bad}");
+        }
+    }
+
+    #[test]
+    fn operators_match_what_they_can_expand_to() {
+        let t = |s| UriTemplate::parse(s).unwrap();
+        let day = t("calendar://events/{day}");
+        assert!(day.matches("calendar://events/2026-12-06"));
+        assert!(day.matches("calendar://events/")); // an undefined variable expands to ""
+        assert!(day.matches("calendar://events/a%2Fb"));
+        assert!(!day.matches("calendar://events/a/b"));
+        assert!(!day.matches("calendar://events/a?b"));
+        assert!(!day.matches("calendar://event/x"));
+        assert!(!day.matches("xcalendar://events/x"));
+
+        let path = t("file:///{+path}");
+        assert!(path.matches("file:///a/b/c?d#e"));
+        assert!(!path.matches("file:///a b"));
+
+        let segments = t("x:{/seg*}/end");
+        assert!(segments.matches("x:/a/b/end"));
+        assert!(segments.matches("x:/end"));
+        assert!(!segments.matches("x:a/end"));
+
+        let query = t("x:/search{?q,lang}");
+        assert!(query.matches("x:/search?q=cat&lang=en"));
+        assert!(query.matches("x:/search"));
+        assert!(!query.matches("x:/search?q=cat#frag"));
+
+        let label = t("x:file{.ext}");
+        assert!(label.matches("x:file.txt"));
+        assert!(!label.matches("x:file/txt"));
+
+        let literal = t("calendar://settings");
+        assert!(literal.is_literal());
+        assert!(literal.matches("calendar://settings"));
+        assert!(!literal.matches("calendar://settings/x"));
+    }
+
+    #[test]
+    fn a_long_adversarial_uri_is_matched_quickly() {
+        let t = UriTemplate::parse("x:{a}{b}{c}{d}{e}{f}{g}{h}!").unwrap();
+        let uri = format!("x:{}", "a".repeat(4000));
+        assert!(!t.matches(&uri));
+    }
+}
