@@ -1,14 +1,18 @@
 //! What an operation needs and whether a token may perform it: the one rule the HTTP layer
 //! (before dispatch), the rmcp guards (inside a tool) and `tools/list` filtering all ask.
 //!
-//! An operation needs the resource-wide required scopes plus its own: a tool's from the
-//! [`ToolTable`] (or, inside the tool, from its `#[mcp_tool]` declaration), with a scope
-//! hierarchy deciding what a broader scope satisfies. A tool without an annotation needs the
-//! resource-wide scopes only, or nothing can allow it under
-//! [`UnannotatedToolPolicy::Deny`].
+//! An [`Operation`] needs the resource-wide required scopes, the scopes its method needs
+//! ([`MethodTable`]) and those of its target: a tool's from the [`ToolTable`] (or, inside the
+//! tool, from its `#[mcp_tool]` declaration), a prompt's from the [`PromptTable`], a
+//! resource URI's from the [`ResourceTable`] (the union over every matching template), and a
+//! completion those of the prompt or resource template its `ref` names. A scope hierarchy
+//! decides what a broader scope satisfies. A target nobody annotated needs the resource-wide
+//! scopes only, or nothing can allow it under [`UnannotatedToolPolicy::Deny`] (the policy of
+//! the tool table governs prompts and resources alike).
 //!
 //! ```
 //! use mcp_oauth::access::{AccessPolicy, Requirement};
+//! use mcp_oauth::operations::{Operation, ResourceTable};
 //! use mcp_oauth::scopes::{ScopeHierarchy, ScopeSet};
 //! use mcp_oauth::tools::{ToolScopes, ToolTable, UnannotatedToolPolicy};
 //!
@@ -17,12 +21,16 @@
 //!     ScopeHierarchy::new(),
 //!     ToolTable::new([ToolScopes::new("create_event", &["calendar:write"])])
 //!         .with_policy(UnannotatedToolPolicy::Deny),
-//! );
-//! let Requirement::Scopes(needed) = policy.requirement(["create_event"]) else { unreachable!() };
+//! )
+//! .with_resources(ResourceTable::new([("calendar://events/{day}", &["calendar:history"][..])]).unwrap());
+//! let Requirement::Scopes(needed) = policy.requirement([Operation::tool("create_event")]) else { unreachable!() };
 //! assert_eq!(needed.to_space_separated(), "calendar:read calendar:write");
-//! assert_eq!(policy.requirement(["unknown"]), Requirement::Denied);
+//! let Requirement::Scopes(needed) = policy.requirement([Operation::resource("calendar://events/monday")]) else { unreachable!() };
+//! assert_eq!(needed.to_space_separated(), "calendar:history calendar:read");
+//! assert_eq!(policy.requirement([Operation::tool("unknown")]), Requirement::Denied);
 //! ```
 
+use crate::operations::{MethodTable, Operation, PromptTable, ResourceTable, Target};
 use crate::resource::ProtectedResource;
 use crate::scopes::{ScopeHierarchy, ScopeSet};
 use crate::tools::{
@@ -40,22 +48,49 @@ pub enum Requirement {
     Denied,
 }
 
-/// The resource's access rules: resource-wide scopes, the scope hierarchy, the tools.
+/// The resource's access rules: resource-wide scopes, the scope hierarchy, and the scopes of
+/// tools, prompts, resources and methods.
 #[derive(Debug, Clone, Default)]
 pub struct AccessPolicy {
     required: ScopeSet,
     hierarchy: ScopeHierarchy,
     tools: ToolTable,
+    prompts: PromptTable,
+    resources: ResourceTable,
+    methods: MethodTable,
 }
 
 impl AccessPolicy {
-    /// Rules from the resource-wide `required` scopes, the `hierarchy` and the `tools`.
+    /// Rules from the resource-wide `required` scopes, the `hierarchy` and the `tools`; no
+    /// prompt, resource or method is annotated until the `with_*` calls say so.
     pub fn new(required: ScopeSet, hierarchy: ScopeHierarchy, tools: ToolTable) -> Self {
         Self {
             required,
             hierarchy,
             tools,
+            ..Self::default()
         }
+    }
+
+    /// With the scopes of each prompt.
+    #[must_use]
+    pub fn with_prompts(mut self, prompts: PromptTable) -> Self {
+        self.prompts = prompts;
+        self
+    }
+
+    /// With the scopes of resource URIs and URI templates.
+    #[must_use]
+    pub fn with_resources(mut self, resources: ResourceTable) -> Self {
+        self.resources = resources;
+        self
+    }
+
+    /// With the scopes methods need whatever they operate on.
+    #[must_use]
+    pub fn with_methods(mut self, methods: MethodTable) -> Self {
+        self.methods = methods;
+        self
     }
 
     /// The tool table.
@@ -63,22 +98,69 @@ impl AccessPolicy {
         &self.tools
     }
 
+    /// The prompt table.
+    pub fn prompts(&self) -> &PromptTable {
+        &self.prompts
+    }
+
+    /// The resource table.
+    pub fn resources(&self) -> &ResourceTable {
+        &self.resources
+    }
+
+    /// The method table.
+    pub fn methods(&self) -> &MethodTable {
+        &self.methods
+    }
+
+    /// The resource-wide required scopes.
+    pub fn required(&self) -> &ScopeSet {
+        &self.required
+    }
+
     /// The scope hierarchy.
     pub fn hierarchy(&self) -> &ScopeHierarchy {
         &self.hierarchy
     }
 
-    /// What a request calling `tools` (none, for an operation that names no tool) needs.
-    pub fn requirement<'a>(&self, tools: impl IntoIterator<Item = &'a str>) -> Requirement {
+    /// What a request performing `operations` (a batch may hold several; none, for a
+    /// request that performs no operation) needs together.
+    pub fn requirement<'a>(
+        &self,
+        operations: impl IntoIterator<Item = Operation<'a>>,
+    ) -> Requirement {
         let mut needed = self.required.clone();
-        for tool in tools {
-            match self.tools.requirement(tool) {
-                ToolRequirement::Scopes(scopes) => add_operation(&mut needed, scopes.iter()),
-                ToolRequirement::Unannotated => {
-                    if self.tools.policy() == UnannotatedToolPolicy::Deny {
-                        return Requirement::Denied;
+        for operation in operations {
+            if let Some(scopes) = self.methods.get(operation.method) {
+                add_operation(&mut needed, scopes.iter());
+            }
+            let annotated = match operation.target {
+                Target::None => true,
+                Target::Tool(tool) => match self.tools.requirement(tool) {
+                    ToolRequirement::Scopes(scopes) => {
+                        add_operation(&mut needed, scopes.iter());
+                        true
                     }
-                }
+                    ToolRequirement::Unannotated => false,
+                },
+                Target::Prompt(prompt) => self
+                    .prompts
+                    .get(prompt)
+                    .map(|scopes| add_operation(&mut needed, scopes.iter()))
+                    .is_some(),
+                Target::Resource(uri) => self
+                    .resources
+                    .requirement(uri)
+                    .map(|scopes| add_operation(&mut needed, scopes.iter()))
+                    .is_some(),
+                Target::ResourceTemplate(template) => self
+                    .resources
+                    .template_requirement(template)
+                    .map(|scopes| add_operation(&mut needed, scopes.iter()))
+                    .is_some(),
+            };
+            if !annotated && self.tools.policy() == UnannotatedToolPolicy::Deny {
+                return Requirement::Denied;
             }
         }
         Requirement::Scopes(needed)
@@ -98,9 +180,14 @@ impl AccessPolicy {
         }
     }
 
+    /// Whether `identity` may perform `operation` (what list filtering shows).
+    pub fn may_perform(&self, identity: &VerifiedToken, operation: Operation<'_>) -> bool {
+        self.check(identity, &self.requirement([operation])).is_ok()
+    }
+
     /// Whether `identity` may call `tool` (what `tools/list` filtering shows).
     pub fn may_call(&self, identity: &VerifiedToken, tool: &str) -> bool {
-        self.check(identity, &self.requirement([tool])).is_ok()
+        self.may_perform(identity, Operation::tool(tool))
     }
 }
 
@@ -184,22 +271,25 @@ mod tests {
     fn a_request_needs_the_resource_scopes_and_each_tools_own() {
         let rules = policy(UnannotatedToolPolicy::AllowWithResourceScopes);
         assert_eq!(
-            rules.requirement([]),
+            rules.requirement(None),
             Requirement::Scopes(ScopeSet::from_space_separated("calendar:read"))
         );
         assert_eq!(
-            rules.requirement(["list_events", "create_event"]),
+            rules.requirement([
+                Operation::tool("list_events"),
+                Operation::tool("create_event")
+            ]),
             Requirement::Scopes(ScopeSet::from_space_separated(
                 "calendar:read calendar:write"
             ))
         );
         assert_eq!(
-            rules.requirement(["whoami"]),
+            rules.requirement([Operation::tool("whoami")]),
             Requirement::Scopes(ScopeSet::from_space_separated("calendar:read"))
         );
         let deny = policy(UnannotatedToolPolicy::Deny);
         assert_eq!(
-            deny.requirement(["list_events", "whoami"]),
+            deny.requirement([Operation::tool("list_events"), Operation::tool("whoami")]),
             Requirement::Denied
         );
     }
@@ -211,9 +301,10 @@ mod tests {
         assert!(rules.may_call(&admin, "create_event"));
         assert!(!rules.may_call(&admin, "whoami"));
         let reader = VerifiedToken::for_tests("calendar:read");
-        let Err(Refused::Insufficient(error)) =
-            rules.check(&reader, &rules.requirement(["create_event"]))
-        else {
+        let Err(Refused::Insufficient(error)) = rules.check(
+            &reader,
+            &rules.requirement([Operation::tool("create_event")]),
+        ) else {
             panic!("a reader may not create events");
         };
         assert_eq!(error.missing.to_space_separated(), "calendar:write");
@@ -221,5 +312,82 @@ mod tests {
             rules.check(&reader, &Requirement::Denied),
             Err(Refused::Denied)
         );
+    }
+
+    fn every_kind(unannotated: UnannotatedToolPolicy) -> AccessPolicy {
+        policy(unannotated)
+            .with_prompts(PromptTable::new([(
+                "plan_week",
+                ScopeSet::from_space_separated("calendar:plan"),
+            )]))
+            .with_resources(
+                ResourceTable::new([
+                    ("cal://events/{day}", &["calendar:history"][..]),
+                    ("cal://events/{+path}", &["calendar:audit"][..]),
+                ])
+                .unwrap(),
+            )
+            .with_methods(MethodTable::new([
+                ("tasks/list", &["calendar:tasks"][..]),
+                ("subscriptions/listen", &["calendar:watch"][..]),
+            ]))
+    }
+
+    fn needs(rules: &AccessPolicy, operation: Operation<'_>) -> String {
+        match rules.requirement([operation]) {
+            Requirement::Scopes(needed) => needed.to_space_separated(),
+            Requirement::Denied => "DENIED".into(),
+        }
+    }
+
+    #[test]
+    fn every_kind_of_operation_needs_its_targets_and_its_methods_scopes() {
+        use crate::operations::Reference;
+        let rules = every_kind(UnannotatedToolPolicy::Deny);
+        assert_eq!(
+            needs(&rules, Operation::prompt("plan_week")),
+            "calendar:plan calendar:read"
+        );
+        assert_eq!(
+            needs(&rules, Operation::resource("cal://events/monday")),
+            "calendar:audit calendar:history calendar:read"
+        );
+        let complete =
+            |reference| Operation::from_jsonrpc("completion/complete", None, Some(reference));
+        assert_eq!(
+            needs(&rules, complete(Reference::Prompt("plan_week"))),
+            "calendar:plan calendar:read"
+        );
+        assert_eq!(
+            needs(&rules, complete(Reference::Resource("cal://events/{day}"))),
+            "calendar:history calendar:read"
+        );
+        assert_eq!(
+            needs(&rules, Operation::method("tasks/list")),
+            "calendar:read calendar:tasks"
+        );
+        assert_eq!(
+            needs(&rules, Operation::method("subscriptions/listen")),
+            "calendar:read calendar:watch"
+        );
+        assert_eq!(
+            needs(&rules, Operation::method("server/discover")),
+            "calendar:read"
+        );
+        // Nothing annotated them: the deny policy refuses, the default allows with the
+        // resource-wide scopes.
+        for unannotated in [
+            Operation::prompt("other"),
+            Operation::resource("cal://settings"),
+            complete(Reference::Prompt("other")),
+            complete(Reference::Resource("cal://settings/{x}")),
+        ] {
+            assert_eq!(needs(&rules, unannotated), "DENIED", "{unannotated:?}");
+            let lax = every_kind(UnannotatedToolPolicy::AllowWithResourceScopes);
+            assert_eq!(needs(&lax, unannotated), "calendar:read", "{unannotated:?}");
+        }
+        let reader = VerifiedToken::for_tests("calendar:read calendar:plan");
+        assert!(rules.may_perform(&reader, Operation::prompt("plan_week")));
+        assert!(!rules.may_perform(&reader, Operation::resource("cal://events/monday")));
     }
 }

@@ -89,10 +89,13 @@ pub mod reason {
     pub const UNSUPPORTED_CONTENT_ENCODING: &str = "unsupported_content_encoding";
     /// 400: `Mcp-Method` or `Mcp-Name` disagrees with the body.
     pub const MCP_HEADERS_DISAGREE: &str = "mcp_headers_disagree_with_body";
-    /// 403: a tool without scope annotation, under the deny policy.
+    /// 403: a tool, prompt or resource without scope annotation, under the deny policy.
     pub const UNANNOTATED_TOOL_DENIED: &str = "unannotated_tool_denied";
     /// 403 `insufficient_scope`: the token lacks scopes the operation needs.
     pub const INSUFFICIENT_SCOPE: &str = "insufficient_scope";
+    /// A handler refused for want of scopes (a step-up raised from inside the handler), and
+    /// the layer answered 403 with the challenge.
+    pub const HANDLER_STEP_UP: &str = "handler_step_up";
     /// 429: the verified principal spent its request budget.
     pub const RATE_LIMITED_PRINCIPAL: &str = "rate_limited_principal";
     /// 429: the client address spent its failed-authentication budget; the token was not

@@ -29,8 +29,138 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::scopes::{ScopeSet, is_scope_char, is_valid_scope_token};
+use crate::scopes::{
+    OFFLINE_ACCESS, ScopeHierarchy, ScopeSet, is_scope_char, is_valid_scope_token,
+};
 use crate::validation::ErrorCode;
+
+/// The JSON-RPC error code with which a handler refuses for want of scopes (a step-up
+/// raised from inside the handler, when what is needed depends on the arguments), reserved
+/// by mcp-oauth in JSON-RPC's server-error range (no MCP revision nor rmcp 3.11 uses it).
+/// Its `data` is `{"error": "insufficient_scope", "scope": "<every scope needed>"}`
+/// ([`step_up_error_data`]). Where the HTTP layer sees the error before the status is sent
+/// (a JSON response), it answers 403 with the step-up challenge; elsewhere the client reads
+/// the same information from the error. With rmcp, `mcp_oauth::rmcp::require_scopes` writes
+/// it.
+pub const INSUFFICIENT_SCOPE_ERROR_CODE: i32 = -32043;
+
+/// The `data` of an [`INSUFFICIENT_SCOPE_ERROR_CODE`] error needing `scopes` (and naming
+/// those `missing`).
+///
+/// ```
+/// use mcp_oauth::challenge::{step_up_error_data, step_up_scopes_of};
+/// use mcp_oauth::ScopeSet;
+///
+/// let needed = ScopeSet::from_space_separated("calendar:read calendar:admin");
+/// let data = step_up_error_data(&needed, &ScopeSet::from_space_separated("calendar:admin"));
+/// assert_eq!(data["scope"], "calendar:admin calendar:read");
+/// assert_eq!(step_up_scopes_of(&data), Some(needed));
+/// ```
+pub fn step_up_error_data(scopes: &ScopeSet, missing: &ScopeSet) -> serde_json::Value {
+    serde_json::json!({
+        "error": "insufficient_scope",
+        "scope": scopes.to_space_separated(),
+        "missing": missing.iter().collect::<Vec<_>>(),
+    })
+}
+
+/// The scopes an [`INSUFFICIENT_SCOPE_ERROR_CODE`] error's `data` names: `None` unless it
+/// is `{"error": "insufficient_scope", "scope": "…"}` with at least one well-formed scope
+/// (malformed ones are dropped; a challenge never carries them).
+pub fn step_up_scopes_of(data: &serde_json::Value) -> Option<ScopeSet> {
+    if data.get("error")?.as_str()? != "insufficient_scope" {
+        return None;
+    }
+    let scopes: ScopeSet = data
+        .get("scope")?
+        .as_str()?
+        .split(' ')
+        .filter(|scope| is_valid_scope_token(scope))
+        .collect();
+    (!scopes.is_empty()).then_some(scopes)
+}
+
+/// How a 403 step-up challenge's `scope` is composed, which changed between MCP revisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepUpScopes {
+    /// MCP 2025-06-18 and 2025-11-25: the client asks for exactly the challenged scopes, so
+    /// the challenge repeats what the token was already granted next to what the operation
+    /// needs (the scopes granted ∪ needed), lest the new token lose them.
+    GrantedAndNeeded,
+    /// MCP 2026-07-28 and later (SEP-2350): every scope the operation needs, in one
+    /// challenge; clients merge what they already hold themselves. A needed scope the token
+    /// holds through a broader one is named as that broader scope, so re-authorizing never
+    /// narrows the grant (the hierarchy accounted for).
+    Needed,
+}
+
+impl StepUpScopes {
+    /// The composition for the negotiated protocol version (the `MCP-Protocol-Version`
+    /// header; none, or an unreadable one, is taken as an older client: the union holds
+    /// every scope either rule names).
+    ///
+    /// ```
+    /// use mcp_oauth::challenge::StepUpScopes;
+    /// assert_eq!(StepUpScopes::for_protocol_version(Some("2026-07-28")), StepUpScopes::Needed);
+    /// assert_eq!(StepUpScopes::for_protocol_version(Some("2025-11-25")), StepUpScopes::GrantedAndNeeded);
+    /// assert_eq!(StepUpScopes::for_protocol_version(None), StepUpScopes::GrantedAndNeeded);
+    /// ```
+    pub fn for_protocol_version(version: Option<&str>) -> Self {
+        // Versions are ISO dates; text comparison orders them.
+        let is_date = |v: &str| {
+            v.len() == 10
+                && v.bytes().enumerate().all(|(i, b)| {
+                    if i == 4 || i == 7 {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                })
+        };
+        match version {
+            Some(v) if is_date(v) && v >= "2026-07-28" => Self::Needed,
+            _ => Self::GrantedAndNeeded,
+        }
+    }
+
+    /// The challenge's scopes for a token granted `granted` and an operation that needs
+    /// `needed`; never [`OFFLINE_ACCESS`].
+    ///
+    /// ```
+    /// use mcp_oauth::challenge::StepUpScopes;
+    /// use mcp_oauth::scopes::{ScopeHierarchy, ScopeSet};
+    ///
+    /// let hierarchy = ScopeHierarchy::builder().imply("files:admin", "files:read").build().unwrap();
+    /// let granted = ScopeSet::from_space_separated("files:admin offline_access profile");
+    /// let needed = ScopeSet::from_space_separated("files:read files:share");
+    /// let scopes = |rule: StepUpScopes| rule.compose(&granted, &needed, &hierarchy).to_space_separated();
+    /// assert_eq!(scopes(StepUpScopes::Needed), "files:admin files:share");
+    /// assert_eq!(scopes(StepUpScopes::GrantedAndNeeded), "files:admin files:read files:share profile");
+    /// ```
+    pub fn compose(
+        self,
+        granted: &ScopeSet,
+        needed: &ScopeSet,
+        hierarchy: &ScopeHierarchy,
+    ) -> ScopeSet {
+        let mut scopes = ScopeSet::new();
+        match self {
+            Self::GrantedAndNeeded => {
+                scopes.extend(granted.iter());
+                scopes.extend(needed.iter());
+            }
+            Self::Needed => {
+                for scope in needed {
+                    let held_as = (!granted.contains(scope))
+                        .then(|| granted.iter().find(|g| hierarchy.implies(g, scope)))
+                        .flatten();
+                    scopes.insert(held_as.unwrap_or(scope));
+                }
+            }
+        }
+        scopes.iter().filter(|s| *s != OFFLINE_ACCESS).collect()
+    }
+}
 
 /// A Bearer challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -227,7 +227,7 @@ impl ProtectedResourceMetadata {
             if !is_valid_scope_token(scope) {
                 return Err(MetadataError::InvalidScope(scope.clone()));
             }
-            if scope == "offline_access" {
+            if scope == crate::scopes::OFFLINE_ACCESS {
                 return Err(MetadataError::OfflineAccessAdvertised);
             }
         }

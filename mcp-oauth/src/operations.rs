@@ -217,6 +217,18 @@ impl ResourceTable {
         Ok(())
     }
 
+    /// This table with `other`'s entries added (a template in both needs both's scopes).
+    #[must_use]
+    pub fn merged(mut self, other: ResourceTable) -> Self {
+        for (template, scopes) in other.entries {
+            match self.entries.iter_mut().find(|(t, _)| *t == template) {
+                Some((_, existing)) => existing.extend(scopes.iter()),
+                None => self.entries.push((template, scopes)),
+            }
+        }
+        self
+    }
+
     /// What reading `uri` needs: the union of the scopes of every entry that matches it;
     /// `None` when none does.
     pub fn requirement(&self, uri: &str) -> Option<ScopeSet> {

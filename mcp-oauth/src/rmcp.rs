@@ -27,13 +27,15 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 
 use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
+use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{MetaObject, Tool};
+use rmcp::model::{ErrorCode, MetaObject, Prompt, Resource, ResourceTemplate, Tool};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 use serde_json::{Value, json};
 
 use crate::access::{AccessPolicy, check_tool_scopes};
+use crate::operations::{Operation, PromptTable, ResourceTable};
 use crate::resource::ProtectedResource;
 use crate::scopes::{ScopeHierarchy, ScopeSet};
 use crate::tools::{
@@ -82,20 +84,63 @@ fn unauthenticated() -> ErrorData {
     )
 }
 
-/// The rmcp error for a call whose token lacks scopes: names every scope the operation needs
-/// (`scope`, as a step-up challenge would) and those missing.
+/// The rmcp error for a call whose token lacks scopes: the reserved
+/// [`INSUFFICIENT_SCOPE_ERROR_CODE`](crate::challenge::INSUFFICIENT_SCOPE_ERROR_CODE), with
+/// every scope the operation needs in `data.scope` (as a step-up challenge names them) and
+/// those missing in `data.missing`. Behind the HTTP layer, a JSON response carrying it
+/// becomes a 403 step-up challenge (see [`require_scopes`]).
 pub fn insufficient_scope_error(error: &InsufficientScope) -> ErrorData {
-    ErrorData::invalid_request(
+    ErrorData::new(
+        ErrorCode(crate::challenge::INSUFFICIENT_SCOPE_ERROR_CODE),
         format!(
-            "insufficient_scope: this tool needs {}; missing {}",
+            "insufficient_scope: this operation needs {}; missing {}",
             error.required, error.missing
         ),
-        Some(json!({
-            "error": "insufficient_scope",
-            "scope": error.required.to_space_separated(),
-            "missing": error.missing.iter().collect::<Vec<_>>(),
-        })),
+        Some(crate::challenge::step_up_error_data(
+            &error.required,
+            &error.missing,
+        )),
     )
+}
+
+/// A step-up raised from inside a handler, when what is needed depends on the arguments
+/// (deleting someone else's event needs more than deleting one's own): `Ok` when `identity`
+/// holds `scopes` and `R`'s resource-wide scopes (after `R`'s hierarchy), else the
+/// [`insufficient_scope_error`] naming them all, to return from the handler with `?`.
+///
+/// What the client sees: for a request answered with one JSON message (MCP 2026-07-28
+/// requests, with the `json_response` the one-call assembly turns on), the HTTP layer turns
+/// the error into **403** with `WWW-Authenticate: Bearer error="insufficient_scope",
+/// scope="…"`, naming the operation's scopes and these, composed per protocol version. On a
+/// legacy session or an SSE response the status (200) is already sent, and the client gets
+/// the JSON-RPC error with the same `data.scope` (rmcp 3.11,
+/// `transport/streamable_http_server/tower.rs`, `handle_post`).
+///
+/// ```
+/// # #[mcp_oauth::protected_resource(resource = "https://cal.example.com/mcp",
+/// #     authorization_servers = ["https://auth.example.com"], scopes = ["calendar:read", "calendar:admin"])]
+/// # pub struct Calendar;
+/// use mcp_oauth::rmcp::{Authenticated, require_scopes};
+///
+/// fn delete_event(auth: &Authenticated, owner: &str) -> Result<(), rmcp::ErrorData> {
+///     if auth.subject() != Some(owner) {
+///         require_scopes::<Calendar>(auth, &["calendar:admin"])?;
+///     }
+///     Ok(())
+/// }
+/// let reader = Authenticated(mcp_oauth::VerifiedToken::for_tests("calendar:read"));
+/// let refused = delete_event(&reader, "someone-else").unwrap_err();
+/// assert_eq!(refused.code.0, mcp_oauth::challenge::INSUFFICIENT_SCOPE_ERROR_CODE);
+/// assert_eq!(refused.data.unwrap()["scope"], "calendar:admin calendar:read");
+/// ```
+pub fn require_scopes<R: ProtectedResource>(
+    identity: &impl AsVerifiedToken,
+    scopes: &[&str],
+) -> Result<(), ErrorData> {
+    let mut needed: ScopeSet = R::DECLARATION.required_scopes.iter().copied().collect();
+    needed.extend(scopes.iter().copied());
+    crate::access::check_scopes(identity.as_verified_token(), &needed, R::scope_hierarchy())
+        .map_err(|error| insufficient_scope_error(&error))
 }
 
 impl From<InsufficientScope> for ErrorData {
@@ -158,10 +203,27 @@ pub fn prompt_meta(base: Option<MetaObject>, scopes: &[&str]) -> MetaObject {
     tool_meta(base, scopes)
 }
 
+/// A resource's or resource template's `_meta` with the scopes reading it needs, as
+/// [`tool_meta`] does for a tool: what `resources/list` and `resources/templates/list` show
+/// clients (see [`annotate_resources`]).
+pub fn resource_meta(base: Option<MetaObject>, scopes: &[&str]) -> MetaObject {
+    tool_meta(base, scopes)
+}
+
 /// The scopes a tool advertises in its `_meta`, if it is annotated. A malformed annotation
 /// (not an array of strings) reads as "every scope", which no token has: fail closed.
 pub fn tool_scopes(tool: &Tool) -> Option<ScopeSet> {
-    let entry = tool.meta.as_ref()?.0.get(TOOL_SCOPES_META_KEY)?;
+    meta_scopes(tool.meta.as_ref())
+}
+
+/// The scopes a prompt advertises in its `_meta` (`#[mcp_prompt]`), read as
+/// [`tool_scopes`] reads a tool's.
+pub fn prompt_scopes(prompt: &Prompt) -> Option<ScopeSet> {
+    meta_scopes(prompt.meta.as_ref())
+}
+
+fn meta_scopes(meta: Option<&MetaObject>) -> Option<ScopeSet> {
+    let entry = meta?.0.get(TOOL_SCOPES_META_KEY)?;
     let scopes = entry.get("scopes").and_then(Value::as_array);
     let parsed: Option<ScopeSet> = scopes.and_then(|items| {
         items
@@ -189,6 +251,192 @@ where
             scopes,
         })
     }))
+}
+
+/// The per-prompt scope table of a prompt router: every prompt with a `#[mcp_prompt]`
+/// annotation, under its MCP name.
+pub fn prompt_table<S>(router: &PromptRouter<S>) -> PromptTable
+where
+    S: Send + Sync + 'static,
+{
+    PromptTable::new(
+        router
+            .map
+            .values()
+            .filter_map(|route| prompt_scopes(&route.attr).map(|s| (route.attr.name.clone(), s))),
+    )
+}
+
+/// `resources` (or templates) with the scopes `R` declares for each put in its `_meta`
+/// (under [`TOOL_SCOPES_META_KEY`], as tools carry theirs), so clients see what reading
+/// one needs. A URI several templates match gets the union.
+pub fn annotate_resources<R: ProtectedResource, T: AnnotatedResource>(
+    mut resources: Vec<T>,
+) -> Vec<T> {
+    let table = ResourceTable::from_declared(R::DECLARATION.resources);
+    for resource in &mut resources {
+        let scopes = resource.requirement(&table);
+        if let Some(scopes) = scopes {
+            let scopes: Vec<&str> = scopes.iter().collect();
+            let meta = resource_meta(resource.meta_mut().take(), &scopes);
+            *resource.meta_mut() = Some(meta);
+        }
+    }
+    resources
+}
+
+/// An rmcp resource or resource template, as access sees it.
+pub trait AnnotatedResource {
+    /// The operation reading it (or, for a template, completing its variables).
+    fn operation(&self) -> Operation<'_>;
+    /// Its `_meta`.
+    fn meta_mut(&mut self) -> &mut Option<MetaObject>;
+    /// What the resource table says reading it needs.
+    fn requirement(&self, table: &ResourceTable) -> Option<ScopeSet>;
+}
+
+impl AnnotatedResource for Resource {
+    fn operation(&self) -> Operation<'_> {
+        Operation::resource(&self.uri)
+    }
+    fn meta_mut(&mut self) -> &mut Option<MetaObject> {
+        &mut self.meta
+    }
+    fn requirement(&self, table: &ResourceTable) -> Option<ScopeSet> {
+        table.requirement(&self.uri)
+    }
+}
+
+impl AnnotatedResource for ResourceTemplate {
+    fn operation(&self) -> Operation<'_> {
+        Operation {
+            method: "resources/read",
+            target: crate::operations::Target::ResourceTemplate(&self.uri_template),
+        }
+    }
+    fn meta_mut(&mut self) -> &mut Option<MetaObject> {
+        &mut self.meta
+    }
+    fn requirement(&self, table: &ResourceTable) -> Option<ScopeSet> {
+        table.template_requirement(&self.uri_template)
+    }
+}
+
+/// The access rules of `R` as list filtering sees them: the declaration's required scopes,
+/// hierarchy and resources, with `tools` and `prompts` (read from the routers).
+pub fn access_policy<R: ProtectedResource>(tools: ToolTable, prompts: PromptTable) -> AccessPolicy {
+    let required: ScopeSet = R::DECLARATION.required_scopes.iter().copied().collect();
+    AccessPolicy::new(required, R::scope_hierarchy().clone(), tools)
+        .with_prompts(prompts)
+        .with_resources(ResourceTable::from_declared(R::DECLARATION.resources))
+}
+
+/// `prompts/list` filtered to the prompts the request's identity may get (no identity: none),
+/// after `R`'s declaration and each prompt's `#[mcp_prompt]` scopes; unannotated prompts
+/// unless `policy` denies them.
+pub fn prompts_for_resource<R: ProtectedResource>(
+    prompts: Vec<Prompt>,
+    context: &RequestContext<RoleServer>,
+    policy: UnannotatedToolPolicy,
+) -> Vec<Prompt> {
+    let Some(identity) = verified_token(context) else {
+        return Vec::new();
+    };
+    let table = PromptTable::new(
+        prompts
+            .iter()
+            .filter_map(|p| prompt_scopes(p).map(|s| (p.name.clone(), s))),
+    );
+    let rules = access_policy::<R>(ToolTable::default().with_policy(policy), table);
+    prompts
+        .into_iter()
+        .filter(|prompt| rules.may_perform(&identity, Operation::prompt(&prompt.name)))
+        .collect()
+}
+
+/// `resources/list` (or `resources/templates/list`) filtered to what the request's identity
+/// may read (no identity: nothing), after `R`'s declared `resources`; a resource no entry
+/// matches is listed unless `policy` denies unannotated ones. The items come back annotated
+/// ([`annotate_resources`]).
+pub fn resources_for_resource<R: ProtectedResource, T: AnnotatedResource>(
+    resources: Vec<T>,
+    context: &RequestContext<RoleServer>,
+    policy: UnannotatedToolPolicy,
+) -> Vec<T> {
+    let Some(identity) = verified_token(context) else {
+        return Vec::new();
+    };
+    let rules = access_policy::<R>(
+        ToolTable::default().with_policy(policy),
+        PromptTable::default(),
+    );
+    let visible = resources
+        .into_iter()
+        .filter(|resource| rules.may_perform(&identity, resource.operation()))
+        .collect();
+    annotate_resources::<R, T>(visible)
+}
+
+/// The SEP-2549 cache hints of a result that depends on the caller: `cacheScope: private`,
+/// no TTL, for clients of MCP 2026-07-28 or later (older ones know neither member).
+pub fn private_cache_hints(
+    context: &RequestContext<RoleServer>,
+) -> (Option<u64>, Option<rmcp::model::CacheScope>) {
+    let supports_cache_hints = context
+        .protocol_version()
+        .is_some_and(|version| version >= rmcp::model::ProtocolVersion::V_2026_07_28);
+    (
+        supports_cache_hints.then_some(0),
+        supports_cache_hints.then_some(rmcp::model::CacheScope::Private),
+    )
+}
+
+/// A complete `prompts/list` result filtered with [`prompts_for_resource`], marked private
+/// ([`private_cache_hints`]).
+pub fn filtered_prompts_result<R: ProtectedResource>(
+    prompts: Vec<Prompt>,
+    context: &RequestContext<RoleServer>,
+    policy: UnannotatedToolPolicy,
+) -> rmcp::model::ListPromptsResult {
+    let (ttl_ms, cache_scope) = private_cache_hints(context);
+    let mut result = rmcp::model::ListPromptsResult::with_all_items(prompts_for_resource::<R>(
+        prompts, context, policy,
+    ));
+    result.ttl_ms = ttl_ms;
+    result.cache_scope = cache_scope;
+    result
+}
+
+/// A complete `resources/list` result filtered with [`resources_for_resource`], marked
+/// private ([`private_cache_hints`]).
+pub fn filtered_resources_result<R: ProtectedResource>(
+    resources: Vec<Resource>,
+    context: &RequestContext<RoleServer>,
+    policy: UnannotatedToolPolicy,
+) -> rmcp::model::ListResourcesResult {
+    let (ttl_ms, cache_scope) = private_cache_hints(context);
+    let mut result = rmcp::model::ListResourcesResult::with_all_items(
+        resources_for_resource::<R, _>(resources, context, policy),
+    );
+    result.ttl_ms = ttl_ms;
+    result.cache_scope = cache_scope;
+    result
+}
+
+/// A complete `resources/templates/list` result filtered with [`resources_for_resource`],
+/// marked private ([`private_cache_hints`]).
+pub fn filtered_resource_templates_result<R: ProtectedResource>(
+    templates: Vec<ResourceTemplate>,
+    context: &RequestContext<RoleServer>,
+    policy: UnannotatedToolPolicy,
+) -> rmcp::model::ListResourceTemplatesResult {
+    let (ttl_ms, cache_scope) = private_cache_hints(context);
+    let mut result = rmcp::model::ListResourceTemplatesResult::with_all_items(
+        resources_for_resource::<R, _>(templates, context, policy),
+    );
+    result.ttl_ms = ttl_ms;
+    result.cache_scope = cache_scope;
+    result
 }
 
 /// The [`TaskIds`](crate::http::TaskIds) of the request: seal the id of every task the
@@ -264,17 +512,13 @@ pub fn filtered_tools_result<R: ProtectedResource>(
     context: &RequestContext<RoleServer>,
     policy: UnannotatedToolPolicy,
 ) -> rmcp::model::ListToolsResult {
-    let supports_cache_hints = context
-        .protocol_version()
-        .is_some_and(|version| version >= rmcp::model::ProtocolVersion::V_2026_07_28);
-    rmcp::model::ListToolsResult {
-        result_type: Some(rmcp::model::ResultType::COMPLETE),
-        tools: tools_for_resource::<R>(tools, context, policy),
-        meta: None,
-        next_cursor: None,
-        ttl_ms: supports_cache_hints.then_some(0),
-        cache_scope: supports_cache_hints.then_some(rmcp::model::CacheScope::Private),
-    }
+    let (ttl_ms, cache_scope) = private_cache_hints(context);
+    let mut result = rmcp::model::ListToolsResult::with_all_items(tools_for_resource::<R>(
+        tools, context, policy,
+    ));
+    result.ttl_ms = ttl_ms;
+    result.cache_scope = cache_scope;
+    result
 }
 
 #[cfg(test)]

@@ -26,6 +26,10 @@ use std::fmt;
 use std::iter::FusedIterator;
 use std::sync::Arc;
 
+/// The scope that asks for refresh tokens, which MCP says a resource never advertises: not in
+/// `scopes_supported`, not in a challenge (SEP-2207).
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
 /// Is `s` a valid scope-token: `1*( %x21 / %x23-5B / %x5D-7E )` (RFC 6749 §3.3).
 ///
 /// That is: at least one character, each a printable ASCII character other than space,

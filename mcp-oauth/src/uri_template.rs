@@ -193,12 +193,21 @@ const fn is_pct_encoded(bytes: &[u8], i: usize) -> bool {
 /// RFC 6570 §2.1 `literals`, for ASCII; every non-ASCII byte (UTF-8 of `ucschar`/`iprivate`)
 /// is allowed.
 const fn is_literal_byte(b: u8) -> bool {
-    match b {
-        0x80..=0xff => true,
-        0x21 | 0x23 | 0x24 | 0x26 | 0x28..=0x3b | 0x3d | 0x3f..=0x5b | 0x5d | 0x5f => true,
-        0x61..=0x7a | 0x7e => true,
-        _ => false,
-    }
+    matches!(
+        b,
+        0x80..=0xff
+            | 0x21
+            | 0x23
+            | 0x24
+            | 0x26
+            | 0x28..=0x3b
+            | 0x3d
+            | 0x3f..=0x5b
+            | 0x5d
+            | 0x5f
+            | 0x61..=0x7a
+            | 0x7e
+    )
 }
 
 /// A parsed URI template.
@@ -300,8 +309,8 @@ impl UriTemplate {
             for steps in &mut next {
                 steps.clear();
             }
-            for part in 0..self.parts.len() {
-                for &step in &current[part] {
+            for (part, steps) in current.iter().enumerate().take(self.parts.len()) {
+                for &step in steps {
                     if let Some(step) = self.advance(part, step, b) {
                         self.enter(&mut next, part, step);
                     }

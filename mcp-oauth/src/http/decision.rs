@@ -139,6 +139,23 @@ pub(super) struct PendingAllowed<'a> {
 }
 
 impl PendingAllowed<'_> {
+    /// Records a refusal after all: a handler asked for scopes the token lacks (`needed`
+    /// being every scope the operation needs).
+    pub(super) fn refuse(
+        &mut self,
+        reason: &'static str,
+        needed: ScopeSet,
+        response: Response<ResponseBody>,
+    ) -> Response<ResponseBody> {
+        match self.decision.take() {
+            Some(mut decision) => {
+                decision.required = Some(needed);
+                decision.refuse(self.shared, reason, response)
+            }
+            None => response,
+        }
+    }
+
     pub(super) fn finish(mut self, status: StatusCode) {
         if let Some(decision) = self.decision.take() {
             self.shared.record(Outcome::Allowed, reason::ALLOWED, || {

@@ -51,6 +51,7 @@ mod body;
 mod client_addr;
 mod credentials;
 mod decision;
+mod handler_step_up;
 mod handles;
 pub(crate) mod jsonrpc; // pub(crate): reached by `crate::__fuzz` (feature `fuzzing`)
 mod limits;
@@ -86,6 +87,7 @@ use crate::metadata::{self, MetadataError};
 use crate::rate_limit::RateLimits;
 use crate::resource::ResourceConfig;
 
+use crate::operations::{MethodTable, PromptTable, ResourceTable};
 use crate::tools::ToolTable;
 use crate::validation::Validator;
 
@@ -134,6 +136,9 @@ pub struct OAuthLayerBuilder {
     config: ResourceConfig,
     validator: Validator,
     tools: ToolTable,
+    prompts: PromptTable,
+    resources: ResourceTable,
+    methods: MethodTable,
     route: Option<String>,
     origins: Option<OriginPolicy>,
     allowed_hosts: Vec<String>,
@@ -159,6 +164,27 @@ impl OAuthLayerBuilder {
     /// The per-tool scope table (with rmcp: `mcp_oauth::rmcp::tool_table(&router)`).
     pub fn tools(mut self, tools: ToolTable) -> Self {
         self.tools = tools;
+        self
+    }
+
+    /// The per-prompt scope table (with rmcp: `mcp_oauth::rmcp::prompt_table(&router)`).
+    pub fn prompts(mut self, prompts: PromptTable) -> Self {
+        self.prompts = prompts;
+        self
+    }
+
+    /// Resource URIs and URI templates with their scopes, registered at startup: added to
+    /// those the declaration names (`#[protected_resource(resources = {...})]`); a template
+    /// written in both needs the scopes of both.
+    pub fn resources(mut self, resources: ResourceTable) -> Self {
+        self.resources = resources;
+        self
+    }
+
+    /// Scopes methods need whatever they operate on (`tasks/list`, `subscriptions/listen`,
+    /// a method the server adds, …).
+    pub fn methods(mut self, methods: MethodTable) -> Self {
+        self.methods = methods;
         self
     }
 
@@ -321,7 +347,13 @@ impl OAuthLayerBuilder {
                     self.config.required_scopes(),
                     self.config.scope_hierarchy().clone(),
                     self.tools,
-                ),
+                )
+                .with_prompts(self.prompts)
+                .with_resources(
+                    ResourceTable::from_declared(self.config.declaration().resources)
+                        .merged(self.resources),
+                )
+                .with_methods(self.methods),
                 validator: self.validator,
                 metadata_json: Bytes::from(document.to_json()),
                 metadata_url,
@@ -442,6 +474,9 @@ impl OAuthLayer {
             config,
             validator,
             tools: ToolTable::default(),
+            prompts: PromptTable::default(),
+            resources: ResourceTable::default(),
+            methods: MethodTable::default(),
             route: None,
             origins: None,
             allowed_hosts: Vec::new(),

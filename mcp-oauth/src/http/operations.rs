@@ -4,8 +4,9 @@
 //! allow it, a 403 step-up challenge naming every scope it needs otherwise.
 
 use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body::Body as HttpBody;
 
 use super::Shared;
@@ -13,10 +14,12 @@ use super::body::{BoxError, ResponseBody, read_bounded};
 use super::decision::{Decision, Refusal};
 use super::handles::HandleKey;
 use super::jsonrpc;
-use super::responses::{body_refusal, plain, step_up, unreadable_jsonrpc};
+use super::responses::{body_refusal, internal_error, plain, step_up, unreadable_jsonrpc};
 use super::session::Principal;
 use crate::access::{Refused, Requirement};
 use crate::audit::reason;
+use crate::challenge::StepUpScopes;
+use crate::scopes::ScopeSet;
 use crate::validation::VerifiedToken;
 
 /// The request body for the endpoint, with what it calls judged: a `POST` body is read
@@ -35,7 +38,7 @@ where
 {
     if parts.method != Method::POST {
         let body = body.map_or_else(ResponseBody::empty, ResponseBody::new);
-        return Ok((body, shared.access.requirement([])));
+        return Ok((body, shared.access.requirement(None)));
     }
     let bytes = match (form, body) {
         (Some(bytes), _) => bytes,
@@ -52,20 +55,15 @@ where
         .iter()
         .filter_map(|call| call.tool().map(str::to_owned))
         .collect();
-    if !headers_agree(&parts.headers, &calls) {
+    if let Err(mismatch) = headers_agree(&parts.headers, &calls) {
         return Err(Refusal::new(
             reason::MCP_HEADERS_DISAGREE,
-            plain(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "The Mcp-Method or Mcp-Name header does not match the body",
-                None,
-            ),
+            header_mismatch(&bytes, mismatch),
         ));
     }
     let requirement = shared
         .access
-        .requirement(calls.iter().filter_map(jsonrpc::Call::tool));
+        .requirement(calls.iter().map(jsonrpc::Call::operation));
     let names_tasks = calls.iter().any(|call| is_task_operation(&call.method));
     drop(calls);
     if !names_tasks {
@@ -79,10 +77,12 @@ where
 }
 
 /// Whether `identity` may do what `requirement` describes: a plain 403 when no scope can
-/// allow it, the step-up challenge when scopes are missing.
+/// allow it, the step-up challenge when scopes are missing (composed for the request's
+/// protocol version, [`StepUpScopes`]).
 pub(super) fn require(
     shared: &Shared,
     decision: &mut Decision,
+    headers: &HeaderMap,
     identity: &VerifiedToken,
     requirement: &Requirement,
 ) -> Result<(), Refusal> {
@@ -97,16 +97,40 @@ pub(super) fn require(
             plain(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                "This tool may not be called",
+                "This operation may not be performed",
                 None,
             ),
         )),
         Err(Refused::Insufficient(error)) => Err(Refusal::new(
             reason::INSUFFICIENT_SCOPE,
-            step_up(shared, error.required),
+            step_up(
+                shared,
+                step_up_scopes(shared, headers, identity, &error.required),
+            ),
         )),
     }
 }
+
+/// What a step-up challenge names for `identity` lacking scopes of `needed`, composed for
+/// the protocol version the request declares.
+pub(super) fn step_up_scopes(
+    shared: &Shared,
+    headers: &HeaderMap,
+    identity: &VerifiedToken,
+    needed: &ScopeSet,
+) -> ScopeSet {
+    step_up_rule(headers).compose(identity.scopes(), needed, shared.access.hierarchy())
+}
+
+/// How the request's protocol version composes step-up challenges.
+pub(super) fn step_up_rule(headers: &HeaderMap) -> StepUpScopes {
+    let version = headers
+        .get(PROTOCOL_VERSION_HEADER)
+        .and_then(|v| v.to_str().ok());
+    StepUpScopes::for_protocol_version(version)
+}
+
+pub(super) const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
 
 pub(super) const METHOD_HEADER: &str = "mcp-method";
 
@@ -166,8 +190,13 @@ pub(super) fn header_safe(text: &str) -> Option<HeaderValue> {
     }
 }
 
-/// `Mcp-Method` and `Mcp-Name`, when present, must name what the body does (SEP-2243).
-pub(super) fn headers_agree(headers: &HeaderMap, calls: &[jsonrpc::Call<'_>]) -> bool {
+/// `Mcp-Method` and `Mcp-Name`, when present, must name what the body does (SEP-2243): the
+/// method of every request, and for each named operation (a tool, a prompt, a resource URI,
+/// a task: [`jsonrpc::name_member`]) what it names. `Err` says which header disagrees.
+pub(super) fn headers_agree(
+    headers: &HeaderMap,
+    calls: &[jsonrpc::Call<'_>],
+) -> Result<(), &'static str> {
     let header = |name: &str| -> Result<Option<String>, ()> {
         let mut values = headers.get_all(name).iter();
         let Some(value) = values.next() else {
@@ -180,23 +209,48 @@ pub(super) fn headers_agree(headers: &HeaderMap, calls: &[jsonrpc::Call<'_>]) ->
             .map(|v| Some(v.into_owned()))
             .ok_or(())
     };
-    let (Ok(method), Ok(name)) = (header(METHOD_HEADER), header(NAME_HEADER)) else {
-        return false;
-    };
+    let method =
+        header(METHOD_HEADER).map_err(|()| "The Mcp-Method header is unreadable or repeated")?;
+    let name = header(NAME_HEADER).map_err(|()| "The Mcp-Name header is unreadable or repeated")?;
     if let Some(method) = &method
         && (calls.is_empty() || calls.iter().any(|call| call.method != method.as_str()))
     {
-        return false;
+        return Err("The Mcp-Method header does not match the body's method");
     }
     if let Some(name) = &name {
-        for call in calls
+        let named = calls
             .iter()
-            .filter(|call| jsonrpc::name_member(&call.method).is_some())
-        {
+            .filter(|call| jsonrpc::name_member(&call.method).is_some());
+        for call in named {
             if call.name.as_deref() != Some(name.as_str()) {
-                return false;
+                return Err("The Mcp-Name header does not match what the body names");
             }
         }
     }
-    true
+    Ok(())
 }
+
+/// SEP-2243's answer to headers that disagree with the body: 400 with the JSON-RPC error
+/// -32020 (rmcp's `ErrorCode::HEADER_MISMATCH`), addressed to the request's id (`null` for a
+/// batch or a body without one), as rmcp itself writes it.
+pub(super) fn header_mismatch(body: &[u8], message: &str) -> Response<ResponseBody> {
+    let id = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| value.get("id").cloned())
+        .filter(|id| id.is_string() || id.is_number())
+        .unwrap_or(serde_json::Value::Null);
+    let error = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": { "code": HEADER_MISMATCH_CODE, "message": message },
+    });
+    Response::builder()
+        .status(StatusCode::BAD_REQUEST)
+        .header(CONTENT_TYPE, "application/json")
+        .header(CACHE_CONTROL, "no-store")
+        .body(ResponseBody::from(error.to_string()))
+        .unwrap_or_else(|_| internal_error())
+}
+
+/// The JSON-RPC error code of a header/body disagreement (SEP-2243).
+pub(super) const HEADER_MISMATCH_CODE: i64 = -32020;

@@ -16,14 +16,16 @@ use super::Shared;
 use super::body::{BoxError, ResponseBody};
 use super::credentials::{bearer_token, form_body, refuse_encoded_body};
 use super::decision::{Decision, PendingAllowed, Refusal, echo_request_id};
+use super::handler_step_up::{self, Answer, StepUpContext};
 use super::handles::{SealedEventIds, TaskIds, is_event_stream};
 use super::limits::{FailedAuth, per_principal};
-use super::operations::{read_operations, require};
+use super::operations::{read_operations, require, step_up_rule};
 use super::origin::OriginCheck;
 use super::responses::{plain, preflight, serve_metadata, unknown_address, with_cors};
 use super::session::Principal;
 use super::streams::{LAST_EVENT_ID_HEADER, SessionState, resume_for, session_of, track_session};
 use super::verify::verify_token;
+use crate::access::Requirement;
 use crate::audit::reason;
 
 /// The service [`OAuthLayer`](super::OAuthLayer) wraps around an MCP endpoint.
@@ -152,15 +154,30 @@ where
             request,
             session,
             principal,
+            step_up,
         }) => {
             let method = request.method().clone();
             let request_id = decision.request_id_header.clone();
-            let pending = PendingAllowed {
+            let mut pending = PendingAllowed {
                 shared: &shared,
                 decision: Some(decision),
             };
             let response = inner.call(request).await?;
             track_session(&shared, &method, session, &response);
+            let response = response.map(ResponseBody::new);
+            let response = match step_up {
+                Some(context) => {
+                    match handler_step_up::inspect(&shared, &context, response).await {
+                        Answer::Passed(response) => response,
+                        Answer::SteppedUp(response, needed) => {
+                            let response =
+                                pending.refuse(reason::HANDLER_STEP_UP, needed, response);
+                            return Ok(with_cors(response, origin.as_ref()));
+                        }
+                    }
+                }
+                None => response,
+            };
             pending.finish(response.status());
             let mut response = match principal {
                 // Event ids leave sealed for the principal (see `handles`).
@@ -174,7 +191,7 @@ where
                         ))
                     })
                 }
-                _ => response.map(ResponseBody::new),
+                _ => response,
             };
             echo_request_id(request_id.as_ref(), &mut response);
             response
@@ -201,6 +218,8 @@ struct Authorized {
     session: SessionState,
     /// Whose state handles the response carries (`None`: a token naming no one).
     principal: Option<Principal>,
+    /// For a `POST`, what a handler's step-up challenge is composed from.
+    step_up: Option<StepUpContext>,
 }
 
 /// Every check, in order; `Err` is the refusal to send instead of calling the endpoint.
@@ -229,7 +248,15 @@ where
     let session = session_of(shared, principal, &parts.headers, &failed_auth).await?;
     let (body, requirement) =
         read_operations(shared, decision, &mut parts, form, body, principal).await?;
-    require(shared, decision, &identity, &requirement)?;
+    require(shared, decision, &parts.headers, &identity, &requirement)?;
+    let step_up = match &requirement {
+        Requirement::Scopes(needed) if parts.method == Method::POST => Some(StepUpContext {
+            rule: step_up_rule(&parts.headers),
+            granted: identity.scopes().clone(),
+            needed: needed.clone(),
+        }),
+        _ => None,
+    };
 
     // Tools must never see (or log) the raw token: it leaves with the header.
     parts.headers.remove(AUTHORIZATION);
@@ -242,5 +269,6 @@ where
         request: Request::from_parts(parts, body),
         session,
         principal,
+        step_up,
     })
 }
