@@ -182,6 +182,23 @@ impl<R: ProtectedResource> OAuthApp<R> {
         self.tools(crate::rmcp::tool_table(router))
     }
 
+    /// The per-prompt scope table, read from the router's `#[mcp_prompt]` annotations.
+    /// (Resources need no call: the layer reads `#[protected_resource(resources = {...})]`.)
+    #[cfg(feature = "rmcp")]
+    pub fn prompt_router<S: Send + Sync + 'static>(
+        self,
+        router: &rmcp::handler::server::router::prompt::PromptRouter<S>,
+    ) -> Self {
+        let prompts = crate::rmcp::prompt_table(router);
+        self.layer_with(move |layer| layer.prompts(prompts))
+    }
+
+    /// Scopes methods need whatever they operate on (`tasks/list`, `subscriptions/listen`,
+    /// a method the server adds, …), beyond the resource-wide ones.
+    pub fn methods(self, methods: crate::operations::MethodTable) -> Self {
+        self.layer_with(move |layer| layer.methods(methods))
+    }
+
     /// Adjusts the layer builder after the settings applied (an audit sink, session
     /// bindings, a body bound, …).
     pub fn layer_with(
@@ -543,7 +560,12 @@ impl OAuthServer {
         hosts
     }
 
-    /// rmcp's streamable HTTP configuration with [`allowed_hosts`](Self::allowed_hosts).
+    /// rmcp's streamable HTTP configuration with [`allowed_hosts`](Self::allowed_hosts) and
+    /// `json_response` on: a request rmcp serves statelessly (MCP 2026-07-28) whose handler
+    /// answers with one message gets it as `application/json`, so a step-up a handler raises
+    /// ([`require_scopes`](crate::rmcp::require_scopes)) reaches the client as a 403
+    /// challenge. A handler that sends notifications first still streams (rmcp falls back
+    /// to SSE).
     #[cfg(feature = "rmcp")]
     pub fn streamable_http_config(
         &self,
@@ -551,6 +573,7 @@ impl OAuthServer {
         let mut config =
             rmcp::transport::streamable_http_server::StreamableHttpServerConfig::default();
         config.allowed_hosts = self.allowed_hosts();
+        config.json_response = true;
         config
     }
 

@@ -44,39 +44,58 @@ use crate::validation::ErrorCode;
 /// it.
 pub const INSUFFICIENT_SCOPE_ERROR_CODE: i32 = -32043;
 
-/// The `data` of an [`INSUFFICIENT_SCOPE_ERROR_CODE`] error needing `scopes` (and naming
-/// those `missing`).
+/// The `data` of an [`INSUFFICIENT_SCOPE_ERROR_CODE`] error: `needed`, every scope the
+/// operation needs; `missing`, those the token lacks; and `scope`, what a client that reads
+/// the error itself should ask for — `granted` ∪ `needed` (without `offline_access`), so
+/// that a client of any MCP revision keeps what it holds.
 ///
 /// ```
 /// use mcp_oauth::challenge::{step_up_error_data, step_up_scopes_of};
 /// use mcp_oauth::ScopeSet;
 ///
+/// let granted = ScopeSet::from_space_separated("calendar:read");
 /// let needed = ScopeSet::from_space_separated("calendar:read calendar:admin");
-/// let data = step_up_error_data(&needed, &ScopeSet::from_space_separated("calendar:admin"));
+/// let missing = ScopeSet::from_space_separated("calendar:admin");
+/// let data = step_up_error_data(&granted, &needed, &missing);
 /// assert_eq!(data["scope"], "calendar:admin calendar:read");
 /// assert_eq!(step_up_scopes_of(&data), Some(needed));
 /// ```
-pub fn step_up_error_data(scopes: &ScopeSet, missing: &ScopeSet) -> serde_json::Value {
+pub fn step_up_error_data(
+    granted: &ScopeSet,
+    needed: &ScopeSet,
+    missing: &ScopeSet,
+) -> serde_json::Value {
+    let ask = StepUpScopes::GrantedAndNeeded.compose(granted, needed, &ScopeHierarchy::new());
     serde_json::json!({
         "error": "insufficient_scope",
-        "scope": scopes.to_space_separated(),
+        "scope": ask.to_space_separated(),
+        "needed": needed.iter().collect::<Vec<_>>(),
         "missing": missing.iter().collect::<Vec<_>>(),
     })
 }
 
-/// The scopes an [`INSUFFICIENT_SCOPE_ERROR_CODE`] error's `data` names: `None` unless it
-/// is `{"error": "insufficient_scope", "scope": "…"}` with at least one well-formed scope
-/// (malformed ones are dropped; a challenge never carries them).
+/// The scopes an operation needs according to an [`INSUFFICIENT_SCOPE_ERROR_CODE`] error's
+/// `data`: its `needed` list, else its `scope`; `None` unless `error` is
+/// `insufficient_scope` and at least one well-formed scope is named (malformed ones are
+/// dropped: a challenge never carries them).
 pub fn step_up_scopes_of(data: &serde_json::Value) -> Option<ScopeSet> {
     if data.get("error")?.as_str()? != "insufficient_scope" {
         return None;
     }
-    let scopes: ScopeSet = data
-        .get("scope")?
-        .as_str()?
-        .split(' ')
-        .filter(|scope| is_valid_scope_token(scope))
-        .collect();
+    let scopes: ScopeSet = match data.get("needed") {
+        Some(needed) => needed
+            .as_array()?
+            .iter()
+            .filter_map(serde_json::Value::as_str)
+            .filter(|scope| is_valid_scope_token(scope))
+            .collect(),
+        None => data
+            .get("scope")?
+            .as_str()?
+            .split(' ')
+            .filter(|scope| is_valid_scope_token(scope))
+            .collect(),
+    };
     (!scopes.is_empty()).then_some(scopes)
 }
 

@@ -25,6 +25,7 @@
 
 use std::marker::PhantomData;
 use std::ops::Deref;
+use std::sync::Arc;
 
 use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
 use rmcp::handler::server::router::prompt::PromptRouter;
@@ -77,6 +78,35 @@ pub fn verified_token(context: &RequestContext<RoleServer>) -> Option<VerifiedTo
         .cloned()
 }
 
+/// The access rules the HTTP layer decided the request with (it hands them to the endpoint
+/// with the identity), so that list filtering applies the very same rules.
+pub fn access_policy_of(context: &RequestContext<RoleServer>) -> Option<Arc<AccessPolicy>> {
+    if let Some(policy) = context.extensions.get::<Arc<AccessPolicy>>() {
+        return Some(policy.clone());
+    }
+    context
+        .extensions
+        .get::<http::request::Parts>()?
+        .extensions
+        .get::<Arc<AccessPolicy>>()
+        .cloned()
+}
+
+/// The rules to filter a list with: the layer's, else `R`'s declaration with prompts read
+/// from `prompts` and anything unannotated denied (an identity without the layer's rules is
+/// an unusual setup: fail closed).
+fn list_policy<R: ProtectedResource>(
+    context: &RequestContext<RoleServer>,
+    prompts: impl FnOnce() -> PromptTable,
+) -> Arc<AccessPolicy> {
+    access_policy_of(context).unwrap_or_else(|| {
+        Arc::new(access_policy::<R>(
+            ToolTable::default().with_policy(UnannotatedToolPolicy::Deny),
+            prompts(),
+        ))
+    })
+}
+
 fn unauthenticated() -> ErrorData {
     ErrorData::invalid_request(
         "unauthenticated: this request carries no verified access token",
@@ -97,6 +127,7 @@ pub fn insufficient_scope_error(error: &InsufficientScope) -> ErrorData {
             error.required, error.missing
         ),
         Some(crate::challenge::step_up_error_data(
+            &ScopeSet::new(),
             &error.required,
             &error.missing,
         )),
@@ -137,10 +168,23 @@ pub fn require_scopes<R: ProtectedResource>(
     identity: &impl AsVerifiedToken,
     scopes: &[&str],
 ) -> Result<(), ErrorData> {
+    let identity = identity.as_verified_token();
     let mut needed: ScopeSet = R::DECLARATION.required_scopes.iter().copied().collect();
     needed.extend(scopes.iter().copied());
-    crate::access::check_scopes(identity.as_verified_token(), &needed, R::scope_hierarchy())
-        .map_err(|error| insufficient_scope_error(&error))
+    crate::access::check_scopes(identity, &needed, R::scope_hierarchy()).map_err(|error| {
+        ErrorData::new(
+            ErrorCode(crate::challenge::INSUFFICIENT_SCOPE_ERROR_CODE),
+            format!(
+                "insufficient_scope: this operation needs {}; missing {}",
+                error.required, error.missing
+            ),
+            Some(crate::challenge::step_up_error_data(
+                identity.scopes(),
+                &error.required,
+                &error.missing,
+            )),
+        )
+    })
 }
 
 impl From<InsufficientScope> for ErrorData {
@@ -275,14 +319,17 @@ pub fn annotate_resources<R: ProtectedResource, T: AnnotatedResource>(
 ) -> Vec<T> {
     let table = ResourceTable::from_declared(R::DECLARATION.resources);
     for resource in &mut resources {
-        let scopes = resource.requirement(&table);
-        if let Some(scopes) = scopes {
-            let scopes: Vec<&str> = scopes.iter().collect();
-            let meta = resource_meta(resource.meta_mut().take(), &scopes);
-            *resource.meta_mut() = Some(meta);
-        }
+        annotate(resource, &table);
     }
     resources
+}
+
+fn annotate<T: AnnotatedResource>(resource: &mut T, table: &ResourceTable) {
+    if let Some(scopes) = resource.requirement(table) {
+        let scopes: Vec<&str> = scopes.iter().collect();
+        let meta = resource_meta(resource.meta_mut().take(), &scopes);
+        *resource.meta_mut() = Some(meta);
+    }
 }
 
 /// An rmcp resource or resource template, as access sees it.
@@ -331,23 +378,24 @@ pub fn access_policy<R: ProtectedResource>(tools: ToolTable, prompts: PromptTabl
         .with_resources(ResourceTable::from_declared(R::DECLARATION.resources))
 }
 
-/// `prompts/list` filtered to the prompts the request's identity may get (no identity: none),
-/// after `R`'s declaration and each prompt's `#[mcp_prompt]` scopes; unannotated prompts
-/// unless `policy` denies them.
+/// `prompts/list` filtered to the prompts the request's identity may get (no identity:
+/// none), by the rules the layer decided the request with ([`access_policy_of`]): each
+/// prompt's `#[mcp_prompt]` scopes, and unannotated prompts unless the layer's policy
+/// denies them.
 pub fn prompts_for_resource<R: ProtectedResource>(
     prompts: Vec<Prompt>,
     context: &RequestContext<RoleServer>,
-    policy: UnannotatedToolPolicy,
 ) -> Vec<Prompt> {
     let Some(identity) = verified_token(context) else {
         return Vec::new();
     };
-    let table = PromptTable::new(
-        prompts
-            .iter()
-            .filter_map(|p| prompt_scopes(p).map(|s| (p.name.clone(), s))),
-    );
-    let rules = access_policy::<R>(ToolTable::default().with_policy(policy), table);
+    let rules = list_policy::<R>(context, || {
+        PromptTable::new(
+            prompts
+                .iter()
+                .filter_map(|p| prompt_scopes(p).map(|s| (p.name.clone(), s))),
+        )
+    });
     prompts
         .into_iter()
         .filter(|prompt| rules.may_perform(&identity, Operation::prompt(&prompt.name)))
@@ -355,26 +403,26 @@ pub fn prompts_for_resource<R: ProtectedResource>(
 }
 
 /// `resources/list` (or `resources/templates/list`) filtered to what the request's identity
-/// may read (no identity: nothing), after `R`'s declared `resources`; a resource no entry
-/// matches is listed unless `policy` denies unannotated ones. The items come back annotated
-/// ([`annotate_resources`]).
+/// may read (no identity: nothing), by the rules the layer decided the request with
+/// ([`access_policy_of`]: the declared `resources` and those registered at startup); a
+/// resource no entry matches is listed unless the layer's policy denies unannotated ones.
+/// Each item comes back with its scopes in `_meta`.
 pub fn resources_for_resource<R: ProtectedResource, T: AnnotatedResource>(
     resources: Vec<T>,
     context: &RequestContext<RoleServer>,
-    policy: UnannotatedToolPolicy,
 ) -> Vec<T> {
     let Some(identity) = verified_token(context) else {
         return Vec::new();
     };
-    let rules = access_policy::<R>(
-        ToolTable::default().with_policy(policy),
-        PromptTable::default(),
-    );
-    let visible = resources
+    let rules = list_policy::<R>(context, PromptTable::default);
+    resources
         .into_iter()
         .filter(|resource| rules.may_perform(&identity, resource.operation()))
-        .collect();
-    annotate_resources::<R, T>(visible)
+        .map(|mut resource| {
+            annotate(&mut resource, rules.resources());
+            resource
+        })
+        .collect()
 }
 
 /// The SEP-2549 cache hints of a result that depends on the caller: `cacheScope: private`,
@@ -396,12 +444,10 @@ pub fn private_cache_hints(
 pub fn filtered_prompts_result<R: ProtectedResource>(
     prompts: Vec<Prompt>,
     context: &RequestContext<RoleServer>,
-    policy: UnannotatedToolPolicy,
 ) -> rmcp::model::ListPromptsResult {
     let (ttl_ms, cache_scope) = private_cache_hints(context);
-    let mut result = rmcp::model::ListPromptsResult::with_all_items(prompts_for_resource::<R>(
-        prompts, context, policy,
-    ));
+    let mut result =
+        rmcp::model::ListPromptsResult::with_all_items(prompts_for_resource::<R>(prompts, context));
     result.ttl_ms = ttl_ms;
     result.cache_scope = cache_scope;
     result
@@ -412,11 +458,10 @@ pub fn filtered_prompts_result<R: ProtectedResource>(
 pub fn filtered_resources_result<R: ProtectedResource>(
     resources: Vec<Resource>,
     context: &RequestContext<RoleServer>,
-    policy: UnannotatedToolPolicy,
 ) -> rmcp::model::ListResourcesResult {
     let (ttl_ms, cache_scope) = private_cache_hints(context);
     let mut result = rmcp::model::ListResourcesResult::with_all_items(
-        resources_for_resource::<R, _>(resources, context, policy),
+        resources_for_resource::<R, _>(resources, context),
     );
     result.ttl_ms = ttl_ms;
     result.cache_scope = cache_scope;
@@ -428,11 +473,10 @@ pub fn filtered_resources_result<R: ProtectedResource>(
 pub fn filtered_resource_templates_result<R: ProtectedResource>(
     templates: Vec<ResourceTemplate>,
     context: &RequestContext<RoleServer>,
-    policy: UnannotatedToolPolicy,
 ) -> rmcp::model::ListResourceTemplatesResult {
     let (ttl_ms, cache_scope) = private_cache_hints(context);
     let mut result = rmcp::model::ListResourceTemplatesResult::with_all_items(
-        resources_for_resource::<R, _>(templates, context, policy),
+        resources_for_resource::<R, _>(templates, context),
     );
     result.ttl_ms = ttl_ms;
     result.cache_scope = cache_scope;

@@ -646,9 +646,10 @@ async fn a_forbidden_call_never_reaches_the_tool() {
         .call(&token, &session, "delete_calendar", json!({}))
         .await;
     assert_eq!(response.status(), 403);
+    // A 2025-x client asks for exactly the challenged scopes: what it holds is repeated.
     assert_eq!(
         param(&challenge_params(&response), "scope").as_deref(),
-        Some("calendar:admin")
+        Some("calendar:admin calendar:read")
     );
     assert_eq!(
         server.events.lock().len(),

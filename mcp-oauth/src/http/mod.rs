@@ -343,17 +343,19 @@ impl OAuthLayerBuilder {
         .unwrap_or(HeaderValue::from_static("public, max-age=300"));
         Ok(OAuthLayer {
             shared: Arc::new(Shared {
-                access: AccessPolicy::new(
-                    self.config.required_scopes(),
-                    self.config.scope_hierarchy().clone(),
-                    self.tools,
-                )
-                .with_prompts(self.prompts)
-                .with_resources(
-                    ResourceTable::from_declared(self.config.declaration().resources)
-                        .merged(self.resources),
-                )
-                .with_methods(self.methods),
+                access: Arc::new(
+                    AccessPolicy::new(
+                        self.config.required_scopes(),
+                        self.config.scope_hierarchy().clone(),
+                        self.tools,
+                    )
+                    .with_prompts(self.prompts)
+                    .with_resources(
+                        ResourceTable::from_declared(self.config.declaration().resources)
+                            .merged(self.resources),
+                    )
+                    .with_methods(self.methods),
+                ),
                 validator: self.validator,
                 metadata_json: Bytes::from(document.to_json()),
                 metadata_url,
@@ -399,7 +401,7 @@ pub(crate) struct Shared {
     pub(crate) config: ResourceConfig,
     pub(crate) validator: Validator,
     /// What each operation needs (the one rule, shared with the rmcp guards).
-    pub(crate) access: AccessPolicy,
+    pub(crate) access: Arc<AccessPolicy>,
     pub(crate) metadata_json: Bytes,
     pub(crate) metadata_url: String,
     pub(crate) metadata_paths: Vec<String>,

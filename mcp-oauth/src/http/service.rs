@@ -261,6 +261,8 @@ where
     // Tools must never see (or log) the raw token: it leaves with the header.
     parts.headers.remove(AUTHORIZATION);
     parts.extensions.insert(identity);
+    // The rules the endpoint's list filtering applies: the very ones decided with here.
+    parts.extensions.insert(shared.access.clone());
     if let Some(principal) = principal {
         let task_ids = TaskIds::new(shared.handle_key.clone(), principal);
         parts.extensions.insert(task_ids);
