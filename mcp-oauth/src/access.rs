@@ -30,7 +30,9 @@
 //! assert_eq!(policy.requirement([Operation::tool("unknown")]), Requirement::Denied);
 //! ```
 
-use crate::operations::{MethodTable, Operation, PromptTable, ResourceTable, Target};
+use crate::operations::{
+    MethodTable, Operation, PromptTable, ResourceTable, Target, is_known_method,
+};
 use crate::resource::ProtectedResource;
 use crate::scopes::{ScopeHierarchy, ScopeSet};
 use crate::tools::{
@@ -130,40 +132,53 @@ impl AccessPolicy {
         operations: impl IntoIterator<Item = Operation<'a>>,
     ) -> Requirement {
         let mut needed = self.required.clone();
+        let deny_unannotated = self.tools.policy() == UnannotatedToolPolicy::Deny;
         for operation in operations {
-            if let Some(scopes) = self.methods.get(operation.method) {
-                add_operation(&mut needed, scopes.iter());
+            match self.methods.get(operation.method) {
+                Some(scopes) => add_operation(&mut needed, scopes.iter()),
+                // Under the deny policy a method nobody knows (a server's own, say) must be
+                // listed to be allowed.
+                None if deny_unannotated && !is_known_method(operation.method) => {
+                    return Requirement::Denied;
+                }
+                None => {}
             }
-            let annotated = match operation.target {
-                Target::None => true,
+            let own = match operation.target {
+                Target::None => Own::Nothing,
+                Target::Unnamed => return Requirement::Denied,
                 Target::Tool(tool) => match self.tools.requirement(tool) {
-                    ToolRequirement::Scopes(scopes) => {
-                        add_operation(&mut needed, scopes.iter());
-                        true
-                    }
-                    ToolRequirement::Unannotated => false,
+                    ToolRequirement::Scopes(scopes) => Own::Scopes(scopes.clone()),
+                    ToolRequirement::Unannotated => Own::Unannotated,
                 },
-                Target::Prompt(prompt) => self
-                    .prompts
-                    .get(prompt)
-                    .map(|scopes| add_operation(&mut needed, scopes.iter()))
-                    .is_some(),
-                Target::Resource(uri) => self
-                    .resources
-                    .requirement(uri)
-                    .map(|scopes| add_operation(&mut needed, scopes.iter()))
-                    .is_some(),
-                Target::ResourceTemplate(template) => self
-                    .resources
-                    .template_requirement(template)
-                    .map(|scopes| add_operation(&mut needed, scopes.iter()))
-                    .is_some(),
+                Target::Prompt(prompt) => self.prompts.get(prompt).cloned().into(),
+                Target::Resource(uri) => self.resource_scopes(self.resources.requirement(uri)),
+                Target::ResourceTemplate(template) => {
+                    self.resource_scopes(self.resources.template_requirement(template))
+                }
+                Target::ResourceDirectory(uri) => {
+                    self.resource_scopes(self.resources.directory_requirement(uri))
+                }
             };
-            if !annotated && self.tools.policy() == UnannotatedToolPolicy::Deny {
-                return Requirement::Denied;
+            match own {
+                Own::Nothing => {}
+                Own::Scopes(scopes) => add_operation(&mut needed, scopes.iter()),
+                Own::Unannotated if deny_unannotated => return Requirement::Denied,
+                Own::Unannotated => {}
+                Own::Refused => return Requirement::Denied,
             }
         }
         Requirement::Scopes(needed)
+    }
+
+    /// A resource target's own scopes: those of the matching entries; with none matching,
+    /// refused when the table declares any resource (a URI outside every declared template
+    /// must not fall to the resource-wide scopes), else unannotated.
+    fn resource_scopes(&self, matched: Option<ScopeSet>) -> Own {
+        match matched {
+            Some(scopes) => Own::Scopes(scopes),
+            None if self.resources.is_empty() => Own::Unannotated,
+            None => Own::Refused,
+        }
     }
 
     /// Whether `identity` may perform what `requirement` describes.
@@ -188,6 +203,23 @@ impl AccessPolicy {
     /// Whether `identity` may call `tool` (what `tools/list` filtering shows).
     pub fn may_call(&self, identity: &VerifiedToken, tool: &str) -> bool {
         self.may_perform(identity, Operation::tool(tool))
+    }
+}
+
+/// What an operation's target adds.
+enum Own {
+    /// It names nothing.
+    Nothing,
+    Scopes(ScopeSet),
+    /// Nobody annotated it: the unannotated policy decides.
+    Unannotated,
+    /// Nothing can allow it.
+    Refused,
+}
+
+impl From<Option<ScopeSet>> for Own {
+    fn from(scopes: Option<ScopeSet>) -> Self {
+        scopes.map_or(Own::Unannotated, Own::Scopes)
     }
 }
 
@@ -376,16 +408,44 @@ mod tests {
         );
         // Nothing annotated them: the deny policy refuses, the default allows with the
         // resource-wide scopes.
+        let lax = every_kind(UnannotatedToolPolicy::AllowWithResourceScopes);
         for unannotated in [
             Operation::prompt("other"),
-            Operation::resource("cal://settings"),
             complete(Reference::Prompt("other")),
-            complete(Reference::Resource("cal://settings/{x}")),
         ] {
             assert_eq!(needs(&rules, unannotated), "DENIED", "{unannotated:?}");
-            let lax = every_kind(UnannotatedToolPolicy::AllowWithResourceScopes);
             assert_eq!(needs(&lax, unannotated), "calendar:read", "{unannotated:?}");
         }
+        // A URI outside every declared template is refused under either policy (the table
+        // declares resources), as is one with a dot segment; with no resource declared, the
+        // policy decides.
+        for outside in [
+            Operation::resource("cal://settings"),
+            Operation::resource("cal://events/monday/../../settings"),
+            complete(Reference::Resource("cal://settings/{x}")),
+        ] {
+            assert_eq!(needs(&rules, outside), "DENIED", "{outside:?}");
+            assert_eq!(needs(&lax, outside), "DENIED", "{outside:?}");
+        }
+        let no_resources = policy(UnannotatedToolPolicy::AllowWithResourceScopes);
+        assert_eq!(
+            needs(&no_resources, Operation::resource("cal://settings")),
+            "calendar:read"
+        );
+        // Methods: a named one without its name is refused; an unknown one only under deny.
+        assert_eq!(
+            needs(&lax, Operation::from_jsonrpc("tools/call", None, None)),
+            "DENIED"
+        );
+        assert_eq!(needs(&rules, Operation::method("admin/reset")), "DENIED");
+        assert_eq!(
+            needs(&lax, Operation::method("admin/reset")),
+            "calendar:read"
+        );
+        assert_eq!(
+            needs(&rules, Operation::method("notifications/initialized")),
+            "calendar:read"
+        );
         let reader = VerifiedToken::for_tests("calendar:read calendar:plan");
         assert!(rules.may_perform(&reader, Operation::prompt("plan_week")));
         assert!(!rules.may_perform(&reader, Operation::resource("cal://events/monday")));

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 
 use crate::resource::DeclaredResource;
 use crate::scopes::ScopeSet;
-use crate::uri_template::{UriTemplate, UriTemplateError};
+use crate::uri_template::{UriTemplate, UriTemplateError, has_dot_segment};
 
 /// One JSON-RPC request as access sees it: its method and what it operates on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +49,11 @@ pub enum Target<'a> {
     Resource(&'a str),
     /// A resource template, by the template text (a completion of its variables).
     ResourceTemplate(&'a str),
+    /// A directory of resources (`resources/directory/read`): it shows what lies under it.
+    ResourceDirectory(&'a str),
+    /// A method that names its target (`tools/call`, `prompts/get`, `resources/read`, …,
+    /// `completion/complete`) without naming one: nothing can allow it.
+    Unnamed,
 }
 
 /// What a `completion/complete` request's `params.ref` names.
@@ -104,11 +109,18 @@ impl<'a> Operation<'a> {
         let target = match (method, name, reference) {
             ("tools/call", Some(tool), _) => Target::Tool(tool),
             ("prompts/get", Some(prompt), _) => Target::Prompt(prompt),
-            ("resources/read" | "resources/subscribe" | "resources/unsubscribe", Some(uri), _) => {
-                Target::Resource(uri)
-            }
+            (
+                "resources/read" | "resources/subscribe" | "resources/unsubscribe" | "skills/get",
+                Some(uri),
+                _,
+            ) => Target::Resource(uri),
+            ("resources/directory/read", Some(uri), _) => Target::ResourceDirectory(uri),
             (COMPLETE, _, Some(Reference::Prompt(prompt))) => Target::Prompt(prompt),
             (COMPLETE, _, Some(Reference::Resource(uri))) => Target::ResourceTemplate(uri),
+            (COMPLETE, _, None) => Target::Unnamed,
+            (method, None, _) if target_member(method).is_some() && !is_task_method(method) => {
+                Target::Unnamed
+            }
             _ => Target::None,
         };
         Self { method, target }
@@ -117,6 +129,54 @@ impl<'a> Operation<'a> {
 
 /// The method whose `params.ref` names a prompt or a resource template.
 pub(crate) const COMPLETE: &str = "completion/complete";
+
+/// The member of `params` that names what a method operates on, for access: the
+/// [`name_member`] and, beyond `Mcp-Name`'s methods, the `uri` of `skills/get` (a skill's
+/// files are resources) and `resources/directory/read`.
+pub fn target_member(method: &str) -> Option<&'static str> {
+    match method {
+        "skills/get" | "resources/directory/read" => Some("uri"),
+        _ => name_member(method),
+    }
+}
+
+fn is_task_method(method: &str) -> bool {
+    name_member(method) == Some("taskId")
+}
+
+/// The requests MCP defines (every revision rmcp 3.11 speaks) or rmcp routes; under
+/// [`UnannotatedToolPolicy::Deny`](crate::tools::UnannotatedToolPolicy::Deny) any other
+/// method must be listed in the [`MethodTable`]. Notifications (`notifications/…`) invoke
+/// nothing that answers and are always known.
+pub fn is_known_method(method: &str) -> bool {
+    method.starts_with("notifications/")
+        || matches!(
+            method,
+            "initialize"
+                | "ping"
+                | "server/discover"
+                | "subscriptions/listen"
+                | "logging/setLevel"
+                | "completion/complete"
+                | "tools/list"
+                | "tools/call"
+                | "prompts/list"
+                | "prompts/get"
+                | "resources/list"
+                | "resources/templates/list"
+                | "resources/read"
+                | "resources/subscribe"
+                | "resources/unsubscribe"
+                | "resources/directory/read"
+                | "skills/list"
+                | "skills/get"
+                | "tasks/list"
+                | "tasks/get"
+                | "tasks/result"
+                | "tasks/update"
+                | "tasks/cancel"
+        )
+}
 
 /// The member of `params` that names what a method operates on (the `Mcp-Name` of SEP-2243,
 /// as rmcp 3.11 reads it in `transport/common/mcp_headers.rs`), or `None` for a method that
@@ -174,8 +234,9 @@ impl PromptTable {
 
 /// The resource scope table: URIs and RFC 6570 URI templates, each with the scopes reading
 /// a matching resource needs. A URI that several templates match needs the union of their
-/// scopes; one that none matches is unannotated (the
-/// [`UnannotatedToolPolicy`](crate::tools::UnannotatedToolPolicy) decides).
+/// scopes. A URI that none matches is refused when the table has any entry (fail closed:
+/// declare `"scheme://{+rest}" => []` to open the rest), and decided by the
+/// [`UnannotatedToolPolicy`](crate::tools::UnannotatedToolPolicy) when it is empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResourceTable {
     entries: Vec<(UriTemplate, ScopeSet)>,
@@ -230,11 +291,19 @@ impl ResourceTable {
     }
 
     /// What reading `uri` needs: the union of the scopes of every entry that matches it;
-    /// `None` when none does.
+    /// (the URI as written, and without its query and fragment); `None` when none does, or
+    /// when `uri` holds a dot segment or a backslash
+    /// ([`has_dot_segment`]: a server may resolve it elsewhere than any match says).
     pub fn requirement(&self, uri: &str) -> Option<ScopeSet> {
+        if has_dot_segment(uri) {
+            return None;
+        }
+        // A query or fragment a template does not spell out still names the resource its
+        // path names (to a server that reads the path): both spellings count.
+        let path_only = uri.split(['?', '#']).next().unwrap_or(uri);
         let mut needed: Option<ScopeSet> = None;
         for (template, scopes) in &self.entries {
-            if template.matches(uri) {
+            if template.matches(uri) || template.matches(path_only) {
                 needed
                     .get_or_insert_with(ScopeSet::new)
                     .extend(scopes.iter());
@@ -252,6 +321,24 @@ impl ResourceTable {
             .find(|(t, _)| t.as_str() == template)
             .map(|(_, scopes)| scopes.clone())
             .or_else(|| self.requirement(template))
+    }
+
+    /// What listing the directory `uri` needs (`resources/directory/read`): the entries
+    /// matching it and every entry written under it (a template whose text starts with it),
+    /// together; `None` when there are none.
+    pub fn directory_requirement(&self, uri: &str) -> Option<ScopeSet> {
+        if has_dot_segment(uri) {
+            return None;
+        }
+        let mut needed = self.requirement(uri);
+        for (template, scopes) in &self.entries {
+            if template.as_str().starts_with(uri) {
+                needed
+                    .get_or_insert_with(ScopeSet::new)
+                    .extend(scopes.iter());
+            }
+        }
+        needed
     }
 
     /// The entries, in insertion order.
@@ -331,6 +418,24 @@ mod tests {
         // A task id is a handle, not a target with scopes of its own.
         assert_eq!(op("tasks/get", Some("t1"), None).target, Target::None);
         assert_eq!(
+            op("skills/get", Some("skill://a"), None).target,
+            Target::Resource("skill://a")
+        );
+        assert_eq!(
+            op("resources/directory/read", Some("cal://events/"), None).target,
+            Target::ResourceDirectory("cal://events/")
+        );
+        // A named method without its name, or a completion without a ref: nothing allows it.
+        for method in [
+            "tools/call",
+            "prompts/get",
+            "resources/read",
+            "skills/get",
+            COMPLETE,
+        ] {
+            assert_eq!(op(method, None, None).target, Target::Unnamed, "{method}");
+        }
+        assert_eq!(
             op("tools/list", None, None),
             Operation::method("tools/list")
         );
@@ -355,6 +460,13 @@ mod tests {
             Some(ScopeSet::from_space_separated("calendar:audit"))
         );
         assert_eq!(table.requirement("cal://other"), None);
+        assert_eq!(table.requirement("cal://events/monday/../x"), None);
+        assert_eq!(
+            table.directory_requirement("cal://events/"),
+            Some(ScopeSet::from_space_separated(
+                "calendar:audit calendar:read"
+            ))
+        );
         assert_eq!(
             table.template_requirement("cal://events/{day}"),
             Some(ScopeSet::from_space_separated("calendar:read"))

@@ -379,9 +379,9 @@ pub fn access_policy<R: ProtectedResource>(tools: ToolTable, prompts: PromptTabl
 }
 
 /// `prompts/list` filtered to the prompts the request's identity may get (no identity:
-/// none), by the rules the layer decided the request with ([`access_policy_of`]): each
-/// prompt's `#[mcp_prompt]` scopes, and unannotated prompts unless the layer's policy
-/// denies them.
+/// none), by the rules the layer decided the request with ([`access_policy_of`]) and each
+/// prompt's own `#[mcp_prompt]` scopes; unannotated prompts unless the layer's policy denies
+/// them.
 pub fn prompts_for_resource<R: ProtectedResource>(
     prompts: Vec<Prompt>,
     context: &RequestContext<RoleServer>,
@@ -396,9 +396,20 @@ pub fn prompts_for_resource<R: ProtectedResource>(
                 .filter_map(|p| prompt_scopes(p).map(|s| (p.name.clone(), s))),
         )
     });
+    // A prompt's own `_meta` scopes count too (its guard checks them even when the layer
+    // was not given the prompt router).
+    let own_scopes_held = |prompt: &Prompt| {
+        prompt_scopes(prompt).is_none_or(|own| {
+            let mut needed = rules.required().clone();
+            needed.extend(own.iter());
+            crate::access::check_scopes(&identity, &needed, rules.hierarchy()).is_ok()
+        })
+    };
     prompts
         .into_iter()
-        .filter(|prompt| rules.may_perform(&identity, Operation::prompt(&prompt.name)))
+        .filter(|prompt| {
+            rules.may_perform(&identity, Operation::prompt(&prompt.name)) && own_scopes_held(prompt)
+        })
         .collect()
 }
 

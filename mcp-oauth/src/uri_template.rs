@@ -4,11 +4,14 @@
 //! = {...})]` evaluates it at compile time (a malformed template fails the build at its
 //! literal), and [`UriTemplate::parse`] runs it for templates registered at startup.
 //!
-//! Matching answers "could this template have expanded to this URI?": every literal must
-//! appear as written, and each expression must cover text its operator can produce (a simple
-//! `{var}` never covers a `/`, `{+var}` covers anything, `{/var}` only whole `/segments`,
-//! `{?x,y}` only a query, a `%` only as a whole escape). Matching walks the URI once with the
-//! set of template positions it may be at, so no URI makes it slow.
+//! Matching answers "could this URI be one of the template's resources?", erring on the side
+//! of yes, because it decides which scopes a read needs and a server's handler often parses
+//! URIs more loosely than RFC 6570 expands them (`+1` for `1`, a `@` unescaped, a trailing
+//! query): every literal must appear as written (the scheme in any case), an expression's
+//! first byte is its operator's (`{/x}` a `/`, `{?x}` a `?`, …), and then a simple `{var}`,
+//! `{.x}` or `{;x}` covers anything but `/`, `?` and `#`; `{/x}` anything but `?` and `#`;
+//! `{?x}` and `{&x}` anything but `#`; `{+x}` and `{#x}` anything. Matching walks the URI once
+//! with the set of template positions it may be at, so no URI makes it slow.
 //!
 //! ```
 //! use mcp_oauth::uri_template::UriTemplate;
@@ -215,6 +218,8 @@ const fn is_literal_byte(b: u8) -> bool {
 pub struct UriTemplate {
     text: String,
     parts: Vec<Part>,
+    /// How much of the first literal is the URI scheme (compared in any case).
+    scheme_len: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,9 +283,14 @@ impl UriTemplate {
                 }
             }
         }
+        let scheme_len = match parts.first() {
+            Some(Part::Literal(text)) => scheme_len(text),
+            _ => 0,
+        };
         Ok(Self {
             text: template.to_owned(),
             parts,
+            scheme_len,
         })
     }
 
@@ -344,66 +354,64 @@ impl UriTemplate {
     /// The state after reading `b` in `step` of `part`, if the part can read it.
     fn advance(&self, part: usize, step: usize, b: u8) -> Option<usize> {
         match &self.parts[part] {
-            Part::Literal(text) => (text.as_bytes().get(step) == Some(&b)).then_some(step + 1),
-            Part::Expression(operator) => match step {
-                0 | 1 if operator.may_hold(b, step == 0) => Some(if b == b'%' { 3 } else { 1 }),
-                2 | 3 if b.is_ascii_hexdigit() => Some(step - 1),
-                _ => None,
-            },
+            Part::Literal(text) => {
+                let expected = *text.as_bytes().get(step)?;
+                let in_scheme = part == 0 && self.scheme_len > step;
+                let same = expected == b || (in_scheme && expected.eq_ignore_ascii_case(&b));
+                same.then_some(step + 1)
+            }
+            Part::Expression(operator) => operator.may_hold(b, step == 0).then_some(1),
         }
     }
 }
 
 impl Operator {
-    /// Whether the expansion may hold `b` (`first`: as its first byte).
+    /// Whether the expansion may hold `b` (`first`: as its first byte): generously (see the
+    /// module docs), only the bytes that end the part of a URI the operator expands in are
+    /// out.
     fn may_hold(self, b: u8, first: bool) -> bool {
-        let escape_or = |extra: &[u8]| is_unreserved(b) || b == b'%' || extra.contains(&b);
         match self {
-            Self::Simple => escape_or(b","),
-            Self::Reserved => is_reserved(b) || escape_or(b""),
-            Self::Fragment if first => b == b'#',
-            Self::Fragment => is_reserved(b) || escape_or(b""),
-            Self::Label if first => b == b'.',
-            Self::Label => escape_or(b""),
+            Self::Reserved => true,
+            Self::Fragment => !first || b == b'#',
             Self::Path if first => b == b'/',
-            Self::Path => escape_or(b"/,"),
-            Self::PathParameter if first => b == b';',
-            Self::PathParameter => escape_or(b";=,"),
+            Self::Path => !matches!(b, b'?' | b'#'),
             Self::Query if first => b == b'?',
             Self::QueryContinuation if first => b == b'&',
-            Self::Query | Self::QueryContinuation => escape_or(b"&=,"),
+            Self::Query | Self::QueryContinuation => b != b'#',
+            Self::Label if first => b == b'.',
+            Self::PathParameter if first => b == b';',
+            Self::Simple | Self::Label | Self::PathParameter => !matches!(b, b'/' | b'?' | b'#'),
         }
     }
 }
 
-/// RFC 3986 `unreserved`; non-ASCII bytes count too (IRIs, and URIs as MCP servers write
-/// them).
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') || b >= 0x80
+/// The length of the URI scheme and its `:` at the start of `text` (RFC 3986 §3.1: `ALPHA
+/// *( ALPHA / DIGIT / "+" / "-" / "." ) ":"`), or 0.
+fn scheme_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    if !bytes.first().is_some_and(u8::is_ascii_alphabetic) {
+        return 0;
+    }
+    match bytes
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))
+    {
+        Some(end) if bytes[end] == b':' => end + 1,
+        _ => 0,
+    }
 }
 
-/// RFC 3986 `reserved`.
-fn is_reserved(b: u8) -> bool {
-    matches!(
-        b,
-        b':' | b'/'
-            | b'?'
-            | b'#'
-            | b'['
-            | b']'
-            | b'@'
-            | b'!'
-            | b'$'
-            | b'&'
-            | b'\''
-            | b'('
-            | b')'
-            | b'*'
-            | b'+'
-            | b','
-            | b';'
-            | b'='
-    )
+/// Whether `uri`'s path holds a dot segment (`.` or `..`, escaped or not) or a backslash:
+/// text a server may resolve to another resource than the one a template match names.
+pub fn has_dot_segment(uri: &str) -> bool {
+    let path = uri.split(['?', '#']).next().unwrap_or("");
+    if path.contains('\\') || path.to_ascii_lowercase().contains("%5c") {
+        return true;
+    }
+    path.split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })
 }
 
 impl fmt::Display for UriTemplate {
@@ -460,14 +468,19 @@ mod tests {
         assert!(day.matches("calendar://events/2026-12-06"));
         assert!(day.matches("calendar://events/")); // an undefined variable expands to ""
         assert!(day.matches("calendar://events/a%2Fb"));
+        // Generous: what a handler parsing loosely may still serve as a `{day}` matches.
+        assert!(day.matches("calendar://events/+1"));
+        assert!(day.matches("calendar://events/a@b c"));
+        assert!(day.matches("CALENDAR://events/x"));
         assert!(!day.matches("calendar://events/a/b"));
         assert!(!day.matches("calendar://events/a?b"));
+        assert!(!day.matches("calendar://EVENTS/x"));
         assert!(!day.matches("calendar://event/x"));
         assert!(!day.matches("xcalendar://events/x"));
 
         let path = t("file:///{+path}");
         assert!(path.matches("file:///a/b/c?d#e"));
-        assert!(!path.matches("file:///a b"));
+        assert!(path.matches("file:///a b"));
 
         let segments = t("x:{/seg*}/end");
         assert!(segments.matches("x:/a/b/end"));
@@ -481,12 +494,33 @@ mod tests {
 
         let label = t("x:file{.ext}");
         assert!(label.matches("x:file.txt"));
+        assert!(label.matches("x:file.a,b"));
         assert!(!label.matches("x:file/txt"));
+
+        let exploded = t("x:/{k*}");
+        assert!(exploded.matches("x:/a=1,b=2"));
 
         let literal = t("calendar://settings");
         assert!(literal.is_literal());
         assert!(literal.matches("calendar://settings"));
         assert!(!literal.matches("calendar://settings/x"));
+    }
+
+    #[test]
+    fn dot_segments_and_backslashes_are_seen_in_any_spelling() {
+        for uri in [
+            "file:///public/../secret",
+            "file:///public/%2e%2E/secret",
+            "file:///public/./x",
+            "file:///public/..",
+            "file:///public\\..\\secret",
+            "file:///public%5c..",
+        ] {
+            assert!(has_dot_segment(uri), "{uri}");
+        }
+        for uri in ["file:///a/b.c", "file:///a/...", "x:/q?a=../b", "x:/p#../f"] {
+            assert!(!has_dot_segment(uri), "{uri}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod peer;
 
+use mcp_oauth::ScopeSet;
 use mcp_oauth::challenge::{self, INSUFFICIENT_SCOPE_ERROR_CODE};
 use mcp_oauth::http::OAuthLayer;
 use mcp_oauth::operations::{MethodTable, ResourceTable};
@@ -69,6 +70,22 @@ impl Planner {
             "deleted {}",
             deletion.id
         ))]))
+    }
+
+    /// Relays an upstream's step-up error naming a scope this resource does not declare.
+    #[mcp_tool(scopes = [])]
+    #[tool(description = "Relay an upstream refusal")]
+    async fn relay(&self) -> Result<CallToolResult, ErrorData> {
+        let upstream = ScopeSet::from_space_separated("upstream:admin");
+        Err(ErrorData::new(
+            rmcp::model::ErrorCode(INSUFFICIENT_SCOPE_ERROR_CODE),
+            "upstream refused",
+            Some(challenge::step_up_error_data(
+                &ScopeSet::new(),
+                &upstream,
+                &upstream,
+            )),
+        ))
     }
 
     #[mcp_tool(scopes = ["calendar:history"])]
@@ -672,4 +689,127 @@ async fn a_handler_step_up_is_a_403_on_one_json_answer_and_the_error_on_a_sessio
         )
         .await;
     assert_eq!(answer.status, 200, "{}", answer.message);
+}
+
+#[tokio::test]
+async fn uris_reach_the_resource_table_by_every_method_that_names_them() {
+    let server = start().await;
+    let reader = server.token("calendar:read");
+    let historian = server.token("calendar:read calendar:history");
+    // Read by `skills/get`, listed by `resources/directory/read`, watched by
+    // `subscriptions/listen`: each needs what reading the URI needs.
+    let cases = [
+        ("skills/get", json!({"uri": "calendar://events/1"})),
+        (
+            "resources/directory/read",
+            json!({"uri": "calendar://events/"}),
+        ),
+        (
+            "subscriptions/listen",
+            json!({"notifications": {"resourceSubscriptions": ["calendar://about", "calendar://events/1"]}}),
+        ),
+    ];
+    for (method, params) in cases {
+        let answer = server
+            .send(&reader, &Mode::Modern, method, params.clone(), None)
+            .await;
+        assert_eq!(answer.status, 403, "{method}");
+        assert_eq!(
+            answer.challenge_scope().as_deref(),
+            Some("calendar:history calendar:read"),
+            "{method}"
+        );
+        let answer = server
+            .send(&historian, &Mode::Modern, method, params, None)
+            .await;
+        assert_ne!(answer.status, 403, "{method}: {}", answer.message);
+    }
+    // A list that is not a list of URIs is not judged: refused.
+    let answer = server
+        .send(
+            &historian,
+            &Mode::Modern,
+            "subscriptions/listen",
+            json!({"notifications": {"resourceSubscriptions": [1]}}),
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, 400);
+}
+
+#[tokio::test]
+async fn a_uri_spelled_loosely_still_needs_its_templates_scopes_and_dot_segments_are_refused() {
+    let server = start().await;
+    let reader = server.token("calendar:read");
+    for uri in [
+        "calendar://events/+1",
+        "CALENDAR://events/1",
+        "calendar://events/1?x=y",
+    ] {
+        let answer = server
+            .send(
+                &reader,
+                &Mode::Modern,
+                "resources/read",
+                json!({"uri": uri}),
+                None,
+            )
+            .await;
+        assert_eq!(answer.status, 403, "{uri}");
+        assert_eq!(
+            answer.challenge_scope().as_deref(),
+            Some("calendar:history calendar:read"),
+            "{uri}"
+        );
+    }
+    let admin = server.token("calendar:admin calendar:history");
+    for uri in [
+        "calendar://events/1/../../settings",
+        "calendar://events/%2e%2e/settings",
+        "calendar://unlisted",
+    ] {
+        let answer = server
+            .send(
+                &admin,
+                &Mode::Modern,
+                "resources/read",
+                json!({"uri": uri}),
+                None,
+            )
+            .await;
+        assert_eq!(answer.status, 403, "{uri}");
+        assert_eq!(answer.challenge, None, "{uri}: no scope can help");
+    }
+}
+
+#[tokio::test]
+async fn a_step_up_error_naming_foreign_scopes_passes_as_the_handler_wrote_it() {
+    let server = start().await;
+    let token = server.token("calendar:read");
+    let answer = server
+        .send(
+            &token,
+            &Mode::Modern,
+            "tools/call",
+            json!({"name": "relay", "arguments": {}}),
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.message);
+    assert_eq!(answer.challenge, None);
+    assert_eq!(
+        answer.message["error"]["code"],
+        INSUFFICIENT_SCOPE_ERROR_CODE
+    );
+}
+
+#[tokio::test]
+async fn under_the_deny_policy_an_unknown_method_is_refused() {
+    let server = start().await;
+    let token = server.token("calendar:admin calendar:plan calendar:history");
+    let answer = server
+        .send(&token, &Mode::Modern, "admin/reset", json!({}), None)
+        .await;
+    assert_eq!(answer.status, 403);
+    assert_eq!(answer.challenge, None);
 }

@@ -5,7 +5,9 @@
 //! [`INSUFFICIENT_SCOPE_ERROR_CODE`] naming them. When that error is the endpoint's whole
 //! answer as one `application/json` message, the status is not sent yet, so the layer answers
 //! 403 with the `insufficient_scope` challenge (every scope needed: the operation's and the
-//! handler's, composed per protocol version), keeping the JSON-RPC error as the body.
+//! handler's, composed per protocol version), keeping the JSON-RPC error as the body. Only
+//! scopes the resource declares are challenged, and only when the token lacks one; anything
+//! else passes as the handler wrote it.
 //!
 //! rmcp 3.11 answers a request with one JSON message only on its stateless path with
 //! `json_response` on, and only when the handler's first message is its result or error
@@ -75,11 +77,10 @@ pub(super) async fn inspect(
         // The endpoint's body failed: nothing to inspect, nothing left to send.
         Err(_) => return Answer::Passed(internal_error()),
     };
-    let Some(handler_scopes) = step_up_request(&bytes) else {
+    let Some(mut needed) = challenge_scopes(shared, context, &bytes) else {
         return Answer::Passed(Response::from_parts(parts, ResponseBody::from(bytes)));
     };
-    let mut needed = context.needed.clone();
-    needed.extend(handler_scopes.iter());
+    needed.extend(context.needed.iter());
     let scopes = context
         .rule
         .compose(&context.granted, &needed, shared.access.hierarchy());
@@ -96,6 +97,25 @@ pub(super) async fn inspect(
         Response::from_parts(parts, ResponseBody::from(bytes)),
         needed,
     )
+}
+
+/// What the challenge must ask for beyond the operation's scopes: the scopes the handler's
+/// error names, kept to those the resource declares (an error relayed from elsewhere never
+/// sends the client to ask for foreign scopes), and only when the token lacks one of them
+/// (a handler asking for what the token holds gets no challenge: no re-authorization loop).
+fn challenge_scopes(shared: &Shared, context: &StepUpContext, body: &[u8]) -> Option<ScopeSet> {
+    let declared = shared.config.declaration().scopes;
+    let asked: ScopeSet = step_up_request(body)?
+        .iter()
+        .filter(|scope| declared.contains(scope))
+        .collect();
+    let mut needed = context.needed.clone();
+    needed.extend(asked.iter());
+    let lacking = !context
+        .granted
+        .missing(&needed, shared.access.hierarchy())
+        .is_empty();
+    (!asked.is_empty() && lacking).then_some(asked)
 }
 
 /// The scopes a single JSON-RPC error message with [`INSUFFICIENT_SCOPE_ERROR_CODE`] asks

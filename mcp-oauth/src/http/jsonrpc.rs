@@ -27,7 +27,7 @@ use crate::operations::{COMPLETE, Operation, Reference};
 pub(crate) struct Call<'a> {
     /// The JSON-RPC method.
     pub method: Cow<'a, str>,
-    /// For a named operation ([`name_member`]), what it names: the tool, the prompt, the
+    /// For a named operation ([`target_member`]), what it names: the tool, the prompt, the
     /// resource URI or the task id.
     pub name: Option<Cow<'a, str>>,
     /// For `completion/complete`, what its `params.ref` names.
@@ -63,7 +63,7 @@ impl Call<'_> {
     }
 }
 
-pub(crate) use crate::operations::name_member;
+pub(crate) use crate::operations::{name_member, target_member};
 
 /// The body is not JSON-RPC we can judge: 400.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +157,7 @@ impl<'de> Deserialize<'de> for Message<'de> {
                     match &*name {
                         "method" => method = Some(map.next_value::<JsonStr<'de>>()?.0),
                         "params" => {
-                            params = match method.as_deref().map(name_member) {
+                            params = match method.as_deref().map(target_member) {
                                 Some(Some(member)) => {
                                     Params::Named(map.next_value_seed(NamedParams { member })?)
                                 }
@@ -193,7 +193,7 @@ impl<'de> Deserialize<'de> for Message<'de> {
                     } else {
                         None
                     };
-                let name = match name_member(&method) {
+                let name = match target_member(&method) {
                     Some(member) => Some(match params {
                         Params::Named(name) => name,
                         // `params` before `method`: read again, as an object of raw members.
@@ -414,7 +414,7 @@ mod tests {
             let Some(method) = message.string("method").map_err(|_| UnreadableBody)? else {
                 return Ok(None);
             };
-            let name = match name_member(&method) {
+            let name = match target_member(&method) {
                 Some(member) => {
                     let params = message
                         .get("params")

@@ -19,6 +19,7 @@ use super::session::Principal;
 use crate::access::{Refused, Requirement};
 use crate::audit::reason;
 use crate::challenge::StepUpScopes;
+use crate::operations::{Operation, Target};
 use crate::scopes::ScopeSet;
 use crate::validation::VerifiedToken;
 
@@ -61,9 +62,20 @@ where
             header_mismatch(&bytes, mismatch),
         ));
     }
+    // `subscriptions/listen` names the resources it watches in a list: each is read.
+    let listens = calls.iter().any(|call| call.method == SUBSCRIPTIONS_LISTEN);
+    let watched = if listens {
+        resource_subscriptions(&bytes).ok_or_else(unreadable_jsonrpc)?
+    } else {
+        Vec::new()
+    };
+    let watches = watched.iter().map(|uri| Operation {
+        method: SUBSCRIPTIONS_LISTEN,
+        target: Target::Resource(uri),
+    });
     let requirement = shared
         .access
-        .requirement(calls.iter().map(jsonrpc::Call::operation));
+        .requirement(calls.iter().map(jsonrpc::Call::operation).chain(watches));
     let names_tasks = calls.iter().any(|call| is_task_operation(&call.method));
     drop(calls);
     if !names_tasks {
@@ -135,6 +147,40 @@ pub(super) const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
 pub(super) const METHOD_HEADER: &str = "mcp-method";
 
 pub(super) const NAME_HEADER: &str = "mcp-name";
+
+const SUBSCRIPTIONS_LISTEN: &str = "subscriptions/listen";
+
+/// The resource URIs every `subscriptions/listen` request of `body` watches
+/// (`params.notifications.resourceSubscriptions`, an array of strings or absent); `None` when
+/// a request's list is not one (rmcp would refuse it too). Duplicate members never reach here
+/// unread: rmcp's typed params refuse them.
+fn resource_subscriptions(body: &[u8]) -> Option<Vec<String>> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let messages = match &value {
+        serde_json::Value::Array(items) => items.iter().collect(),
+        single => vec![single],
+    };
+    let mut uris = Vec::new();
+    for message in messages {
+        if message.get("method").and_then(serde_json::Value::as_str) != Some(SUBSCRIPTIONS_LISTEN) {
+            continue;
+        }
+        let list = message
+            .get("params")
+            .and_then(|params| params.get("notifications"))
+            .and_then(|filter| filter.get("resourceSubscriptions"));
+        match list {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::Array(items)) => {
+                for item in items {
+                    uris.push(item.as_str()?.to_owned());
+                }
+            }
+            Some(_) => return None,
+        }
+    }
+    Some(uris)
+}
 
 /// Whether `method` names a task by id (`params.taskId`).
 pub(super) fn is_task_operation(method: &str) -> bool {
@@ -212,8 +258,9 @@ pub(super) fn headers_agree(
     let method =
         header(METHOD_HEADER).map_err(|()| "The Mcp-Method header is unreadable or repeated")?;
     let name = header(NAME_HEADER).map_err(|()| "The Mcp-Name header is unreadable or repeated")?;
+    // A body of responses only invokes no method: nothing to disagree with (as rmcp).
     if let Some(method) = &method
-        && (calls.is_empty() || calls.iter().any(|call| call.method != method.as_str()))
+        && calls.iter().any(|call| call.method != method.as_str())
     {
         return Err("The Mcp-Method header does not match the body's method");
     }
