@@ -1,13 +1,17 @@
 //! Code generation for `#[mcp_tool]`.
 //!
 //! Every scope is checked against the resource's declaration at compile time by an item
-//! nested in the function's body, spanned at the scope's literal:
+//! nested in the function's body, spanned at the scope's literal; its message is assembled at
+//! compile time, only when the scope is undeclared ("`calendar:wirte` is not declared by
+//! `Calendar`; did you mean `calendar:write`?"):
 //!
 //! ```ignore
-//! const _: () = ::core::assert!(
-//!     ::mcp_oauth::__private::scope_declared::<R>("calendar:write"),
-//!     "{}", <R as ::mcp_oauth::__private::ProtectedResource>::UNDECLARED_SCOPE_MESSAGE,
-//! );
+//! const _: () = if !::mcp_oauth::__private::scope_declared::<R>("calendar:write") {
+//!     ::core::panic!("{}", ::mcp_oauth::__private::undeclared_scope_message(
+//!         <R as ::mcp_oauth::__private::ProtectedResource>::DECLARATION,
+//!         "calendar:write",
+//!     ).as_str())
+//! };
 //! ```
 //!
 //! A nested item is evaluated by `cargo check`, inside async fns and generic impls alike (an
@@ -48,11 +52,16 @@ pub fn expand(cx: &Ctxt, mut item: ItemFn, args: &ToolArgs, mode: Mode) -> Token
         .iter()
         .map(|scope| {
             parse_stmt(quote_spanned! {scope.span()=>
-                const _: () = ::core::assert!(
-                    #private::scope_declared::<#alias>(#scope),
-                    "{}",
-                    <#alias as #private::ProtectedResource>::UNDECLARED_SCOPE_MESSAGE,
-                );
+                const _: () = if !#private::scope_declared::<#alias>(#scope) {
+                    ::core::panic!(
+                        "{}",
+                        #private::undeclared_scope_message(
+                            <#alias as #private::ProtectedResource>::DECLARATION,
+                            #scope,
+                        )
+                        .as_str(),
+                    )
+                };
             })
         })
         .collect();
