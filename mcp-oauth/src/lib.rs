@@ -155,6 +155,9 @@ pub use mcp_oauth_macros::protected_resource;
 /// # }
 /// ```
 pub use mcp_oauth_macros::mcp_tool;
+
+pub use mcp_oauth_macros::mcp_prompt;
+
 pub use resource::{ProtectedResource, ResourceConfig, ResourceDeclaration};
 pub use scopes::{ScopeHierarchy, ScopeSet};
 pub use validation::{
