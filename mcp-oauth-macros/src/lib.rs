@@ -1,6 +1,7 @@
 //! Procedural macros for [`mcp-oauth`](https://docs.rs/mcp-oauth): `#[protected_resource]`
-//! declares an OAuth protected resource and its scopes; `#[mcp_tool]` states the scopes a
-//! tool needs, checked against that declaration at compile time and enforced at run time.
+//! declares an OAuth protected resource, its scopes and the scopes of its MCP resources;
+//! `#[mcp_tool]` and `#[mcp_prompt]` state the scopes a tool or a prompt needs, checked
+//! against that declaration at compile time and enforced at run time.
 //!
 //! Use them through the `mcp-oauth` crate, which re-exports them; the generated code reaches
 //! the runtime through `::mcp_oauth::__private`, never through the caller's imports.
@@ -124,5 +125,40 @@ pub fn protected_resource(args: TokenStream, input: TokenStream) -> TokenStream 
 /// `Authenticated`. On error the function is emitted unchanged along with the errors.
 #[proc_macro_attribute]
 pub fn mcp_tool(args: TokenStream, input: TokenStream) -> TokenStream {
-    tool::expand(args.into(), input.into()).into()
+    tool::expand(tool::Kind::Tool, args.into(), input.into()).into()
+}
+
+/// States the scopes an rmcp prompt needs: the counterpart of [`macro@mcp_tool`] for
+/// `prompts/get`. A scope the resource does not declare fails the build, at the scope's
+/// literal ("`calendar:wirte` is not declared by `Calendar`; did you mean
+/// `calendar:write`?"); at run time the prompt's body never runs unless the caller's token
+/// grants every scope (directly or through the declared hierarchy).
+///
+/// Arguments, as for `#[mcp_tool]`: `scopes = ["…", …]` (required; `[]` means an
+/// authenticated caller with no particular scope) and `resource = Type` (optional: by
+/// default the resource declared with `#[protected_resource]` in the same module).
+///
+/// Put `#[mcp_prompt]` **above** rmcp's `#[prompt]`, in a `#[prompt_router]` impl:
+///
+/// ```ignore
+/// #[prompt_router]
+/// impl CalendarServer {
+///     #[mcp_prompt(scopes = ["calendar:read"])]
+///     #[prompt(description = "Summarise a day of the calendar")]
+///     async fn summarise_day(&self, Parameters(day): Parameters<Day>) -> Result<GetPromptResult, ErrorData> {
+///         /* … */
+///     }
+/// }
+/// ```
+///
+/// The prompt gets a first parameter (after `self`), a scope guard that rmcp extracts before
+/// any other parameter: a `prompts/get` without the scopes fails before the arguments are
+/// even parsed. The scopes are also added to the prompt's `_meta` (merged with a `meta = …`
+/// of the prompt's own), where the HTTP layer reads them.
+///
+/// There is no plain-function form: without rmcp's `#[prompt]` below it, the attribute is an
+/// error. On error the function is emitted unchanged along with the errors.
+#[proc_macro_attribute]
+pub fn mcp_prompt(args: TokenStream, input: TokenStream) -> TokenStream {
+    tool::expand(tool::Kind::Prompt, args.into(), input.into()).into()
 }

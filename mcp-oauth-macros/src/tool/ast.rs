@@ -1,4 +1,5 @@
-//! The arguments of `#[mcp_tool(...)]` and the shape of the function it is on.
+//! The arguments of `#[mcp_tool(...)]` and `#[mcp_prompt(...)]` and the shape of the function
+//! they are on.
 
 use proc_macro2::{Span, TokenStream};
 use syn::{Attribute, FnArg, Ident, ItemFn, Pat, ReturnType, Type};
@@ -6,10 +7,60 @@ use syn::{Attribute, FnArg, Ident, ItemFn, Pat, ReturnType, Type};
 use crate::args::{self, Seen, StrList};
 use crate::ctxt::Ctxt;
 
-/// The arguments `#[mcp_tool]` knows.
+/// The arguments `#[mcp_tool]` and `#[mcp_prompt]` know.
 pub const KNOWN: &[&str] = &["scopes", "resource"];
 
-/// `#[mcp_tool(...)]`'s arguments.
+/// Which operation the attribute guards. Both attributes share their arguments, checks and
+/// expansion; a prompt is always an rmcp prompt, a tool may also be a plain function.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `#[mcp_tool]`, above rmcp's `#[tool]` or on a plain function.
+    Tool,
+    /// `#[mcp_prompt]`, above rmcp's `#[prompt]`.
+    Prompt,
+}
+
+impl Kind {
+    /// The attribute's name.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Kind::Tool => "mcp_tool",
+            Kind::Prompt => "mcp_prompt",
+        }
+    }
+
+    /// The operation, in messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Tool => "tool",
+            Kind::Prompt => "prompt",
+        }
+    }
+
+    /// The name of rmcp's attribute for this operation (`#[tool]`, `#[prompt]`).
+    pub fn rmcp_attribute(self) -> &'static str {
+        self.noun()
+    }
+
+    /// The `__private::rmcp` function that adds the scopes to the operation's `_meta`.
+    pub fn meta_fn(self) -> &'static str {
+        match self {
+            Kind::Tool => "tool_meta",
+            Kind::Prompt => "prompt_meta",
+        }
+    }
+
+    /// Whether `attr` is rmcp's attribute for this operation (any path ending in `tool` or
+    /// `prompt`, as `#[tool_router]` and `#[prompt_router]` see it).
+    pub fn is_rmcp_attr(self, attr: &Attribute) -> bool {
+        attr.path()
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident == self.rmcp_attribute())
+    }
+}
+
+/// The arguments of `#[mcp_tool(...)]` and `#[mcp_prompt(...)]`.
 #[derive(Default)]
 pub struct ToolArgs {
     /// `scopes = ["…"]`: every scope the tool needs.
@@ -22,9 +73,9 @@ pub struct ToolArgs {
 impl ToolArgs {
     /// Parses the attribute's arguments; `attribute_span` is where a missing `scopes` is
     /// reported.
-    pub fn parse(cx: &Ctxt, tokens: TokenStream, attribute_span: Span) -> Self {
+    pub fn parse(cx: &Ctxt, kind: Kind, tokens: TokenStream, attribute_span: Span) -> Self {
         let mut this = ToolArgs::default();
-        let mut seen = Seen::new("mcp_tool", KNOWN);
+        let mut seen = Seen::new(kind.attribute(), KNOWN);
         for arg in args::parse_args(cx, tokens, "scopes = [\"calendar:read\"]") {
             if !seen.accept(cx, &arg) {
                 continue;
@@ -48,8 +99,12 @@ impl ToolArgs {
         if !seen.contains("scopes") {
             cx.error_at(
                 attribute_span,
-                "missing argument `scopes`, as in `#[mcp_tool(scopes = [\"calendar:read\"])]` \
-                 (`scopes = []` for a tool that needs an authenticated caller but no scope)",
+                format!(
+                    "missing argument `scopes`, as in `#[{}(scopes = [\"calendar:read\"])]` \
+                     (`scopes = []` for a {} that needs an authenticated caller but no scope)",
+                    kind.attribute(),
+                    kind.noun(),
+                ),
             );
         }
         this
@@ -58,8 +113,9 @@ impl ToolArgs {
 
 /// How the function is wired.
 pub enum Mode {
-    /// An rmcp tool: the function has rmcp's `#[tool]` (attribute index given).
-    Rmcp { tool_attr: usize },
+    /// An rmcp tool or prompt: the function has rmcp's `#[tool]` or `#[prompt]` (attribute
+    /// index given).
+    Rmcp { rmcp_attr: usize },
     /// A plain function that receives the verified identity.
     Plain {
         /// The identity parameter's name.
@@ -67,14 +123,6 @@ pub enum Mode {
         /// Whether the parameter is already a reference.
         by_ref: bool,
     },
-}
-
-/// Whether `attr` is rmcp's `#[tool]` (any path ending in `tool`, as `#[tool_router]` sees it).
-pub fn is_tool_attr(attr: &Attribute) -> bool {
-    attr.path()
-        .segments
-        .last()
-        .is_some_and(|segment| segment.ident == "tool")
 }
 
 /// The first parameter whose type is (a reference to) a path ending in `VerifiedToken` or

@@ -1,13 +1,17 @@
-//! Code generation for `#[mcp_tool]`.
+//! Code generation for `#[mcp_tool]` and `#[mcp_prompt]`.
 //!
 //! Every scope is checked against the resource's declaration at compile time by an item
-//! nested in the function's body, spanned at the scope's literal:
+//! nested in the function's body, spanned at the scope's literal; its message is assembled at
+//! compile time, only when the scope is undeclared ("`calendar:wirte` is not declared by
+//! `Calendar`; did you mean `calendar:write`?"):
 //!
 //! ```ignore
-//! const _: () = ::core::assert!(
-//!     ::mcp_oauth::__private::scope_declared::<R>("calendar:write"),
-//!     "{}", <R as ::mcp_oauth::__private::ProtectedResource>::UNDECLARED_SCOPE_MESSAGE,
-//! );
+//! const _: () = if !::mcp_oauth::__private::scope_declared::<R>("calendar:write") {
+//!     ::core::panic!("{}", ::mcp_oauth::__private::undeclared_scope_message(
+//!         <R as ::mcp_oauth::__private::ProtectedResource>::DECLARATION,
+//!         "calendar:write",
+//!     ).as_str())
+//! };
 //! ```
 //!
 //! A nested item is evaluated by `cargo check`, inside async fns and generic impls alike (an
@@ -20,7 +24,7 @@ use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::{Attribute, FnArg, Ident, ItemFn, LitStr, Meta, Stmt, parse_quote};
 
-use super::ast::{Mode, ToolArgs};
+use super::ast::{Kind, Mode, ToolArgs};
 use crate::args;
 use crate::cfg::cfg_attrs;
 use crate::ctxt::Ctxt;
@@ -36,7 +40,7 @@ pub fn resource_type(args: &ToolArgs) -> TokenStream {
 }
 
 /// The guarded function (and, for a plain function, its `<name>_scopes()` sibling).
-pub fn expand(cx: &Ctxt, mut item: ItemFn, args: &ToolArgs, mode: Mode) -> TokenStream {
+pub fn expand(cx: &Ctxt, kind: Kind, mut item: ItemFn, args: &ToolArgs, mode: Mode) -> TokenStream {
     let resource = resource_type(args);
     let scopes = fresh(args.scopes.as_ref().map_or(&[][..], |l| &l.items));
     let private = quote!(::mcp_oauth::__private);
@@ -48,18 +52,23 @@ pub fn expand(cx: &Ctxt, mut item: ItemFn, args: &ToolArgs, mode: Mode) -> Token
         .iter()
         .map(|scope| {
             parse_stmt(quote_spanned! {scope.span()=>
-                const _: () = ::core::assert!(
-                    #private::scope_declared::<#alias>(#scope),
-                    "{}",
-                    <#alias as #private::ProtectedResource>::UNDECLARED_SCOPE_MESSAGE,
-                );
+                const _: () = if !#private::scope_declared::<#alias>(#scope) {
+                    ::core::panic!(
+                        "{}",
+                        #private::undeclared_scope_message(
+                            <#alias as #private::ProtectedResource>::DECLARATION,
+                            #scope,
+                        )
+                        .as_str(),
+                    )
+                };
             })
         })
         .collect();
 
     let sibling = match mode {
-        Mode::Rmcp { tool_attr } => {
-            rewrite_tool_attr(cx, &mut item.attrs[tool_attr], &scopes);
+        Mode::Rmcp { rmcp_attr } => {
+            rewrite_rmcp_attr(cx, kind, &mut item.attrs[rmcp_attr], &scopes);
             let name = Ident::new("_mcp_oauth_guard", Span::mixed_site());
             let mask = quote!(#private::scope_mask::<#resource>(&[#(#scopes),*]));
             let guard: FnArg = parse_quote! {
@@ -97,10 +106,15 @@ pub fn expand(cx: &Ctxt, mut item: ItemFn, args: &ToolArgs, mode: Mode) -> Token
 /// The fallback on error: the function unchanged (rust-analyzer and the rest of the impl keep
 /// working), and for a plain function its `<name>_scopes()` sibling, so that callers of the
 /// sibling do not add errors.
-pub fn fallback(input: TokenStream, item: Option<&ItemFn>, args: &ToolArgs) -> TokenStream {
+pub fn fallback(
+    kind: Kind,
+    input: TokenStream,
+    item: Option<&ItemFn>,
+    args: &ToolArgs,
+) -> TokenStream {
     let input = item.map_or(input, ToTokens::to_token_stream);
     let sibling = item
-        .filter(|item| !item.attrs.iter().any(super::ast::is_tool_attr))
+        .filter(|item| kind == Kind::Tool && !item.attrs.iter().any(|a| kind.is_rmcp_attr(a)))
         .map(|item| {
             let scopes = fresh(args.scopes.as_ref().map_or(&[][..], |l| &l.items));
             scopes_fn(item, &scopes)
@@ -129,15 +143,20 @@ fn scopes_fn(item: &ItemFn, scopes: &[LitStr]) -> TokenStream {
     }
 }
 
-/// Adds the scopes to rmcp's `#[tool(...)]`: `meta = tool_meta(<the tool's own meta>, &[…])`,
-/// every other argument kept as written.
-fn rewrite_tool_attr(cx: &Ctxt, attr: &mut Attribute, scopes: &[LitStr]) {
+/// Adds the scopes to rmcp's `#[tool(...)]` or `#[prompt(...)]`: `meta = tool_meta(<the
+/// operation's own meta>, &[…])` (`prompt_meta` for a prompt), every other argument kept as
+/// written.
+fn rewrite_rmcp_attr(cx: &Ctxt, kind: Kind, attr: &mut Attribute, scopes: &[LitStr]) {
     let private = quote!(::mcp_oauth::__private);
     let (path, tokens) = match &attr.meta {
         Meta::Path(path) => (path.clone(), TokenStream::new()),
         Meta::List(list) => (list.path.clone(), list.tokens.clone()),
         Meta::NameValue(nv) => {
-            cx.error_spanned_by(&*attr, "expected rmcp's `#[tool]` or `#[tool(...)]`");
+            let rmcp = kind.rmcp_attribute();
+            cx.error_spanned_by(
+                &*attr,
+                format!("expected rmcp's `#[{rmcp}]` or `#[{rmcp}(...)]`"),
+            );
             (nv.path.clone(), TokenStream::new())
         }
     };
@@ -160,7 +179,8 @@ fn rewrite_tool_attr(cx: &Ctxt, attr: &mut Attribute, scopes: &[LitStr]) {
         Some(expr) => quote!(::core::option::Option::Some(#expr)),
         None => quote!(::core::option::Option::None),
     };
-    kept.push(quote!(meta = #private::rmcp::tool_meta(#base, &[#(#scopes),*])));
+    let meta_fn = Ident::new(kind.meta_fn(), Span::call_site());
+    kept.push(quote!(meta = #private::rmcp::#meta_fn(#base, &[#(#scopes),*])));
     attr.meta = parse_quote!(#path(#(#kept),*));
 }
 
@@ -186,9 +206,18 @@ mod tests {
     use super::*;
 
     fn rewritten(attr: Attribute) -> String {
+        rewritten_as(Kind::Tool, attr)
+    }
+
+    fn rewritten_as(kind: Kind, attr: Attribute) -> String {
         let cx = Ctxt::new();
         let mut attr = attr;
-        rewrite_tool_attr(&cx, &mut attr, &[LitStr::new("a:b", Span::call_site())]);
+        rewrite_rmcp_attr(
+            &cx,
+            kind,
+            &mut attr,
+            &[LitStr::new("a:b", Span::call_site())],
+        );
         cx.check().unwrap();
         attr.to_token_stream().to_string()
     }
@@ -214,6 +243,24 @@ mod tests {
                 annotations(title = "t"),
                 meta = ::mcp_oauth::__private::rmcp::tool_meta(
                     ::core::option::Option::Some(my_meta(1, 2)),
+                    &["a:b"]
+                )
+            )])
+            .to_string()
+        );
+    }
+
+    #[test]
+    fn prompt_attribute_gains_the_scopes_in_its_meta() {
+        assert_eq!(
+            rewritten_as(
+                Kind::Prompt,
+                parse_quote!(#[prompt(name = "p", meta = my_meta())])
+            ),
+            quote!(#[prompt(
+                name = "p",
+                meta = ::mcp_oauth::__private::rmcp::prompt_meta(
+                    ::core::option::Option::Some(my_meta()),
                     &["a:b"]
                 )
             )])

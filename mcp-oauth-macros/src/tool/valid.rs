@@ -1,12 +1,12 @@
-//! The checks of an `#[mcp_tool]`: its scopes' syntax, and a function shape it can guard.
-//! Whether the scopes are *declared* is checked by the compiler, against the resource's
-//! declaration, through the constants the expansion emits.
+//! The checks of an `#[mcp_tool]` or `#[mcp_prompt]`: its scopes' syntax, and a function shape
+//! it can guard. Whether the scopes are *declared* is checked by the compiler, against the
+//! resource's declaration, through the constants the expansion emits.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::{Expr, ItemFn, Pat, ReturnType, Stmt, Type};
 
-use super::ast::{self, Mode, ToolArgs};
+use super::ast::{self, Kind, Mode, ToolArgs};
 use crate::args::{self, StrList};
 use crate::ctxt::Ctxt;
 use crate::scope::scope_token_error;
@@ -44,19 +44,23 @@ fn mentions_self(tokens: TokenStream) -> bool {
     })
 }
 
-/// Reports every further `#[mcp_tool]` on the function, at the attribute, and removes it: the
-/// function is then guarded once, by this invocation or its fallback.
-pub fn strip_repeated(cx: &Ctxt, mut item: ItemFn) -> ItemFn {
+/// Reports every further `#[mcp_tool]` (or `#[mcp_prompt]`) on the function, at the
+/// attribute, and removes it: the function is then guarded once, by this invocation or its
+/// fallback.
+pub fn strip_repeated(cx: &Ctxt, kind: Kind, mut item: ItemFn) -> ItemFn {
     item.attrs.retain(|attr| {
         let repeated = attr
             .path()
             .segments
             .last()
-            .is_some_and(|segment| segment.ident == "mcp_tool");
+            .is_some_and(|segment| segment.ident == kind.attribute());
         if repeated {
             cx.error_spanned_by(
                 attr,
-                "#[mcp_tool] is applied twice to this function; keep one",
+                format!(
+                    "#[{}] is applied twice to this function; keep one",
+                    kind.attribute()
+                ),
             );
         }
         !repeated
@@ -65,25 +69,36 @@ pub fn strip_repeated(cx: &Ctxt, mut item: ItemFn) -> ItemFn {
 }
 
 /// How the function is to be guarded, or `None` (with the reasons recorded) if it cannot be.
-pub fn mode(cx: &Ctxt, item: &ItemFn) -> Option<Mode> {
+pub fn mode(cx: &Ctxt, kind: Kind, item: &ItemFn) -> Option<Mode> {
+    let (attribute, rmcp) = (kind.attribute(), kind.rmcp_attribute());
     if mentions_private(item.to_token_stream()) {
         cx.error_at(
             Span::call_site(),
-            "#[mcp_tool] is applied twice to this function; keep one",
+            format!("#[{attribute}] is applied twice to this function; keep one"),
         );
         return None;
     }
     if is_rewritten_by_rmcp(item) {
         cx.error_at(
             Span::call_site(),
-            "place #[mcp_tool] above #[tool]: rmcp's #[tool] has already turned this async fn \
-             into one returning a boxed future, so #[mcp_tool] can no longer add its scope guard \
-             to it",
+            format!(
+                "place #[{attribute}] above #[{rmcp}]: rmcp's #[{rmcp}] has already turned this \
+                 async fn into one returning a boxed future, so #[{attribute}] can no longer add \
+                 its scope guard to it"
+            ),
         );
         return None;
     }
-    if let Some(tool_attr) = item.attrs.iter().position(ast::is_tool_attr) {
-        return Some(Mode::Rmcp { tool_attr });
+    if let Some(rmcp_attr) = item.attrs.iter().position(|attr| kind.is_rmcp_attr(attr)) {
+        return Some(Mode::Rmcp { rmcp_attr });
+    }
+    if kind == Kind::Prompt {
+        cx.error_at(
+            Span::call_site(),
+            "#[mcp_prompt] goes above rmcp's #[prompt], on a prompt method of a \
+             #[prompt_router] impl: it adds its scope guard and `_meta` to that prompt",
+        );
+        return None;
     }
 
     let identity = match ast::identity_param(item) {
@@ -161,7 +176,7 @@ mod tests {
 
     fn mode_of(item: ItemFn) -> (Option<Mode>, Vec<String>) {
         let cx = Ctxt::new();
-        let mode = mode(&cx, &item);
+        let mode = mode(&cx, Kind::Tool, &item);
         let errors = cx
             .check()
             .err()
@@ -178,7 +193,7 @@ mod tests {
             async fn list(&self) -> String { String::new() }
         });
         assert!(
-            matches!(mode, Some(Mode::Rmcp { tool_attr: 1 })),
+            matches!(mode, Some(Mode::Rmcp { rmcp_attr: 1 })),
             "{errors:?}"
         );
     }
@@ -219,5 +234,37 @@ mod tests {
         });
         assert!(mode.is_none());
         assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+
+    #[test]
+    fn prompt_needs_rmcp_prompt_attribute() {
+        let cx = Ctxt::new();
+        let item: ItemFn = parse_quote! {
+            #[tool(description = "x")]
+            async fn summarise(&self) -> String { String::new() }
+        };
+        assert!(mode(&cx, Kind::Prompt, &item).is_none());
+        let errors: Vec<String> = cx
+            .check()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].starts_with("#[mcp_prompt] goes above rmcp's #[prompt]"),
+            "{errors:?}"
+        );
+
+        let cx = Ctxt::new();
+        let item: ItemFn = parse_quote! {
+            #[rmcp::prompt]
+            async fn summarise(&self) -> String { String::new() }
+        };
+        assert!(matches!(
+            mode(&cx, Kind::Prompt, &item),
+            Some(Mode::Rmcp { rmcp_attr: 0 })
+        ));
+        cx.check().unwrap();
     }
 }
