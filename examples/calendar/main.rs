@@ -32,6 +32,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let app = Calendar::oauth()
         .with_env()?
         .tool_router(&Calendar::tool_router())
+        .prompt_router(&Calendar::prompt_router())
         .dev_server_if_unconfigured()
         .build()
         .await?;

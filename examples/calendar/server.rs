@@ -1,13 +1,21 @@
-//! The calendar MCP server: four tools at three scopes, declared with two attributes.
+//! The calendar MCP server: five tools, a prompt and a resource template, each with its scopes,
+//! declared with the attributes; deleting someone else's event steps up from inside the tool.
 
 use std::sync::Arc;
 
-use mcp_oauth::rmcp::Authenticated;
-use mcp_oauth::{mcp_tool, protected_resource};
+use mcp_oauth::rmcp::{Authenticated, require_scopes};
+use mcp_oauth::{mcp_prompt, mcp_tool, protected_resource};
 use parking_lot::Mutex;
+use rmcp::handler::server::prompt::PromptContext;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
-use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
+use rmcp::model::{
+    CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse, ListPromptsResult,
+    ListResourceTemplatesResult, PaginatedRequestParams, PromptMessage, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, ResourceContents, ResourceTemplate, Role,
+    ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, prompt, prompt_router, tool, tool_handler, tool_router};
 use serde::{Deserialize, Serialize};
 
 /// A calendar, protected by OAuth. The URLs are defaults: the example overrides them at
@@ -20,6 +28,7 @@ use serde::{Deserialize, Serialize};
         "calendar:admin" => ["calendar:write"],
         "calendar:write" => ["calendar:read"],
     },
+    resources = { "calendar://events/{id}" => "calendar:read" },
     resource_name = "Calendar (mcp-oauth example)",
 )]
 #[derive(Clone, Default)]
@@ -51,6 +60,14 @@ pub struct NewEvent {
     pub title: String,
     /// When.
     pub when: String,
+}
+
+/// The arguments of `plan_week`.
+#[derive(Debug, Deserialize, rmcp::schemars::JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct Week {
+    /// What the week is about.
+    pub focus: String,
 }
 
 /// The arguments of `delete_event`.
@@ -115,12 +132,20 @@ impl Calendar {
     }
 
     #[mcp_tool(scopes = ["calendar:write"])]
-    #[tool(description = "Delete one event")]
+    #[tool(description = "Delete one event (someone else's needs calendar:admin)")]
     async fn delete_event(
         &self,
+        auth: Authenticated,
         Parameters(EventId { id }): Parameters<EventId>,
     ) -> Result<CallToolResult, ErrorData> {
         let mut events = self.events.lock();
+        let someone_elses = events
+            .iter()
+            .any(|e| e.id == id && Some(e.created_by.as_str()) != auth.subject());
+        if someone_elses {
+            // A step-up that depends on the arguments: a 403 challenge for the client.
+            require_scopes::<Calendar>(&auth, &["calendar:admin"])?;
+        }
         let before = events.len();
         events.retain(|e| e.id != id);
         json_result(&serde_json::json!({ "deleted": before - events.len() }))
@@ -146,8 +171,58 @@ impl Calendar {
     }
 }
 
+#[prompt_router(vis = "pub")]
+impl Calendar {
+    #[mcp_prompt(scopes = ["calendar:write"])]
+    #[prompt(description = "Plan the week's events around a focus")]
+    async fn plan_week(&self, Parameters(week): Parameters<Week>) -> Vec<PromptMessage> {
+        let events = serde_json::to_string(&*self.events.lock()).unwrap_or_default();
+        let text = format!("Plan my week around {}. My calendar: {events}", week.focus);
+        vec![PromptMessage::new_text(Role::User, text)]
+    }
+}
+
 #[tool_handler]
 impl ServerHandler for Calendar {
+    async fn list_prompts(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let prompts = Self::prompt_router().list_all();
+        Ok(mcp_oauth::rmcp::filtered_prompts_result::<Calendar>(prompts, &context))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let context = PromptContext::new(self, request.name, request.arguments, context);
+        Self::prompt_router().get_prompt(context).await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let event = ResourceTemplate::new("calendar://events/{id}", "event");
+        Ok(mcp_oauth::rmcp::filtered_resource_templates_result::<Calendar>(vec![event], &context))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let id = request.uri.strip_prefix("calendar://events/").and_then(|id| id.parse().ok());
+        let event = self.events.lock().iter().find(|e| Some(e.id) == id).cloned();
+        let event = event.ok_or_else(|| ErrorData::resource_not_found("no such event", None))?;
+        let text = serde_json::to_string(&event).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        Ok(ReadResourceResult::new(vec![ResourceContents::text(text, request.uri)]).into())
+    }
+
     async fn list_tools(
         &self,
         _request: Option<rmcp::model::PaginatedRequestParams>,
@@ -167,7 +242,11 @@ impl ServerHandler for Calendar {
 
     fn get_info(&self) -> ServerConfig {
         let mut config = ServerConfig::default();
-        config.capabilities = ServerCapabilities::builder().enable_tools().build();
+        config.capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_prompts()
+            .enable_resources()
+            .build();
         config.instructions = Some("A calendar protected by OAuth 2.1 (mcp-oauth example).".into());
         config
     }
