@@ -34,6 +34,10 @@ use proc_macro::TokenStream;
 ///         "calendar:admin" => ["calendar:write"],
 ///         "calendar:write" => ["calendar:read"],
 ///     },
+///     resources = {
+///         "calendar://events/{day}" => ["calendar:read"],
+///         "calendar://settings" => "calendar:admin",
+///     },
 ///     resource_name = "Calendar",
 /// )]
 /// pub struct Calendar;
@@ -51,6 +55,7 @@ use proc_macro::TokenStream;
 /// | `authorization_servers` | `["https://…", …]` | **required**, at least one; issuer identifiers, same URL rules |
 /// | `scopes` | `["…", …]` | the scopes this resource defines (RFC 6749 scope-tokens, at most 127, never `offline_access`, none holding a challenge parameter's name and `=` such as `error=`); default none |
 /// | `implies` | `{ "broader" => ["narrower", …], … }` | the scope hierarchy: holding the broader scope satisfies each narrower one, transitively. `"broader" => "narrower"` is short for a one-element list. Every scope named must be in `scopes`; no cycles, no self-implication |
+/// | `resources` | `{ "uri or template" => ["scope", …], … }` | the MCP resources (`resources/read`) and the scopes reading them needs: each key a URI or an RFC 6570 URI template (checked at compile time, by the runtime's own grammar), each value a scope or a list of scopes declared in `scopes` (`[]`: no particular scope). A URI matched by several templates needs the union of their scopes. Each key once |
 /// | `required_scopes` | `["…", …]` | scopes every request needs, whatever the tool |
 /// | `challenge_scopes` | `["…", …]` | the `scope=` of a 401 challenge; default: `required_scopes` if any, else the least privileged declared scopes |
 /// | `resource_name` | `"…"` | human-readable name |

@@ -38,6 +38,25 @@ pub fn challenge_parameter_error(scope: &str) -> Option<String> {
     ))
 }
 
+/// The error of a scope that the resource `type_name` does not declare: "`calendar:wirte` is
+/// not declared by `Calendar`; did you mean `calendar:write`?" when a declared scope is near,
+/// else the declared scopes. The twin of `mcp_oauth::__private::undeclared_scope_message`,
+/// which assembles the same text at compile time for the checks `#[mcp_tool]` and
+/// `#[mcp_prompt]` generate; `declared` is in declaration order (the first of equally near
+/// scopes is suggested).
+pub fn undeclared_scope_message(scope: &str, type_name: &str, declared: &[String]) -> String {
+    let mut msg = format!("`{scope}` is not declared by `{type_name}`");
+    if let Some(nearest) = crate::suggest::nearest(scope, declared.iter().map(String::as_str)) {
+        msg.push_str(&format!("; did you mean `{nearest}`?"));
+    } else if declared.is_empty() {
+        msg.push_str(" (it declares no scopes)");
+    } else {
+        let list: Vec<String> = declared.iter().map(|s| format!("`{s}`")).collect();
+        msg.push_str(&format!(" (it declares {})", list.join(", ")));
+    }
+    msg
+}
+
 /// Whether `c` may appear in a scope-token.
 fn is_scope_char(c: char) -> bool {
     matches!(c, '\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E')
@@ -153,5 +172,78 @@ mod tests {
                 scope_token_error(&scope).is_none() && challenge_parameter_error(&scope).is_none();
             assert_eq!(declarable, runtime_challenge_keeps(&scope), "{scope:?}");
         }
+    }
+
+    /// What the runtime's compile-time check says of `scope` with `declared`.
+    fn runtime_undeclared_message(scope: &str, declared: &[&str]) -> String {
+        let declared: &'static [&'static str] = Vec::leak(
+            declared
+                .iter()
+                .map(|s| &*String::leak((*s).to_owned()))
+                .collect(),
+        );
+        let declaration = mcp_oauth::ResourceDeclaration {
+            scopes: declared,
+            ..mcp_oauth::ResourceDeclaration::new("Calendar", "https://ex.com/mcp", &[])
+        };
+        mcp_oauth::__private::undeclared_scope_message(&declaration, scope)
+            .as_str()
+            .to_owned()
+    }
+
+    #[test]
+    fn undeclared_scope_messages_are_the_runtime_messages() {
+        let declared = [
+            "calendar:read",
+            "calendar:write",
+            "calendar:admin",
+            "a",
+            "b",
+        ];
+        for scope in [
+            "calendar:wirte",
+            "calendar:raed",
+            "calendar:reads",
+            "calendar:writer",
+            "calendar:delete",
+            "Calendar:read",
+            "c",
+            "ab",
+            "",
+            "contacts:read",
+            "calendar:readwrite",
+        ] {
+            for declared in [&declared[..], &declared[..3], &declared[3..], &[]] {
+                let owned: Vec<String> = declared.iter().map(|s| (*s).to_owned()).collect();
+                assert_eq!(
+                    undeclared_scope_message(scope, "Calendar", &owned),
+                    runtime_undeclared_message(scope, declared),
+                    "{scope:?} with {declared:?}"
+                );
+            }
+        }
+        assert_eq!(
+            runtime_undeclared_message("calendar:wirte", &declared),
+            "`calendar:wirte` is not declared by `Calendar`; did you mean `calendar:write`?"
+        );
+        assert_eq!(
+            runtime_undeclared_message("x:y", &[]),
+            "`x:y` is not declared by `Calendar` (it declares no scopes)"
+        );
+    }
+
+    #[test]
+    fn a_long_runtime_message_is_cut_on_a_character_boundary() {
+        let declared: Vec<String> = (0..100).map(|i| format!("scope-{i}")).collect();
+        let declared: Vec<&str> = declared.iter().map(String::as_str).collect();
+        let message = runtime_undeclared_message("z\u{e9}\u{e9}\u{e9}", &declared);
+        assert_eq!(message.len(), mcp_oauth::__private::ConstMessage::CAPACITY);
+        assert!(message.ends_with("..."), "{message}");
+        assert!(message.starts_with("`z\u{e9}\u{e9}\u{e9}` is not declared by `Calendar`"));
+
+        let scope = "\u{e9}".repeat(400);
+        let message = runtime_undeclared_message(&scope, &[]);
+        assert!(message.ends_with("\u{e9}..."), "{message}");
+        assert!(message.len() <= mcp_oauth::__private::ConstMessage::CAPACITY);
     }
 }

@@ -15,6 +15,7 @@ pub const KNOWN: &[&str] = &[
     "authorization_servers",
     "scopes",
     "implies",
+    "resources",
     "required_scopes",
     "challenge_scopes",
     "resource_name",
@@ -44,6 +45,7 @@ pub struct Resource {
     pub authorization_servers: Option<StrList>,
     pub scopes: Option<StrList>,
     pub implies: Option<Implies>,
+    pub resources: Option<Resources>,
     pub required_scopes: Option<StrList>,
     pub challenge_scopes: Option<StrList>,
     pub resource_name: Option<LitStr>,
@@ -64,6 +66,19 @@ pub struct Implies {
 pub struct Implication {
     pub broader: LitStr,
     pub narrower: Vec<LitStr>,
+}
+
+/// `resources = { "uri or template" => ["scope", …], … }`.
+pub struct Resources {
+    pub entries: Vec<ResourceEntry>,
+}
+
+/// `"calendar://events/{day}" => ["calendar:read"]` (or `=> "calendar:read"`).
+pub struct ResourceEntry {
+    /// The URI or RFC 6570 URI template.
+    pub uri: LitStr,
+    /// The scopes reading it needs.
+    pub scopes: Vec<LitStr>,
 }
 
 impl Implies {
@@ -119,7 +134,22 @@ impl Resource {
                     list("authorization_servers = [\"https://auth.example.com\"]");
             }
             "scopes" => self.scopes = list("scopes = [\"calendar:read\", \"calendar:write\"]"),
-            "implies" => self.implies = parse_implies(cx, &arg.value),
+            "implies" => {
+                self.implies = parse_map(cx, &arg.value, &IMPLIES).map(|entries| Implies {
+                    entries: entries
+                        .into_iter()
+                        .map(|(broader, narrower)| Implication { broader, narrower })
+                        .collect(),
+                });
+            }
+            "resources" => {
+                self.resources = parse_map(cx, &arg.value, &RESOURCES).map(|entries| Resources {
+                    entries: entries
+                        .into_iter()
+                        .map(|(uri, scopes)| ResourceEntry { uri, scopes })
+                        .collect(),
+                });
+            }
             "required_scopes" => self.required_scopes = list("required_scopes = [\"mcp:use\"]"),
             "challenge_scopes" => {
                 self.challenge_scopes = list("challenge_scopes = [\"calendar:read\"]");
@@ -152,17 +182,49 @@ impl Resource {
     }
 }
 
-const IMPLIES_EXAMPLE: &str = "implies = { \"calendar:write\" => [\"calendar:read\"], \"calendar:admin\" => [\"calendar:write\"] }";
+/// How one map argument (`implies`, `resources`) is described in its errors.
+struct MapSyntax {
+    /// What the map is, as in "expected a map of {what}".
+    what: &'static str,
+    /// The shape of one entry.
+    entry: &'static str,
+    /// The whole argument, as an example.
+    example: &'static str,
+    /// One entry, as an example for its value.
+    entry_example: &'static str,
+}
 
-/// Parses `{ "broader" => ["narrower", …], … }`; each malformed entry is reported and skipped.
-fn parse_implies(cx: &Ctxt, value: &TokenStream) -> Option<Implies> {
+const IMPLIES: MapSyntax = MapSyntax {
+    what: "scope implications",
+    entry: "\"broader\" => [\"narrower\", …]",
+    example: "implies = { \"calendar:write\" => [\"calendar:read\"], \"calendar:admin\" => [\"calendar:write\"] }",
+    entry_example: "\"calendar:write\" => [\"calendar:read\"]",
+};
+
+const RESOURCES: MapSyntax = MapSyntax {
+    what: "MCP resources (URIs or RFC 6570 URI templates) to the scopes reading them needs",
+    entry: "\"uri or template\" => [\"scope\", …]",
+    example: "resources = { \"calendar://events/{day}\" => [\"calendar:read\"], \"calendar://settings\" => \"calendar:admin\" }",
+    entry_example: "\"calendar://events/{day}\" => [\"calendar:read\"]",
+};
+
+/// Parses `{ "key" => ["scope", …], "key" => "scope", … }`; each malformed entry is reported
+/// and skipped.
+fn parse_map(
+    cx: &Ctxt,
+    value: &TokenStream,
+    syntax: &MapSyntax,
+) -> Option<Vec<(LitStr, Vec<LitStr>)>> {
     let mut tokens = value.clone().into_iter();
     let group = match (tokens.next(), tokens.next()) {
         (Some(TokenTree::Group(group)), None) if group.delimiter() == Delimiter::Brace => group,
         _ => {
             cx.error_spanned_by(
                 value,
-                format!("expected a map of scope implications, as in `{IMPLIES_EXAMPLE}`"),
+                format!(
+                    "expected a map of {}, as in `{}`",
+                    syntax.what, syntax.example
+                ),
             );
             return None;
         }
@@ -171,29 +233,41 @@ fn parse_implies(cx: &Ctxt, value: &TokenStream) -> Option<Implies> {
         .into_iter()
         .filter_map(|piece| {
             let parser = |input: ParseStream| {
-                let broader: LitStr = input.parse()?;
+                let key: LitStr = input.parse()?;
                 input.parse::<Token![=>]>()?;
                 let rest: TokenStream = input.parse()?;
-                Ok((broader, rest))
+                Ok((key, rest))
             };
-            let Ok((broader, rest)) = parser.parse2(piece.clone()) else {
+            let Ok((key, rest)) = parser.parse2(piece.clone()) else {
                 cx.error_spanned_by(
                     &piece,
-                    format!(
-                        "expected `\"broader\" => [\"narrower\", …]`, as in `{IMPLIES_EXAMPLE}`"
-                    ),
+                    format!("expected `{}`, as in `{}`", syntax.entry, syntax.example),
                 );
                 return None;
             };
-            let narrower = if let Ok(single) = syn::parse2::<LitStr>(rest.clone()) {
+            let scopes = if let Ok(single) = syn::parse2::<LitStr>(rest.clone()) {
                 vec![single]
+            } else if matches!(
+                rest.clone().into_iter().next(),
+                Some(TokenTree::Group(group)) if group.delimiter() == Delimiter::Bracket
+            ) {
+                args::parse_str_list(cx, &rest, syntax.entry_example)?.items
             } else {
-                args::parse_str_list(cx, &rest, "\"calendar:write\" => [\"calendar:read\"]")?.items
+                let msg = format!(
+                    "expected a scope or a list of scopes after `=>`, as in `{}`",
+                    syntax.entry_example
+                );
+                if rest.is_empty() {
+                    cx.error_spanned_by(&piece, msg);
+                } else {
+                    cx.error_spanned_by(&rest, msg);
+                }
+                return None;
             };
-            Some(Implication { broader, narrower })
+            Some((key, scopes))
         })
         .collect();
-    Some(Implies { entries })
+    Some(entries)
 }
 
 #[cfg(test)]

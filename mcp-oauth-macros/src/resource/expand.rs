@@ -10,13 +10,24 @@
 //! - the struct's own impl delegates to the marker, so `resource = Calendar` and the implicit
 //!   marker are the same resource.
 //!
+//! Each declared URI template is checked by a `const` item next to the struct, spanned at the
+//! template's literal, with the runtime's own grammar (`check_uri_template`, a `const fn`):
+//!
+//! ```ignore
+//! const _: () = if let Err(error) = ::mcp_oauth::__private::check_uri_template("calendar://{day") {
+//!     ::core::panic!("{}", ::mcp_oauth::__private::malformed_uri_template_message(
+//!         "calendar://{day", error,
+//!     ).as_str())
+//! };
+//! ```
+//!
 //! The same expansion serves as the fallback when the declaration has errors: it is built from
 //! whatever parsed, so that tools in the same module do not add errors of their own.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
-use syn::{DeriveInput, Ident, LitStr, parse_quote};
+use syn::{Attribute, DeriveInput, Ident, LitStr, parse_quote};
 
 use super::ast::Resource;
 use crate::args::StrList;
@@ -34,6 +45,7 @@ pub fn expand(resource: &Resource, item: &DeriveInput) -> TokenStream {
     let cfgs = cfg_attrs(&item.attrs);
     let declaration = declaration(resource, &type_name);
     let undeclared_message = undeclared_message(resource, &type_name);
+    let template_checks = template_checks(resource, &cfgs);
 
     let private = quote!(::mcp_oauth::__private);
     let trait_ = quote!(#private::ProtectedResource);
@@ -60,6 +72,8 @@ pub fn expand(resource: &Resource, item: &DeriveInput) -> TokenStream {
 
     quote! {
         #item
+
+        #(#template_checks)*
 
         #(#cfgs)*
         #[doc(hidden)]
@@ -124,6 +138,20 @@ fn declaration(resource: &Resource, type_name: &str) -> TokenStream {
             member("scope_implications", quote!(&[#(#pairs),*]));
         }
     }
+    if let Some(resources) = resource
+        .resources
+        .as_ref()
+        .filter(|r| !r.entries.is_empty())
+    {
+        let entries = resources.entries.iter().map(|entry| {
+            let uri = lit(&entry.uri);
+            let scopes = entry.scopes.iter().map(lit);
+            quote! {
+                #private::DeclaredResource { uri_template: #uri, scopes: &[#(#scopes),*] }
+            }
+        });
+        member("resources", quote!(&[#(#entries),*]));
+    }
     if let Some(required) = resource
         .required_scopes
         .as_ref()
@@ -178,7 +206,35 @@ fn declaration(resource: &Resource, type_name: &str) -> TokenStream {
     }
 }
 
-/// The panic message of a tool's compile-time check when it names an undeclared scope.
+/// One `const` item per declared URI template, failing the build at the template's literal
+/// when the runtime's grammar refuses it (the message says what is wrong).
+fn template_checks(resource: &Resource, cfgs: &[Attribute]) -> Vec<TokenStream> {
+    let private = quote!(::mcp_oauth::__private);
+    let Some(resources) = &resource.resources else {
+        return Vec::new();
+    };
+    resources
+        .entries
+        .iter()
+        .map(|entry| {
+            let uri = lit(&entry.uri);
+            quote_spanned! {uri.span()=>
+                #(#cfgs)*
+                const _: () = if let ::core::result::Result::Err(error) =
+                    #private::check_uri_template(#uri)
+                {
+                    ::core::panic!(
+                        "{}",
+                        #private::malformed_uri_template_message(#uri, error).as_str(),
+                    )
+                };
+            }
+        })
+        .collect()
+}
+
+/// The resource's `UNDECLARED_SCOPE_MESSAGE`. The generated scope checks no longer read it
+/// (they name the scope and the nearest declared one); it is kept for code that does.
 fn undeclared_message(resource: &Resource, type_name: &str) -> String {
     let declared = resource
         .scopes

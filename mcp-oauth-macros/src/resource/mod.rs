@@ -6,6 +6,7 @@ pub mod valid;
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
+use syn::ext::IdentExt;
 use syn::{Data, DeriveInput};
 
 use crate::ctxt::Ctxt;
@@ -33,7 +34,7 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         );
     }
     let resource = ast::Resource::parse(&cx, args, Span::call_site());
-    valid::check(&cx, &resource);
+    valid::check(&cx, &resource, &item.ident.unraw().to_string());
     let generated = expand::expand(&resource, &item);
     let errors = cx.check().err().map(|e| e.to_compile_error());
     let expansion = quote!(#generated #errors);

@@ -1,5 +1,7 @@
 //! The semantic checks of a `#[protected_resource]` declaration: URLs, scope syntax, the
-//! hierarchy, the metadata members. Every violation is recorded at the offending literal.
+//! hierarchy, the declared MCP resources, the metadata members. Every violation is recorded at
+//! the offending literal. (A malformed URI template is reported by the compiler: the expansion
+//! checks each one with the runtime's `const fn`, so that the grammar is written once.)
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -8,18 +10,19 @@ use syn::LitStr;
 use super::ast::Resource;
 use crate::args::{self, StrList};
 use crate::ctxt::Ctxt;
-use crate::scope::{challenge_parameter_error, scope_token_error};
+use crate::scope::{challenge_parameter_error, scope_token_error, undeclared_scope_message};
 use crate::url::{check_https_url, check_identifier};
 
 /// The most scopes one resource may declare: tool requirements are 128-bit masks, with the
 /// all-ones mask reserved for "undeclared" (mirrors `mcp_oauth::resource::MAX_DECLARED_SCOPES`).
 pub const MAX_DECLARED_SCOPES: usize = 127;
 
-/// Runs every check.
-pub fn check(cx: &Ctxt, resource: &Resource) {
+/// Runs every check; `type_name` is the struct's name, for messages.
+pub fn check(cx: &Ctxt, resource: &Resource, type_name: &str) {
     check_urls(cx, resource);
     let declared = check_scopes(cx, resource.scopes.as_ref());
     check_hierarchy(cx, resource, &declared);
+    check_resources(cx, resource, type_name);
     for (member, list) in [
         ("required_scopes", &resource.required_scopes),
         ("challenge_scopes", &resource.challenge_scopes),
@@ -238,6 +241,42 @@ fn cycles<'a>(edges: &BTreeMap<String, Vec<&'a LitStr>>) -> Vec<Vec<(String, &'a
     found
 }
 
+/// Each URI or template once, each of its scopes declared (at the scope, with the nearest
+/// declared one) and named once.
+fn check_resources(cx: &Ctxt, resource: &Resource, type_name: &str) {
+    let Some(resources) = &resource.resources else {
+        return;
+    };
+    let declared = resource
+        .scopes
+        .as_ref()
+        .map(StrList::values)
+        .unwrap_or_default();
+    let mut uris = HashSet::new();
+    for entry in &resources.entries {
+        let uri = entry.uri.value();
+        if !uris.insert(uri.clone()) {
+            cx.error_spanned_by(
+                &entry.uri,
+                format!(
+                    "`{uri}` appears twice in `resources`; list all the scopes it needs in one \
+                     entry"
+                ),
+            );
+        }
+        for scope in &entry.scopes {
+            let value = scope.value();
+            if !declared.contains(&value) {
+                cx.error_spanned_by(
+                    scope,
+                    undeclared_scope_message(&value, type_name, &declared),
+                );
+            }
+        }
+        args::report_duplicates(cx, &entry.scopes, &format!("scope of `{uri}`:"));
+    }
+}
+
 fn check_bearer_methods(cx: &Ctxt, methods: Option<&StrList>) {
     let Some(methods) = methods else {
         return;
@@ -294,7 +333,7 @@ mod tests {
     fn errors(tokens: TokenStream) -> Vec<String> {
         let cx = Ctxt::new();
         let resource = Resource::parse(&cx, tokens, Span::call_site());
-        check(&cx, &resource);
+        check(&cx, &resource, "Calendar");
         cx.check()
             .err()
             .map(|e| e.into_iter().map(|e| e.to_string()).collect())
@@ -395,5 +434,29 @@ mod tests {
             resource_tos_uri = "http://example.com/tos",
         });
         assert_eq!(errors.len(), 6, "{errors:#?}");
+    }
+
+    #[test]
+    fn declared_resources_are_checked() {
+        let errors = with(quote! {
+            scopes = ["calendar:read", "calendar:write", "calendar:admin"],
+            resources = {
+                "calendar://events/{day}" => ["calendar:read", "calendar:wirte", "calendar:read"],
+                "calendar://settings" => "calendar:admin",
+                "calendar://events/{day}" => [],
+                "calendar://contacts" => "contacts:read",
+            },
+        });
+        assert_eq!(
+            errors,
+            [
+                "`calendar:wirte` is not declared by `Calendar`; did you mean `calendar:write`?",
+                "duplicate scope of `calendar://events/{day}`: \"calendar:read\"",
+                "`calendar://events/{day}` appears twice in `resources`; list all the scopes it \
+                 needs in one entry",
+                "`contacts:read` is not declared by `Calendar` (it declares `calendar:read`, \
+                 `calendar:write`, `calendar:admin`)",
+            ]
+        );
     }
 }

@@ -13,6 +13,10 @@ use mcp_oauth::resource::{ProtectedResource, ResourceConfig};
         "calendar:admin" => ["calendar:write", "calendar:read"],
         "calendar:write" => "calendar:read",
     },
+    resources = {
+        "calendar://events/{day}" => ["calendar:read"],
+        "calendar://settings" => "calendar:admin",
+    },
     required_scopes = ["mcp:use"],
     challenge_scopes = ["mcp:use", "calendar:read"],
     resource_name = "Calendar",
@@ -36,6 +40,7 @@ pub struct Minimal(pub u8);
     authorization_servers = ["https://auth.example.com"],
     scopes = [],
     implies = {},
+    resources = {},
     bearer_methods_supported = [],
 )]
 struct Unit;
@@ -59,6 +64,11 @@ fn main() {
             ("calendar:write", "calendar:read"),
         ]
     );
+    assert_eq!(d.resources.len(), 2);
+    assert_eq!(d.resources[0].uri_template, "calendar://events/{day}");
+    assert_eq!(d.resources[0].scopes, ["calendar:read"]);
+    assert_eq!(d.resources[1].uri_template, "calendar://settings");
+    assert_eq!(d.resources[1].scopes, ["calendar:admin"]);
     assert_eq!(d.required_scopes, ["mcp:use"]);
     assert_eq!(d.challenge_scopes, Some(&["mcp:use", "calendar:read"][..]));
     assert_eq!(d.resource_name, Some("Calendar"));
@@ -73,11 +83,12 @@ fn main() {
     assert_eq!(Calendar::default().name, "");
 
     let m = Minimal::DECLARATION;
-    assert!(m.scopes.is_empty() && m.challenge_scopes.is_none());
+    assert!(m.scopes.is_empty() && m.challenge_scopes.is_none() && m.resources.is_empty());
     assert_eq!(m.bearer_methods_supported, ["header"]);
     assert!(ResourceConfig::of::<Minimal>().metadata().is_ok());
     assert_eq!(Minimal(7).0, 7);
 
     assert!(Unit::DECLARATION.bearer_methods_supported.is_empty());
+    assert!(Unit::DECLARATION.resources.is_empty());
     let _ = Unit;
 }
