@@ -303,17 +303,30 @@ impl Attack {
         );
     }
 
-    /// A 400 the layer answers without a challenge (the request, not the token, is wrong).
-    fn assert_plain_bad_request(&self, label: &str, reply: &Reply, description: &str) {
+    /// A 400 the layer answers without a challenge (the request, not the token, is wrong):
+    /// its JSON body.
+    fn bad_request_body(label: &str, reply: &Reply) -> serde_json::Value {
         assert_eq!(reply.status, 400, "{label}: {}", reply.describe());
         assert!(
             reply.header("www-authenticate").is_none(),
             "{label}: {}",
             reply.describe()
         );
-        let body = reply.json();
+        reply.json()
+    }
+
+    /// A plain 400 `invalid_request` with `description`.
+    fn assert_plain_bad_request(&self, label: &str, reply: &Reply, description: &str) {
+        let body = Self::bad_request_body(label, reply);
         assert_eq!(body["error"], "invalid_request", "{label}: {body}");
         assert_eq!(body["error_description"], description, "{label}: {body}");
+    }
+
+    /// 400 with the JSON-RPC error -32020 (SEP-2243): the headers disagree with the body.
+    fn assert_header_mismatch(&self, label: &str, reply: &Reply) {
+        let body = Self::bad_request_body(label, reply);
+        assert_eq!(body["jsonrpc"], "2.0", "{label}: {body}");
+        assert_eq!(body["error"]["code"], -32020, "{label}: {body}");
     }
 
     /// The seeded event is still there (no forbidden call ran), read with a read-only token.
@@ -1074,11 +1087,7 @@ async fn non_utf8_bytes_are_refused() {
         );
     attack.sent.push(read.clone());
     let reply = attack.send(request).await;
-    attack.assert_plain_bad_request(
-        "non-UTF-8 Mcp-Name",
-        &reply,
-        "The Mcp-Method or Mcp-Name header does not match the body",
-    );
+    attack.assert_header_mismatch("non-UTF-8 Mcp-Name", &reply);
     attack.finish().await;
 }
 
@@ -1450,10 +1459,9 @@ async fn mcp_name_over_a_forbidden_body(version: &str) {
         .header("mcp-method", "tools/call");
     attack.sent.push(read.clone());
     let reply = attack.send(lying).await;
-    attack.assert_plain_bad_request(
+    attack.assert_header_mismatch(
         &format!("{version}: Mcp-Name list_events over delete_calendar"),
         &reply,
-        "The Mcp-Method or Mcp-Name header does not match the body",
     );
     // Base64-encoded (SEP-2243), and twice: still the body decides.
     let encoded = format!("=?base64?{}?=", STANDARD.encode("list_events"));
@@ -1462,38 +1470,32 @@ async fn mcp_name_over_a_forbidden_body(version: &str) {
         .header("mcp-method", "tools/call")
         .header("mcp-name", encoded);
     let reply = attack.send(request).await;
-    attack.assert_plain_bad_request(
-        &format!("{version}: base64 Mcp-Name"),
-        &reply,
-        "The Mcp-Method or Mcp-Name header does not match the body",
-    );
+    attack.assert_header_mismatch(&format!("{version}: base64 Mcp-Name"), &reply);
     let request = attack
         .request(&call(forbidden.clone(), Some("delete_calendar")))
         .header("mcp-method", "tools/call")
         .header("mcp-name", "list_events");
     let reply = attack.send(request).await;
-    attack.assert_plain_bad_request(
-        &format!("{version}: two Mcp-Name headers"),
-        &reply,
-        "The Mcp-Method or Mcp-Name header does not match the body",
-    );
+    attack.assert_header_mismatch(&format!("{version}: two Mcp-Name headers"), &reply);
     // Mcp-Method naming a harmless method over the forbidden call.
     let request = attack
         .request(&call(forbidden.clone(), None))
         .header("mcp-method", "tools/list");
     let reply = attack.send(request).await;
-    attack.assert_plain_bad_request(
-        &format!("{version}: Mcp-Method tools/list"),
-        &reply,
-        "The Mcp-Method or Mcp-Name header does not match the body",
-    );
+    attack.assert_header_mismatch(&format!("{version}: Mcp-Method tools/list"), &reply);
     // Honest headers, or none: the step-up challenge for the scope the body's tool needs.
     for name in [Some("delete_calendar"), None] {
         let reply = attack.call(call(forbidden.clone(), name)).await;
+        // 2026-07-28: what is needed; 2025-x: the read token's scope repeated beside it.
+        let challenged = if version >= "2026-07-28" {
+            "calendar:admin"
+        } else {
+            "calendar:admin calendar:read"
+        };
         attack.assert_insufficient_scope(
             &format!("{version}: delete_calendar, Mcp-Name {name:?}"),
             &reply,
-            "calendar:admin",
+            challenged,
         );
     }
     // Control: the harmless call, honestly named, runs under this version.

@@ -151,8 +151,10 @@ impl Mcp {
         token: &str,
         name: &str,
         arguments: Value,
-        needed: &str,
+        // The challenge's scope: for this 2025-x client, the token's scopes and the call's.
+        challenged: &str,
     ) {
+        let needed = challenged;
         let reply = self.call_tool(session, token, name, arguments).await;
         assert_eq!(
             reply.status,
@@ -333,7 +335,7 @@ async fn the_example_runs_with_no_configuration() {
         &read,
         "create_event",
         json!({ "title": "Lunch", "when": "12:00" }),
-        "calendar:write",
+        "calendar:read calendar:write",
     )
     .await;
     let created = mcp
@@ -361,7 +363,7 @@ async fn the_example_runs_with_no_configuration() {
         &read,
         "delete_event",
         json!({ "id": id }),
-        "calendar:write",
+        "calendar:read calendar:write",
     )
     .await;
     let deleted = mcp
@@ -374,7 +376,7 @@ async fn the_example_runs_with_no_configuration() {
         &read,
         "delete_calendar",
         json!({}),
-        "calendar:admin",
+        "calendar:admin calendar:read",
     )
     .await;
     mcp.call_refused(
@@ -382,7 +384,7 @@ async fn the_example_runs_with_no_configuration() {
         &write,
         "delete_calendar",
         json!({}),
-        "calendar:admin",
+        "calendar:admin calendar:write",
     )
     .await;
     let events = mcp
@@ -516,7 +518,7 @@ async fn the_example_uses_an_external_issuer_from_the_environment() {
         token,
         "delete_calendar",
         json!({}),
-        "calendar:admin",
+        "calendar:admin calendar:write",
     )
     .await;
 
@@ -705,5 +707,89 @@ async fn the_examples_failed_auth_budget_answers_429_after_the_budget_from_one_a
     )
     .await;
     assert_eq!(reply.status, 429, "{}", reply.describe());
+    drop(calendar);
+}
+
+/// Every kind of operation can be tried against the example: its prompt and its resource
+/// template have scopes of their own, and deleting someone else's event steps up from inside
+/// the tool; here as a 2026-07-28 client sends them (no session, `Mcp-Method`/`Mcp-Name`).
+#[tokio::test]
+async fn the_examples_prompt_resource_template_and_handler_step_up_have_their_scopes() {
+    let (calendar, resource) = support::start_calendar_with_dev_server();
+    let read = calendar.banner_value("read-only token (calendar:read):");
+    let write = calendar.banner_value("read-write token (calendar:write):");
+    let admin = calendar.banner_value("admin token (calendar:admin):");
+    let send = |token: &str, method: &str, name: &str, mut params: Value| {
+        params["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1"},
+        });
+        let body = json!({"jsonrpc": "2.0", "id": 5, "method": method, "params": params});
+        let mut request = http()
+            .post(&resource)
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", method);
+        if !name.is_empty() {
+            request = request.header("mcp-name", name);
+        }
+        async move { Reply::read(request.body(body.to_string()).send().await.unwrap()).await }
+    };
+    let scope = |reply: &Reply| param(&reply.challenge(), "scope").map(str::to_owned);
+
+    // The prompt needs calendar:write; 2026-07-28 challenges name only what is needed.
+    let prompt = json!({"name": "plan_week", "arguments": {"focus": "launch"}});
+    let reply = send(&read, "prompts/get", "plan_week", prompt.clone()).await;
+    assert_eq!(reply.status, 403, "{}", reply.describe());
+    assert_eq!(scope(&reply).as_deref(), Some("calendar:write"));
+    let reply = send(&write, "prompts/get", "plan_week", prompt).await;
+    assert_eq!(reply.status, 200, "{}", reply.describe());
+    assert!(
+        reply.json()["result"]["messages"][0]["content"]["text"]
+            .as_str()
+            .is_some_and(|text| text.contains("launch"))
+    );
+
+    // The resource template `calendar://events/{id}` needs calendar:read.
+    let reply = send(
+        &read,
+        "resources/read",
+        "calendar://events/1",
+        json!({"uri": "calendar://events/1"}),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.describe());
+    assert!(
+        reply.json()["result"]["contents"][0]["text"]
+            .as_str()
+            .is_some_and(|text| text.contains("Stand-up"))
+    );
+    let templates = send(&read, "resources/templates/list", "", json!({})).await;
+    let result = &templates.json()["result"];
+    assert_eq!(
+        result["resourceTemplates"][0]["uriTemplate"], "calendar://events/{id}",
+        "{result}"
+    );
+    assert_eq!(result["cacheScope"], "private", "{result}");
+
+    // The seeded event is not the dev user's: deleting it needs calendar:admin, which the
+    // tool itself decides, and the client gets a real 403 challenge.
+    let delete = json!({"name": "delete_event", "arguments": {"id": 1}});
+    let reply = send(&write, "tools/call", "delete_event", delete.clone()).await;
+    assert_eq!(reply.status, 403, "{}", reply.describe());
+    assert_eq!(
+        scope(&reply).as_deref(),
+        Some("calendar:admin calendar:write")
+    );
+    let reply = send(&admin, "tools/call", "delete_event", delete).await;
+    assert_eq!(reply.status, 200, "{}", reply.describe());
+    assert!(
+        reply.json()["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|text| text.contains("\"deleted\":1"))
+    );
     drop(calendar);
 }

@@ -709,7 +709,10 @@ fn the_typescript_sdk_is_refused_with_a_calendar_read_token_and_succeeds_with_ca
     assert!(!challenges.is_empty(), "{summary}");
     for challenge in challenges {
         assert_eq!(challenge["error"], "insufficient_scope", "{summary}");
-        assert_eq!(challenge["scope"], "calendar:admin", "{summary}");
+        assert_eq!(
+            challenge["scope"], "calendar:admin calendar:read",
+            "{summary}"
+        );
         assert_eq!(
             challenge["resource_metadata"],
             metadata_url(&resource),
@@ -778,7 +781,11 @@ async fn rs256_and_es256_access_tokens_from_oidc_provider_are_both_accepted() {
         .await;
     assert_eq!(created["created_by"], provider.client_id, "{created}");
     session
-        .call_refused("delete_calendar", "calendar:admin")
+        // A 2025-x client: the challenge repeats what the token holds.
+        .call_refused(
+            "delete_calendar",
+            "calendar:admin calendar:read calendar:write",
+        )
         .await;
 
     let mut session = mcp.initialize(&es256, "the ES256 token").await;

@@ -315,7 +315,10 @@ fn the_typescript_sdk_surfaces_a_403_insufficient_scope_and_a_client_with_the_sc
     assert!(!challenges.is_empty(), "{summary}");
     for challenge in challenges {
         assert_eq!(challenge["error"], "insufficient_scope", "{summary}");
-        assert_eq!(challenge["scope"], "calendar:admin", "{summary}");
+        assert_eq!(
+            challenge["scope"], "calendar:admin calendar:read",
+            "{summary}"
+        );
         assert_eq!(
             challenge["resource_metadata"],
             metadata_url(&resource),
@@ -424,7 +427,11 @@ fn the_typescript_sdk_completes_the_authorization_code_flow_with_pkce_and_dynami
             Some("insufficient_scope"),
             "{summary}"
         );
-        assert_eq!(param(&params, "scope"), Some("calendar:write"), "{summary}");
+        assert_eq!(
+            param(&params, "scope"),
+            Some("calendar:read calendar:write"),
+            "{summary}"
+        );
     }
     if step_up["outcome"] == "refused" {
         assert_eq!(step_up["error"]["code"], 403, "{summary}");

@@ -15,7 +15,9 @@ use rmcp::model::{
     ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, ServerHandler, prompt, prompt_router, tool, tool_handler, tool_router};
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler, prompt, prompt_router, tool, tool_handler, tool_router,
+};
 use serde::{Deserialize, Serialize};
 
 /// A calendar, protected by OAuth. The URLs are defaults: the example overrides them at
@@ -190,7 +192,9 @@ impl ServerHandler for Calendar {
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         let prompts = Self::prompt_router().list_all();
-        Ok(mcp_oauth::rmcp::filtered_prompts_result::<Calendar>(prompts, &context))
+        Ok(mcp_oauth::rmcp::filtered_prompts_result::<Calendar>(
+            prompts, &context,
+        ))
     }
 
     async fn get_prompt(
@@ -208,7 +212,9 @@ impl ServerHandler for Calendar {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         let event = ResourceTemplate::new("calendar://events/{id}", "event");
-        Ok(mcp_oauth::rmcp::filtered_resource_templates_result::<Calendar>(vec![event], &context))
+        Ok(mcp_oauth::rmcp::filtered_resource_templates_result::<
+            Calendar,
+        >(vec![event], &context))
     }
 
     async fn read_resource(
@@ -216,10 +222,19 @@ impl ServerHandler for Calendar {
         request: ReadResourceRequestParams,
         _: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let id = request.uri.strip_prefix("calendar://events/").and_then(|id| id.parse().ok());
-        let event = self.events.lock().iter().find(|e| Some(e.id) == id).cloned();
+        let id = request
+            .uri
+            .strip_prefix("calendar://events/")
+            .and_then(|id| id.parse().ok());
+        let event = self
+            .events
+            .lock()
+            .iter()
+            .find(|e| Some(e.id) == id)
+            .cloned();
         let event = event.ok_or_else(|| ErrorData::resource_not_found("no such event", None))?;
-        let text = serde_json::to_string(&event).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        let text = serde_json::to_string(&event)
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
         Ok(ReadResourceResult::new(vec![ResourceContents::text(text, request.uri)]).into())
     }
 

@@ -159,10 +159,6 @@ pub fn insufficient_scope_error(error: &InsufficientScope) -> ErrorData {
 ///     }
 ///     Ok(())
 /// }
-/// let reader = Authenticated(mcp_oauth::VerifiedToken::for_tests("calendar:read"));
-/// let refused = delete_event(&reader, "someone-else").unwrap_err();
-/// assert_eq!(refused.code.0, mcp_oauth::challenge::INSUFFICIENT_SCOPE_ERROR_CODE);
-/// assert_eq!(refused.data.unwrap()["scope"], "calendar:admin calendar:read");
 /// ```
 pub fn require_scopes<R: ProtectedResource>(
     identity: &impl AsVerifiedToken,

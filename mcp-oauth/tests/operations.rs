@@ -462,7 +462,7 @@ async fn each_operation_kind_is_refused_with_the_challenge_of_each_protocol_gene
                 .await;
             assert_eq!(answer.status, 403, "{what} on {version}");
             // 2025-x: the client asks for exactly these, so what it holds is repeated.
-            let mut expected = vec!["calendar:admin", "calendar:read", own];
+            let mut expected = ["calendar:admin", "calendar:read", own];
             expected.sort_unstable();
             assert_eq!(
                 answer.challenge_scope().as_deref(),
@@ -476,7 +476,7 @@ async fn each_operation_kind_is_refused_with_the_challenge_of_each_protocol_gene
         assert_eq!(answer.status, 403, "{what} on {MODERN}");
         // 2026-07-28: every scope needed, the read scope named as the admin scope that
         // holds it (hierarchy-aware).
-        let mut expected = vec!["calendar:admin", own];
+        let mut expected = ["calendar:admin", own];
         expected.sort_unstable();
         assert_eq!(
             answer.challenge_scope().as_deref(),
