@@ -50,8 +50,8 @@ pub struct Event {
     pub title: String,
     /// When (free text, e.g. an RFC 3339 time).
     pub when: String,
-    /// Who created it (the token's subject).
-    pub created_by: String,
+    /// Who created it (the token's subject; none for the seeded event or a token without one).
+    pub created_by: Option<String>,
 }
 
 /// The arguments of `create_event`.
@@ -103,7 +103,7 @@ impl Calendar {
             id: 1,
             title: "Stand-up".into(),
             when: "every weekday at 09:30".into(),
-            created_by: "seed".into(),
+            created_by: None,
         });
         calendar
     }
@@ -127,7 +127,7 @@ impl Calendar {
             id,
             title: event.title,
             when: event.when,
-            created_by: auth.subject().unwrap_or("unknown").to_owned(),
+            created_by: auth.subject().map(str::to_owned),
         };
         events.push(created.clone());
         json_result(&created)
@@ -141,9 +141,10 @@ impl Calendar {
         Parameters(EventId { id }): Parameters<EventId>,
     ) -> Result<CallToolResult, ErrorData> {
         let mut events = self.events.lock();
-        let someone_elses = events
-            .iter()
-            .any(|e| e.id == id && Some(e.created_by.as_str()) != auth.subject());
+        // An event nobody owns, or a caller without a subject, is someone else's.
+        let someone_elses = events.iter().any(|e| {
+            e.id == id && (e.created_by.is_none() || e.created_by.as_deref() != auth.subject())
+        });
         if someone_elses {
             // A step-up that depends on the arguments: a 403 challenge for the client.
             require_scopes::<Calendar>(&auth, &["calendar:admin"])?;
@@ -220,8 +221,10 @@ impl ServerHandler for Calendar {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        // The layer decided already; the handler checks again, as tools' guards do.
+        mcp_oauth::rmcp::require_scopes_in::<Calendar>(&context, &["calendar:read"])?;
         let id = request
             .uri
             .strip_prefix("calendar://events/")

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 
 use crate::resource::DeclaredResource;
 use crate::scopes::ScopeSet;
-use crate::uri_template::{UriTemplate, UriTemplateError, has_dot_segment};
+use crate::uri_template::{UriTemplate, UriTemplateError, is_ambiguous};
 
 /// One JSON-RPC request as access sees it: its method and what it operates on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,36 +146,38 @@ fn is_task_method(method: &str) -> bool {
 
 /// The requests MCP defines (every revision rmcp 3.11 speaks) or rmcp routes; under
 /// [`UnannotatedToolPolicy::Deny`](crate::tools::UnannotatedToolPolicy::Deny) any other
-/// method must be listed in the [`MethodTable`]. Notifications (`notifications/…`) invoke
-/// nothing that answers and are always known.
+/// method (a server's own, or one rmcp 3.11 hands to `on_custom_request` such as
+/// `tasks/list`) or notification must be listed in the [`MethodTable`].
 pub fn is_known_method(method: &str) -> bool {
-    method.starts_with("notifications/")
-        || matches!(
-            method,
-            "initialize"
-                | "ping"
-                | "server/discover"
-                | "subscriptions/listen"
-                | "logging/setLevel"
-                | "completion/complete"
-                | "tools/list"
-                | "tools/call"
-                | "prompts/list"
-                | "prompts/get"
-                | "resources/list"
-                | "resources/templates/list"
-                | "resources/read"
-                | "resources/subscribe"
-                | "resources/unsubscribe"
-                | "resources/directory/read"
-                | "skills/list"
-                | "skills/get"
-                | "tasks/list"
-                | "tasks/get"
-                | "tasks/result"
-                | "tasks/update"
-                | "tasks/cancel"
-        )
+    matches!(
+        method,
+        "notifications/initialized"
+            | "notifications/cancelled"
+            | "notifications/progress"
+            | "notifications/roots/list_changed"
+            | "notifications/tasks/status"
+            | "initialize"
+            | "ping"
+            | "server/discover"
+            | "subscriptions/listen"
+            | "logging/setLevel"
+            | "completion/complete"
+            | "tools/list"
+            | "tools/call"
+            | "prompts/list"
+            | "prompts/get"
+            | "resources/list"
+            | "resources/templates/list"
+            | "resources/read"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+            | "resources/directory/read"
+            | "skills/list"
+            | "skills/get"
+            | "tasks/get"
+            | "tasks/update"
+            | "tasks/cancel"
+    )
 }
 
 /// The member of `params` that names what a method operates on (the `Mcp-Name` of SEP-2243,
@@ -232,10 +234,15 @@ impl PromptTable {
     }
 }
 
+/// The longest resource URI access judges; a longer one matches nothing (and is refused
+/// where resources are declared), so no URI costs more than this to match.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
 /// The resource scope table: URIs and RFC 6570 URI templates, each with the scopes reading
 /// a matching resource needs. A URI that several templates match needs the union of their
-/// scopes. A URI that none matches is refused when the table has any entry (fail closed:
-/// declare `"scheme://{+rest}" => []` to open the rest), and decided by the
+/// scopes. A URI that none matches is refused when the table has any entry (fail closed; a
+/// catch-all such as `"scheme://{+rest}" => []` opens every spelling the specific templates
+/// miss, so prefer listing what is open), and decided by the
 /// [`UnannotatedToolPolicy`](crate::tools::UnannotatedToolPolicy) when it is empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResourceTable {
@@ -292,10 +299,10 @@ impl ResourceTable {
 
     /// What reading `uri` needs: the union of the scopes of every entry that matches it;
     /// (the URI as written, and without its query and fragment); `None` when none does, or
-    /// when `uri` holds a dot segment or a backslash
-    /// ([`has_dot_segment`]: a server may resolve it elsewhere than any match says).
+    /// when `uri` is longer than [`MAX_URI_BYTES`] or spelled ambiguously ([`is_ambiguous`]:
+    /// a server may read it as another resource than any match says).
     pub fn requirement(&self, uri: &str) -> Option<ScopeSet> {
-        if has_dot_segment(uri) {
+        if uri.len() > MAX_URI_BYTES || is_ambiguous(uri) {
             return None;
         }
         // A query or fragment a template does not spell out still names the resource its
@@ -324,15 +331,15 @@ impl ResourceTable {
     }
 
     /// What listing the directory `uri` needs (`resources/directory/read`): the entries
-    /// matching it and every entry written under it (a template whose text starts with it),
-    /// together; `None` when there are none.
+    /// matching it and every entry some of whose URIs lie under it (the template may extend
+    /// it), together; `None` when there are none.
     pub fn directory_requirement(&self, uri: &str) -> Option<ScopeSet> {
-        if has_dot_segment(uri) {
+        if uri.len() > MAX_URI_BYTES || is_ambiguous(uri) {
             return None;
         }
         let mut needed = self.requirement(uri);
         for (template, scopes) in &self.entries {
-            if template.as_str().starts_with(uri) {
+            if template.may_extend(uri) {
                 needed
                     .get_or_insert_with(ScopeSet::new)
                     .extend(scopes.iter());
@@ -461,6 +468,11 @@ mod tests {
         );
         assert_eq!(table.requirement("cal://other"), None);
         assert_eq!(table.requirement("cal://events/monday/../x"), None);
+        assert_eq!(table.requirement("cal://Events/monday"), None);
+        assert_eq!(
+            table.requirement(&format!("cal://events/{}", "a".repeat(MAX_URI_BYTES))),
+            None
+        );
         assert_eq!(
             table.directory_requirement("cal://events/"),
             Some(ScopeSet::from_space_separated(

@@ -165,6 +165,14 @@ pub fn require_scopes<R: ProtectedResource>(
     scopes: &[&str],
 ) -> Result<(), ErrorData> {
     let identity = identity.as_verified_token();
+    if let Some(undeclared) = scopes.iter().find(|s| !R::DECLARATION.declares(s)) {
+        // Fails closed all the same; the layer challenges only declared scopes.
+        tracing::error!(
+            scope = undeclared,
+            resource = R::DECLARATION.type_name,
+            "require_scopes names a scope the resource does not declare"
+        );
+    }
     let mut needed: ScopeSet = R::DECLARATION.required_scopes.iter().copied().collect();
     needed.extend(scopes.iter().copied());
     crate::access::check_scopes(identity, &needed, R::scope_hierarchy()).map_err(|error| {
@@ -291,6 +299,18 @@ where
             scopes,
         })
     }))
+}
+
+/// [`require_scopes`] in a `ServerHandler` method, where no extractor hands over the
+/// identity (`read_resource`, `complete`, …): the request's verified identity if it holds
+/// `scopes` and `R`'s resource-wide scopes; without one, the call fails closed.
+pub fn require_scopes_in<R: ProtectedResource>(
+    context: &RequestContext<RoleServer>,
+    scopes: &[&str],
+) -> Result<VerifiedToken, ErrorData> {
+    let identity = verified_token(context).ok_or_else(unauthenticated)?;
+    require_scopes::<R>(&Authenticated(identity.clone()), scopes)?;
+    Ok(identity)
 }
 
 /// The per-prompt scope table of a prompt router: every prompt with a `#[mcp_prompt]`

@@ -309,13 +309,24 @@ impl UriTemplate {
     /// Whether some expansion of the template is `uri`. A set-of-states walk over the URI,
     /// linear in its length whatever the template.
     pub fn matches(&self, uri: &str) -> bool {
-        // A state is (part, step): within a literal, how much of it matched; within an
-        // expression, 0 = nothing yet, 1 = inside, 2/3 = inside, 1/2 hex digits of an escape
-        // still due.
+        self.walk(uri)
+            .is_some_and(|states| !states[self.parts.len()].is_empty())
+    }
+
+    /// Whether some URI of the template starts with `prefix` (a directory holding some of
+    /// its resources).
+    pub fn may_extend(&self, prefix: &str) -> bool {
+        self.walk(prefix).is_some()
+    }
+
+    /// The states after reading `text` (`None` once no state is left). A state is (part,
+    /// step): within a literal, how much of it matched; within an expression, 0 = nothing
+    /// yet, 1 = inside.
+    fn walk(&self, text: &str) -> Option<Vec<Vec<usize>>> {
         let mut current = vec![Vec::new(); self.parts.len() + 1];
         let mut next = current.clone();
         self.enter(&mut current, 0, 0);
-        for &b in uri.as_bytes() {
+        for &b in text.as_bytes() {
             for steps in &mut next {
                 steps.clear();
             }
@@ -328,10 +339,10 @@ impl UriTemplate {
             }
             std::mem::swap(&mut current, &mut next);
             if current.iter().all(Vec::is_empty) {
-                return false;
+                return None;
             }
         }
-        !current[self.parts.len()].is_empty()
+        Some(current)
     }
 
     /// Adds the state (and what it reaches without reading: a literal's end, an expression
@@ -401,16 +412,50 @@ fn scheme_len(text: &str) -> usize {
     }
 }
 
-/// Whether `uri`'s path holds a dot segment (`.` or `..`, escaped or not) or a backslash:
-/// text a server may resolve to another resource than the one a template match names.
-pub fn has_dot_segment(uri: &str) -> bool {
-    let path = uri.split(['?', '#']).next().unwrap_or("");
-    if path.contains('\\') || path.to_ascii_lowercase().contains("%5c") {
+/// Whether `uri` is spelled so that a server may read it as another resource than the one a
+/// template match names, which access refuses to judge: a dot segment (`.` or `..`, escaped
+/// or not, also behind an escaped `/`), a backslash (escaped or not), a double escape, an
+/// escaped unreserved character (`%65` for `e`), userinfo or an uppercase letter in the
+/// authority, or an empty path segment.
+pub fn is_ambiguous(uri: &str) -> bool {
+    let lower = uri.to_ascii_lowercase();
+    if lower.contains('\\') || lower.contains("%5c") || lower.contains("%25") {
         return true;
     }
-    path.split('/').any(|segment| {
-        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-        decoded == "." || decoded == ".."
+    if escapes_unreserved(uri.as_bytes()) {
+        return true;
+    }
+    let rest = &uri[scheme_len(uri)..];
+    let before_query = rest.split(['?', '#']).next().unwrap_or("");
+    let path = match before_query.strip_prefix("//") {
+        Some(after) => {
+            let end = after.find('/').unwrap_or(after.len());
+            let authority = &after[..end];
+            if authority.contains('@') || authority.bytes().any(|b| b.is_ascii_uppercase()) {
+                return true;
+            }
+            &after[end..]
+        }
+        None => before_query,
+    };
+    let path = path.to_ascii_lowercase().replace("%2f", "/");
+    path.contains("//")
+        || path.split('/').any(|segment| {
+            let decoded = segment.replace("%2e", ".");
+            decoded == "." || decoded == ".."
+        })
+}
+
+/// Whether `bytes` hold a `%XX` escape of an RFC 3986 unreserved character.
+fn escapes_unreserved(bytes: &[u8]) -> bool {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    bytes.windows(3).any(|w| {
+        let (Some(high), Some(low)) = (hex(w[1]), hex(w[2])) else {
+            return false;
+        };
+        let escaped = (high * 16 + low) as u8;
+        w[0] == b'%'
+            && (escaped.is_ascii_alphanumeric() || matches!(escaped, b'-' | b'.' | b'_' | b'~'))
     })
 }
 
@@ -507,7 +552,7 @@ mod tests {
     }
 
     #[test]
-    fn dot_segments_and_backslashes_are_seen_in_any_spelling() {
+    fn ambiguous_spellings_are_seen_in_any_form() {
         for uri in [
             "file:///public/../secret",
             "file:///public/%2e%2E/secret",
@@ -515,12 +560,39 @@ mod tests {
             "file:///public/..",
             "file:///public\\..\\secret",
             "file:///public%5c..",
+            "file:///public/..%2Fsecret%2Fkeys",
+            "file:///public/%2e%2e%2fsecret",
+            "file:///public/%252e%252e/secret",
+            "calendar://x@events/1",
+            "calendar://Events/1",
+            "calendar://%65vents/1",
+            "calendar://events//1",
         ] {
-            assert!(has_dot_segment(uri), "{uri}");
+            assert!(is_ambiguous(uri), "{uri}");
         }
-        for uri in ["file:///a/b.c", "file:///a/...", "x:/q?a=../b", "x:/p#../f"] {
-            assert!(!has_dot_segment(uri), "{uri}");
+        for uri in [
+            "file:///a/b.c",
+            "file:///a/...",
+            "x:/q?a=../b",
+            "x:/p#../f",
+            "calendar://events/1",
+            "calendar://events/",
+            "calendar://events/a%2Fb",
+            "mail:alice@example.com",
+            "urn:isbn:0451450523",
+            "https://api.example.com:8443/v1/items/42",
+        ] {
+            assert!(!is_ambiguous(uri), "{uri}");
         }
+    }
+
+    #[test]
+    fn a_prefix_may_extend_to_a_templates_uri() {
+        let t = |s| UriTemplate::parse(s).unwrap();
+        let private = t("files://{user}/private/{name}.txt");
+        assert!(private.may_extend("files://alice/private/"));
+        assert!(private.may_extend("FILES://alice/"));
+        assert!(!private.may_extend("files://alice/public/"));
     }
 
     #[test]

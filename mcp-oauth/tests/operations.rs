@@ -766,6 +766,9 @@ async fn a_uri_spelled_loosely_still_needs_its_templates_scopes_and_dot_segments
     for uri in [
         "calendar://events/1/../../settings",
         "calendar://events/%2e%2e/settings",
+        "calendar://events/1%2F..%2F..%2Fsettings",
+        "calendar://%65vents/1",
+        "calendar://x@events/1",
         "calendar://unlisted",
     ] {
         let answer = server

@@ -123,7 +123,10 @@ fn challenge_scopes(shared: &Shared, context: &StepUpContext, body: &[u8]) -> Op
 fn step_up_request(body: &[u8]) -> Option<ScopeSet> {
     // Most answers are results: a byte scan spares them the parse.
     let code = INSUFFICIENT_SCOPE_ERROR_CODE.to_string();
-    if !body.windows(code.len()).any(|window| window == code.as_bytes()) {
+    if !body
+        .windows(code.len())
+        .any(|window| window == code.as_bytes())
+    {
         return None;
     }
     let message: serde_json::Value = serde_json::from_slice(body).ok()?;

@@ -150,9 +150,13 @@ pub(super) const NAME_HEADER: &str = "mcp-name";
 
 const SUBSCRIPTIONS_LISTEN: &str = "subscriptions/listen";
 
+/// The most resources one request may watch: each is matched against the resource table.
+const MAX_RESOURCE_SUBSCRIPTIONS: usize = 256;
+
 /// The resource URIs every `subscriptions/listen` request of `body` watches
 /// (`params.notifications.resourceSubscriptions`, an array of strings or absent); `None` when
-/// a request's list is not one (rmcp would refuse it too). Duplicate members never reach here
+/// a request's list is not one (rmcp would refuse it too) or the body watches more than
+/// [`MAX_RESOURCE_SUBSCRIPTIONS`]. Duplicate members never reach here
 /// unread: rmcp's typed params refuse them.
 fn resource_subscriptions(body: &[u8]) -> Option<Vec<String>> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
@@ -172,6 +176,9 @@ fn resource_subscriptions(body: &[u8]) -> Option<Vec<String>> {
         match list {
             None | Some(serde_json::Value::Null) => {}
             Some(serde_json::Value::Array(items)) => {
+                if uris.len() + items.len() > MAX_RESOURCE_SUBSCRIPTIONS {
+                    return None;
+                }
                 for item in items {
                     uris.push(item.as_str()?.to_owned());
                 }
