@@ -30,6 +30,8 @@
 //! assert_eq!(policy.requirement([Operation::tool("unknown")]), Requirement::Denied);
 //! ```
 
+use std::borrow::Cow;
+
 use crate::operations::{
     MethodTable, Operation, PromptTable, ResourceTable, Target, is_known_method,
 };
@@ -147,10 +149,10 @@ impl AccessPolicy {
                 Target::None => Own::Nothing,
                 Target::Unnamed => return Requirement::Denied,
                 Target::Tool(tool) => match self.tools.requirement(tool) {
-                    ToolRequirement::Scopes(scopes) => Own::Scopes(scopes.clone()),
+                    ToolRequirement::Scopes(scopes) => Own::Scopes(Cow::Borrowed(scopes)),
                     ToolRequirement::Unannotated => Own::Unannotated,
                 },
-                Target::Prompt(prompt) => self.prompts.get(prompt).cloned().into(),
+                Target::Prompt(prompt) => self.prompts.get(prompt).map(Cow::Borrowed).into(),
                 Target::Resource(uri) => self.resource_scopes(self.resources.requirement(uri)),
                 Target::ResourceTemplate(template) => {
                     self.resource_scopes(self.resources.template_requirement(template))
@@ -173,9 +175,9 @@ impl AccessPolicy {
     /// A resource target's own scopes: those of the matching entries; with none matching,
     /// refused when the table declares any resource (a URI outside every declared template
     /// must not fall to the resource-wide scopes), else unannotated.
-    fn resource_scopes(&self, matched: Option<ScopeSet>) -> Own {
+    fn resource_scopes(&self, matched: Option<ScopeSet>) -> Own<'static> {
         match matched {
-            Some(scopes) => Own::Scopes(scopes),
+            Some(scopes) => Own::Scopes(Cow::Owned(scopes)),
             None if self.resources.is_empty() => Own::Unannotated,
             None => Own::Refused,
         }
@@ -207,18 +209,18 @@ impl AccessPolicy {
 }
 
 /// What an operation's target adds.
-enum Own {
+enum Own<'a> {
     /// It names nothing.
     Nothing,
-    Scopes(ScopeSet),
+    Scopes(Cow<'a, ScopeSet>),
     /// Nobody annotated it: the unannotated policy decides.
     Unannotated,
     /// Nothing can allow it.
     Refused,
 }
 
-impl From<Option<ScopeSet>> for Own {
-    fn from(scopes: Option<ScopeSet>) -> Self {
+impl<'a> From<Option<Cow<'a, ScopeSet>>> for Own<'a> {
+    fn from(scopes: Option<Cow<'a, ScopeSet>>) -> Self {
         scopes.map_or(Own::Unannotated, Own::Scopes)
     }
 }

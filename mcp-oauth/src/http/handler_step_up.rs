@@ -27,7 +27,7 @@ use super::body::ResponseBody;
 use super::responses::internal_error;
 use crate::challenge::{Challenge, INSUFFICIENT_SCOPE_ERROR_CODE, StepUpScopes, step_up_scopes_of};
 use crate::scopes::ScopeSet;
-use crate::validation::ErrorCode;
+use crate::validation::{ErrorCode, VerifiedToken};
 
 /// The largest JSON response read for a handler's step-up: a JSON-RPC error is small, a
 /// larger answer is a result and passes untouched, unread.
@@ -36,7 +36,8 @@ const MAX_INSPECTED_BYTES: u64 = 16 * 1024;
 /// What composing a handler's challenge needs from the request.
 pub(super) struct StepUpContext {
     pub(super) rule: StepUpScopes,
-    pub(super) granted: ScopeSet,
+    /// Whose token (shared, not copied: most answers never need it).
+    pub(super) identity: VerifiedToken,
     /// What the layer found the operation needs.
     pub(super) needed: ScopeSet,
 }
@@ -81,9 +82,11 @@ pub(super) async fn inspect(
         return Answer::Passed(Response::from_parts(parts, ResponseBody::from(bytes)));
     };
     needed.extend(context.needed.iter());
-    let scopes = context
-        .rule
-        .compose(&context.granted, &needed, shared.access.hierarchy());
+    let scopes = context.rule.compose(
+        context.identity.scopes(),
+        &needed,
+        shared.access.hierarchy(),
+    );
     let challenge = Challenge::new(&shared.metadata_url)
         .error(ErrorCode::InsufficientScope)
         .description("The token lacks scopes this operation needs")
@@ -112,7 +115,8 @@ fn challenge_scopes(shared: &Shared, context: &StepUpContext, body: &[u8]) -> Op
     let mut needed = context.needed.clone();
     needed.extend(asked.iter());
     let lacking = !context
-        .granted
+        .identity
+        .scopes()
         .missing(&needed, shared.access.hierarchy())
         .is_empty();
     (!asked.is_empty() && lacking).then_some(asked)

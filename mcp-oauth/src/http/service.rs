@@ -249,11 +249,11 @@ where
     let (body, requirement) =
         read_operations(shared, decision, &mut parts, form, body, principal).await?;
     require(shared, decision, &parts.headers, &identity, &requirement)?;
-    let step_up = match &requirement {
+    let step_up = match requirement {
         Requirement::Scopes(needed) if parts.method == Method::POST => Some(StepUpContext {
             rule: step_up_rule(&parts.headers),
-            granted: identity.scopes().clone(),
-            needed: needed.clone(),
+            identity: identity.clone(),
+            needed,
         }),
         _ => None,
     };
