@@ -363,8 +363,15 @@ pub fn ok_service<B: Send + 'static>() -> impl tower::Service<
 pub fn get_mcp(token: &str) -> http::Request<http_body_util::Full<bytes::Bytes>> {
     http::Request::get("https://calendar.example.com/mcp")
         .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .extension(client_peer())
         .body(http_body_util::Full::new(bytes::Bytes::new()))
         .expect("request")
+}
+
+/// The connection's peer, as a server stack hands it to the layer: the failed-authentication
+/// budget is on by default and refuses a request whose client address it cannot learn.
+fn client_peer() -> mcp_oauth::http::PeerAddr {
+    mcp_oauth::http::PeerAddr(std::net::SocketAddr::from(([127, 0, 0, 1], 40_000)))
 }
 
 /// `POST /mcp` with the token and a JSON-RPC `body`, as an MCP client sends it.
@@ -374,6 +381,7 @@ pub fn post_mcp(
 ) -> http::Request<http_body_util::Full<bytes::Bytes>> {
     http::Request::post("https://calendar.example.com/mcp")
         .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .extension(client_peer())
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::ACCEPT, "application/json, text/event-stream")
         .header(http::header::CONTENT_LENGTH, body.len())
