@@ -140,7 +140,9 @@ pub fn target_member(method: &str) -> Option<&'static str> {
     }
 }
 
-fn is_task_method(method: &str) -> bool {
+/// Whether `method` names a task by id (`params.taskId`): a state handle, not a target with
+/// scopes of its own.
+pub(crate) fn is_task_method(method: &str) -> bool {
     name_member(method) == Some("taskId")
 }
 

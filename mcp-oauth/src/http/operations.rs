@@ -19,7 +19,7 @@ use super::session::Principal;
 use crate::access::{Refused, Requirement};
 use crate::audit::reason;
 use crate::challenge::StepUpScopes;
-use crate::operations::{Operation, Target};
+use crate::operations::{Operation, Target, is_task_method};
 use crate::scopes::ScopeSet;
 use crate::validation::VerifiedToken;
 
@@ -76,7 +76,7 @@ where
     let requirement = shared
         .access
         .requirement(calls.iter().map(jsonrpc::Call::operation).chain(watches));
-    let names_tasks = calls.iter().any(|call| is_task_operation(&call.method));
+    let names_tasks = calls.iter().any(|call| is_task_method(&call.method));
     drop(calls);
     if !names_tasks {
         return Ok((ResponseBody::from(bytes), requirement));
@@ -189,11 +189,6 @@ fn resource_subscriptions(body: &[u8]) -> Option<Vec<String>> {
     Some(uris)
 }
 
-/// Whether `method` names a task by id (`params.taskId`).
-pub(super) fn is_task_operation(method: &str) -> bool {
-    jsonrpc::name_member(method) == Some("taskId")
-}
-
 /// The body (and `Mcp-Name`) with each task id replaced by what [`HandleKey::unseal_or_spoil`]
 /// makes of it; `None` for a body that does not re-read (the reader accepted it, so this
 /// does not happen short of a bug, and fails closed if it does).
@@ -213,7 +208,7 @@ pub(super) fn unseal_task_ids(
         let is_task = message
             .get("method")
             .and_then(serde_json::Value::as_str)
-            .is_some_and(is_task_operation);
+            .is_some_and(is_task_method);
         if !is_task {
             continue;
         }
