@@ -4,9 +4,8 @@
 //! allow it, a 403 step-up challenge naming every scope it needs otherwise.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use http_body::Body as HttpBody;
 
 use super::Shared;
@@ -14,7 +13,7 @@ use super::body::{BoxError, ResponseBody, read_bounded};
 use super::decision::{Decision, Refusal};
 use super::handles::HandleKey;
 use super::jsonrpc;
-use super::responses::{body_refusal, internal_error, plain, step_up, unreadable_jsonrpc};
+use super::responses::{body_refusal, header_mismatch, plain, step_up, unreadable_jsonrpc};
 use super::session::Principal;
 use crate::access::{Refused, Requirement};
 use crate::audit::reason;
@@ -278,28 +277,3 @@ pub(super) fn headers_agree(
     }
     Ok(())
 }
-
-/// SEP-2243's answer to headers that disagree with the body: 400 with the JSON-RPC error
-/// -32020 (rmcp's `ErrorCode::HEADER_MISMATCH`), addressed to the request's id (`null` for a
-/// batch or a body without one), as rmcp itself writes it.
-pub(super) fn header_mismatch(body: &[u8], message: &str) -> Response<ResponseBody> {
-    let id = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|value| value.get("id").cloned())
-        .filter(|id| id.is_string() || id.is_number())
-        .unwrap_or(serde_json::Value::Null);
-    let error = serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": { "code": HEADER_MISMATCH_CODE, "message": message },
-    });
-    Response::builder()
-        .status(StatusCode::BAD_REQUEST)
-        .header(CONTENT_TYPE, "application/json")
-        .header(CACHE_CONTROL, "no-store")
-        .body(ResponseBody::from(error.to_string()))
-        .unwrap_or_else(|_| internal_error())
-}
-
-/// The JSON-RPC error code of a header/body disagreement (SEP-2243).
-pub(super) const HEADER_MISMATCH_CODE: i64 = -32020;

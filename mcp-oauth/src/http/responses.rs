@@ -208,6 +208,15 @@ pub(super) fn json_error(
     } else {
         serde_json::json!({ "error": code, "error_description": description })
     };
+    json_response(status, &body, retry_after)
+}
+
+/// A JSON body the layer writes, never cached.
+fn json_response(
+    status: StatusCode,
+    body: &serde_json::Value,
+    retry_after: Option<&str>,
+) -> Response<ResponseBody> {
     let mut builder = Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "application/json")
@@ -219,6 +228,26 @@ pub(super) fn json_error(
         .body(ResponseBody::from(body.to_string()))
         .unwrap_or_else(|_| internal_error())
 }
+
+/// SEP-2243's answer to headers that disagree with the body: 400 with the JSON-RPC error
+/// -32020 (rmcp's `ErrorCode::HEADER_MISMATCH`), addressed to the request's id (`null` for a
+/// batch or a body without one), as rmcp itself writes it.
+pub(super) fn header_mismatch(body: &[u8], message: &str) -> Response<ResponseBody> {
+    let id = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| value.get("id").cloned())
+        .filter(|id| id.is_string() || id.is_number())
+        .unwrap_or(serde_json::Value::Null);
+    let error = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": { "code": HEADER_MISMATCH_CODE, "message": message },
+    });
+    json_response(StatusCode::BAD_REQUEST, &error, None)
+}
+
+/// The JSON-RPC error code of a header/body disagreement (SEP-2243).
+const HEADER_MISMATCH_CODE: i64 = -32020;
 
 pub(super) fn internal_error() -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::empty());
