@@ -120,6 +120,12 @@ fn unauthenticated() -> ErrorData {
 /// those missing in `data.missing`. Behind the HTTP layer, a JSON response carrying it
 /// becomes a 403 step-up challenge (see [`require_scopes`]).
 pub fn insufficient_scope_error(error: &InsufficientScope) -> ErrorData {
+    step_up_error(&ScopeSet::new(), error)
+}
+
+/// The reserved step-up error for `error`, its `data.scope` repeating `granted` beside what
+/// is needed.
+fn step_up_error(granted: &ScopeSet, error: &InsufficientScope) -> ErrorData {
     ErrorData::new(
         ErrorCode(crate::challenge::INSUFFICIENT_SCOPE_ERROR_CODE),
         format!(
@@ -127,7 +133,7 @@ pub fn insufficient_scope_error(error: &InsufficientScope) -> ErrorData {
             error.required, error.missing
         ),
         Some(crate::challenge::step_up_error_data(
-            &ScopeSet::new(),
+            granted,
             &error.required,
             &error.missing,
         )),
@@ -175,20 +181,8 @@ pub fn require_scopes<R: ProtectedResource>(
     }
     let mut needed: ScopeSet = R::DECLARATION.required_scopes.iter().copied().collect();
     needed.extend(scopes.iter().copied());
-    crate::access::check_scopes(identity, &needed, R::scope_hierarchy()).map_err(|error| {
-        ErrorData::new(
-            ErrorCode(crate::challenge::INSUFFICIENT_SCOPE_ERROR_CODE),
-            format!(
-                "insufficient_scope: this operation needs {}; missing {}",
-                error.required, error.missing
-            ),
-            Some(crate::challenge::step_up_error_data(
-                identity.scopes(),
-                &error.required,
-                &error.missing,
-            )),
-        )
-    })
+    crate::access::check_scopes(identity, &needed, R::scope_hierarchy())
+        .map_err(|error| step_up_error(identity.scopes(), &error))
 }
 
 impl From<InsufficientScope> for ErrorData {
