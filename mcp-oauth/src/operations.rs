@@ -279,11 +279,7 @@ impl ResourceTable {
 
     /// Adds a URI or URI template (a second entry for the same template adds its scopes).
     pub fn insert(&mut self, template: &str, scopes: ScopeSet) -> Result<(), UriTemplateError> {
-        let template = UriTemplate::parse(template)?;
-        match self.entries.iter_mut().find(|(t, _)| *t == template) {
-            Some((_, existing)) => existing.extend(scopes.iter()),
-            None => self.entries.push((template, scopes)),
-        }
+        self.add(UriTemplate::parse(template)?, scopes);
         Ok(())
     }
 
@@ -291,12 +287,17 @@ impl ResourceTable {
     #[must_use]
     pub fn merged(mut self, other: ResourceTable) -> Self {
         for (template, scopes) in other.entries {
-            match self.entries.iter_mut().find(|(t, _)| *t == template) {
-                Some((_, existing)) => existing.extend(scopes.iter()),
-                None => self.entries.push((template, scopes)),
-            }
+            self.add(template, scopes);
         }
         self
+    }
+
+    /// Adds a parsed entry; a template already there gains the scopes.
+    fn add(&mut self, template: UriTemplate, scopes: ScopeSet) {
+        match self.entries.iter_mut().find(|(t, _)| *t == template) {
+            Some((_, existing)) => existing.extend(scopes.iter()),
+            None => self.entries.push((template, scopes)),
+        }
     }
 
     /// What reading `uri` needs: the union of the scopes of every entry that matches it;
