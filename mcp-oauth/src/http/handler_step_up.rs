@@ -33,6 +33,10 @@ use crate::validation::{ErrorCode, VerifiedToken};
 /// larger answer is a result and passes untouched, unread.
 const MAX_INSPECTED_BYTES: u64 = 16 * 1024;
 
+/// [`INSUFFICIENT_SCOPE_ERROR_CODE`] as JSON writes it (a test keeps the two equal), for the
+/// byte scan that spares result answers a parse.
+const CODE_TEXT: &[u8] = b"-32043";
+
 /// What composing a handler's challenge needs from the request.
 pub(super) struct StepUpContext {
     pub(super) rule: StepUpScopes,
@@ -55,15 +59,13 @@ pub(super) async fn inspect(
     context: &StepUpContext,
     response: Response<ResponseBody>,
 ) -> Answer {
+    const JSON: &str = "application/json";
     let is_json = response
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
+        .and_then(|v| v.trim_start().get(..JSON.len()))
+        .is_some_and(|v| v.eq_ignore_ascii_case(JSON));
     let small = response
         .body()
         .size_hint()
@@ -126,10 +128,9 @@ fn challenge_scopes(shared: &Shared, context: &StepUpContext, body: &[u8]) -> Op
 /// for; `None` for anything else (a result, a batch, another error).
 fn step_up_request(body: &[u8]) -> Option<ScopeSet> {
     // Most answers are results: a byte scan spares them the parse.
-    let code = INSUFFICIENT_SCOPE_ERROR_CODE.to_string();
     if !body
-        .windows(code.len())
-        .any(|window| window == code.as_bytes())
+        .windows(CODE_TEXT.len())
+        .any(|window| window == CODE_TEXT)
     {
         return None;
     }
@@ -144,6 +145,14 @@ fn step_up_request(body: &[u8]) -> Option<ScopeSet> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scanned_text_is_the_code() {
+        assert_eq!(
+            CODE_TEXT,
+            INSUFFICIENT_SCOPE_ERROR_CODE.to_string().as_bytes()
+        );
+    }
 
     #[test]
     fn only_a_single_step_up_error_with_scopes_asks_for_them() {
