@@ -460,18 +460,29 @@ pub fn private_cache_hints(
     )
 }
 
+/// A complete list result of `$items`, marked private for `$context`
+/// ([`private_cache_hints`]): one rule for every list that depends on the caller.
+macro_rules! private_list {
+    ($result:path, $items:expr, $context:expr) => {{
+        let (ttl_ms, cache_scope) = private_cache_hints($context);
+        let mut result = <$result>::with_all_items($items);
+        result.ttl_ms = ttl_ms;
+        result.cache_scope = cache_scope;
+        result
+    }};
+}
+
 /// A complete `prompts/list` result filtered with [`prompts_for_resource`], marked private
 /// ([`private_cache_hints`]).
 pub fn filtered_prompts_result<R: ProtectedResource>(
     prompts: Vec<Prompt>,
     context: &RequestContext<RoleServer>,
 ) -> rmcp::model::ListPromptsResult {
-    let (ttl_ms, cache_scope) = private_cache_hints(context);
-    let mut result =
-        rmcp::model::ListPromptsResult::with_all_items(prompts_for_resource::<R>(prompts, context));
-    result.ttl_ms = ttl_ms;
-    result.cache_scope = cache_scope;
-    result
+    private_list!(
+        rmcp::model::ListPromptsResult,
+        prompts_for_resource::<R>(prompts, context),
+        context
+    )
 }
 
 /// A complete `resources/list` result filtered with [`resources_for_resource`], marked
@@ -480,13 +491,11 @@ pub fn filtered_resources_result<R: ProtectedResource>(
     resources: Vec<Resource>,
     context: &RequestContext<RoleServer>,
 ) -> rmcp::model::ListResourcesResult {
-    let (ttl_ms, cache_scope) = private_cache_hints(context);
-    let mut result = rmcp::model::ListResourcesResult::with_all_items(
+    private_list!(
+        rmcp::model::ListResourcesResult,
         resources_for_resource::<R, _>(resources, context),
-    );
-    result.ttl_ms = ttl_ms;
-    result.cache_scope = cache_scope;
-    result
+        context
+    )
 }
 
 /// A complete `resources/templates/list` result filtered with [`resources_for_resource`],
@@ -495,13 +504,11 @@ pub fn filtered_resource_templates_result<R: ProtectedResource>(
     templates: Vec<ResourceTemplate>,
     context: &RequestContext<RoleServer>,
 ) -> rmcp::model::ListResourceTemplatesResult {
-    let (ttl_ms, cache_scope) = private_cache_hints(context);
-    let mut result = rmcp::model::ListResourceTemplatesResult::with_all_items(
+    private_list!(
+        rmcp::model::ListResourceTemplatesResult,
         resources_for_resource::<R, _>(templates, context),
-    );
-    result.ttl_ms = ttl_ms;
-    result.cache_scope = cache_scope;
-    result
+        context
+    )
 }
 
 /// The [`TaskIds`](crate::http::TaskIds) of the request: seal the id of every task the
@@ -577,13 +584,11 @@ pub fn filtered_tools_result<R: ProtectedResource>(
     context: &RequestContext<RoleServer>,
     policy: UnannotatedToolPolicy,
 ) -> rmcp::model::ListToolsResult {
-    let (ttl_ms, cache_scope) = private_cache_hints(context);
-    let mut result = rmcp::model::ListToolsResult::with_all_items(tools_for_resource::<R>(
-        tools, context, policy,
-    ));
-    result.ttl_ms = ttl_ms;
-    result.cache_scope = cache_scope;
-    result
+    private_list!(
+        rmcp::model::ListToolsResult,
+        tools_for_resource::<R>(tools, context, policy,),
+        context
+    )
 }
 
 #[cfg(test)]
