@@ -183,13 +183,8 @@ where
                 // Event ids leave sealed for the principal (see `handles`).
                 Some(principal) if is_event_stream(response.headers()) => {
                     let key = shared.handle_key.clone();
-                    response.map(|body| {
-                        ResponseBody::new(SealedEventIds::new(
-                            ResponseBody::new(body),
-                            key,
-                            principal,
-                        ))
-                    })
+                    response
+                        .map(|body| ResponseBody::new(SealedEventIds::new(body, key, principal)))
                 }
                 _ => response,
             };
