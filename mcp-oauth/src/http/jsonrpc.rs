@@ -20,7 +20,7 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAcces
 use serde_json::value::RawValue;
 
 use crate::json::{JsonStr, ObjectView, unique_names};
-use crate::operations::{COMPLETE, Operation, Reference};
+use crate::operations::{COMPLETE, Operation, Reference, Target};
 
 /// One request of the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,10 +46,9 @@ pub(crate) enum CallReference<'a> {
 impl Call<'_> {
     /// For `tools/call`, the tool's name.
     pub(crate) fn tool(&self) -> Option<&str> {
-        if self.method == TOOLS_CALL {
-            self.name.as_deref()
-        } else {
-            None
+        match self.operation().target {
+            Target::Tool(tool) => Some(tool),
+            _ => None,
         }
     }
 
@@ -68,8 +67,6 @@ pub(crate) use crate::operations::{name_member, target_member};
 /// The body is not JSON-RPC we can judge: 400.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct UnreadableBody;
-
-const TOOLS_CALL: &str = "tools/call";
 
 /// The requests (not notifications' or responses' absence of a method) of a JSON-RPC body:
 /// a single message or a batch.
