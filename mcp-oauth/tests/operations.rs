@@ -290,6 +290,12 @@ struct Answer {
 }
 
 impl Answer {
+    /// A plain 403: nothing can allow it, so no step-up challenge.
+    fn assert_denied(&self, label: &str) {
+        assert_eq!(self.status, 403, "{label}: {}", self.message);
+        assert_eq!(self.challenge, None, "{label}: no scope can help");
+    }
+
     fn challenge_scope(&self) -> Option<String> {
         let header = self.challenge.as_deref()?;
         let params = challenge::parse(header)?;
@@ -528,8 +534,7 @@ async fn what_nobody_annotated_is_refused_under_the_deny_policy_without_a_challe
         let answer = server
             .send(&token, &Mode::Modern, method, params, None)
             .await;
-        assert_eq!(answer.status, 403, "{method}");
-        assert_eq!(answer.challenge, None, "{method}: no scope can help");
+        answer.assert_denied(method);
     }
 }
 
@@ -780,8 +785,7 @@ async fn a_uri_spelled_loosely_still_needs_its_templates_scopes_and_dot_segments
                 None,
             )
             .await;
-        assert_eq!(answer.status, 403, "{uri}");
-        assert_eq!(answer.challenge, None, "{uri}: no scope can help");
+        answer.assert_denied(uri);
     }
 }
 
@@ -813,6 +817,5 @@ async fn under_the_deny_policy_an_unknown_method_is_refused() {
     let answer = server
         .send(&token, &Mode::Modern, "admin/reset", json!({}), None)
         .await;
-    assert_eq!(answer.status, 403);
-    assert_eq!(answer.challenge, None);
+    answer.assert_denied("admin/reset");
 }
