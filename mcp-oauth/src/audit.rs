@@ -27,6 +27,8 @@
 //! | [`required_scopes`](AuditEvent::required_scopes) | `required_scopes` | `required_scopes` | the scopes the operation needs, once known |
 //! | [`granted_scopes`](AuditEvent::granted_scopes) | `granted_scopes` | `granted_scopes` | the verified token's scopes |
 //! | [`fingerprint`](AuditEvent::fingerprint) | `fingerprint` | `fingerprint` | 16 hex digits: the first 8 bytes of the token's SHA-256, never the token |
+//! | [`scheme`](AuditEvent::scheme) | `scheme` | `scheme` | the `Authorization` scheme the token came with: `Bearer` or `DPoP` |
+//! | [`dpop_jkt`](AuditEvent::dpop_jkt) | `dpop_jkt` | `dpop_jkt` | for a DPoP request whose proof verified, the proof key's RFC 7638 thumbprint (base64url, the token's `cnf.jkt`) |
 //! | [`request_id`](AuditEvent::request_id) | `request_id` | `request_id` | the request's `X-Request-Id` (when it is 1–128 visible ASCII characters), else a generated one; echoed in the response |
 //! | [`remote_addr`](AuditEvent::remote_addr) | `remote_addr` | `remote_addr` | the client address, when known (see [`ClientAddress`](crate::http::ClientAddress)) |
 //! | [`retry_after`](AuditEvent::retry_after) | `retry_after_secs` | `retry_after_secs` | for 429 and 503, the `Retry-After` sent |
@@ -55,6 +57,9 @@ pub mod reason {
     pub const ALLOWED: &str = "allowed";
     /// 401 with the discovery challenge: no `Authorization` header, or another scheme.
     pub const NO_CREDENTIALS: &str = "no_credentials";
+    /// 401 with the discovery challenge: a `Bearer` credential where DPoP is required (it is
+    /// not looked at).
+    pub const BEARER_NOT_ACCEPTED: &str = "bearer_not_accepted";
     /// 400: more than one `Authorization` header.
     pub const MULTIPLE_AUTHORIZATION_HEADERS: &str = "multiple_authorization_headers";
     /// 400: `Bearer` with an empty value or one that is not a token68.
@@ -159,6 +164,10 @@ pub struct AuditEvent {
     pub granted_scopes: Option<Vec<String>>,
     /// The fingerprint of the presented bearer token (never the token).
     pub fingerprint: Option<TokenFingerprint>,
+    /// The scheme the token was presented with (`Bearer` or `DPoP`).
+    pub scheme: Option<&'static str>,
+    /// The DPoP proof key's thumbprint (base64url), once the proof verified.
+    pub dpop_jkt: Option<String>,
     /// The request id (from `X-Request-Id`, or generated).
     pub request_id: String,
     /// The client address, when known.
@@ -184,6 +193,8 @@ impl AuditEvent {
             required_scopes: None,
             granted_scopes: None,
             fingerprint: None,
+            scheme: None,
+            dpop_jkt: None,
             request_id,
             remote_addr: None,
             retry_after: None,
@@ -212,6 +223,8 @@ impl AuditEvent {
             "required_scopes": self.required_scopes,
             "granted_scopes": self.granted_scopes,
             "fingerprint": self.fingerprint.map(|f| f.to_string()),
+            "scheme": self.scheme,
+            "dpop_jkt": self.dpop_jkt,
             "request_id": self.request_id,
             "remote_addr": self.remote_addr.map(|a| a.to_string()),
             "retry_after_secs": self.retry_after.map(|d| d.as_secs()),
@@ -357,6 +370,8 @@ impl TracingSink {
             required_scopes,
             granted_scopes,
             fingerprint,
+            scheme,
+            dpop_jkt,
             request_id,
             remote_addr,
             retry_after_secs,
@@ -401,6 +416,8 @@ impl AuditSink for TracingSink {
                     required_scopes = required.as_deref(),
                     granted_scopes = granted.as_deref(),
                     fingerprint = fingerprint.as_deref(),
+                    scheme = event.scheme,
+                    dpop_jkt = event.dpop_jkt.as_deref(),
                     request_id = %event.request_id,
                     remote_addr = remote_addr.as_deref(),
                     retry_after_secs = retry_after,

@@ -181,13 +181,50 @@ impl StepUpScopes {
     }
 }
 
-/// A Bearer challenge.
+/// The authentication scheme a challenge is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Scheme {
+    /// `Bearer` (RFC 6750).
+    #[default]
+    Bearer,
+    /// `DPoP` (RFC 9449 §7.1).
+    Dpop,
+}
+
+impl Scheme {
+    /// `Bearer` or `DPoP`, as written in headers.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Bearer => "Bearer",
+            Scheme::Dpop => "DPoP",
+        }
+    }
+}
+
+/// A `WWW-Authenticate` challenge: `Bearer` by default, or `DPoP` (with its `algs`).
+///
+/// ```
+/// use mcp_oauth::challenge::{Challenge, Scheme};
+/// use mcp_oauth::validation::ErrorCode;
+///
+/// let metadata = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
+/// let proof = Challenge::new(metadata)
+///     .scheme(Scheme::Dpop)
+///     .algs("ES256 EdDSA")
+///     .error(ErrorCode::InvalidDpopProof);
+/// assert_eq!(
+///     proof.render(),
+///     r#"DPoP error="invalid_dpop_proof", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp", algs="ES256 EdDSA""#
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
+    scheme: Scheme,
     resource_metadata: String,
     error: Option<ErrorCode>,
     description: Option<&'static str>,
     scope: Option<ScopeSet>,
+    algs: Option<String>,
 }
 
 impl Challenge {
@@ -195,11 +232,28 @@ impl Challenge {
     /// to a request with no credentials or another scheme.
     pub fn new(resource_metadata: impl Into<String>) -> Self {
         Self {
+            scheme: Scheme::Bearer,
             resource_metadata: resource_metadata.into(),
             error: None,
             description: None,
             scope: None,
+            algs: None,
         }
+    }
+
+    /// The scheme (default `Bearer`).
+    #[must_use]
+    pub fn scheme(mut self, scheme: Scheme) -> Self {
+        self.scheme = scheme;
+        self
+    }
+
+    /// Adds `algs=` (RFC 9449 §7.1: the DPoP proof algorithms accepted, space-separated);
+    /// rendered for the `DPoP` scheme only.
+    #[must_use]
+    pub fn algs(mut self, algs: impl Into<String>) -> Self {
+        self.algs = Some(algs.into());
+        self
     }
 
     /// Adds `error=` (RFC 6750 §3.1).
@@ -256,7 +310,16 @@ impl Challenge {
                 params.push(("scope", scope));
             }
         }
-        let mut out = String::from("Bearer ");
+        if self.scheme == Scheme::Dpop
+            && let Some(algs) = self.algs.as_deref()
+        {
+            let algs = sanitize_text(algs);
+            if !algs.trim().is_empty() {
+                params.push(("algs", algs));
+            }
+        }
+        let mut out = String::from(self.scheme.as_str());
+        out.push(' ');
         for (i, (name, value)) in params.iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");
@@ -318,7 +381,8 @@ fn scope_value(scopes: &ScopeSet) -> String {
 /// Whether `scope` holds a parameter name followed by `=` anywhere (case-insensitively): a
 /// substring search for `error=` must not find one inside a scope.
 fn mimics_a_parameter(scope: &str) -> bool {
-    const PARAMETERS: [&str; 6] = [
+    const PARAMETERS: [&str; 7] = [
+        "algs=",
         "error=",
         "error_description=",
         "error_uri=",

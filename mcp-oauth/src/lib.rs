@@ -63,6 +63,7 @@ pub mod audit;
 pub mod challenge;
 pub mod clock;
 pub mod crypto;
+pub mod dpop;
 #[cfg(feature = "layer")]
 pub mod http;
 pub mod introspection;

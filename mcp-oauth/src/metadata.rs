@@ -7,8 +7,10 @@
 //! [`ProtectedResourceMetadata::builder`] refuses documents that would mislead a client:
 //! a `resource` that is not an https URL (plain http only on loopback), has a query or a
 //! fragment; no authorization server; `offline_access` or malformed scopes in
-//! `scopes_supported`; bearer methods this crate does not accept; the `none` algorithm; and
-//! the sender-constrained token members (DPoP, mTLS), which this crate does not enforce yet.
+//! `scopes_supported`; bearer methods this crate does not accept; the `none` algorithm; DPoP
+//! algorithms that are not asymmetric or lack ES256 (RFC 9449's members are advertised by a
+//! resource whose [`DpopMode`](crate::dpop::DpopMode) is enabled, and the layer enforces
+//! them); and mTLS binding, which this crate does not enforce.
 //!
 //! ```
 //! use mcp_oauth::metadata::{self, ProtectedResourceMetadata};
@@ -41,6 +43,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
 
+use crate::dpop::mode::{ProofAlgorithmsError, proof_algorithms};
 use crate::loopback::is_https_or_loopback_http;
 use crate::scopes::is_valid_scope_token;
 
@@ -257,24 +260,20 @@ impl ProtectedResourceMetadata {
             }
         }
 
-        let sender_constrained = [
-            (
-                "tls_client_certificate_bound_access_tokens",
-                self.tls_client_certificate_bound_access_tokens.is_some(),
-            ),
-            (
-                "dpop_signing_alg_values_supported",
-                !self.dpop_signing_alg_values_supported.is_empty(),
-            ),
-            (
-                "dpop_bound_access_tokens_required",
-                self.dpop_bound_access_tokens_required.is_some(),
-            ),
-        ];
-        for (member, present) in sender_constrained {
-            if present {
-                return Err(MetadataError::SenderConstrainedNotSupported { member });
-            }
+        if self.tls_client_certificate_bound_access_tokens.is_some() {
+            return Err(MetadataError::SenderConstrainedNotSupported {
+                member: "tls_client_certificate_bound_access_tokens",
+            });
+        }
+        if !self.dpop_signing_alg_values_supported.is_empty() {
+            proof_algorithms(
+                self.dpop_signing_alg_values_supported
+                    .iter()
+                    .map(String::as_str),
+            )
+            .map_err(MetadataError::DpopAlgorithms)?;
+        } else if self.dpop_bound_access_tokens_required.is_some() {
+            return Err(MetadataError::DpopAlgorithms(ProofAlgorithmsError::Empty));
         }
 
         for (key, value) in &self.localized {
@@ -420,8 +419,8 @@ impl ProtectedResourceMetadataBuilder {
         self
     }
 
-    /// Adds DPoP proof algorithms. Until this crate enforces DPoP, [`build`](Self::build)
-    /// refuses them.
+    /// Adds DPoP proof algorithms (asymmetric, ES256 among them). The layer sets them from
+    /// the resource's [`DpopMode`](crate::dpop::DpopMode) and enforces them.
     pub fn dpop_signing_alg_values_supported<S: Into<String>>(
         mut self,
         algs: impl IntoIterator<Item = S>,
@@ -432,8 +431,7 @@ impl ProtectedResourceMetadataBuilder {
         self
     }
 
-    /// Sets `dpop_bound_access_tokens_required`. Until this crate enforces DPoP,
-    /// [`build`](Self::build) refuses it.
+    /// Sets `dpop_bound_access_tokens_required` (needs the DPoP algorithms).
     pub fn dpop_bound_access_tokens_required(mut self, required: bool) -> Self {
         self.metadata.dpop_bound_access_tokens_required = Some(required);
         self
@@ -542,9 +540,14 @@ pub enum MetadataError {
         "resource_signing_alg_values_supported lists {0:?}: unsigned responses are never acceptable; remove it"
     )]
     NoneAlgorithm(String),
-    /// A sender-constrained token member (DPoP, mTLS) is set.
+    /// The DPoP algorithms are not a valid list, or `dpop_bound_access_tokens_required` is
+    /// set without them.
+    #[error("dpop_signing_alg_values_supported: {0}")]
+    DpopAlgorithms(ProofAlgorithmsError),
+    /// mTLS binding (`tls_client_certificate_bound_access_tokens`) is set: this crate does not
+    /// enforce it.
     #[error(
-        "{member} is set, but sender-constrained tokens are not supported yet: advertising what \
+        "{member} is set, but mTLS-bound tokens are not supported: advertising what \
          is not enforced is a security bug; remove it"
     )]
     SenderConstrainedNotSupported {
@@ -1061,30 +1064,36 @@ mod tests {
     }
 
     #[test]
-    fn dpop_members_are_refused() {
-        let err = builder()
-            .dpop_signing_alg_values_supported(["ES256"])
+    fn dpop_members_are_checked_algorithms_first() {
+        let document = builder()
+            .dpop_signing_alg_values_supported(["ES256", "EdDSA"])
+            .dpop_bound_access_tokens_required(true)
             .build()
-            .unwrap_err();
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_str(&document.to_json()).unwrap();
         assert_eq!(
-            err,
-            MetadataError::SenderConstrainedNotSupported {
-                member: "dpop_signing_alg_values_supported"
-            }
+            json["dpop_signing_alg_values_supported"],
+            serde_json::json!(["ES256", "EdDSA"])
         );
-        assert!(
-            err.to_string()
-                .contains("advertising what is not enforced is a security bug")
-        );
+        assert_eq!(json["dpop_bound_access_tokens_required"], true);
+        for (algs, error) in [
+            (vec!["HS256"], ProofAlgorithmsError::Unknown("HS256".into())),
+            (vec!["none"], ProofAlgorithmsError::Unknown("none".into())),
+            (vec!["EdDSA"], ProofAlgorithmsError::NoEs256),
+        ] {
+            let err = builder()
+                .dpop_signing_alg_values_supported(algs)
+                .build()
+                .unwrap_err();
+            assert_eq!(err, MetadataError::DpopAlgorithms(error));
+        }
         let err = builder()
             .dpop_bound_access_tokens_required(true)
             .build()
             .unwrap_err();
         assert_eq!(
             err,
-            MetadataError::SenderConstrainedNotSupported {
-                member: "dpop_bound_access_tokens_required"
-            }
+            MetadataError::DpopAlgorithms(ProofAlgorithmsError::Empty)
         );
     }
 

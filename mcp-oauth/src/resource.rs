@@ -28,6 +28,10 @@
 //! assert_eq!(metadata.scopes_supported, ["calendar:read", "calendar:write"]);
 //! ```
 
+use crate::crypto::AlgorithmSet;
+use crate::dpop::mode::{
+    DEFAULT_PROOF_ALGORITHMS, DpopMode, ProofAlgorithmsError, proof_algorithms,
+};
 use crate::metadata::{MetadataError, ProtectedResourceMetadata};
 use crate::scopes::{ScopeError, ScopeHierarchy, ScopeSet};
 
@@ -90,6 +94,11 @@ pub struct ResourceDeclaration {
     /// The MCP resources (URIs and RFC 6570 URI templates) with the scopes reading them
     /// needs, beyond the resource-wide ones.
     pub resources: &'static [DeclaredResource],
+    /// Whether DPoP-bound tokens are accepted or required (`dpop = "allowed"`).
+    pub dpop: DpopMode,
+    /// The DPoP proof algorithms (`dpop_signing_alg_values_supported`); empty means
+    /// [`DEFAULT_PROOF_ALGORITHMS`] when DPoP is enabled.
+    pub dpop_signing_alg_values_supported: &'static [&'static str],
 }
 
 /// An MCP resource (a URI, or an RFC 6570 template of URIs) and the scopes reading it needs,
@@ -127,6 +136,8 @@ impl ResourceDeclaration {
             resource_signing_alg_values_supported: &[],
             authorization_details_types_supported: &[],
             resources: &[],
+            dpop: DpopMode::Disabled,
+            dpop_signing_alg_values_supported: &[],
         }
     }
 
@@ -252,12 +263,16 @@ pub struct ResourceConfig {
     hierarchy: ScopeHierarchy,
     resource: String,
     authorization_servers: Vec<String>,
+    dpop: DpopMode,
 }
 
 /// The environment variable that overrides the `resource` URL.
 pub const ENV_RESOURCE: &str = "MCP_OAUTH_RESOURCE";
 /// The environment variable that overrides the authorization servers (comma-separated).
 pub const ENV_ISSUER: &str = "MCP_OAUTH_ISSUER";
+/// The environment variable that overrides the DPoP mode (`disabled`, `allowed`,
+/// `required`).
+pub const ENV_DPOP: &str = "MCP_OAUTH_DPOP";
 
 impl ResourceConfig {
     /// The configuration of a declared resource type, with its defaults.
@@ -286,6 +301,7 @@ impl ResourceConfig {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
+            dpop: declaration.dpop,
         }
     }
 
@@ -307,7 +323,15 @@ impl ResourceConfig {
         self
     }
 
-    /// Applies `MCP_OAUTH_RESOURCE` and `MCP_OAUTH_ISSUER` (comma-separated) when set, and
+    /// Overrides the DPoP mode (the declaration's `dpop`); see [`DpopMode`].
+    #[must_use]
+    pub fn dpop(mut self, mode: DpopMode) -> Self {
+        self.dpop = mode;
+        self
+    }
+
+    /// Applies `MCP_OAUTH_RESOURCE`, `MCP_OAUTH_ISSUER` (comma-separated) and
+    /// `MCP_OAUTH_DPOP` when set, and
     /// checks the result: `ResourceConfig::of::<Calendar>().with_env()?`. (The whole
     /// deployment's `MCP_OAUTH_*` configuration is [`Settings`](crate::settings::Settings).)
     pub fn with_env(self) -> Result<Self, ConfigError> {
@@ -343,6 +367,12 @@ impl ResourceConfig {
                 });
             }
             self.authorization_servers = issuers;
+        }
+        if let Some(mode) = lookup(ENV_DPOP) {
+            self.dpop = DpopMode::parse(&mode).ok_or_else(|| ConfigError::Environment {
+                name: ENV_DPOP,
+                reason: format!("`{}` is not disabled, allowed or required", mode.trim()),
+            })?;
         }
         self.metadata()?;
         Ok(self)
@@ -380,6 +410,23 @@ impl ResourceConfig {
         &self.hierarchy
     }
 
+    /// The effective DPoP mode.
+    pub fn dpop_mode(&self) -> DpopMode {
+        self.dpop
+    }
+
+    /// The DPoP proof algorithms: the declared ones, or [`DEFAULT_PROOF_ALGORITHMS`].
+    pub fn dpop_algorithms(&self) -> Result<AlgorithmSet, ProofAlgorithmsError> {
+        proof_algorithms(self.dpop_algorithm_names().iter().copied())
+    }
+
+    fn dpop_algorithm_names(&self) -> &'static [&'static str] {
+        match self.declaration.dpop_signing_alg_values_supported {
+            [] => DEFAULT_PROOF_ALGORITHMS,
+            names => names,
+        }
+    }
+
     /// The scopes every request needs.
     pub fn required_scopes(&self) -> ScopeSet {
         self.declaration.required_scopes.iter().copied().collect()
@@ -415,6 +462,13 @@ impl ResourceConfig {
         }
         if let Some(url) = d.resource_tos_uri {
             builder = builder.resource_tos_uri(url);
+        }
+        if self.dpop.is_enabled() {
+            builder = builder
+                .dpop_signing_alg_values_supported(self.dpop_algorithm_names().iter().copied());
+            if self.dpop == DpopMode::Required {
+                builder = builder.dpop_bound_access_tokens_required(true);
+            }
         }
         builder.build()
     }

@@ -8,10 +8,13 @@ use http::header::AUTHORIZATION;
 pub(crate) enum Credentials<'a> {
     /// No `Authorization` header.
     Missing,
-    /// An `Authorization` header of another scheme (`Basic`, `DPoP`, …).
+    /// An `Authorization` header of another scheme (`Basic`, …).
     OtherScheme,
     /// A syntactically valid bearer token.
     Bearer(&'a str),
+    /// A syntactically valid token with the `DPoP` scheme (RFC 9449 §7.1); whether the
+    /// scheme is accepted is the resource's [`DpopMode`](crate::dpop::DpopMode).
+    Dpop(&'a str),
 }
 
 /// A request whose credentials are malformed: 400 `invalid_request`.
@@ -59,16 +62,20 @@ pub(crate) fn credentials(headers: &HeaderMap) -> Result<Credentials<'_>, Malfor
         Some(space) => (&bytes[..space], &bytes[space + 1..]),
         None => (bytes, &[][..]),
     };
-    if !scheme.eq_ignore_ascii_case(b"Bearer") {
+    let dpop = scheme.eq_ignore_ascii_case(b"DPoP");
+    if !dpop && !scheme.eq_ignore_ascii_case(b"Bearer") {
         return match value.to_str() {
             Ok(_) => Ok(Credentials::OtherScheme),
             Err(_) => Err(MalformedCredentials::NotAToken),
         };
     }
     let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
-    token68(&rest[start..])
-        .map(Credentials::Bearer)
-        .ok_or(MalformedCredentials::NotAToken)
+    let token = token68(&rest[start..]).ok_or(MalformedCredentials::NotAToken)?;
+    Ok(if dpop {
+        Credentials::Dpop(token)
+    } else {
+        Credentials::Bearer(token)
+    })
 }
 
 /// Which bytes a token68 may hold before its padding: `ALPHA / DIGIT / "-" / "." / "_" / "~" /
@@ -136,8 +143,12 @@ mod tests {
             Ok(Credentials::OtherScheme)
         );
         assert_eq!(
-            credentials(&headers(&["DPoP abc"])),
-            Ok(Credentials::OtherScheme)
+            credentials(&headers(&["dpop abc"])),
+            Ok(Credentials::Dpop("abc"))
+        );
+        assert_eq!(
+            credentials(&headers(&["DPoP a b"])),
+            Err(MalformedCredentials::NotAToken)
         );
         assert_eq!(
             credentials(&headers(&["Bearerabc"])),

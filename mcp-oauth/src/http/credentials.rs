@@ -15,7 +15,7 @@ use super::decision::Refusal;
 use super::limits::FailedAuth;
 use super::responses::{body_refusal, challenge_response, discovery_challenge, plain};
 use crate::audit::reason;
-use crate::challenge::Challenge;
+use crate::challenge::{Challenge, Scheme};
 use crate::validation::ErrorCode;
 
 /// Refuses a `POST` body with a `Content-Encoding` other than `identity` (415): the guard
@@ -69,29 +69,52 @@ where
             .description("The token was sent by more than one method");
         return Err(Refusal::new(
             reason::TOKEN_IN_HEADER_AND_BODY,
-            challenge_response(StatusCode::BAD_REQUEST, &challenge, None),
+            challenge_response(
+                shared,
+                Scheme::Bearer,
+                StatusCode::BAD_REQUEST,
+                challenge,
+                None,
+            ),
         ));
     }
     Ok(Some(bytes))
 }
 
-/// The bearer token, borrowed from the headers (which keep it until validation is over; the
-/// header is removed before the endpoint sees the request). Every attempt with a token, or
-/// a malformed one, takes a unit of the failed-authentication budget first.
-pub(super) async fn bearer_token<'h>(
+/// A token and the scheme it came with.
+#[derive(Clone, Copy)]
+pub(super) struct Presented<'h> {
+    pub(super) scheme: Scheme,
+    pub(super) token: &'h str,
+}
+
+/// The token, borrowed from the headers (which keep it until validation is over; the header
+/// is removed before the endpoint sees the request), with its scheme as the resource's DPoP
+/// mode accepts it: without DPoP the `DPoP` scheme is unknown, and with DPoP required
+/// `Bearer` is; either is answered like no credentials. Every attempt with an accepted
+/// scheme, or a malformed one, takes a unit of the failed-authentication budget first.
+pub(super) async fn presented_token<'h>(
     shared: &Shared,
     headers: &'h HeaderMap,
     failed_auth: &FailedAuth<'_>,
-) -> Result<&'h str, Refusal> {
+) -> Result<Presented<'h>, Refusal> {
+    let mode = shared.dpop.as_ref().map(|dpop| dpop.mode());
+    let presented = |scheme, token| Presented { scheme, token };
     match bearer::credentials(headers) {
+        Ok(Credentials::Bearer(_)) if mode.is_some_and(|mode| !mode.accepts_bearer()) => Err(
+            Refusal::new(reason::BEARER_NOT_ACCEPTED, discovery_challenge(shared)),
+        ),
         Ok(Credentials::Bearer(token)) => {
             failed_auth.reserve().await?;
-            Ok(token)
+            Ok(presented(Scheme::Bearer, token))
         }
-        Ok(Credentials::Missing | Credentials::OtherScheme) => Err(Refusal::new(
-            reason::NO_CREDENTIALS,
-            discovery_challenge(shared),
-        )),
+        Ok(Credentials::Dpop(token)) if mode.is_some() => {
+            failed_auth.reserve().await?;
+            Ok(presented(Scheme::Dpop, token))
+        }
+        Ok(Credentials::Missing | Credentials::OtherScheme | Credentials::Dpop(_)) => Err(
+            Refusal::new(reason::NO_CREDENTIALS, discovery_challenge(shared)),
+        ),
         Err(malformed) => {
             failed_auth.reserve().await?;
             let challenge = Challenge::new(&shared.metadata_url)
@@ -100,7 +123,13 @@ pub(super) async fn bearer_token<'h>(
             // `multiple_authorization_headers` or `malformed_bearer` (audit::reason).
             Err(Refusal::new(
                 malformed.reason(),
-                challenge_response(StatusCode::BAD_REQUEST, &challenge, None),
+                challenge_response(
+                    shared,
+                    Scheme::Bearer,
+                    StatusCode::BAD_REQUEST,
+                    challenge,
+                    None,
+                ),
             ))
         }
     }

@@ -11,6 +11,7 @@ use super::Shared;
 use super::body::ResponseBody;
 use super::request_id::{self, RequestId};
 use crate::audit::{AuditEvent, Outcome, reason};
+use crate::challenge::Scheme;
 use crate::scopes::ScopeSet;
 use crate::validation::{TokenFingerprint, VerifiedToken};
 
@@ -28,6 +29,12 @@ pub(super) struct Decision {
     pub(super) remote: Option<IpAddr>,
     pub(super) http_method: Method,
     pub(super) fingerprint: Option<TokenFingerprint>,
+    /// The scheme the token came with (`Bearer` until a `DPoP` credential is read).
+    pub(super) scheme: Scheme,
+    /// Whether a token was presented (the scheme is then recorded).
+    pub(super) presented: bool,
+    /// The DPoP proof key's thumbprint, once the proof verified.
+    pub(super) dpop_jkt: Option<[u8; 32]>,
     pub(super) identity: Option<VerifiedToken>,
     pub(super) tools: Vec<String>,
     pub(super) rpc_methods: Vec<String>,
@@ -56,6 +63,9 @@ impl Decision {
             remote,
             http_method: request.method().clone(),
             fingerprint: None,
+            scheme: Scheme::Bearer,
+            presented: false,
+            dpop_jkt: None,
             identity: None,
             tools: Vec::new(),
             rpc_methods: Vec::new(),
@@ -88,6 +98,8 @@ impl Decision {
             .as_ref()
             .map(|scopes| scopes.iter().map(str::to_owned).collect());
         event.fingerprint = self.fingerprint;
+        event.scheme = self.presented.then_some(self.scheme.as_str());
+        event.dpop_jkt = self.dpop_jkt.as_ref().map(crate::dpop::thumbprint::encode);
         event.remote_addr = self.remote;
         event.retry_after = retry_after;
         event

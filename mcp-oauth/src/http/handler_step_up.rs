@@ -18,16 +18,16 @@
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderValue, Response, StatusCode};
+use http::{Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 
 use super::Shared;
 use super::body::ResponseBody;
-use super::responses::internal_error;
-use crate::challenge::{Challenge, INSUFFICIENT_SCOPE_ERROR_CODE, StepUpScopes, step_up_scopes_of};
+use super::responses::{challenge_values, internal_error, step_up_challenge};
+use crate::challenge::{INSUFFICIENT_SCOPE_ERROR_CODE, Scheme, StepUpScopes, step_up_scopes_of};
 use crate::scopes::ScopeSet;
-use crate::validation::{ErrorCode, VerifiedToken};
+use crate::validation::VerifiedToken;
 
 /// The largest JSON response read for a handler's step-up: a JSON-RPC error is small, a
 /// larger answer is a result and passes untouched, unread.
@@ -44,6 +44,8 @@ pub(super) struct StepUpContext {
     pub(super) identity: VerifiedToken,
     /// What the layer found the operation needs.
     pub(super) needed: ScopeSet,
+    /// The scheme the token came with: the challenge keeps it.
+    pub(super) scheme: Scheme,
 }
 
 /// The endpoint's answer, or the 403 a handler's step-up error becomes.
@@ -89,13 +91,11 @@ pub(super) async fn inspect(
         &needed,
         shared.access.hierarchy(),
     );
-    let challenge = Challenge::new(&shared.metadata_url)
-        .error(ErrorCode::InsufficientScope)
-        .description("The token lacks scopes this operation needs")
-        .scope(scopes);
     parts.status = StatusCode::FORBIDDEN;
-    if let Ok(value) = HeaderValue::from_str(&challenge.render()) {
-        parts.headers.insert(WWW_AUTHENTICATE, value);
+    parts.headers.remove(WWW_AUTHENTICATE);
+    let challenge = step_up_challenge(shared, scopes);
+    for value in challenge_values(shared, context.scheme, StatusCode::FORBIDDEN, challenge) {
+        parts.headers.append(WWW_AUTHENTICATE, value);
     }
     parts.headers.remove(http::header::CONTENT_LENGTH);
     Answer::SteppedUp(

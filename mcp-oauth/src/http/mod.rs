@@ -81,8 +81,9 @@ pub use session::{InMemorySessionBindings, Principal, SessionBindings, SessionCh
 
 use crate::access::AccessPolicy;
 use crate::audit::{AuditEvent, AuditSink, Outcome, TracingSink};
-use crate::challenge::Challenge;
+use crate::challenge::{Challenge, Scheme};
 use crate::clock::{Clock, SystemClock};
+use crate::dpop::{DpopConfig, DpopSetupError, DpopVerifier};
 use crate::metadata::{self, MetadataError};
 use crate::rate_limit::RateLimits;
 use crate::resource::ResourceConfig;
@@ -128,6 +129,9 @@ pub enum LayerError {
     /// An [`OAuthLayerBuilder::allowed_hosts`] entry is not a host name or `host:port`.
     #[error("allowed_hosts: `{0}` is not a host name, an IP address or `host:port`")]
     InvalidAllowedHost(String),
+    /// The resource's DPoP configuration is unusable (its algorithms, its URL).
+    #[error("DPoP: {0}")]
+    Dpop(#[from] DpopSetupError),
 }
 
 /// Builds an [`OAuthLayer`]; see the module docs.
@@ -150,6 +154,7 @@ pub struct OAuthLayerBuilder {
     client_address: ClientAddress,
     clock: Arc<dyn Clock>,
     handle_key: Option<[u8; 32]>,
+    dpop: DpopConfig,
 }
 
 impl std::fmt::Debug for OAuthLayerBuilder {
@@ -271,8 +276,17 @@ impl OAuthLayerBuilder {
         self
     }
 
-    /// The clock of rate limits and audit timestamps (default: the system clock; tests
-    /// inject a [`ManualClock`](crate::clock::ManualClock)).
+    /// How DPoP proofs are checked when the resource's [`DpopMode`](crate::dpop::DpopMode)
+    /// enables them ([`ResourceConfig::dpop`], `#[protected_resource(dpop = ...)]`): the `iat`
+    /// window, the replay store (shared by replicas), server nonces. The mode and the
+    /// algorithms come from the resource configuration, and the clock is the layer's.
+    pub fn dpop(mut self, config: DpopConfig) -> Self {
+        self.dpop = config;
+        self
+    }
+
+    /// The clock of rate limits, DPoP proofs and audit timestamps (default: the system
+    /// clock; tests inject a [`ManualClock`](crate::clock::ManualClock)).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -329,13 +343,33 @@ impl OAuthLayerBuilder {
         };
         let hosts = origin::HostPolicy::for_resource(&resource, &self.allowed_hosts)
             .map_err(LayerError::InvalidAllowedHost)?;
+        let dpop = if self.config.dpop_mode().is_enabled() {
+            Some(DpopVerifier::new(
+                self.config.dpop_mode(),
+                self.config
+                    .dpop_algorithms()
+                    .map_err(DpopSetupError::Algorithms)?,
+                &resource,
+                self.dpop.clock(self.clock.clone()),
+            )?)
+        } else {
+            None
+        };
         let discovery = Challenge::new(metadata_url.clone()).scope(self.config.challenge_scopes());
-        let discovery_header = HeaderValue::from_str(&discovery.render()).map_err(|_| {
-            LayerError::MetadataUrlMismatch {
+        let discovery_headers = responses::challenge_values_with(
+            dpop.as_ref(),
+            &metadata_url,
+            &self.config.challenge_scopes(),
+            Scheme::Bearer,
+            http::StatusCode::UNAUTHORIZED,
+            discovery,
+        );
+        if discovery_headers.is_empty() {
+            return Err(LayerError::MetadataUrlMismatch {
                 challenge: metadata_url.clone(),
                 served: metadata_path.clone(),
-            }
-        })?;
+            });
+        }
         let cache_control = HeaderValue::from_str(&format!(
             "public, max-age={}",
             self.metadata_max_age.as_secs()
@@ -369,7 +403,8 @@ impl OAuthLayerBuilder {
                 hosts,
                 sessions: self.sessions,
                 max_body_bytes: self.max_body_bytes,
-                discovery_header,
+                discovery_headers,
+                dpop,
                 metadata_cache_control: cache_control,
                 config: self.config,
                 audit: self.audit,
@@ -410,7 +445,11 @@ pub(crate) struct Shared {
     pub(crate) hosts: origin::HostPolicy,
     pub(crate) sessions: Arc<dyn SessionBindings>,
     pub(crate) max_body_bytes: usize,
-    pub(crate) discovery_header: HeaderValue,
+    /// The `WWW-Authenticate` values of the credential-less 401 (two when both schemes are
+    /// accepted).
+    pub(crate) discovery_headers: Vec<HeaderValue>,
+    /// The DPoP verifier, when the resource's mode enables DPoP.
+    pub(crate) dpop: Option<DpopVerifier>,
     pub(crate) metadata_cache_control: HeaderValue,
     pub(crate) audit: Arc<dyn AuditSink>,
     pub(crate) rate_limits: RateLimits,
@@ -490,6 +529,7 @@ impl OAuthLayer {
             client_address: ClientAddress::default(),
             clock: Arc::new(SystemClock),
             handle_key: None,
+            dpop: DpopConfig::default(),
         }
     }
 

@@ -116,6 +116,7 @@ pub(super) fn require(
             reason::INSUFFICIENT_SCOPE,
             step_up(
                 shared,
+                decision.scheme,
                 step_up_scopes(shared, headers, identity, &error.required),
             ),
         )),

@@ -14,9 +14,13 @@ use super::Shared;
 use super::body::ResponseBody;
 use super::decision::Refusal;
 use crate::audit::reason;
-use crate::challenge::Challenge;
+use crate::challenge::{Challenge, Scheme};
+use crate::dpop::{DpopError, DpopMode, DpopVerifier};
 use crate::scopes::ScopeSet;
 use crate::validation::{ErrorCode, TokenError};
+
+/// The `DPoP-Nonce` response header (RFC 9449 §8.1).
+pub(super) const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
 
 /// 500: the failed-authentication budget is on and the client's address is unknown.
 pub(super) fn unknown_address() -> Refusal {
@@ -92,7 +96,7 @@ pub(super) fn preflight(headers: &HeaderMap) -> Response<ResponseBody> {
         })
         .filter(|v| !v.trim().is_empty());
     let allowed = requested.unwrap_or(
-        "authorization, content-type, accept, mcp-session-id, mcp-protocol-version, mcp-method, mcp-name, last-event-id",
+        "authorization, content-type, accept, dpop, mcp-session-id, mcp-protocol-version, mcp-method, mcp-name, last-event-id",
     );
     Response::builder()
         .status(StatusCode::NO_CONTENT)
@@ -112,7 +116,9 @@ pub(super) fn with_cors(
         headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         headers.insert(
             ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("WWW-Authenticate, Mcp-Session-Id, Retry-After, X-Request-Id"),
+            HeaderValue::from_static(
+                "WWW-Authenticate, Mcp-Session-Id, Retry-After, X-Request-Id, DPoP-Nonce",
+            ),
         );
         headers.append(VARY, HeaderValue::from_static("Origin"));
     }
@@ -126,13 +132,112 @@ pub(super) fn discovery_challenge(shared: &Shared) -> Response<ResponseBody> {
         "Authentication required",
         None,
     );
-    response
-        .headers_mut()
-        .insert(WWW_AUTHENTICATE, shared.discovery_header.clone());
+    for value in &shared.discovery_headers {
+        response
+            .headers_mut()
+            .append(WWW_AUTHENTICATE, value.clone());
+    }
     response
 }
 
-pub(super) fn token_refusal(shared: &Shared, error: &TokenError) -> Response<ResponseBody> {
+/// The `WWW-Authenticate` values of `challenge` for a request presented with `scheme`, by
+/// the resource's DPoP mode: disabled, a `Bearer` challenge; required, a `DPoP` one (with
+/// `algs`); allowed, the challenge in the request's scheme and, on a 401, the other
+/// scheme's discovery challenge beside it, so that a client learns both are accepted. Every
+/// challenge names `resource_metadata`.
+pub(super) fn challenge_values(
+    shared: &Shared,
+    scheme: Scheme,
+    status: StatusCode,
+    challenge: Challenge,
+) -> Vec<HeaderValue> {
+    challenge_values_with(
+        shared.dpop.as_ref(),
+        &shared.metadata_url,
+        &shared.config.challenge_scopes(),
+        scheme,
+        status,
+        challenge,
+    )
+}
+
+/// [`challenge_values`] from its parts (the layer's builder renders the discovery
+/// challenges with it before there is a [`Shared`]).
+pub(super) fn challenge_values_with(
+    dpop: Option<&DpopVerifier>,
+    metadata_url: &str,
+    challenge_scopes: &ScopeSet,
+    scheme: Scheme,
+    status: StatusCode,
+    challenge: Challenge,
+) -> Vec<HeaderValue> {
+    let render = |challenge: Challenge| HeaderValue::from_str(&challenge.render()).ok();
+    let Some(dpop) = dpop else {
+        return render(challenge.scheme(Scheme::Bearer))
+            .into_iter()
+            .collect();
+    };
+    let algs = dpop.algs_value();
+    let scheme = match dpop.mode() {
+        DpopMode::Required => Scheme::Dpop,
+        _ => scheme,
+    };
+    let mut values: Vec<HeaderValue> = render(challenge.scheme(scheme).algs(algs))
+        .into_iter()
+        .collect();
+    if dpop.mode() == DpopMode::Allowed && status == StatusCode::UNAUTHORIZED {
+        let other = match scheme {
+            Scheme::Bearer => Scheme::Dpop,
+            Scheme::Dpop => Scheme::Bearer,
+        };
+        let beside = Challenge::new(metadata_url)
+            .scope(challenge_scopes.clone())
+            .scheme(other)
+            .algs(algs);
+        values.extend(render(beside));
+    }
+    values
+}
+
+/// The refusal of a DPoP request: a proof problem is 401 `invalid_dpop_proof`, a nonce
+/// challenge 401 `use_dpop_nonce` with the nonce in `DPoP-Nonce`, a token problem as for a
+/// bearer token (in the `DPoP` scheme).
+pub(super) fn dpop_refusal(shared: &Shared, error: &DpopError) -> Response<ResponseBody> {
+    match error {
+        DpopError::Token(token) => token_refusal(shared, Scheme::Dpop, token),
+        DpopError::ReplayStoreUnavailable => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            error.description(),
+            Some("1"),
+        ),
+        _ => {
+            let challenge = Challenge::new(&shared.metadata_url)
+                .error(error.error_code())
+                .description(error.description());
+            let mut response = challenge_response(
+                shared,
+                Scheme::Dpop,
+                StatusCode::UNAUTHORIZED,
+                challenge,
+                None,
+            );
+            if let DpopError::UseNonce = error
+                && let Some(nonce) = shared.dpop.as_ref().and_then(|d| d.current_nonce())
+                && let Ok(value) = HeaderValue::from_str(&nonce)
+            {
+                response.headers_mut().insert(DPOP_NONCE, value);
+            }
+            response
+        }
+    }
+}
+
+pub(super) fn token_refusal(
+    shared: &Shared,
+    scheme: Scheme,
+    error: &TokenError,
+) -> Response<ResponseBody> {
     if error.error_code() == ErrorCode::TemporarilyUnavailable {
         let retry = error
             .retry_after()
@@ -151,7 +256,7 @@ pub(super) fn token_refusal(shared: &Shared, error: &TokenError) -> Response<Res
         .error(ErrorCode::InvalidToken)
         .description(error.description())
         .scope(shared.config.challenge_scopes());
-    challenge_response(StatusCode::UNAUTHORIZED, &challenge, None)
+    challenge_response(shared, scheme, StatusCode::UNAUTHORIZED, challenge, None)
 }
 
 /// 429 with `Retry-After` in whole seconds, rounded up (at least 1).
@@ -165,25 +270,37 @@ pub(super) fn too_many_requests(retry_after: Duration) -> Response<ResponseBody>
     )
 }
 
-pub(super) fn step_up(shared: &Shared, needed: ScopeSet) -> Response<ResponseBody> {
-    let challenge = Challenge::new(&shared.metadata_url)
+/// The 403 step-up challenge, in the scheme the request used.
+pub(super) fn step_up(shared: &Shared, scheme: Scheme, needed: ScopeSet) -> Response<ResponseBody> {
+    challenge_response(
+        shared,
+        scheme,
+        StatusCode::FORBIDDEN,
+        step_up_challenge(shared, needed),
+        None,
+    )
+}
+
+pub(super) fn step_up_challenge(shared: &Shared, needed: ScopeSet) -> Challenge {
+    Challenge::new(&shared.metadata_url)
         .error(ErrorCode::InsufficientScope)
         .description("The token lacks scopes this operation needs")
-        .scope(needed);
-    challenge_response(StatusCode::FORBIDDEN, &challenge, None)
+        .scope(needed)
 }
 
 pub(super) fn challenge_response(
+    shared: &Shared,
+    scheme: Scheme,
     status: StatusCode,
-    challenge: &Challenge,
+    challenge: Challenge,
     retry_after: Option<&str>,
 ) -> Response<ResponseBody> {
     let code = challenge
         .error_code()
         .map_or("unauthorized", ErrorCode::as_str);
     let mut response = json_error(status, code, "", retry_after);
-    if let Ok(value) = HeaderValue::from_str(&challenge.render()) {
-        response.headers_mut().insert(WWW_AUTHENTICATE, value);
+    for value in challenge_values(shared, scheme, status, challenge) {
+        response.headers_mut().append(WWW_AUTHENTICATE, value);
     }
     response
 }

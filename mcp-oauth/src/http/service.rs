@@ -14,19 +14,20 @@ use http_body::Body as HttpBody;
 
 use super::Shared;
 use super::body::{BoxError, ResponseBody};
-use super::credentials::{bearer_token, form_body, refuse_encoded_body};
+use super::credentials::{form_body, presented_token, refuse_encoded_body};
 use super::decision::{Decision, PendingAllowed, Refusal, echo_request_id};
 use super::handler_step_up::{self, Answer, StepUpContext};
 use super::handles::{SealedEventIds, TaskIds, is_event_stream};
 use super::limits::{FailedAuth, per_principal};
 use super::operations::{read_operations, require, step_up_rule};
 use super::origin::OriginCheck;
-use super::responses::{plain, preflight, serve_metadata, unknown_address, with_cors};
+use super::responses::{DPOP_NONCE, plain, preflight, serve_metadata, unknown_address, with_cors};
 use super::session::Principal;
 use super::streams::{LAST_EVENT_ID_HEADER, SessionState, resume_for, session_of, track_session};
 use super::verify::verify_token;
 use crate::access::Requirement;
 use crate::audit::reason;
+use crate::challenge::Scheme;
 
 /// The service [`OAuthLayer`](super::OAuthLayer) wraps around an MCP endpoint.
 #[derive(Clone)]
@@ -155,6 +156,7 @@ where
             session,
             principal,
             step_up,
+            scheme,
         }) => {
             let method = request.method().clone();
             let request_id = decision.request_id_header.clone();
@@ -189,6 +191,13 @@ where
                 _ => response,
             };
             echo_request_id(request_id.as_ref(), &mut response);
+            // RFC 9449 §8.2: the next nonce rides on successful responses too.
+            if scheme == Scheme::Dpop
+                && let Some(nonce) = shared.dpop.as_ref().and_then(|dpop| dpop.current_nonce())
+                && let Ok(value) = HeaderValue::from_str(&nonce)
+            {
+                response.headers_mut().insert(DPOP_NONCE, value);
+            }
             response
         }
         Err(Refusal { reason, response }) => decision.refuse(&shared, reason, *response),
@@ -215,6 +224,8 @@ struct Authorized {
     principal: Option<Principal>,
     /// For a `POST`, what a handler's step-up challenge is composed from.
     step_up: Option<StepUpContext>,
+    /// The scheme the token came with.
+    scheme: Scheme,
 }
 
 /// Every check, in order; `Err` is the refusal to send instead of calling the endpoint.
@@ -232,9 +243,10 @@ where
     let failed_auth = FailedAuth::of(shared, decision).ok_or_else(unknown_address)?;
     refuse_encoded_body(&parts)?;
     // The budget unit is taken before a form body is read.
-    let token = bearer_token(shared, &parts.headers, &failed_auth).await?;
+    let presented = presented_token(shared, &parts.headers, &failed_auth).await?;
     let form = form_body(shared, &parts, &mut body).await?;
-    let identity = verify_token(shared, decision, token, &failed_auth).await?;
+    let identity = verify_token(shared, decision, presented, &parts, &failed_auth).await?;
+    let scheme = presented.scheme;
     per_principal(shared, &identity).await?;
     let principal = Principal::of(&identity);
     if parts.headers.contains_key(LAST_EVENT_ID_HEADER) {
@@ -249,12 +261,15 @@ where
             rule: step_up_rule(&parts.headers),
             identity: identity.clone(),
             needed,
+            scheme,
         }),
         _ => None,
     };
 
-    // Tools must never see (or log) the raw token: it leaves with the header.
+    // Tools must never see (or log) the raw token: it leaves with the header (and so does
+    // the proof, which is bound to it).
     parts.headers.remove(AUTHORIZATION);
+    parts.headers.remove("dpop");
     parts.extensions.insert(identity);
     // The rules the endpoint's list filtering applies: the very ones decided with here.
     parts.extensions.insert(shared.access.clone());
@@ -267,5 +282,6 @@ where
         session,
         principal,
         step_up,
+        scheme,
     })
 }

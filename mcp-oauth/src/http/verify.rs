@@ -1,24 +1,69 @@
-//! The token: validated once (the verified-token cache, JWT or introspection), timed for
-//! the metrics, fingerprinted for the audit event, and charged to the failed-authentication
-//! budget when the token caused the refusal.
+//! The token: validated once (the verified-token cache, JWT or introspection), with its DPoP
+//! proof when it came with the `DPoP` scheme (checked on every request, whatever the cache
+//! holds), timed for the metrics, fingerprinted for the audit event, and charged to the
+//! failed-authentication budget when the token or the proof caused the refusal.
 
 use std::time::Instant;
 
+use http::request::Parts;
+
 use super::Shared;
+use super::credentials::Presented;
 use super::decision::{Decision, Refusal};
 use super::limits::FailedAuth;
-use super::responses::token_refusal;
+use super::responses::{dpop_refusal, token_refusal};
+use crate::challenge::Scheme;
+use crate::dpop::{DpopError, DpopRequest, ProofError};
 use crate::validation::{ErrorCode, TokenFingerprint, VerifiedToken};
 
-/// The verified identity of `token`, or the 401/503 refusal.
+/// The header a DPoP proof travels in.
+const DPOP_HEADER: &str = "dpop";
+
+/// The verified identity of the presented token, or the 401/503 refusal.
 pub(super) async fn verify_token(
     shared: &Shared,
     decision: &mut Decision,
-    token: &str,
+    presented: Presented<'_>,
+    parts: &Parts,
     failed_auth: &FailedAuth<'_>,
 ) -> Result<VerifiedToken, Refusal> {
+    let token = presented.token;
+    decision.scheme = presented.scheme;
+    decision.presented = true;
     let started = Instant::now();
-    let validated = shared.validator.validate(token).await;
+    let validated = match (presented.scheme, &shared.dpop) {
+        (Scheme::Dpop, Some(dpop)) => {
+            let mut proofs: Vec<&str> = Vec::with_capacity(1);
+            let mut unreadable = false;
+            for value in parts.headers.get_all(DPOP_HEADER) {
+                match value.to_str() {
+                    Ok(proof) => proofs.push(proof),
+                    Err(_) => unreadable = true,
+                }
+            }
+            let request = DpopRequest {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                access_token: token,
+                proofs: &proofs,
+            };
+            if unreadable {
+                Err(DpopError::Proof(ProofError::Malformed))
+            } else {
+                dpop.verify(&shared.validator, request)
+                    .await
+                    .map(|verified| {
+                        decision.dpop_jkt = Some(verified.thumbprint);
+                        verified.token
+                    })
+            }
+        }
+        _ => shared
+            .validator
+            .validate(token)
+            .await
+            .map_err(DpopError::Token),
+    };
     let elapsed = started.elapsed();
     // The token is hashed once: the validator's hash is in the identity's fingerprint, and a
     // refused token is hashed here, for its audit event only.
@@ -43,12 +88,19 @@ pub(super) async fn verify_token(
                 "refused"
             };
             crate::metrics::record_validation(elapsed, outcome);
-            // Every refusal the token caused stays charged (an unknown kid answered 503 too);
-            // keys that cannot be loaded for a known kid are not the client's failure.
+            // Every refusal the token or its proof caused stays charged (an unknown kid
+            // answered 503 too); keys that cannot be loaded for a known kid, a nonce
+            // challenge and a replay store that cannot answer are not the client's failure.
             if !error.counts_as_failed_authentication() {
                 failed_auth.release().await;
             }
-            Err(Refusal::new(error.reason(), token_refusal(shared, &error)))
+            let response = match &error {
+                DpopError::Token(token_error) => {
+                    token_refusal(shared, presented.scheme, token_error)
+                }
+                other => dpop_refusal(shared, other),
+            };
+            Err(Refusal::new(error.reason(), response))
         }
     }
 }

@@ -90,9 +90,9 @@ fn judge_active(
             return Err(TokenError::InvalidType);
         }
     }
-    if registered.cnf.is_some() {
-        return Err(TokenError::SenderConstrained);
-    }
+    // RFC 7662 §2.2 via RFC 9449 §6.2: an introspected DPoP token's `cnf.jkt`, enforced like
+    // a JWT's.
+    let dpop_jkt = claims::dpop_confirmation(registered.cnf)?;
 
     let audiences = claims::audiences(registered.aud)?.unwrap_or_default();
     if audiences.is_empty() {
@@ -159,6 +159,7 @@ fn judge_active(
         verification: Verification::Introspection,
         payload: body.into(),
         fingerprint: TokenFingerprint::from_sha256(token_hash),
+        dpop_jkt,
     });
     Ok((token, valid_until))
 }

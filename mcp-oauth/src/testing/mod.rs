@@ -4,10 +4,12 @@
 //! token (any claims, `kid`, `alg`, `typ`, expiry, invalid ones too), rotates and removes keys,
 //! counts requests, and can be made slow, failing or garbage-serving.
 
+pub mod dpop;
 mod issuer;
 pub mod keys;
 pub(crate) mod listener;
 
+pub use dpop::DpopKey;
 pub use issuer::{Fault, TestIssuer, TestIssuerBuilder, TokenBuilder};
 pub use keys::{SigningAlgorithm, SigningKey, compact_jws};
 

@@ -101,6 +101,35 @@ pub(crate) fn numeric_date(raw: Option<&RawValue>) -> Result<Option<u64>, TokenE
     Ok(Some(seconds))
 }
 
+/// `cnf` (RFC 7800) as a resource server can honour it: `Ok(None)` when absent, the
+/// decoded `jkt` (RFC 9449 §6.1, a base64url SHA-256 thumbprint) when that is its only
+/// confirmation method. A confirmation this crate cannot verify (`x5t#S256` of mTLS, a `jwk`,
+/// …) is [`TokenError::SenderConstrained`]: such a token is never accepted as a bearer token
+/// either. A `cnf` that is not an object, or a `jkt` that is not 32 base64url bytes, is
+/// [`TokenError::InvalidClaim`].
+pub(crate) fn dpop_confirmation(raw: Option<&RawValue>) -> Result<Option<[u8; 32]>, TokenError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let view = crate::json::ObjectView::parse_raw(raw).ok_or(TokenError::InvalidClaim)?;
+    if view.members().iter().any(|(name, _)| name != "jkt") {
+        return Err(TokenError::SenderConstrained);
+    }
+    let jkt = view
+        .string("jkt")
+        .map_err(|()| TokenError::InvalidClaim)?
+        .ok_or(TokenError::InvalidClaim)?;
+    let mut thumbprint = [0u8; 33];
+    match base64::Engine::decode_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        jkt.as_bytes(),
+        &mut thumbprint,
+    ) {
+        Ok(32) => Ok(Some(thumbprint[..32].try_into().unwrap_or([0; 32]))),
+        _ => Err(TokenError::InvalidClaim),
+    }
+}
+
 /// `aud`: a string or an array of strings (`Ok(None)` when absent).
 pub(crate) fn audiences(raw: Option<&RawValue>) -> Result<Option<Vec<Cow<'_, str>>>, TokenError> {
     let Some(raw) = raw else {

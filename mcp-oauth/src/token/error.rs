@@ -51,6 +51,10 @@ pub enum ErrorCode {
     InsufficientScope,
     /// `temporarily_unavailable`: HTTP 503 with `Retry-After`; the token was not judged.
     TemporarilyUnavailable,
+    /// `invalid_dpop_proof` (RFC 9449 §7.1): HTTP 401, the DPoP proof is refused.
+    InvalidDpopProof,
+    /// `use_dpop_nonce` (RFC 9449 §9): HTTP 401 with a `DPoP-Nonce` header.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -61,6 +65,8 @@ impl ErrorCode {
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
         }
     }
 
@@ -71,6 +77,7 @@ impl ErrorCode {
             ErrorCode::InvalidToken => 401,
             ErrorCode::InsufficientScope => 403,
             ErrorCode::TemporarilyUnavailable => 503,
+            ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce => 401,
         }
     }
 }
@@ -157,8 +164,9 @@ pub enum TokenError {
     /// A claim has the wrong type or an impossible value.
     #[error("invalid claim")]
     InvalidClaim,
-    /// A sender-constrained (`cnf`) token: its binding cannot be verified here, so it is not
-    /// accepted as a plain bearer token.
+    /// A sender-constrained (`cnf`) token presented as a bearer token, or bound by a method
+    /// this crate cannot verify (mTLS `x5t#S256`): not accepted. A DPoP-bound token
+    /// (`cnf.jkt`) is accepted only with the `DPoP` scheme and its proof ([`crate::dpop`]).
     #[error("sender-constrained token")]
     SenderConstrained,
     /// No key of the issuer has this `kid`: not after a refresh made for it, nor in a set

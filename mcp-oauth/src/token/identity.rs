@@ -52,6 +52,8 @@ pub(crate) struct Identity {
     pub verification: Verification,
     pub payload: Box<[u8]>,
     pub fingerprint: TokenFingerprint,
+    /// `cnf.jkt`: the SHA-256 thumbprint of the DPoP key the token is bound to.
+    pub dpop_jkt: Option<[u8; 32]>,
 }
 
 impl VerifiedToken {
@@ -126,6 +128,13 @@ impl VerifiedToken {
         self.0.fingerprint
     }
 
+    /// The RFC 7638 SHA-256 thumbprint of the DPoP key the token is bound to (`cnf.jkt`,
+    /// RFC 9449 §6), if it is. A bound token is only accepted with a proof by that key
+    /// ([`crate::dpop`]).
+    pub fn dpop_thumbprint(&self) -> Option<&[u8; 32]> {
+        self.0.dpop_jkt.as_ref()
+    }
+
     /// Deserializes the full claims set into `T` (use your own struct for custom claims).
     ///
     /// ```
@@ -197,6 +206,7 @@ impl VerifiedToken {
             verification: Verification::Signature,
             payload: Box::default(),
             fingerprint: TokenFingerprint::from_sha256(&[0; 32]),
+            dpop_jkt: None,
         })
     }
 

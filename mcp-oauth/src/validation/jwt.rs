@@ -169,9 +169,9 @@ impl JwtVerifier {
         }
         check_not_before(registered.nbf, now_secs, leeway)?;
         let issued_at = read_issued_at(registered.iat, now_secs, leeway)?;
-        if registered.cnf.is_some() {
-            return Err(TokenError::SenderConstrained);
-        }
+        // A binding is kept, not judged: the validator refuses a bound token presented as a
+        // bearer token, and the DPoP verifier checks the proof against it.
+        let dpop_jkt = claims::dpop_confirmation(registered.cnf)?;
 
         let subject = claims::string(registered.sub)?;
         let jwt_id = claims::string(registered.jti)?;
@@ -243,6 +243,7 @@ impl JwtVerifier {
             username: username.map(Cow::into_owned),
             verification: Verification::Signature,
             fingerprint: TokenFingerprint::from_sha256(&token_hash),
+            dpop_jkt,
             payload: {
                 drop(claims);
                 payload.into_boxed_slice()

@@ -373,11 +373,37 @@ impl Validator {
         }
     }
 
-    /// Validates a bearer token (the credential after `Bearer `).
+    /// Validates a bearer token (the credential after `Bearer `). A DPoP-bound token (with
+    /// `cnf.jkt`) is refused with [`TokenError::SenderConstrained`]: without its proof it is
+    /// no more than a stolen token; [`crate::dpop::DpopVerifier`] accepts it with one.
     pub async fn validate(&self, token: &str) -> Result<VerifiedToken, TokenError> {
+        self.validate_counted(token, false).await
+    }
+
+    /// Validates a token presented with the `DPoP` scheme: like [`validate`](Self::validate),
+    /// but a `cnf.jkt` binding is returned in the identity instead of refused. Only the DPoP
+    /// verifier calls it, and it checks the binding against the proof.
+    pub(crate) async fn validate_dpop_bound(
+        &self,
+        token: &str,
+    ) -> Result<VerifiedToken, TokenError> {
+        self.validate_counted(token, true).await
+    }
+
+    async fn validate_counted(
+        &self,
+        token: &str,
+        dpop_proof_follows: bool,
+    ) -> Result<VerifiedToken, TokenError> {
         let inner = &self.inner;
         inner.validations.fetch_add(1, Ordering::Relaxed);
-        let result = self.validate_inner(token).await;
+        let result = match self.validate_inner(token).await {
+            // The check is on the identity, so a cached verification is refused alike.
+            Ok(identity) if identity.dpop_thumbprint().is_some() && !dpop_proof_follows => {
+                Err(TokenError::SenderConstrained)
+            }
+            other => other,
+        };
         match &result {
             Ok(_) => inner.accepted.fetch_add(1, Ordering::Relaxed),
             Err(error) => {

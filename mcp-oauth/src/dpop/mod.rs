@@ -1,0 +1,372 @@
+//! DPoP (RFC 9449) on the resource server: sender-constrained access tokens.
+//!
+//! A DPoP-bound token carries `cnf.jkt`, the RFC 7638 thumbprint of a key its client holds;
+//! each request presents it as `Authorization: DPoP <token>` with a `DPoP` header, a proof
+//! JWT signed by that key for this request. A stolen token is useless without the key.
+//!
+//! A resource chooses a [`DpopMode`] (`#[protected_resource(dpop = "allowed")]`, or
+//! `MCP_OAUTH_DPOP` at startup); the HTTP layer then runs a [`DpopVerifier`] for each
+//! request with the `DPoP` scheme. Every check of RFC 9449 §4.3 and §7.1, in this order:
+//!
+//! 1. exactly one `DPoP` header, at most [`MAX_PROOF_BYTES`];
+//! 2. the proof: a compact JWS whose header has `typ` `dpop+jwt`, no `crit`, an `alg` from
+//!    the allow-list (asymmetric only; ES256 always), a public `jwk` (a private member
+//!    refuses it); claims `jti`, `htm` (the method), `htu` (the configured resource origin
+//!    with the request path; query and fragment ignored, scheme and host case-insensitive,
+//!    default ports normalised), `iat` within the window (±300 s by default), `ath` (the
+//!    base64url SHA-256 of the access token); then the signature by the `jwk`;
+//! 3. the token, validated as any other (the verified-token cache may answer: the proof above
+//!    is checked on every request whatever the cache holds), must be bound: its `cnf.jkt`
+//!    equal to the proof key's thumbprint;
+//! 4. with [nonces](DpopNonces) on, the proof's `nonce` must be a current one (else
+//!    `use_dpop_nonce` with a `DPoP-Nonce` header);
+//! 5. the proof's `jti` (with its key) must not have been seen within the window (the
+//!    [`ReplayStore`], in memory by default; a store that cannot answer refuses with 503).
+//!
+//! ```
+//! use mcp_oauth::dpop::{DpopConfig, DpopMode, DpopVerifier, proof_algorithms};
+//! use std::time::Duration;
+//!
+//! let verifier = DpopVerifier::new(
+//!     DpopMode::Required,
+//!     proof_algorithms(["ES256", "EdDSA"]).unwrap(),
+//!     "https://calendar.example.com/mcp",
+//!     DpopConfig::default().iat_window(Duration::from_secs(120)),
+//! )
+//! .unwrap();
+//! assert_eq!(verifier.algs_value(), "ES256 EdDSA");
+//! ```
+
+mod htu;
+pub(crate) mod mode;
+mod nonce;
+pub(crate) mod proof;
+mod replay;
+pub(crate) mod thumbprint;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use mode::{DEFAULT_PROOF_ALGORITHMS, DpopMode, ProofAlgorithmsError, proof_algorithms};
+pub use nonce::{DEFAULT_NONCE_LIFETIME, DpopNonces, NoNonceKey};
+pub use proof::{MAX_PROOF_BYTES, ProofError};
+pub use replay::{
+    DEFAULT_REPLAY_CAPACITY, Freshness, InMemoryReplayStore, ReplayFuture, ReplayStore,
+    ReplayStoreError,
+};
+
+use crate::clock::{Clock, SystemClock};
+use crate::crypto::{AlgorithmSet, sha256};
+use crate::validation::{ErrorCode, TokenError, Validator, VerifiedToken};
+use htu::ExpectedOrigin;
+use proof::ProofRequirements;
+
+/// The default `iat` window, either way (MCP SEP-1932 for servers without shared state).
+pub const DEFAULT_IAT_WINDOW: Duration = Duration::from_secs(300);
+
+/// How proofs are checked beyond what the declaration says (mode, algorithms).
+#[derive(Clone)]
+pub struct DpopConfig {
+    iat_window: Duration,
+    replay: Arc<dyn ReplayStore>,
+    nonces: Option<Arc<DpopNonces>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for DpopConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopConfig")
+            .field("iat_window", &self.iat_window)
+            .field("nonces", &self.nonces)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for DpopConfig {
+    /// ±300 s, an in-memory replay store, no nonces, the system clock.
+    fn default() -> Self {
+        Self {
+            iat_window: DEFAULT_IAT_WINDOW,
+            replay: Arc::new(InMemoryReplayStore::default()),
+            nonces: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl DpopConfig {
+    /// How far a proof's `iat` may be from now, either way (default 300 s; at least 1 s).
+    #[must_use]
+    pub fn iat_window(mut self, window: Duration) -> Self {
+        self.iat_window = window.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Where proof ids are remembered (default: [`InMemoryReplayStore`]). Replicas of one
+    /// deployment share one store, or a proof replayed to another replica passes.
+    #[must_use]
+    pub fn replay_store(mut self, store: impl ReplayStore) -> Self {
+        self.replay = Arc::new(store);
+        self
+    }
+
+    /// Requires server nonces in proofs (RFC 9449 §9); off by default.
+    #[must_use]
+    pub fn nonces(mut self, nonces: DpopNonces) -> Self {
+        self.nonces = Some(Arc::new(nonces));
+        self
+    }
+
+    /// The clock `iat`, nonces and the replay store read (tests inject a
+    /// [`ManualClock`](crate::clock::ManualClock)).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// Why a [`DpopVerifier`] cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DpopSetupError {
+    /// The mode is [`DpopMode::Disabled`]: there is nothing to verify.
+    #[error("DPoP is disabled for this resource")]
+    Disabled,
+    /// The algorithms are not a valid list.
+    #[error(transparent)]
+    Algorithms(#[from] ProofAlgorithmsError),
+    /// The resource URL is not an absolute http(s) URL (`htu` is compared with it).
+    #[error("the resource URL `{0}` is not an absolute http(s) URL")]
+    ResourceUrl(String),
+}
+
+/// One request as DPoP sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct DpopRequest<'a> {
+    /// The HTTP method.
+    pub method: &'a str,
+    /// The path of the request line (no query): `htu` is the resource's configured origin
+    /// with this path.
+    pub path: &'a str,
+    /// The access token (after `DPoP `).
+    pub access_token: &'a str,
+    /// The values of every `DPoP` header (exactly one is accepted).
+    pub proofs: &'a [&'a str],
+}
+
+/// A request whose token and proof passed.
+#[derive(Debug, Clone)]
+pub struct DpopVerified {
+    /// The verified token.
+    pub token: VerifiedToken,
+    /// The proof key's RFC 7638 thumbprint (the token's `cnf.jkt`).
+    pub thumbprint: [u8; 32],
+}
+
+impl DpopVerified {
+    /// The thumbprint as `cnf.jkt` writes it (base64url).
+    pub fn jkt(&self) -> String {
+        thumbprint::encode(&self.thumbprint)
+    }
+}
+
+/// Why a DPoP request is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DpopError {
+    /// The proof: 401 `invalid_dpop_proof`.
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    /// The token itself: as a bearer token's refusal (401 `invalid_token`, or 503).
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The token has no `cnf.jkt`: presented with the `DPoP` scheme, it must be bound.
+    #[error("token not DPoP-bound")]
+    NotBound,
+    /// The token is bound to another key than the proof's.
+    #[error("token bound to another key")]
+    KeyMismatch,
+    /// Nonces are on and the proof's is missing or not current: 401 `use_dpop_nonce`.
+    #[error("DPoP nonce required")]
+    UseNonce,
+    /// The replay store could not answer: 503 with `Retry-After`.
+    #[error("DPoP replay store unavailable")]
+    ReplayStoreUnavailable,
+}
+
+impl DpopError {
+    /// The error code of the challenge (`invalid_dpop_proof`, `use_dpop_nonce`,
+    /// `invalid_token`, or `temporarily_unavailable` for a 503).
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            DpopError::Proof(_) => ErrorCode::InvalidDpopProof,
+            DpopError::Token(error) => error.error_code(),
+            DpopError::NotBound | DpopError::KeyMismatch => ErrorCode::InvalidToken,
+            DpopError::UseNonce => ErrorCode::UseDpopNonce,
+            DpopError::ReplayStoreUnavailable => ErrorCode::TemporarilyUnavailable,
+        }
+    }
+
+    /// A fixed `error_description`.
+    pub fn description(&self) -> &'static str {
+        match self {
+            DpopError::Proof(error) => error.description(),
+            DpopError::Token(error) => error.description(),
+            DpopError::NotBound => "The token is not bound to a DPoP key",
+            DpopError::KeyMismatch => "The token is bound to another key than the proof's",
+            DpopError::UseNonce => "Use the server-provided DPoP nonce",
+            DpopError::ReplayStoreUnavailable => "DPoP proofs cannot be checked now",
+        }
+    }
+
+    /// A stable snake_case code for audit logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DpopError::Proof(error) => error.reason(),
+            DpopError::Token(error) => error.reason(),
+            DpopError::NotBound => "dpop_token_not_bound",
+            DpopError::KeyMismatch => "dpop_key_mismatch",
+            DpopError::UseNonce => "dpop_nonce_required",
+            DpopError::ReplayStoreUnavailable => "dpop_replay_store_unavailable",
+        }
+    }
+
+    /// Whether the refusal is charged to the client address's failed-authentication budget:
+    /// every refused proof and token is, except a nonce challenge (the normal first step of
+    /// a conforming client) and what is the server's fault.
+    pub fn counts_as_failed_authentication(&self) -> bool {
+        match self {
+            DpopError::Token(error) => error.counts_as_failed_authentication(),
+            DpopError::UseNonce | DpopError::ReplayStoreUnavailable => false,
+            _ => true,
+        }
+    }
+}
+
+/// Verifies the DPoP requests of one resource; see the module docs for the checks.
+pub struct DpopVerifier {
+    mode: DpopMode,
+    algorithms: AlgorithmSet,
+    algs_value: String,
+    origin: ExpectedOrigin,
+    config: DpopConfig,
+}
+
+impl std::fmt::Debug for DpopVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopVerifier")
+            .field("mode", &self.mode)
+            .field("algorithms", &self.algs_value)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DpopVerifier {
+    /// A verifier for the resource at `resource_url` (its configured external URL).
+    pub fn new(
+        mode: DpopMode,
+        algorithms: AlgorithmSet,
+        resource_url: &str,
+        config: DpopConfig,
+    ) -> Result<Self, DpopSetupError> {
+        if !mode.is_enabled() {
+            return Err(DpopSetupError::Disabled);
+        }
+        let names: Vec<&str> = algorithms.iter().map(|alg| alg.name()).collect();
+        proof_algorithms(names.iter().copied())?;
+        let origin = ExpectedOrigin::of(resource_url)
+            .ok_or_else(|| DpopSetupError::ResourceUrl(resource_url.to_owned()))?;
+        Ok(Self {
+            mode,
+            algorithms,
+            algs_value: names.join(" "),
+            origin,
+            config,
+        })
+    }
+
+    /// The mode (`Allowed` or `Required`).
+    pub fn mode(&self) -> DpopMode {
+        self.mode
+    }
+
+    /// The accepted proof algorithms.
+    pub fn algorithms(&self) -> AlgorithmSet {
+        self.algorithms
+    }
+
+    /// The accepted algorithms, space-separated, as a challenge's `algs` names them.
+    pub fn algs_value(&self) -> &str {
+        &self.algs_value
+    }
+
+    /// The nonce to send in a `DPoP-Nonce` header now, when nonces are on.
+    pub fn current_nonce(&self) -> Option<String> {
+        let now = self.config.clock.now().as_secs();
+        self.config.nonces.as_ref().map(|nonces| nonces.issue(now))
+    }
+
+    /// Checks a request presented with the `DPoP` scheme: the proof, then the token (with
+    /// `validator`, whose cache may answer), its binding, the nonce, the replay.
+    pub async fn verify(
+        &self,
+        validator: &Validator,
+        request: DpopRequest<'_>,
+    ) -> Result<DpopVerified, DpopError> {
+        let proof = match request.proofs {
+            [] => return Err(ProofError::Missing.into()),
+            [one] => *one,
+            _ => return Err(ProofError::Multiple.into()),
+        };
+        let now = self.config.clock.now().as_secs();
+        let iat_window = self.config.iat_window.as_secs();
+        let htu_matches = |htu: &str| self.origin.matches(htu, request.path);
+        let verified = proof::verify(
+            proof,
+            &ProofRequirements {
+                algorithms: self.algorithms,
+                method: request.method,
+                htu_matches: &htu_matches,
+                now,
+                iat_window,
+                access_token: Some(request.access_token),
+            },
+        )?;
+        let token = validator.validate_dpop_bound(request.access_token).await?;
+        match token.dpop_thumbprint() {
+            None => return Err(DpopError::NotBound),
+            Some(jkt) if *jkt != verified.thumbprint => return Err(DpopError::KeyMismatch),
+            Some(_) => {}
+        }
+        if let Some(nonces) = &self.config.nonces
+            && !verified
+                .nonce
+                .as_deref()
+                .is_some_and(|nonce| nonces.check(nonce, now))
+        {
+            return Err(DpopError::UseNonce);
+        }
+        // Remembered until it would fall out of the window anyway.
+        let mut key_input = Vec::with_capacity(32 + verified.jti.len());
+        key_input.extend_from_slice(&verified.thumbprint);
+        key_input.extend_from_slice(verified.jti.as_bytes());
+        let expires_at = verified.issued_at.saturating_add(iat_window);
+        match self
+            .config
+            .replay
+            .remember(sha256(&key_input), expires_at, now)
+            .await
+        {
+            Ok(Freshness::Fresh) => Ok(DpopVerified {
+                token,
+                thumbprint: verified.thumbprint,
+            }),
+            Ok(Freshness::Replayed) => Err(ProofError::Replayed.into()),
+            Err(error) => {
+                tracing::warn!(target: "mcp_oauth::dpop", %error, "DPoP proof refused: the replay store cannot answer");
+                Err(DpopError::ReplayStoreUnavailable)
+            }
+        }
+    }
+}
