@@ -51,6 +51,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 
 use crate::audit::{JsonLinesSink, TracingSink};
+use crate::dpop::{DpopConfig, DpopMode, DpopNonces};
 use crate::http::{
     ClientAddress, LayerError, OAuthLayer, OAuthLayerBuilder, OriginPolicy, TrustedProxies,
 };
@@ -228,6 +229,10 @@ impl<R: ProtectedResource> OAuthApp<R> {
         if let Some(resource) = &settings.resource {
             config = config.resource(resource);
         }
+        if let Some(mode) = settings.dpop {
+            config = config.dpop(mode);
+        }
+        let dpop = dpop_config(&settings, config.dpop_mode())?;
         let resource = config.resource_url().to_owned();
         let resource_url = url::Url::parse(&resource).map_err(|e| SettingsError::Invalid {
             name: "MCP_OAUTH_RESOURCE".into(),
@@ -318,7 +323,8 @@ impl<R: ProtectedResource> OAuthApp<R> {
             .origins(origins(&resource, &settings.allowed_origins))
             .allowed_hosts(settings.allowed_hosts.iter().cloned())
             .rate_limits(rate_limits(&settings))
-            .client_address(client_address(&settings)?);
+            .client_address(client_address(&settings)?)
+            .dpop(dpop);
         layer = match &settings.audit_log {
             None => layer.audit_sink(TracingSink),
             Some(AuditLog::Stderr) => layer.audit_sink(JsonLinesSink::new(std::io::stderr())),
@@ -475,6 +481,41 @@ async fn require_loopback(resource: &url::Url, bind: &str) -> Result<(), Startup
         return Err(refuse(&format!("the bind address {bind} is not loopback")));
     }
     Ok(())
+}
+
+/// The DPoP options the settings state. Nonces or a window with DPoP disabled (by the
+/// declaration, the settings not naming a mode) stop startup: a control that is set must
+/// never be silently off.
+fn dpop_config(settings: &Settings, mode: DpopMode) -> Result<DpopConfig, SettingsError> {
+    if !mode.is_enabled() && (settings.dpop_nonce || settings.dpop_iat_window.is_some()) {
+        return Err(SettingsError::Invalid {
+            name: "MCP_OAUTH_DPOP".into(),
+            reason: "DPoP nonces or an iat window are set, but DPoP is disabled (the \
+                     declaration's `dpop`): set MCP_OAUTH_DPOP=allowed or required"
+                .into(),
+        });
+    }
+    let mut config = DpopConfig::default();
+    if let Some(window) = settings.dpop_iat_window {
+        config = config.iat_window(std::time::Duration::from_secs(window));
+    }
+    if settings.dpop_nonce {
+        let nonces = if settings.dpop_nonce_keys.is_empty() {
+            DpopNonces::random()
+        } else {
+            let keys = settings
+                .dpop_nonce_keys
+                .iter()
+                .map(crate::settings::nonce_key)
+                .collect::<Result<Vec<_>, _>>()?;
+            DpopNonces::new(keys).map_err(|_| SettingsError::Invalid {
+                name: "MCP_OAUTH_DPOP_NONCE_KEYS".into(),
+                reason: "no key".into(),
+            })?
+        };
+        config = config.nonces(nonces);
+    }
+    Ok(config)
 }
 
 #[cfg(feature = "dev")]

@@ -22,6 +22,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::dpop::DpopMode;
 use crate::validation::{ENTRA_ORGANIZATIONS_V2, EntraTenant, EntraVersion, Profile};
 
 /// Everything a deployment sets. Absent members keep the declaration's values
@@ -68,6 +69,56 @@ pub struct Settings {
     /// Where audit events go (`MCP_OAUTH_AUDIT_LOG`: `stderr`, or a JSON-lines file path);
     /// default: `tracing` events under the `mcp_oauth::audit` target.
     pub audit_log: Option<AuditLog>,
+    /// DPoP-bound tokens (RFC 9449): `disabled`, `allowed` or `required` (`MCP_OAUTH_DPOP`);
+    /// default: the declaration's `dpop`.
+    pub dpop: Option<DpopMode>,
+    /// Server nonces in DPoP proofs (`MCP_OAUTH_DPOP_NONCE`).
+    pub dpop_nonce: bool,
+    /// The keys of the nonces, base64url of 32 bytes each, the first signing
+    /// (`MCP_OAUTH_DPOP_NONCE_KEYS`); default: a random key per process. Replicas share them.
+    pub dpop_nonce_keys: Vec<Secret>,
+    /// How far a proof's `iat` may be from now, in seconds (`MCP_OAUTH_DPOP_IAT_WINDOW`;
+    /// default 300).
+    pub dpop_iat_window: Option<u64>,
+}
+
+impl Settings {
+    /// The DPoP members: nonce keys well-formed and only with nonces on, nonces and the
+    /// window only with a mode that is not `disabled`, the window within 1 to 3600 s. (That
+    /// nonces need DPoP on when the mode comes from the declaration is checked at startup.)
+    fn validate_dpop(&self) -> Result<(), SettingsError> {
+        for key in &self.dpop_nonce_keys {
+            nonce_key(key)?;
+        }
+        if !self.dpop_nonce_keys.is_empty() && !self.dpop_nonce {
+            return Err(invalid(
+                DPOP_NONCE_KEYS,
+                format!("nonce keys without nonces: set {DPOP_NONCE}=1, or unset the keys"),
+            ));
+        }
+        if self.dpop == Some(DpopMode::Disabled) {
+            for (name, set) in [
+                (DPOP_NONCE, self.dpop_nonce),
+                (DPOP_IAT_WINDOW, self.dpop_iat_window.is_some()),
+            ] {
+                if set {
+                    return Err(invalid(
+                        name,
+                        format!("is set but {DPOP} is `disabled`: nothing would use it"),
+                    ));
+                }
+            }
+        }
+        if let Some(window) = self.dpop_iat_window
+            && !(1..=MAX_DPOP_IAT_WINDOW).contains(&window)
+        {
+            return Err(invalid(
+                DPOP_IAT_WINDOW,
+                format!("{window} is not within 1 to {MAX_DPOP_IAT_WINDOW} seconds"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// An identity provider preset (`MCP_OAUTH_PROVIDER`), with the values it needs.
@@ -267,6 +318,12 @@ const INTROSPECTION_ENDPOINT: &str = "MCP_OAUTH_INTROSPECTION_ENDPOINT";
 const INTROSPECTION_CLIENT_ID: &str = "MCP_OAUTH_INTROSPECTION_CLIENT_ID";
 const INTROSPECTION_CLIENT_SECRET: &str = "MCP_OAUTH_INTROSPECTION_CLIENT_SECRET";
 const AUDIT_LOG: &str = "MCP_OAUTH_AUDIT_LOG";
+const DPOP: &str = "MCP_OAUTH_DPOP";
+const DPOP_NONCE: &str = "MCP_OAUTH_DPOP_NONCE";
+const DPOP_NONCE_KEYS: &str = "MCP_OAUTH_DPOP_NONCE_KEYS";
+const DPOP_IAT_WINDOW: &str = "MCP_OAUTH_DPOP_IAT_WINDOW";
+/// The widest `iat` window accepted (an hour): a wider one keeps proofs replayable longer.
+const MAX_DPOP_IAT_WINDOW: u64 = 3600;
 
 /// The provider names `MCP_OAUTH_PROVIDER` takes.
 const PROVIDERS: [&str; 6] = ["auth0", "entra", "keycloak", "okta", "scalekit", "generic"];
@@ -434,6 +491,30 @@ impl Settings {
             "`tracing` events (target `mcp_oauth::audit`)",
             "Where audit events go: `stderr`, or a file path (JSON lines, appended).",
         ),
+        (
+            DPOP,
+            "the declaration's `dpop` (`disabled`)",
+            "DPoP-bound tokens (RFC 9449): `disabled` (a `cnf`-bound token is refused), \
+             `allowed` (bound tokens need the `DPoP` scheme and a proof; bearer tokens still \
+             work) or `required` (only DPoP).",
+        ),
+        (
+            DPOP_NONCE,
+            "`0`",
+            "`1` or `true`: DPoP proofs must carry a server nonce (RFC 9449 §9; stateless, \
+             sent in `DPoP-Nonce`); needs DPoP on.",
+        ),
+        (
+            DPOP_NONCE_KEYS,
+            "a random key per process",
+            "The nonce keys, comma-separated base64url of 32 bytes each, the first signing; \
+             replicas share them. Best given as `MCP_OAUTH_DPOP_NONCE_KEYS_FILE`; never printed.",
+        ),
+        (
+            DPOP_IAT_WINDOW,
+            "`300`",
+            "How far a DPoP proof's `iat` may be from now, either way, in seconds (1 to 3600).",
+        ),
     ];
 
     /// The settings the process environment states, over the defaults:
@@ -580,20 +661,32 @@ impl Settings {
             )?);
         }
         if let Some(value) = vars.take(FILTER_TOOLS) {
-            self.filter_tools = match value.to_ascii_lowercase().as_str() {
-                "1" | "true" => true,
-                "0" | "false" => false,
-                _ => {
-                    return Err(invalid(
-                        FILTER_TOOLS,
-                        format!("{value:?} is not 1, 0, true or false"),
-                    ));
-                }
-            };
+            self.filter_tools = boolean(FILTER_TOOLS, &value)?;
         }
         self.introspection = introspection(self.introspection.take(), &mut vars)?;
         if let Some(value) = vars.take(AUDIT_LOG) {
             self.audit_log = Some(AuditLog::parse(&value));
+        }
+        if let Some(value) = vars.take(DPOP) {
+            self.dpop = Some(DpopMode::parse(&value).ok_or_else(|| {
+                invalid(
+                    DPOP,
+                    format!("{value:?} is not disabled, allowed or required"),
+                )
+            })?);
+        }
+        if let Some(value) = vars.take(DPOP_NONCE) {
+            self.dpop_nonce = boolean(DPOP_NONCE, &value)?;
+        }
+        if let Some(value) = vars.take(DPOP_NONCE_KEYS) {
+            self.dpop_nonce_keys = list(&value).into_iter().map(Secret::new).collect();
+        }
+        if let Some(value) = vars.take(DPOP_IAT_WINDOW) {
+            self.dpop_iat_window = Some(u64::from(whole_number(
+                DPOP_IAT_WINDOW,
+                &value,
+                "seconds, 1 to 3600",
+            )?));
         }
         debug_assert!(vars.values.is_empty(), "unread: {:?}", vars.values.keys());
         self.validate()?;
@@ -617,6 +710,7 @@ impl Settings {
     /// );
     /// ```
     pub fn validate(&self) -> Result<(), SettingsError> {
+        self.validate_dpop()?;
         if let Some(resource) = &self.resource {
             http_url(RESOURCE, resource)?;
         }
@@ -1035,6 +1129,34 @@ fn list(value: &str) -> Vec<String> {
         .filter(|item| !item.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// `1`/`true` or `0`/`false`, ASCII case-insensitively.
+fn boolean(name: &str, value: &str) -> Result<bool, SettingsError> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(invalid(
+            name,
+            format!("{value:?} is not 1, 0, true or false"),
+        )),
+    }
+}
+
+/// A DPoP nonce key: base64url (unpadded) of 32 bytes. The message never shows the value.
+pub(crate) fn nonce_key(secret: &Secret) -> Result<[u8; 32], SettingsError> {
+    use base64::Engine;
+    let mut key = [0u8; 33];
+    match base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode_slice(secret.expose().trim().as_bytes(), &mut key)
+    {
+        Ok(32) => Ok(key[..32].try_into().unwrap_or([0; 32])),
+        _ => Err(invalid(
+            DPOP_NONCE_KEYS,
+            "a key is not base64url (unpadded) of 32 random bytes, e.g. from \
+             `head -c32 /dev/urandom | basenc --base64url | tr -d =`",
+        )),
+    }
 }
 
 fn whole_number(name: &str, value: &str, hint: &str) -> Result<u32, SettingsError> {

@@ -64,6 +64,17 @@ impl DpopMode {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for DpopMode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        DpopMode::parse(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`{name}` is not a DPoP mode: disabled, allowed or required"
+            ))
+        })
+    }
+}
+
 impl fmt::Display for DpopMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
