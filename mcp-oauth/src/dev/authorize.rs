@@ -17,6 +17,7 @@ use axum::response::Response;
 use url::Url;
 
 use super::AUTHORIZATION_CODE_TTL;
+use super::dpop::parse_jkt;
 use super::endpoints::check_form_content_type;
 use super::pages::{Consent, consent_page, error_page, redirect_host, redirect_to};
 use super::params::{
@@ -214,6 +215,18 @@ impl Inner {
             Ok(resource) => resource.unwrap_or_else(|| self.default_resource()),
             Err(e) => return Err(error(e.error, &e.description)),
         };
+        let dpop_jkt = match params.get("dpop_jkt") {
+            None => None,
+            Some(text) => match parse_jkt(text) {
+                Some(thumbprint) => Some(thumbprint),
+                None => {
+                    return Err(error(
+                        "invalid_request",
+                        "dpop_jkt is not a base64url SHA-256 JWK thumbprint",
+                    ));
+                }
+            },
+        };
         let request = AuthorizationRequest {
             client_id: client.id.clone(),
             redirect_uri,
@@ -222,6 +235,7 @@ impl Inner {
             scopes,
             resource,
             state: state.map(str::to_owned),
+            dpop_jkt,
         };
         Ok((client, request))
     }
@@ -278,6 +292,7 @@ impl Inner {
                 resource: request.resource,
                 subject: self.config.dev_user.clone(),
                 expires_at: now.saturating_add(AUTHORIZATION_CODE_TTL.as_secs()),
+                dpop_jkt: request.dpop_jkt,
                 redeemed: None,
             },
         );

@@ -28,7 +28,7 @@ use url::Url;
 use crate::loopback::is_loopback_url;
 
 /// The request headers browser clients may send.
-const ALLOWED_HEADERS: &str = "Authorization, Content-Type, MCP-Protocol-Version";
+const ALLOWED_HEADERS: &str = "Authorization, Content-Type, DPoP, MCP-Protocol-Version";
 
 /// CORS for the public documents: any origin, no credentials.
 pub(super) async fn public_documents(request: Request, next: Next) -> Response {

@@ -13,11 +13,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
+use super::dpop::{BoundGrant, DpopRefusal, Thumbprint, check_bound, jkt};
 use super::params::{
     Params, form_decode, is_code_verifier, is_valid_redirect_uri, random_token, requested_scopes,
     s256, split_scopes,
 };
-use super::state::{Inner, IssuedAccessToken};
+use super::state::{AccessGrant, Inner, IssuedAccessToken};
 use super::store::{AuthMethod, Client, GrantType, Redemption, RefreshEntry, fingerprint};
 use crate::crypto::{random_id, sha256};
 
@@ -109,6 +110,7 @@ impl Inner {
             issued_at: now,
             expires_at: now.saturating_add(self.config.refresh_token_ttl),
             used: false,
+            dpop_jkt: grant.dpop_jkt.copied(),
         };
         self.store
             .refresh
@@ -119,12 +121,19 @@ impl Inner {
             client_id = %grant.client_id,
             family,
             refresh_token = %fingerprint(&token),
+            dpop = grant.dpop_jkt.is_some(),
             "dev authorization server: issued a refresh token"
         );
         token
     }
 
-    pub(super) fn token(&self, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAuthError> {
+    /// `POST /token`. With a `DPoP` header (RFC 9449 §5), the proof is checked and the access
+    /// token bound to its key; without one, a bearer token is issued.
+    pub(super) async fn token(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Value, OAuthError> {
         check_form_content_type(headers)?;
         let params = Params::parse(body);
         if let Some(name) = params.first_duplicate() {
@@ -151,10 +160,12 @@ impl Inner {
             ));
         }
         let now = self.now();
+        let proof = self.dpop.check(headers, now).await?;
+        let proof = proof.as_ref();
         match grant {
-            GrantType::ClientCredentials => self.client_credentials(&client, &params, now),
-            GrantType::AuthorizationCode => self.authorization_code(&client, &params, now),
-            GrantType::RefreshToken => self.refresh_token(&client, &params, now),
+            GrantType::ClientCredentials => self.client_credentials(&client, &params, proof, now),
+            GrantType::AuthorizationCode => self.authorization_code(&client, &params, proof, now),
+            GrantType::RefreshToken => self.refresh_token(&client, &params, proof, now),
         }
     }
 
@@ -162,6 +173,7 @@ impl Inner {
         &self,
         client: &Client,
         params: &Params,
+        proof: Option<&Thumbprint>,
         now: u64,
     ) -> Result<Value, OAuthError> {
         if client.is_public() {
@@ -176,7 +188,8 @@ impl Inner {
         let resource = self
             .requested_resource(params)?
             .unwrap_or_else(|| self.default_resource());
-        let issued = self.issue_access_token(&client.id, &client.id, &scopes, &resource, now);
+        let issued =
+            self.issue_access_token(&client.id, &client.id, &scopes, &resource, proof, now);
         Ok(self.token_response(&issued, &scopes, None, now))
     }
 
@@ -184,6 +197,7 @@ impl Inner {
         &self,
         client: &Client,
         params: &Params,
+        proof: Option<&Thumbprint>,
         now: u64,
     ) -> Result<Value, OAuthError> {
         let code = params
@@ -246,6 +260,8 @@ impl Inner {
                     "the resource differs from the authorization request",
                 ));
             }
+            // RFC 9449 §10: a code issued for a `dpop_jkt` needs a proof by that key.
+            check_bound(BoundGrant::Code, grant.dpop_jkt.as_ref(), proof)?;
             grant.redeemed = Some(Redemption {
                 family,
                 jti: jti.clone(),
@@ -268,17 +284,18 @@ impl Inner {
                 subject: &grant.subject,
                 scopes: &grant.scopes,
                 resource: &grant.resource,
+                dpop_jkt: refresh_binding(client, proof),
             };
             self.issue_refresh_token(refresh_grant, family, now)
         });
-        let issued = self.sign_access_token(
-            jti,
-            &grant.subject,
-            &client.id,
-            &grant.scopes,
-            &grant.resource,
-            now,
-        );
+        let access = AccessGrant {
+            subject: &grant.subject,
+            client_id: &client.id,
+            scopes: &grant.scopes,
+            audience: &grant.resource,
+            dpop: proof,
+        };
+        let issued = self.sign_access_token(jti, &access, now);
         Ok(self.token_response(&issued, &grant.scopes, refresh_token, now))
     }
 
@@ -295,6 +312,7 @@ impl Inner {
         &self,
         client: &Client,
         params: &Params,
+        proof: Option<&Thumbprint>,
         now: u64,
     ) -> Result<Value, OAuthError> {
         let presented = params
@@ -319,6 +337,9 @@ impl Inner {
             if !tables.family_live(family) {
                 return Err(OAuthError::invalid_grant("the refresh token was revoked"));
             }
+            // RFC 9449 §5: a public client's bound refresh token needs a proof by its key
+            // (checked first: without the key, a presented token changes nothing).
+            check_bound(BoundGrant::RefreshToken, entry.dpop_jkt.as_ref(), proof)?;
             if entry.used {
                 let revoked = tables.revoke_family(family);
                 drop(tables);
@@ -367,9 +388,17 @@ impl Inner {
             subject: &subject,
             scopes: &granted,
             resource: &audience,
+            dpop_jkt: refresh_binding(client, proof),
         };
         let refresh_token = self.issue_refresh_token(refresh_grant, family, now);
-        let issued = self.sign_access_token(jti, &subject, &client.id, &requested, &audience, now);
+        let access = AccessGrant {
+            subject: &subject,
+            client_id: &client.id,
+            scopes: &requested,
+            audience: &audience,
+            dpop: proof,
+        };
+        let issued = self.sign_access_token(jti, &access, now);
         Ok(self.token_response(&issued, &requested, Some(refresh_token), now))
     }
 
@@ -382,7 +411,7 @@ impl Inner {
     ) -> Value {
         let mut response = json!({
             "access_token": issued.token,
-            "token_type": "Bearer",
+            "token_type": if issued.dpop_bound { "DPoP" } else { "Bearer" },
             "expires_in": issued.exp.saturating_sub(now),
             "scope": scopes.join(" "),
         });
@@ -563,12 +592,18 @@ impl Inner {
             "exp",
             "iat",
             "jti",
+            "cnf",
         ] {
             if let Some(value) = claims.get(name) {
                 response.insert(name.to_owned(), value.clone());
             }
         }
-        response.insert("token_type".to_owned(), json!("Bearer"));
+        let token_type = if claims.contains_key("cnf") {
+            "DPoP"
+        } else {
+            "Bearer"
+        };
+        response.insert("token_type".to_owned(), json!(token_type));
         Ok(Value::Object(response))
     }
 
@@ -591,6 +626,9 @@ impl Inner {
         });
         if !entry.scopes.is_empty() {
             response["scope"] = json!(entry.scopes.join(" "));
+        }
+        if let Some(thumbprint) = &entry.dpop_jkt {
+            response["cnf"] = json!({ "jkt": jkt(thumbprint) });
         }
         Some(response)
     }
@@ -641,6 +679,15 @@ struct RefreshGrant<'a> {
     subject: &'a str,
     scopes: &'a [String],
     resource: &'a str,
+    /// The DPoP key it is bound to (public clients only).
+    dpop_jkt: Option<&'a Thumbprint>,
+}
+
+/// The key a new refresh token is bound to: a public client's refresh tokens are bound to the
+/// key of the proof they were issued with (RFC 9449 §5); a confidential client's never are
+/// (its authentication protects them).
+fn refresh_binding<'a>(client: &Client, proof: Option<&'a Thumbprint>) -> Option<&'a Thumbprint> {
+    if client.is_public() { proof } else { None }
 }
 
 /// What an authorization code grants, copied out of the code table.
@@ -686,6 +733,29 @@ pub(super) fn check_form_content_type(headers: &HeaderMap) -> Result<(), OAuthEr
         Err(OAuthError::invalid_request(
             "the body must be application/x-www-form-urlencoded",
         ))
+    }
+}
+
+impl From<DpopRefusal> for OAuthError {
+    /// `400 invalid_dpop_proof` (RFC 9449 §5), or `503 temporarily_unavailable` when the
+    /// proof cannot be checked now.
+    fn from(refusal: DpopRefusal) -> Self {
+        tracing::debug!(
+            ?refusal,
+            "dev authorization server: refused a token request's DPoP"
+        );
+        match refusal {
+            DpopRefusal::StoreFull => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                refusal.description(),
+            ),
+            _ => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_dpop_proof",
+                refusal.description(),
+            ),
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 //! | `GET /jwks` | the public signing key |
 //! | `GET /authorize` | authorization code + PKCE (S256 only) for the dev user: approved at once for a loopback redirect URI, else a consent page |
 //! | `POST /authorize` | the consent page's answer ("Allow" or "Deny") |
-//! | `POST /token` | `authorization_code`, `refresh_token` (rotating), `client_credentials` |
+//! | `POST /token` | `authorization_code`, `refresh_token` (rotating), `client_credentials`; with a `DPoP` proof, DPoP-bound tokens |
 //! | `POST /register` | RFC 7591 dynamic client registration (open; loopback redirect URIs only unless [configured](DevAuthorizationServerBuilder::allow_redirect_hosts)) |
 //! | `POST /introspect` | RFC 7662 introspection (client-authenticated) |
 //! | `POST /revoke` | RFC 7009 revocation |
@@ -34,10 +34,20 @@
 //! only unless [`allow_redirect_hosts`](DevAuthorizationServerBuilder::allow_redirect_hosts)
 //! says otherwise.
 //!
+//! DPoP (RFC 9449): a token request with a `DPoP` header (a proof for `POST` to the token
+//! endpoint, signed with one of [`DEFAULT_PROOF_ALGORITHMS`](crate::dpop::DEFAULT_PROOF_ALGORITHMS),
+//! `iat` within 300 s, each `jti` accepted once) gets an access token bound to the proof key
+//! (`cnf.jkt`) and `token_type: DPoP`; a refused proof is `400 invalid_dpop_proof`. A
+//! `dpop_jkt` on the authorization request binds the code to that key. A public client's
+//! refresh token issued with a proof is bound to its key too: refreshing needs a proof by it,
+//! and the access tokens refreshed are bound to it. Introspection reports `cnf`. No server
+//! nonces are asked for. Requests without a `DPoP` header get bearer tokens, as ever.
+//!
 //! Raw tokens and secrets are never logged; log lines carry at most a short SHA-256 prefix.
 
 mod authorize;
 mod cors;
+mod dpop;
 mod endpoints;
 mod pages;
 mod params;
@@ -73,7 +83,7 @@ pub const DEFAULT_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 /// The lifetime of authorization codes.
 pub const AUTHORIZATION_CODE_TTL: Duration = Duration::from_secs(60);
 /// The default bound of each in-memory table (codes, refresh tokens, registered clients,
-/// revoked tokens).
+/// revoked tokens, the DPoP proofs seen within their `iat` window).
 pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
 
 /// A pre-registered confidential client of a [`DevAuthorizationServer`].
@@ -478,7 +488,7 @@ impl DevAuthorizationServer {
         let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
         let now = self.inner.now();
         self.inner
-            .issue_access_token(subject, client_id, &scopes, self.resource(), now)
+            .issue_access_token(subject, client_id, &scopes, self.resource(), None, now)
             .token
     }
 

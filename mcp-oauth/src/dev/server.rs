@@ -48,7 +48,7 @@ async fn answer_consent(State(inner): Shared, headers: HeaderMap, body: Bytes) -
 }
 
 async fn token(State(inner): Shared, headers: HeaderMap, body: Bytes) -> Response {
-    result_response(inner.token(&headers, &body), StatusCode::OK)
+    result_response(inner.token(&headers, &body).await, StatusCode::OK)
 }
 
 async fn register(State(inner): Shared, body: Bytes) -> Response {

@@ -13,11 +13,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 use url::Url;
 
+use super::dpop::{Thumbprint, TokenEndpointDpop, jkt};
 use super::params::{is_valid_redirect_uri, random_token};
 use super::store::{Client, GrantType, Store};
 use super::{DEFAULT_CLIENT_ID, DevClient};
 use crate::clock::Clock;
 use crate::crypto::{Algorithm, Curve, PublicKeyMaterial, VerifyingKey, random_id, sha256};
+use crate::dpop::DEFAULT_PROOF_ALGORITHMS;
 use crate::loopback::is_loopback_http;
 use crate::scopes::is_valid_scope_token;
 use crate::testing::{SigningAlgorithm, SigningKey, compact_jws};
@@ -166,12 +168,27 @@ pub(crate) struct Inner {
     pub(super) verifying_key: VerifyingKey,
     pub(super) store: Store,
     pub(super) next_family: AtomicU64,
+    /// The token endpoint's DPoP proof checks and the proofs seen.
+    pub(super) dpop: TokenEndpointDpop,
 }
 
 /// An access token just signed.
 pub(crate) struct IssuedAccessToken {
     pub(crate) token: String,
     pub(crate) exp: u64,
+    /// Whether it carries `cnf.jkt` (its `token_type` is then `DPoP`).
+    pub(crate) dpop_bound: bool,
+}
+
+/// Who and what an access token is for.
+#[derive(Clone, Copy)]
+pub(crate) struct AccessGrant<'a> {
+    pub(crate) subject: &'a str,
+    pub(crate) client_id: &'a str,
+    pub(crate) scopes: &'a [String],
+    pub(crate) audience: &'a str,
+    /// The DPoP key the token is bound to (`cnf.jkt`), if any.
+    pub(crate) dpop: Option<&'a Thumbprint>,
 }
 
 impl Inner {
@@ -199,10 +216,12 @@ impl Inner {
             .cloned()
             .expect("Config::check adds the dev client");
         let store = Store::new(static_clients, config.max_entries);
+        let token_endpoint = format!("{issuer}/token");
+        let dpop = TokenEndpointDpop::new(&token_endpoint, config.max_entries)?;
         Ok(Inner {
             jwks_uri: format!("{issuer}/jwks"),
             authorization_endpoint: format!("{issuer}/authorize"),
-            token_endpoint: format!("{issuer}/token"),
+            token_endpoint,
             registration_endpoint: format!("{issuer}/register"),
             introspection_endpoint: format!("{issuer}/introspect"),
             revocation_endpoint: format!("{issuer}/revoke"),
@@ -214,6 +233,7 @@ impl Inner {
             store,
             config,
             next_family: AtomicU64::new(0),
+            dpop,
         })
     }
 
@@ -242,6 +262,7 @@ impl Inner {
                 ["client_secret_basic", "client_secret_post", "none"],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": true,
+            "dpop_signing_alg_values_supported": DEFAULT_PROOF_ALGORITHMS,
         });
         let members = doc.as_object_mut().expect("an object");
         if !self.config.scopes.is_empty() {
@@ -261,27 +282,39 @@ impl Inner {
         json!({ "keys": [self.key.public_jwk()] })
     }
 
-    /// Signs an RFC 9068 access token.
+    /// Signs an RFC 9068 access token, bound to the DPoP key `dpop` if given.
     pub(crate) fn issue_access_token(
         &self,
         subject: &str,
         client_id: &str,
         scopes: &[String],
         audience: &str,
+        dpop: Option<&Thumbprint>,
         now: u64,
     ) -> IssuedAccessToken {
-        self.sign_access_token(random_id(), subject, client_id, scopes, audience, now)
+        let grant = AccessGrant {
+            subject,
+            client_id,
+            scopes,
+            audience,
+            dpop,
+        };
+        self.sign_access_token(random_id(), &grant, now)
     }
 
     pub(super) fn sign_access_token(
         &self,
         jti: String,
-        subject: &str,
-        client_id: &str,
-        scopes: &[String],
-        audience: &str,
+        grant: &AccessGrant<'_>,
         now: u64,
     ) -> IssuedAccessToken {
+        let AccessGrant {
+            subject,
+            client_id,
+            scopes,
+            audience,
+            dpop,
+        } = *grant;
         let exp = now.saturating_add(self.config.access_token_ttl);
         let header = json!({
             "alg": self.key.algorithm().name(),
@@ -300,9 +333,16 @@ impl Inner {
         if !scopes.is_empty() {
             claims["scope"] = Value::String(scopes.join(" "));
         }
+        if let Some(thumbprint) = dpop {
+            claims["cnf"] = json!({ "jkt": jkt(thumbprint) });
+        }
         let token = compact_jws(&header, &claims, &self.key);
-        tracing::debug!(%client_id, %jti, aud = %audience, "dev authorization server: issued an access token");
-        IssuedAccessToken { token, exp }
+        tracing::debug!(%client_id, %jti, aud = %audience, dpop = dpop.is_some(), "dev authorization server: issued an access token");
+        IssuedAccessToken {
+            token,
+            exp,
+            dpop_bound: dpop.is_some(),
+        }
     }
 
     /// The claims of an access token this server signed, if its signature holds, it has not

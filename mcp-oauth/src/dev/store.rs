@@ -193,6 +193,8 @@ pub(crate) struct AuthorizationRequest {
     pub(crate) scopes: Vec<String>,
     pub(crate) resource: String,
     pub(crate) state: Option<String>,
+    /// `dpop_jkt` (RFC 9449 §10): the thumbprint of the DPoP key the code is bound to.
+    pub(crate) dpop_jkt: Option<[u8; 32]>,
 }
 
 /// An authorization request shown on the consent page, waiting for the user's answer (keyed
@@ -212,6 +214,9 @@ pub(crate) struct CodeGrant {
     pub(crate) resource: String,
     pub(crate) subject: String,
     pub(crate) expires_at: u64,
+    /// The authorization request's `dpop_jkt`: the code is redeemed only with a DPoP proof
+    /// by that key.
+    pub(crate) dpop_jkt: Option<[u8; 32]>,
     /// Set on redemption: what the code was exchanged for, revoked if the code is replayed.
     pub(crate) redeemed: Option<Redemption>,
 }
@@ -236,6 +241,9 @@ pub(crate) struct RefreshEntry {
     pub(crate) expires_at: u64,
     /// Rotated away: presenting it again is a replay and revokes the family.
     pub(crate) used: bool,
+    /// The DPoP key a public client's refresh token is bound to (RFC 9449 §5): refreshing
+    /// needs a proof by it. Confidential clients' refresh tokens are never bound.
+    pub(crate) dpop_jkt: Option<[u8; 32]>,
 }
 
 /// The chain of refresh tokens descending from one authorization code.
