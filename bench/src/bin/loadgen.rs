@@ -7,6 +7,7 @@
 //! cargo run -p mcp-oauth-bench --release --bin loadgen -- memory --example target/release/examples/calendar
 //! cargo run -p mcp-oauth-bench --release --bin loadgen -- unknown-kid
 //! valgrind --tool=callgrind target/release/loadgen cost cold-RS256 2000
+//! cargo run -p mcp-oauth-bench --release --bin loadgen -- dpop
 //! ```
 
 use std::net::SocketAddr;
@@ -36,6 +37,7 @@ const USAGE: &str = "usage: loadgen <command> [options]
   memory       --example PATH [--tokens 100000] [--concurrency 16]
   unknown-kid  [--tasks 1000]
   paired       [--rounds 30] [--ms 20]   interleaved ratios on thread CPU time
+  dpop         [--rounds 30] [--ms 20]   DPoP (token + proof) against bearer and two bare verifications
   cost         <cold-RS256|floor-RS256|jsonwebtoken-RS256|warm-1KiB|layer-warm> [iterations]";
 
 struct Args(Vec<String>);
@@ -75,6 +77,7 @@ fn main() {
         "unknown-kid" => unknown_kid(&args),
         "cost" => cost(&args),
         "paired" => paired(&args),
+        "dpop" => dpop(&args),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -1154,4 +1157,163 @@ fn paired(args: &Args) {
         json!({ "rounds": rounds, "budget_ms": budget.as_millis() as u64 }),
     );
     write_report("paired", &Value::Object(report));
+}
+
+/// A replay store for benchmarks: the real in-memory store, with each key salted by how many
+/// times the pool of pre-signed proofs has been gone through, so that reusing the pool costs
+/// what fresh proofs would (one set-if-absent in a growing table) without being a replay.
+struct CyclingReplayStore {
+    inner: mcp_oauth::dpop::InMemoryReplayStore,
+    calls: std::sync::atomic::AtomicU64,
+    pool: u64,
+}
+
+impl mcp_oauth::dpop::ReplayStore for CyclingReplayStore {
+    fn remember(
+        &self,
+        mut key: [u8; 32],
+        expires_at: u64,
+        now: u64,
+    ) -> mcp_oauth::dpop::ReplayFuture<'_> {
+        let cycle = self
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            / self.pool;
+        for (byte, salt) in key.iter_mut().zip(cycle.to_le_bytes()) {
+            *byte ^= salt;
+        }
+        self.inner.remember(key, expires_at, now)
+    }
+}
+
+/// DPoP's cost: a DPoP-bound token with a fresh ES256 proof per request through
+/// `DpopVerifier::verify` (token cache off and on), against the bearer validation of a token
+/// of the same size and against the two bare signature verifications (the token's and the
+/// proof's, aws-lc-rs with pre-parsed keys). Paired and interleaved on thread CPU time.
+fn dpop(args: &Args) {
+    use mcp_oauth::dpop::{DpopConfig, DpopMode, DpopRequest, DpopVerifier, proof_algorithms};
+    use mcp_oauth::testing::DpopKey;
+
+    const POOL: usize = 2048;
+    let rounds: usize = args.value("--rounds", 30);
+    let budget = Duration::from_millis(args.value("--ms", 20));
+    let rt = runtime(1);
+    let issuer = rt.block_on(Issuer::start(AUDIENCE));
+    let cold = rt.block_on(issuer.validator(false));
+    let warm = rt.block_on(issuer.validator(true));
+    let key = DpopKey::es256();
+    let verifier = |pool: u64| {
+        DpopVerifier::new(
+            DpopMode::Required,
+            proof_algorithms(["ES256"]).expect("ES256"),
+            AUDIENCE,
+            DpopConfig::default().replay_store(CyclingReplayStore {
+                inner: mcp_oauth::dpop::InMemoryReplayStore::new(50_000_000),
+                calls: std::sync::atomic::AtomicU64::new(0),
+                pool,
+            }),
+        )
+        .expect("verifier")
+    };
+    let mut report = serde_json::Map::new();
+    println!(
+        "dpop, paired and interleaved: {rounds} rounds × {} ms of thread CPU per contender; ES256 proofs\n",
+        budget.as_millis()
+    );
+    println!(
+        "| token alg | DPoP, cache off | DPoP, cache on | bearer, cache off | floor: token + proof | DPoP cold ÷ floors (≤ 1.15×) | DPoP cold ÷ bearer cold | DPoP warm ÷ proof floor |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for alg in [Alg::RS256, Alg::ES256] {
+        let token = issuer
+            .issuer
+            .token()
+            .key(issuer.key(alg))
+            .scope(mcp_oauth_bench::SCOPES)
+            .expires_in(mcp_oauth_bench::TOKEN_LIFETIME)
+            .claim("cnf", json!({ "jkt": key.jkt() }))
+            .sign();
+        let bearer = issuer.token(alg);
+        let proofs: Vec<String> = (0..POOL)
+            .map(|_| key.proof("POST", AUDIENCE, Some(&token)))
+            .collect();
+        let (cold_verifier, warm_verifier) = (verifier(POOL as u64), verifier(POOL as u64));
+        let verify = |verifier: &DpopVerifier, validator: &mcp_oauth::Validator, i: usize| {
+            let proofs = [proofs[i % POOL].as_str()];
+            let request = DpopRequest {
+                method: "POST",
+                path: "/mcp",
+                access_token: &token,
+                proofs: &proofs,
+            };
+            let result = block_on(verifier.verify(validator, request));
+            assert!(result.is_ok(), "{result:?}");
+        };
+        let floor_token = mcp_oauth_bench::Floor::new(alg, issuer.key(alg), &token);
+        let floor_proof = mcp_oauth_bench::Floor::new(Alg::ES256, key.signing_key(), &proofs[0]);
+        assert!(floor_token.verify() && floor_proof.verify());
+        let (mut i_cold, mut i_warm) = (0usize, 0usize);
+        let mut contenders = vec![
+            contender("dpop-cold", || {
+                verify(&cold_verifier, &cold, i_cold);
+                i_cold += 1;
+            }),
+            contender("dpop-warm", || {
+                verify(&warm_verifier, &warm, i_warm);
+                i_warm += 1;
+            }),
+            contender("bearer-cold", || {
+                assert!(block_on(cold.validate(&bearer)).is_ok());
+            }),
+            contender("floor-token", || assert!(floor_token.verify())),
+            contender("floor-proof", || assert!(floor_proof.verify())),
+        ];
+        interleave(&mut contenders, rounds, budget);
+        let samples = |name: &str| {
+            contenders
+                .iter()
+                .find(|c| c.name == name)
+                .map(|c| c.samples.clone())
+                .expect("contender")
+        };
+        let (dpop_cold, dpop_warm, bearer_cold) = (
+            samples("dpop-cold"),
+            samples("dpop-warm"),
+            samples("bearer-cold"),
+        );
+        let floors: Vec<f64> = samples("floor-token")
+            .iter()
+            .zip(samples("floor-proof"))
+            .map(|(t, p)| t + p)
+            .collect();
+        let over_floors = median_ratio(&dpop_cold, &floors);
+        let over_bearer = median_ratio(&dpop_cold, &bearer_cold);
+        let warm_over_proof = median_ratio(&dpop_warm, &samples("floor-proof"));
+        let us = |v: &[f64]| format!("{:.2} µs", median(&mut v.to_vec()) / 1e3);
+        println!(
+            "| {} | {} | {} | {} | {} | {over_floors:.3}× | {over_bearer:.3}× | {warm_over_proof:.3}× |",
+            alg.name(),
+            us(&dpop_cold),
+            us(&dpop_warm),
+            us(&bearer_cold),
+            us(&floors),
+        );
+        report.insert(
+            alg.name().to_owned(),
+            json!({
+                "dpop_cold_ns": median(&mut dpop_cold.clone()),
+                "dpop_warm_ns": median(&mut dpop_warm.clone()),
+                "bearer_cold_ns": median(&mut bearer_cold.clone()),
+                "floors_ns": median(&mut floors.clone()),
+                "over_floors": over_floors,
+                "over_bearer": over_bearer,
+                "warm_over_proof_floor": warm_over_proof,
+            }),
+        );
+    }
+    report.insert(
+        "config".into(),
+        json!({ "rounds": rounds, "budget_ms": budget.as_millis() as u64, "proof_alg": "ES256" }),
+    );
+    write_report("dpop", &Value::Object(report));
 }

@@ -1,15 +1,23 @@
 //! `htu` (RFC 9449 §4.3 check 9): the proof names the URI the request went to. Both sides are
 //! compared without query and fragment, the scheme and host case-insensitively and default
-//! ports normalised (both are parsed by the WHATWG URL parser, which does all three). The
-//! expected URI is the resource's configured external origin with the request's path: never
-//! built from a `Host` header, which a proxy or an attacker sets.
+//! ports normalised (the WHATWG URL parser does all three). The expected URI is the
+//! resource's configured external origin with the request's path: never built from a `Host`
+//! header, which a proxy or an attacker sets. For a loopback resource every loopback alias
+//! (`localhost`, `127.0.0.1`, `[::1]`) on its port names it, as for the `Origin` check.
+//!
+//! Paths are compared as sent, byte for byte: a parser would resolve `..` (and `%2e%2e`) in
+//! one and not in what the router sees, so a request path with a dot segment, or an `htu`
+//! whose path the parser would rewrite, never matches.
 
 use url::Url;
+
+use crate::loopback::is_loopback_host;
 
 /// The origin requests are expected at (the configured resource URL's scheme, host, port).
 #[derive(Debug, Clone)]
 pub(crate) struct ExpectedOrigin {
     origin: Url,
+    loopback: bool,
 }
 
 impl ExpectedOrigin {
@@ -23,25 +31,56 @@ impl ExpectedOrigin {
         origin.set_query(None);
         origin.set_fragment(None);
         origin.set_path("/");
-        Some(Self { origin })
+        let loopback = origin.host().is_some_and(|host| is_loopback_host(&host));
+        Some(Self { origin, loopback })
     }
 
     /// Whether the proof's `htu` names this origin and `request_path` (the path of the
-    /// request line, without its query).
+    /// request line as received, without its query).
     pub(crate) fn matches(&self, htu: &str, request_path: &str) -> bool {
         let Ok(presented) = Url::parse(htu) else {
             return false;
         };
-        let mut expected = self.origin.clone();
-        // `set_path` percent-encodes as the parser would, so both paths are in one form.
-        expected.set_path(request_path);
-        presented.scheme() == expected.scheme()
-            && presented.host() == expected.host()
-            && presented.port_or_known_default() == expected.port_or_known_default()
-            && presented.path() == expected.path()
+        let Some(raw_path) = raw_path(htu) else {
+            return false;
+        };
+        let same_host = match (presented.host(), self.origin.host()) {
+            (Some(theirs), Some(ours)) if self.loopback => {
+                theirs == ours || is_loopback_host(&theirs)
+            }
+            (Some(theirs), Some(ours)) => theirs == ours,
+            _ => false,
+        };
+        presented.scheme() == self.origin.scheme()
+            && same_host
+            && presented.port_or_known_default() == self.origin.port_or_known_default()
             && presented.username().is_empty()
             && presented.password().is_none()
+            && !has_dot_segment(request_path)
+            && raw_path == request_path
+            // The parser would have rewritten it (dot segments, backslashes, …).
+            && presented.path() == raw_path
     }
+}
+
+/// The path of an absolute URL as written: after the authority, before `?` or `#` (`/` when
+/// empty, as a request line has it).
+fn raw_path(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://")? + 3..];
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    let rest = &rest[..end];
+    Some(match rest.find('/') {
+        Some(slash) => &rest[slash..],
+        None => "/",
+    })
+}
+
+/// Whether a path has a `.` or `..` segment, plain or percent-encoded.
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let decoded = segment.replace("%2e", ".").replace("%2E", ".");
+        decoded == "." || decoded == ".."
+    })
 }
 
 #[cfg(test)]
@@ -60,7 +99,6 @@ mod tests {
             "https://mcp.example.com:443/mcp",
             "https://mcp.example.com/mcp?x=1",
             "https://mcp.example.com/mcp#frag",
-            "https://mcp.example.com/a/../mcp",
         ] {
             assert!(origin().matches(htu, "/mcp"), "{htu}");
         }
@@ -76,6 +114,9 @@ mod tests {
             "https://mcp.example.com/MCP",
             "https://mcp.example.com/other",
             "https://user@mcp.example.com/mcp",
+            "https://mcp.example.com/a/../mcp",
+            "https://mcp.example.com/%2e%2e/mcp",
+            "https://mcp.example.com\\mcp",
             "/mcp",
             "mcp.example.com/mcp",
             "",
@@ -90,7 +131,29 @@ mod tests {
         assert!(!origin().matches("https://mcp.example.com/mcp", "/mcp/x"));
         let loopback = ExpectedOrigin::of("http://127.0.0.1:8080/mcp").unwrap();
         assert!(loopback.matches("http://127.0.0.1:8080/mcp", "/mcp"));
-        assert!(!loopback.matches("http://localhost:8080/mcp", "/mcp"));
+        assert!(loopback.matches("http://localhost:8080/mcp", "/mcp"));
+        assert!(loopback.matches("http://[::1]:8080/mcp", "/mcp"));
+        assert!(!loopback.matches("http://localhost:8081/mcp", "/mcp"));
+        assert!(!loopback.matches("http://example.com:8080/mcp", "/mcp"));
+        assert!(!origin().matches("https://localhost/mcp", "/mcp"));
+    }
+
+    /// A proof for another path of the host is not one for a route reached through dot
+    /// segments that the router does not resolve (`nest_service("/mcp", …)` serves them).
+    #[test]
+    fn dot_segments_in_the_request_path_never_match() {
+        for (htu, path) in [
+            ("https://mcp.example.com/", "/mcp/%2e%2e"),
+            ("https://mcp.example.com/api/other", "/mcp/%2e%2e/api/other"),
+            (
+                "https://mcp.example.com/admin",
+                "/mcp/x/%2E%2E/%2e%2e/admin",
+            ),
+            ("https://mcp.example.com/mcp/../mcp", "/mcp/../mcp"),
+            ("https://mcp.example.com/mcp/./x", "/mcp/./x"),
+        ] {
+            assert!(!origin().matches(htu, path), "{htu} for {path}");
+        }
     }
 
     #[test]

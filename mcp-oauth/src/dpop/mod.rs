@@ -45,6 +45,7 @@ mod replay;
 pub(crate) mod thumbprint;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use mode::{DEFAULT_PROOF_ALGORITHMS, DpopMode, ProofAlgorithmsError, proof_algorithms};
@@ -186,9 +187,13 @@ pub enum DpopError {
     /// The token is bound to another key than the proof's.
     #[error("token bound to another key")]
     KeyMismatch,
-    /// Nonces are on and the proof's is missing or not current: 401 `use_dpop_nonce`.
+    /// Nonces are on and the proof has none: 401 `use_dpop_nonce` (the first step of a
+    /// conforming client, not charged to the failed-authentication budget).
     #[error("DPoP nonce required")]
     UseNonce,
+    /// Nonces are on and the proof's is forged or expired: 401 `use_dpop_nonce`, charged.
+    #[error("DPoP nonce invalid")]
+    InvalidNonce,
     /// The replay store could not answer: 503 with `Retry-After`.
     #[error("DPoP replay store unavailable")]
     ReplayStoreUnavailable,
@@ -202,7 +207,7 @@ impl DpopError {
             DpopError::Proof(_) => ErrorCode::InvalidDpopProof,
             DpopError::Token(error) => error.error_code(),
             DpopError::NotBound | DpopError::KeyMismatch => ErrorCode::InvalidToken,
-            DpopError::UseNonce => ErrorCode::UseDpopNonce,
+            DpopError::UseNonce | DpopError::InvalidNonce => ErrorCode::UseDpopNonce,
             DpopError::ReplayStoreUnavailable => ErrorCode::TemporarilyUnavailable,
         }
     }
@@ -215,6 +220,7 @@ impl DpopError {
             DpopError::NotBound => "The token is not bound to a DPoP key",
             DpopError::KeyMismatch => "The token is bound to another key than the proof's",
             DpopError::UseNonce => "Use the server-provided DPoP nonce",
+            DpopError::InvalidNonce => "The DPoP nonce is invalid or expired",
             DpopError::ReplayStoreUnavailable => "DPoP proofs cannot be checked now",
         }
     }
@@ -227,13 +233,15 @@ impl DpopError {
             DpopError::NotBound => "dpop_token_not_bound",
             DpopError::KeyMismatch => "dpop_key_mismatch",
             DpopError::UseNonce => "dpop_nonce_required",
+            DpopError::InvalidNonce => "dpop_nonce_invalid",
             DpopError::ReplayStoreUnavailable => "dpop_replay_store_unavailable",
         }
     }
 
     /// Whether the refusal is charged to the client address's failed-authentication budget:
-    /// every refused proof and token is, except a nonce challenge (the normal first step of
-    /// a conforming client) and what is the server's fault.
+    /// every refused proof and token is (a forged or stale nonce too), except the challenge
+    /// to a proof without a nonce (the normal first step of a conforming client) and what is
+    /// the server's fault.
     pub fn counts_as_failed_authentication(&self) -> bool {
         match self {
             DpopError::Token(error) => error.counts_as_failed_authentication(),
@@ -250,6 +258,27 @@ pub struct DpopVerifier {
     algs_value: String,
     origin: ExpectedOrigin,
     config: DpopConfig,
+    /// The latest clock reading seen: time never runs backwards for the `iat` window and the
+    /// replay store, so a clock stepped back cannot reopen a proof the store has forgotten.
+    latest: AtomicU64,
+}
+
+/// A request whose proof and token passed every check but the replay: the layer applies the
+/// per-principal limit before [`DpopVerifier::commit`] remembers the proof, so a principal
+/// over its budget cannot fill the replay store.
+#[derive(Debug)]
+pub struct PendingProof {
+    verified: DpopVerified,
+    replay_key: [u8; 32],
+    expires_at: u64,
+    now: u64,
+}
+
+impl PendingProof {
+    /// The verified token and thumbprint, before the replay check.
+    pub fn verified(&self) -> &DpopVerified {
+        &self.verified
+    }
 }
 
 impl std::fmt::Debug for DpopVerifier {
@@ -283,7 +312,14 @@ impl DpopVerifier {
             algs_value: names.join(" "),
             origin,
             config,
+            latest: AtomicU64::new(0),
         })
+    }
+
+    /// Now, in Unix seconds, never earlier than a reading already seen.
+    fn now(&self) -> u64 {
+        let now = self.config.clock.now().as_secs();
+        self.latest.fetch_max(now, Ordering::Relaxed).max(now)
     }
 
     /// The mode (`Allowed` or `Required`).
@@ -314,12 +350,22 @@ impl DpopVerifier {
         validator: &Validator,
         request: DpopRequest<'_>,
     ) -> Result<DpopVerified, DpopError> {
+        let pending = self.check(validator, request).await?;
+        self.commit(pending).await
+    }
+
+    /// Every check of [`verify`](Self::verify) but the replay.
+    pub async fn check(
+        &self,
+        validator: &Validator,
+        request: DpopRequest<'_>,
+    ) -> Result<PendingProof, DpopError> {
         let proof = match request.proofs {
             [] => return Err(ProofError::Missing.into()),
             [one] => *one,
             _ => return Err(ProofError::Multiple.into()),
         };
-        let now = self.config.clock.now().as_secs();
+        let now = self.now();
         let iat_window = self.config.iat_window.as_secs();
         let htu_matches = |htu: &str| self.origin.matches(htu, request.path);
         let verified = proof::verify(
@@ -339,29 +385,42 @@ impl DpopVerifier {
             Some(jkt) if *jkt != verified.thumbprint => return Err(DpopError::KeyMismatch),
             Some(_) => {}
         }
-        if let Some(nonces) = &self.config.nonces
-            && !verified
-                .nonce
-                .as_deref()
-                .is_some_and(|nonce| nonces.check(nonce, now))
-        {
-            return Err(DpopError::UseNonce);
+        if let Some(nonces) = &self.config.nonces {
+            match verified.nonce.as_deref() {
+                None => return Err(DpopError::UseNonce),
+                Some(nonce) if !nonces.check(nonce, now) => return Err(DpopError::InvalidNonce),
+                Some(_) => {}
+            }
         }
-        // Remembered until it would fall out of the window anyway.
+        // Remembered until it would fall out of the window anyway (inclusive of its last
+        // second, so a store with second-granular expiry never forgets it early).
         let mut key_input = Vec::with_capacity(32 + verified.jti.len());
         key_input.extend_from_slice(&verified.thumbprint);
         key_input.extend_from_slice(verified.jti.as_bytes());
-        let expires_at = verified.issued_at.saturating_add(iat_window);
+        Ok(PendingProof {
+            verified: DpopVerified {
+                token,
+                thumbprint: verified.thumbprint,
+            },
+            replay_key: sha256(&key_input),
+            expires_at: verified
+                .issued_at
+                .saturating_add(iat_window)
+                .saturating_add(1),
+            now,
+        })
+    }
+
+    /// The replay check of a [`check`](Self::check)ed proof: remembers its `jti` (under its
+    /// key) until it leaves the window; a proof seen before is refused.
+    pub async fn commit(&self, pending: PendingProof) -> Result<DpopVerified, DpopError> {
         match self
             .config
             .replay
-            .remember(sha256(&key_input), expires_at, now)
+            .remember(pending.replay_key, pending.expires_at, pending.now)
             .await
         {
-            Ok(Freshness::Fresh) => Ok(DpopVerified {
-                token,
-                thumbprint: verified.thumbprint,
-            }),
+            Ok(Freshness::Fresh) => Ok(pending.verified),
             Ok(Freshness::Replayed) => Err(ProofError::Replayed.into()),
             Err(error) => {
                 tracing::warn!(target: "mcp_oauth::dpop", %error, "DPoP proof refused: the replay store cannot answer");

@@ -304,6 +304,13 @@ fn proof_key(jwk: &RawValue, algorithm: Algorithm) -> Result<(VerifyingKey, [u8;
     let key = match (kty.as_str(), algorithm.key_type()) {
         ("RSA", KeyType::Rsa) => {
             let (n, e) = (member("n")?, member("e")?);
+            // RFC 7518 §6.3.1: minimal big-endian integers, so that a key has one thumbprint.
+            if [&n, &e]
+                .iter()
+                .any(|value| bytes(value).map_or(true, |b| b.first() == Some(&0)))
+            {
+                return Err(ProofError::InvalidKey);
+            }
             let key = VerifyingKey::new(
                 algorithm,
                 PublicKeyMaterial::Rsa {

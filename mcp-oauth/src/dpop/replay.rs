@@ -63,6 +63,9 @@ impl<T: ReplayStore + ?Sized> ReplayStore for std::sync::Arc<T> {
 pub struct InMemoryReplayStore {
     shards: Vec<Mutex<Shard>>,
     per_shard: usize,
+    /// Picks the shard of a key: keyed per store, so that no client can aim its proofs at one
+    /// shard and fill it.
+    shard_of: std::collections::hash_map::RandomState,
 }
 
 #[derive(Default)]
@@ -84,6 +87,7 @@ impl InMemoryReplayStore {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
+            shard_of: std::collections::hash_map::RandomState::new(),
         }
     }
 
@@ -97,13 +101,18 @@ impl InMemoryReplayStore {
         self.len() == 0
     }
 
+    fn shard_index(&self, key: &[u8; 32]) -> usize {
+        use std::hash::BuildHasher;
+        (self.shard_of.hash_one(key) % SHARDS as u64) as usize
+    }
+
     fn remember_now(
         &self,
         key: [u8; 32],
         expires_at: u64,
         now: u64,
     ) -> Result<Freshness, ReplayStoreError> {
-        let mut shard = self.shards[usize::from(key[0]) % SHARDS].lock();
+        let mut shard = self.shards[self.shard_index(&key)].lock();
         if let Some(&until) = shard.entries.get(&key)
             && until >= now
         {
@@ -160,14 +169,14 @@ mod tests {
     #[test]
     fn a_full_store_refuses_rather_than_forgets_a_live_id() {
         let store = InMemoryReplayStore::new(SHARDS); // one per shard
-        let key = |i: u8| {
-            let mut k = [i; 32];
-            k[0] = 0;
-            k
-        };
-        assert_eq!(store.remember_now(key(1), 100, 0), Ok(Freshness::Fresh));
-        assert!(store.remember_now(key(2), 100, 1).is_err());
+        let first = [1; 32];
+        let second = (2..=255u8)
+            .map(|i| [i; 32])
+            .find(|key| store.shard_index(key) == store.shard_index(&first))
+            .expect("some key shares the first one's shard");
+        assert_eq!(store.remember_now(first, 100, 0), Ok(Freshness::Fresh));
+        assert!(store.remember_now(second, 100, 1).is_err());
         // Once the first has expired, there is room again.
-        assert_eq!(store.remember_now(key(2), 200, 101), Ok(Freshness::Fresh));
+        assert_eq!(store.remember_now(second, 200, 101), Ok(Freshness::Fresh));
     }
 }

@@ -222,7 +222,7 @@ pub(super) fn dpop_refusal(shared: &Shared, error: &DpopError) -> Response<Respo
                 challenge,
                 None,
             );
-            if let DpopError::UseNonce = error
+            if matches!(error, DpopError::UseNonce | DpopError::InvalidNonce)
                 && let Some(nonce) = shared.dpop.as_ref().and_then(|d| d.current_nonce())
                 && let Ok(value) = HeaderValue::from_str(&nonce)
             {

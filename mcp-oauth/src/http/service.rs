@@ -18,7 +18,7 @@ use super::credentials::{form_body, presented_token, refuse_encoded_body};
 use super::decision::{Decision, PendingAllowed, Refusal, echo_request_id};
 use super::handler_step_up::{self, Answer, StepUpContext};
 use super::handles::{SealedEventIds, TaskIds, is_event_stream};
-use super::limits::{FailedAuth, per_principal};
+use super::limits::FailedAuth;
 use super::operations::{read_operations, require, step_up_rule};
 use super::origin::OriginCheck;
 use super::responses::{DPOP_NONCE, plain, preflight, serve_metadata, unknown_address, with_cors};
@@ -247,7 +247,6 @@ where
     let form = form_body(shared, &parts, &mut body).await?;
     let identity = verify_token(shared, decision, presented, &parts, &failed_auth).await?;
     let scheme = presented.scheme;
-    per_principal(shared, &identity).await?;
     let principal = Principal::of(&identity);
     if parts.headers.contains_key(LAST_EVENT_ID_HEADER) {
         resume_for(shared, principal, &mut parts.headers, &failed_auth).await?;

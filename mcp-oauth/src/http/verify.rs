@@ -10,7 +10,7 @@ use http::request::Parts;
 use super::Shared;
 use super::credentials::Presented;
 use super::decision::{Decision, Refusal};
-use super::limits::FailedAuth;
+use super::limits::{FailedAuth, per_principal};
 use super::responses::{dpop_refusal, token_refusal};
 use crate::challenge::Scheme;
 use crate::dpop::{DpopError, DpopRequest, ProofError};
@@ -19,7 +19,10 @@ use crate::validation::{ErrorCode, TokenFingerprint, VerifiedToken};
 /// The header a DPoP proof travels in.
 const DPOP_HEADER: &str = "dpop";
 
-/// The verified identity of the presented token, or the 401/503 refusal.
+/// The verified identity of the presented token, within the principal's request budget, or
+/// the refusal (401, 429, 503). For a DPoP request the proof is remembered by the replay
+/// store only after the per-principal limit passed: a principal over its budget cannot fill
+/// the store.
 pub(super) async fn verify_token(
     shared: &Shared,
     decision: &mut Decision,
@@ -31,6 +34,7 @@ pub(super) async fn verify_token(
     decision.scheme = presented.scheme;
     decision.presented = true;
     let started = Instant::now();
+    let mut pending = None;
     let validated = match (presented.scheme, &shared.dpop) {
         (Scheme::Dpop, Some(dpop)) => {
             let mut proofs: Vec<&str> = Vec::with_capacity(1);
@@ -50,12 +54,11 @@ pub(super) async fn verify_token(
             if unreadable {
                 Err(DpopError::Proof(ProofError::Malformed))
             } else {
-                dpop.verify(&shared.validator, request)
-                    .await
-                    .map(|verified| {
-                        decision.dpop_jkt = Some(verified.thumbprint);
-                        verified.token
-                    })
+                dpop.check(&shared.validator, request).await.map(|proof| {
+                    let token = proof.verified().token.clone();
+                    pending = Some(proof);
+                    token
+                })
             }
         }
         _ => shared
@@ -74,11 +77,28 @@ pub(super) async fn verify_token(
         }
         Err(_) => TokenFingerprint::of(token),
     });
-    match validated {
+    let outcome = match validated {
+        Ok(identity) => {
+            decision.identity = Some(identity.clone());
+            if let Err(refusal) = per_principal(shared, &identity).await {
+                // Not an authentication failure: the unit goes back.
+                failed_auth.release().await;
+                return Err(refusal);
+            }
+            match (&shared.dpop, pending) {
+                (Some(dpop), Some(pending)) => dpop.commit(pending).await.map(|verified| {
+                    decision.dpop_jkt = Some(verified.thumbprint);
+                    identity
+                }),
+                _ => Ok(identity),
+            }
+        }
+        Err(error) => Err(error),
+    };
+    match outcome {
         Ok(identity) => {
             crate::metrics::record_validation(elapsed, "accepted");
             failed_auth.release().await;
-            decision.identity = Some(identity.clone());
             Ok(identity)
         }
         Err(error) => {
@@ -89,8 +109,9 @@ pub(super) async fn verify_token(
             };
             crate::metrics::record_validation(elapsed, outcome);
             // Every refusal the token or its proof caused stays charged (an unknown kid
-            // answered 503 too); keys that cannot be loaded for a known kid, a nonce
-            // challenge and a replay store that cannot answer are not the client's failure.
+            // answered 503 too); keys that cannot be loaded for a known kid, the challenge to
+            // a proof without a nonce and a replay store that cannot answer are not the
+            // client's failure.
             if !error.counts_as_failed_authentication() {
                 failed_auth.release().await;
             }

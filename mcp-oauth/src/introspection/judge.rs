@@ -93,6 +93,13 @@ fn judge_active(
     // RFC 7662 §2.2 via RFC 9449 §6.2: an introspected DPoP token's `cnf.jkt`, enforced like
     // a JWT's.
     let dpop_jkt = claims::dpop_confirmation(registered.cnf)?;
+    // A DPoP token whose answer lost its binding must not become a bearer token.
+    if dpop_jkt.is_none()
+        && let Ok(Some(kind)) = view.string("token_type")
+        && kind.eq_ignore_ascii_case("DPoP")
+    {
+        return Err(TokenError::SenderConstrained);
+    }
 
     let audiences = claims::audiences(registered.aud)?.unwrap_or_default();
     if audiences.is_empty() {
