@@ -408,9 +408,32 @@ async fn an_active_answer_is_still_checked_like_a_jwt() {
             with("typ", json!("Refresh")),
             Err(TokenError::InvalidType),
         ),
+        // A DPoP-bound answer is not a bearer token (the DPoP verifier accepts it with its
+        // proof: see `an_introspected_dpop_binding_is_enforced_like_a_jwts`).
         (
             "sender-constrained",
+            with(
+                "cnf",
+                json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}),
+            ),
+            Err(TokenError::SenderConstrained),
+        ),
+        (
+            "jkt-malformed",
             with("cnf", json!({"jkt": "abc"})),
+            Err(TokenError::InvalidClaim),
+        ),
+        (
+            "mtls-bound",
+            with(
+                "cnf",
+                json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}),
+            ),
+            Err(TokenError::SenderConstrained),
+        ),
+        (
+            "dpop-type-without-cnf",
+            with("token_type", json!("DPoP")),
             Err(TokenError::SenderConstrained),
         ),
         (
@@ -1306,4 +1329,76 @@ mod dev_server {
         server.shutdown().await;
         unavailable(validator.validate(&token).await);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// DPoP: an introspection answer's `cnf.jkt` is enforced like a JWT's (RFC 9449 §6.2).
+
+#[tokio::test]
+async fn an_introspected_dpop_binding_is_enforced_like_a_jwts() {
+    use mcp_oauth::dpop::{
+        DpopConfig, DpopError, DpopMode, DpopRequest, DpopVerifier, proof_algorithms,
+    };
+    use mcp_oauth::testing::DpopKey;
+
+    let clock = ManualClock::starting_now();
+    let now = clock.now().as_secs();
+    let responder = Responder::start().await;
+    let key = DpopKey::es256();
+    let mut bound = responder.active(now, 300);
+    bound["cnf"] = json!({ "jkt": key.jkt() });
+    bound["token_type"] = json!("DPoP");
+    responder.answer("opaque-bound", bound);
+    let validator = validator(&clock, responder.introspection().build().unwrap());
+    let verifier = DpopVerifier::new(
+        DpopMode::Required,
+        proof_algorithms(["ES256"]).unwrap(),
+        AUDIENCE,
+        DpopConfig::default().clock(Arc::new(clock.clone())),
+    )
+    .unwrap();
+    let verify = |proof: String| {
+        let verifier = &verifier;
+        let validator = &validator;
+        async move {
+            let proofs = [proof.as_str()];
+            verifier
+                .verify(
+                    validator,
+                    DpopRequest {
+                        method: "POST",
+                        path: "/mcp",
+                        access_token: "opaque-bound",
+                        proofs: &proofs,
+                    },
+                )
+                .await
+        }
+    };
+
+    // As a bearer token: refused, however it is asked.
+    assert_eq!(
+        validator.validate("opaque-bound").await.unwrap_err(),
+        TokenError::SenderConstrained
+    );
+    // With a proof by the bound key: accepted, the binding in the identity.
+    let verified = verify(key.proof("POST", AUDIENCE, Some("opaque-bound")))
+        .await
+        .expect("bound and proven");
+    assert_eq!(verified.jkt(), key.jkt());
+    assert_eq!(verified.token.verification(), Verification::Introspection);
+    // With a proof by another key: the token is not bound to it.
+    let other = DpopKey::es256();
+    assert_eq!(
+        verify(other.proof("POST", AUDIENCE, Some("opaque-bound")))
+            .await
+            .unwrap_err(),
+        DpopError::KeyMismatch
+    );
+    // The cached answer keeps the binding: still refused as a bearer token.
+    assert_eq!(
+        validator.validate("opaque-bound").await.unwrap_err(),
+        TokenError::SenderConstrained
+    );
+    assert_eq!(responder.calls(), 1, "one introspection, cached after");
 }
