@@ -6,6 +6,10 @@
 //! the provider's OpenID Connect discovery document). Clients: the official TypeScript MCP SDK
 //! (`tests/interop/ts-client/`), and raw HTTP.
 //!
+//! DPoP (RFC 9449): a token request with a proof by a [`DpopKey`] gets a DPoP-bound token
+//! (`cnf.jkt`); the calendar, started with `MCP_OAUTH_DPOP=required`, `allowed` or without it,
+//! takes it with a fresh proof per request, or refuses it.
+//!
 //! Needs Node.js and npm (the tests fail, never skip, without them); `npm ci` runs once per
 //! test process and directory. The calendar binary comes from `target/<profile>/examples/`:
 //! a plain `cargo test` builds it; before `cargo test --test oidc_provider`, run
@@ -18,6 +22,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use mcp_oauth::testing::DpopKey;
 use serde_json::{Value, json};
 use support::{
     READY_TIMEOUT, Reply, Running, example_command, free_port, http_client as http, node_tool,
@@ -137,8 +142,15 @@ impl OidcProvider {
             .collect()
     }
 
-    /// A client_credentials token (client_secret_basic) for `resource`, if any.
-    async fn token(&self, client_id: &str, scope: &str, resource: Option<&str>) -> Value {
+    /// A client_credentials token (client_secret_basic) for `resource`, if any; DPoP-bound to
+    /// `dpop`'s key when given (the request carries its proof for the token endpoint).
+    async fn token(
+        &self,
+        client_id: &str,
+        scope: &str,
+        resource: Option<&str>,
+        dpop: Option<&DpopKey>,
+    ) -> Value {
         let token_endpoint = self.discovery().await["token_endpoint"]
             .as_str()
             .expect("a token_endpoint")
@@ -149,17 +161,16 @@ impl OidcProvider {
         if let Some(resource) = resource {
             form.append_pair("resource", resource);
         }
-        let reply = Reply::read(
-            http()
-                .post(token_endpoint)
-                .basic_auth(client_id, Some(&self.client_secret))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form.finish())
-                .send()
-                .await
-                .expect("POST to the token endpoint"),
-        )
-        .await;
+        let mut request = http()
+            .post(&token_endpoint)
+            .basic_auth(client_id, Some(&self.client_secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.finish());
+        if let Some(key) = dpop {
+            // RFC 9449 §5: htm POST, htu the token endpoint, no `ath` (no token yet).
+            request = request.header("dpop", key.proof("POST", &token_endpoint, None));
+        }
+        let reply = Reply::read(request.send().await.expect("POST to the token endpoint")).await;
         assert_eq!(
             reply.status,
             200,
@@ -170,33 +181,60 @@ impl OidcProvider {
         reply.json()
     }
 
-    /// A JWT access token for the calendar `resource`.
+    /// A JWT (bearer) access token for the calendar `resource`.
     async fn access_token(&self, client_id: &str, scope: &str, resource: &str) -> Jwt {
-        let response = self.token(client_id, scope, Some(resource)).await;
-        assert_eq!(response["token_type"], "Bearer", "{response}");
+        self.jwt_access_token(client_id, scope, resource, None)
+            .await
+    }
+
+    /// A JWT access token for `resource` bound to `key` (`token_type: DPoP`, `cnf.jkt`).
+    async fn dpop_access_token(
+        &self,
+        client_id: &str,
+        scope: &str,
+        resource: &str,
+        key: &DpopKey,
+    ) -> Jwt {
+        self.jwt_access_token(client_id, scope, resource, Some(key))
+            .await
+    }
+
+    async fn jwt_access_token(
+        &self,
+        client_id: &str,
+        scope: &str,
+        resource: &str,
+        dpop: Option<&DpopKey>,
+    ) -> Jwt {
+        let response = self.token(client_id, scope, Some(resource), dpop).await;
+        let token_type = if dpop.is_some() { "DPoP" } else { "Bearer" };
+        assert_eq!(response["token_type"], token_type, "{response}");
         assert_eq!(response["expires_in"], ACCESS_TOKEN_TTL, "{response}");
         assert_eq!(response["scope"], scope, "{response}");
         Jwt::parse(response["access_token"].as_str().expect("an access_token"))
     }
 }
 
-/// The calendar example pointed at `issuer`, on a resource URL chosen beforehand.
-fn start_calendar(resource: &str, issuer: &str) -> Running {
+/// The calendar example pointed at `issuer`, on a resource URL chosen beforehand, with `env`
+/// (`MCP_OAUTH_DPOP`, …) besides.
+fn start_calendar(resource: &str, issuer: &str, env: &[(&str, &str)]) -> Running {
     let mut command = example_command("calendar");
     command
         .env("MCP_OAUTH_RESOURCE", resource)
-        .env("MCP_OAUTH_ISSUER", issuer);
+        .env("MCP_OAUTH_ISSUER", issuer)
+        .envs(env.iter().copied());
     let calendar = Running::start_example("calendar", command);
     assert_eq!(calendar.banner_value("issuer:"), issuer);
     assert_eq!(calendar.banner_value("tokens:"), format!("from {issuer}"));
     calendar
 }
 
-/// A fresh calendar resource URL, the provider issuing tokens for it, and the calendar.
-fn start_both() -> (OidcProvider, Running, String) {
+/// A fresh calendar resource URL, the provider issuing tokens for it, and the calendar
+/// (started with `env`).
+fn start_both(env: &[(&str, &str)]) -> (OidcProvider, Running, String) {
     let resource = format!("http://127.0.0.1:{}/mcp", free_port());
     let provider = OidcProvider::start(&[&resource, OTHER_RESOURCE]);
-    let calendar = start_calendar(&resource, &provider.issuer);
+    let calendar = start_calendar(&resource, &provider.issuer, env);
     (provider, calendar, resource)
 }
 
@@ -263,8 +301,21 @@ impl Jwt {
         self.header["kid"].as_str().expect("a kid")
     }
 
-    /// Asserts the RFC 9068 shape oidc-provider gives its JWT access tokens.
-    fn assert_rfc9068(&self, alg: &str, issuer: &str, resource: &str, client_id: &str) {
+    /// `Authorization: DPoP` with this token and a fresh proof by `key` for each request.
+    fn dpop<'a>(&'a self, key: &'a DpopKey) -> Auth<'a> {
+        Auth::Dpop(&self.raw, key)
+    }
+
+    /// Asserts the RFC 9068 shape oidc-provider gives its JWT access tokens; with `jkt`, a
+    /// DPoP-bound one (RFC 9449 §6.1: `cnf.jkt`, the proof key's thumbprint).
+    fn assert_rfc9068(
+        &self,
+        alg: &str,
+        issuer: &str,
+        resource: &str,
+        client_id: &str,
+        jkt: Option<&str>,
+    ) {
         let header = &self.header;
         assert_eq!(header["alg"], alg, "{header}");
         assert_eq!(header["typ"], "at+jwt", "RFC 9068 §2.1: {header}");
@@ -302,20 +353,21 @@ impl Jwt {
             .keys()
             .map(String::as_str)
             .collect();
-        assert_eq!(
-            names,
-            BTreeSet::from([
-                "iss",
-                "aud",
-                "sub",
-                "client_id",
-                "jti",
-                "iat",
-                "exp",
-                "scope"
-            ]),
-            "{claims}"
-        );
+        let mut expected = BTreeSet::from([
+            "iss",
+            "aud",
+            "sub",
+            "client_id",
+            "jti",
+            "iat",
+            "exp",
+            "scope",
+        ]);
+        if let Some(jkt) = jkt {
+            expected.insert("cnf");
+            assert_eq!(claims["cnf"], json!({ "jkt": jkt }), "{claims}");
+        }
+        assert_eq!(names, expected, "{claims}");
     }
 }
 
@@ -343,16 +395,111 @@ fn metadata_url(resource: &str) -> String {
     )
 }
 
+/// Every `WWW-Authenticate` challenge of a reply, in order: its scheme and parameters.
+fn challenges(reply: &Reply) -> Vec<(String, Vec<(String, String)>)> {
+    reply
+        .headers
+        .get_all("www-authenticate")
+        .iter()
+        .map(|value| {
+            let text = value.to_str().expect("a visible-ASCII challenge");
+            let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+            // `challenge::parse` reads a Bearer challenge's parameters; a DPoP challenge's
+            // have the same syntax (RFC 9449 §7.1).
+            let params = mcp_oauth::challenge::parse(&format!("Bearer {rest}"))
+                .unwrap_or_else(|| panic!("not a well-formed challenge: {text:?}"));
+            (scheme.to_owned(), params)
+        })
+        .collect()
+}
+
+/// Asserts a 401 whose challenges are, in order, `expected` (scheme, `error`): each names the
+/// resource's metadata, and each `DPoP` one the proof algorithms (ES256 among them).
+fn assert_401(reply: &Reply, resource: &str, expected: &[(&str, Option<&str>)]) {
+    assert_eq!(reply.status, 401, "{}", reply.describe());
+    let challenges = challenges(reply);
+    let found: Vec<(&str, Option<&str>)> = challenges
+        .iter()
+        .map(|(scheme, params)| (scheme.as_str(), param(params, "error")))
+        .collect();
+    assert_eq!(found, expected, "{challenges:?}\n{}", reply.describe());
+    for (scheme, params) in &challenges {
+        assert_eq!(
+            param(params, "resource_metadata"),
+            Some(metadata_url(resource).as_str()),
+            "{challenges:?}"
+        );
+        let algs = param(params, "algs");
+        if scheme == "DPoP" {
+            assert!(
+                algs.is_some_and(|algs| algs.split(' ').any(|alg| alg == "ES256")),
+                "{challenges:?}"
+            );
+        } else {
+            assert_eq!(algs, None, "{challenges:?}");
+        }
+    }
+}
+
+/// How a request presents its access token.
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    /// `Authorization: Bearer <token>`.
+    Bearer(&'a str),
+    /// `Authorization: DPoP <token>` with a fresh proof by the key (htm POST, htu the MCP URL,
+    /// `ath` of the token).
+    Dpop(&'a str, &'a DpopKey),
+    /// `Authorization: DPoP <token>` with exactly these `DPoP` headers (none, a replayed one).
+    DpopWith(&'a str, &'a [&'a str]),
+}
+
+impl Auth<'_> {
+    fn token(&self) -> &str {
+        match self {
+            Auth::Bearer(token) | Auth::Dpop(token, _) | Auth::DpopWith(token, _) => token,
+        }
+    }
+
+    /// The scheme its challenges come in.
+    fn scheme(&self) -> &'static str {
+        match self {
+            Auth::Bearer(_) => "Bearer",
+            Auth::Dpop(..) | Auth::DpopWith(..) => "DPoP",
+        }
+    }
+}
+
+impl<'a> From<&'a Jwt> for Auth<'a> {
+    fn from(token: &'a Jwt) -> Self {
+        Auth::Bearer(&token.raw)
+    }
+}
+
+impl<'a> From<&'a str> for Auth<'a> {
+    fn from(token: &'a str) -> Self {
+        Auth::Bearer(token)
+    }
+}
+
+/// The `kid` of a JWT's header, for messages (`none` for an opaque token).
+fn kid_of(token: &str) -> String {
+    let header = token.split('.').next().unwrap_or_default();
+    serde_json::from_slice::<Value>(&base64url_decode(header))
+        .ok()
+        .and_then(|header| header["kid"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "none".to_owned())
+}
+
 /// Raw Streamable HTTP calls to the calendar.
 struct Mcp {
     http: reqwest::Client,
     url: String,
 }
 
-/// An initialized MCP session with the token that opened it.
+/// An initialized MCP session with the token (and DPoP key) that opened it.
 struct Session<'a> {
     mcp: &'a Mcp,
-    token: &'a str,
+    auth: Auth<'a>,
     id: String,
     next_id: u64,
 }
@@ -365,14 +512,23 @@ impl Mcp {
         }
     }
 
-    async fn post(&self, token: &str, session: Option<&str>, message: &Value) -> Reply {
+    async fn post(&self, auth: Auth<'_>, session: Option<&str>, message: &Value) -> Reply {
         let mut request = self
             .http
             .post(&self.url)
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
-            .header("authorization", format!("Bearer {token}"))
             .body(message.to_string());
+        request = match auth {
+            Auth::Bearer(token) => request.header("authorization", format!("Bearer {token}")),
+            Auth::Dpop(token, key) => request
+                .header("authorization", format!("DPoP {token}"))
+                .header("dpop", key.proof("POST", &self.url, Some(token))),
+            Auth::DpopWith(token, proofs) => proofs.iter().fold(
+                request.header("authorization", format!("DPoP {token}")),
+                |request, proof| request.header("dpop", *proof),
+            ),
+        };
         if let Some(session) = session {
             request = request
                 .header("mcp-session-id", session)
@@ -392,19 +548,21 @@ impl Mcp {
         })
     }
 
-    /// `initialize` with `token`, whatever the answer.
-    async fn try_initialize(&self, token: &str) -> Reply {
-        self.post(token, None, &Self::initialize_message()).await
+    /// `initialize` with `auth` (a bearer token, or a DPoP-bound one), whatever the answer.
+    async fn try_initialize<'a>(&self, auth: impl Into<Auth<'a>>) -> Reply {
+        self.post(auth.into(), None, &Self::initialize_message())
+            .await
     }
 
-    /// `initialize` then `notifications/initialized`, with `token` (which must be accepted).
-    async fn initialize<'a>(&'a self, token: &'a Jwt, what: &str) -> Session<'a> {
-        let reply = self.try_initialize(&token.raw).await;
+    /// `initialize` then `notifications/initialized`, with `auth` (which must be accepted).
+    async fn initialize<'a>(&'a self, auth: impl Into<Auth<'a>>, what: &str) -> Session<'a> {
+        let auth = auth.into();
+        let reply = self.try_initialize(auth).await;
         assert_eq!(
             reply.status,
             200,
             "initialize with {what} (kid {}): {}",
-            token.kid(),
+            kid_of(auth.token()),
             reply.describe()
         );
         let id = reply
@@ -412,7 +570,7 @@ impl Mcp {
             .expect("an Mcp-Session-Id")
             .to_owned();
         let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
-        let reply = self.post(&token.raw, Some(&id), &initialized).await;
+        let reply = self.post(auth, Some(&id), &initialized).await;
         assert_eq!(
             reply.status,
             202,
@@ -421,7 +579,7 @@ impl Mcp {
         );
         Session {
             mcp: self,
-            token: &token.raw,
+            auth,
             id,
             next_id: 1,
         }
@@ -430,12 +588,35 @@ impl Mcp {
 
 impl Session<'_> {
     async fn call_tool(&mut self, name: &str, arguments: Value) -> Reply {
+        self.call_tool_as(self.auth, name, arguments).await
+    }
+
+    /// A `tools/call` in this session with other credentials (a replayed proof, …).
+    async fn call_tool_as(&mut self, auth: Auth<'_>, name: &str, arguments: Value) -> Reply {
         self.next_id += 1;
         let message = json!({
             "jsonrpc": "2.0", "id": self.next_id, "method": "tools/call",
             "params": { "name": name, "arguments": arguments },
         });
-        self.mcp.post(self.token, Some(&self.id), &message).await
+        self.mcp.post(auth, Some(&self.id), &message).await
+    }
+
+    /// `tools/list`: the names of the tools, sorted.
+    async fn list_tools(&mut self) -> Vec<String> {
+        self.next_id += 1;
+        let message = json!({ "jsonrpc": "2.0", "id": self.next_id, "method": "tools/list" });
+        let reply = self.mcp.post(self.auth, Some(&self.id), &message).await;
+        assert_eq!(reply.status, 200, "tools/list: {}", reply.describe());
+        let message = reply.json();
+        assert_eq!(message["id"], self.next_id, "tools/list: {message}");
+        let mut names: Vec<String> = message["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("tools/list: no tools: {message}"))
+            .iter()
+            .filter_map(|tool| tool["name"].as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
     }
 
     /// Calls a tool that must succeed; returns the JSON its text content holds.
@@ -462,15 +643,18 @@ impl Session<'_> {
             "{name} without {needed}: {}",
             reply.describe()
         );
-        let challenge = reply.challenge();
+        let challenges = challenges(&reply);
+        assert_eq!(challenges.len(), 1, "{challenges:?}");
+        let (scheme, challenge) = &challenges[0];
+        assert_eq!(scheme, self.auth.scheme(), "{challenges:?}");
         assert_eq!(
-            param(&challenge, "error"),
+            param(challenge, "error"),
             Some("insufficient_scope"),
             "{challenge:?}"
         );
-        assert_eq!(param(&challenge, "scope"), Some(needed), "{challenge:?}");
+        assert_eq!(param(challenge, "scope"), Some(needed), "{challenge:?}");
         assert_eq!(
-            param(&challenge, "resource_metadata"),
+            param(challenge, "resource_metadata"),
             Some(metadata_url(&self.mcp.url).as_str()),
             "{challenge:?}"
         );
@@ -566,7 +750,7 @@ fn token_requests(log: &Value) -> Vec<&Value> {
 
 #[test]
 fn the_typescript_sdk_discovers_oidc_provider_from_a_401_and_calls_each_tool() {
-    let (provider, calendar, resource) = start_both();
+    let (provider, calendar, resource) = start_both(&[]);
     let summary = run_ts_script(
         "client_credentials.mjs",
         &[
@@ -673,7 +857,7 @@ fn the_typescript_sdk_discovers_oidc_provider_from_a_401_and_calls_each_tool() {
 
 #[test]
 fn the_typescript_sdk_is_refused_with_a_calendar_read_token_and_succeeds_with_calendar_admin() {
-    let (provider, calendar, resource) = start_both();
+    let (provider, calendar, resource) = start_both(&[]);
     let summary = run_ts_script(
         "step_up_static_client.mjs",
         &[
@@ -741,7 +925,7 @@ fn the_typescript_sdk_is_refused_with_a_calendar_read_token_and_succeeds_with_ca
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rs256_and_es256_access_tokens_from_oidc_provider_are_both_accepted() {
-    let (provider, calendar, resource) = start_both();
+    let (provider, calendar, resource) = start_both(&[]);
     let published = provider.published_keys().await;
     let issuer = provider.issuer.as_str();
 
@@ -752,7 +936,7 @@ async fn rs256_and_es256_access_tokens_from_oidc_provider_are_both_accepted() {
             &resource,
         )
         .await;
-    rs256.assert_rfc9068("RS256", issuer, &resource, &provider.client_id);
+    rs256.assert_rfc9068("RS256", issuer, &resource, &provider.client_id, None);
     assert_eq!(
         published.get(rs256.kid()),
         Some(&("RSA".to_owned(), "RS256".to_owned()))
@@ -760,7 +944,7 @@ async fn rs256_and_es256_access_tokens_from_oidc_provider_are_both_accepted() {
     let es256 = provider
         .access_token(&provider.es256_client_id, "calendar:admin", &resource)
         .await;
-    es256.assert_rfc9068("ES256", issuer, &resource, &provider.es256_client_id);
+    es256.assert_rfc9068("ES256", issuer, &resource, &provider.es256_client_id, None);
     assert_eq!(
         published.get(es256.kid()),
         Some(&("EC".to_owned(), "ES256".to_owned()))
@@ -807,7 +991,7 @@ async fn rs256_and_es256_access_tokens_from_oidc_provider_are_both_accepted() {
         .access_token(&provider.client_id, ALL_SCOPES, OTHER_RESOURCE)
         .await;
     assert_eq!(other.claims["aud"], OTHER_RESOURCE);
-    let reply = mcp.try_initialize(&other.raw).await;
+    let reply = mcp.try_initialize(&other).await;
     assert_eq!(reply.status, 401, "{}", reply.describe());
     assert_eq!(
         param(&reply.challenge(), "error"),
@@ -816,7 +1000,9 @@ async fn rs256_and_es256_access_tokens_from_oidc_provider_are_both_accepted() {
         reply.describe()
     );
     // Without a resource indicator oidc-provider issues an opaque token: refused as well.
-    let opaque = provider.token(&provider.client_id, ALL_SCOPES, None).await;
+    let opaque = provider
+        .token(&provider.client_id, ALL_SCOPES, None, None)
+        .await;
     let opaque = opaque["access_token"].as_str().expect("an access_token");
     assert_eq!(opaque.split('.').count(), 1, "an opaque token: {opaque}");
     let reply = mcp.try_initialize(opaque).await;
@@ -836,7 +1022,7 @@ async fn rs256_and_es256_access_tokens_from_oidc_provider_are_both_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signing_key_rotated_mid_test_is_picked_up_with_one_key_set_refresh_and_old_tokens_still_pass()
  {
-    let (provider, calendar, resource) = start_both();
+    let (provider, calendar, resource) = start_both(&[]);
     let mcp = Mcp::new(&resource);
     let before = provider.published_keys().await;
     assert_eq!(before.len(), 2, "{before:?}");
@@ -882,7 +1068,13 @@ async fn a_signing_key_rotated_mid_test_is_picked_up_with_one_key_set_refresh_an
     let new_rs256 = provider
         .access_token(&provider.client_id, "calendar:read", &resource)
         .await;
-    new_rs256.assert_rfc9068("RS256", &provider.issuer, &resource, &provider.client_id);
+    new_rs256.assert_rfc9068(
+        "RS256",
+        &provider.issuer,
+        &resource,
+        &provider.client_id,
+        None,
+    );
     assert!(
         added.contains_key(&new_rs256.kid().to_owned()),
         "signed by the new key: {}",
@@ -942,6 +1134,272 @@ async fn a_signing_key_rotated_mid_test_is_picked_up_with_one_key_set_refresh_an
         &calendar,
         &[&old_used, &old_unused, &old_es256, &new_rs256, &new_es256],
     );
+    drop(calendar);
+    drop(provider);
+}
+
+// --- DPoP (RFC 9449) ---
+
+const DPOP_REQUIRED: &[(&str, &str)] = &[("MCP_OAUTH_DPOP", "required")];
+const DPOP_ALLOWED: &[(&str, &str)] = &[("MCP_OAUTH_DPOP", "allowed")];
+
+/// The calendar's DPoP metadata members: `dpop_signing_alg_values_supported` and
+/// `dpop_bound_access_tokens_required` (RFC 9449 §5.2), `null` when absent.
+async fn dpop_metadata(resource: &str) -> (Value, Value) {
+    let metadata = get_json(&metadata_url(resource)).await;
+    (
+        metadata["dpop_signing_alg_values_supported"].clone(),
+        metadata["dpop_bound_access_tokens_required"].clone(),
+    )
+}
+
+fn includes_es256(algs: &Value) -> bool {
+    algs.as_array()
+        .is_some_and(|algs| algs.iter().any(|alg| alg == "ES256"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dpop_bound_token_from_oidc_provider_is_accepted_with_a_fresh_proof_per_request_when_dpop_is_required()
+ {
+    let (provider, calendar, resource) = start_both(DPOP_REQUIRED);
+    let discovery = provider.discovery().await;
+    assert!(
+        includes_es256(&discovery["dpop_signing_alg_values_supported"]),
+        "the provider takes ES256 proofs: {discovery}"
+    );
+    let (algs, required) = dpop_metadata(&resource).await;
+    assert!(includes_es256(&algs), "{algs}");
+    assert_eq!(required, true);
+
+    // The token request carries a proof by the client's key: the token is bound to it.
+    let key = DpopKey::es256();
+    let token = provider
+        .dpop_access_token(
+            &provider.client_id,
+            "calendar:read calendar:write",
+            &resource,
+            &key,
+        )
+        .await;
+    token.assert_rfc9068(
+        "RS256",
+        &provider.issuer,
+        &resource,
+        &provider.client_id,
+        Some(&key.jkt()),
+    );
+
+    // Every request of the session with a fresh proof: initialize, the notification,
+    // tools/list, tools/call.
+    let mcp = Mcp::new(&resource);
+    let mut session = mcp
+        .initialize(token.dpop(&key), "the DPoP-bound token")
+        .await;
+    assert_eq!(
+        session.list_tools().await,
+        [
+            "create_event",
+            "delete_calendar",
+            "delete_event",
+            "list_events",
+            "whoami"
+        ]
+    );
+    assert_eq!(
+        session.whoami().await,
+        json!({
+            "subject": provider.client_id,
+            "client_id": provider.client_id,
+            "scopes": ["calendar:read", "calendar:write"],
+        })
+    );
+    let created = session
+        .call_ok("create_event", json!({ "title": "DPoP", "when": "now" }))
+        .await;
+    assert_eq!(created["created_by"], provider.client_id, "{created}");
+    // Step-up works as with a bearer token, in the DPoP scheme.
+    session
+        .call_refused(
+            "delete_calendar",
+            "calendar:admin calendar:read calendar:write",
+        )
+        .await;
+
+    // The same token as a bearer token: DPoP is required, so `Bearer` is answered like no
+    // credentials, with a DPoP challenge.
+    assert_401(
+        &mcp.try_initialize(&token).await,
+        &resource,
+        &[("DPoP", None)],
+    );
+    // No proof.
+    assert_401(
+        &mcp.try_initialize(Auth::DpopWith(&token.raw, &[])).await,
+        &resource,
+        &[("DPoP", Some("invalid_dpop_proof"))],
+    );
+    // A proof is good for one request: used once, then replayed in the same session.
+    let proof = key.proof("POST", &resource, Some(&token.raw));
+    let proofs = [proof.as_str()];
+    let once = Auth::DpopWith(&token.raw, &proofs);
+    let reply = session.call_tool_as(once, "list_events", json!({})).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "the proof's first use: {}",
+        reply.describe()
+    );
+    let reply = session.call_tool_as(once, "list_events", json!({})).await;
+    assert_401(&reply, &resource, &[("DPoP", Some("invalid_dpop_proof"))]);
+    // A valid proof by another key: the token is bound to the first one.
+    let other = DpopKey::es256();
+    assert_401(
+        &mcp.try_initialize(token.dpop(&other)).await,
+        &resource,
+        &[("DPoP", Some("invalid_token"))],
+    );
+
+    // None of that disturbed the session.
+    let events = session.call_ok("list_events", json!({})).await;
+    assert_eq!(events.as_array().map(Vec::len), Some(2), "{events}");
+
+    assert_not_logged(&calendar, &[&token]);
+    drop(calendar);
+    drop(provider);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_dpop_allowed_a_bearer_token_and_a_dpop_bound_token_from_oidc_provider_work_side_by_side()
+ {
+    let (provider, calendar, resource) = start_both(DPOP_ALLOWED);
+    let (algs, required) = dpop_metadata(&resource).await;
+    assert!(includes_es256(&algs), "{algs}");
+    assert_ne!(required, true);
+
+    let key = DpopKey::es256();
+    let bearer = provider
+        .access_token(&provider.client_id, "calendar:read", &resource)
+        .await;
+    bearer.assert_rfc9068(
+        "RS256",
+        &provider.issuer,
+        &resource,
+        &provider.client_id,
+        None,
+    );
+    let bound = provider
+        .dpop_access_token(&provider.es256_client_id, "calendar:admin", &resource, &key)
+        .await;
+    bound.assert_rfc9068(
+        "ES256",
+        &provider.issuer,
+        &resource,
+        &provider.es256_client_id,
+        Some(&key.jkt()),
+    );
+
+    let mcp = Mcp::new(&resource);
+    let mut plain = mcp.initialize(&bearer, "the bearer token").await;
+    let mut dpop = mcp
+        .initialize(bound.dpop(&key), "the DPoP-bound token")
+        .await;
+    assert_eq!(
+        plain.whoami().await,
+        json!({
+            "subject": provider.client_id,
+            "client_id": provider.client_id,
+            "scopes": ["calendar:read"],
+        })
+    );
+    assert_eq!(
+        dpop.whoami().await,
+        json!({
+            "subject": provider.es256_client_id,
+            "client_id": provider.es256_client_id,
+            "scopes": ["calendar:admin"],
+        })
+    );
+    assert_eq!(
+        plain.call_ok("list_events", json!({})).await[0]["id"],
+        1,
+        "the seeded event"
+    );
+    plain
+        .call_refused("delete_calendar", "calendar:admin calendar:read")
+        .await;
+    assert_eq!(
+        dpop.call_ok("delete_calendar", json!({})).await,
+        json!({ "deleted": 1 })
+    );
+    assert_eq!(plain.call_ok("list_events", json!({})).await, json!([]));
+    assert_eq!(
+        dpop.list_tools().await,
+        plain.list_tools().await,
+        "the same tools either way"
+    );
+
+    // Crossed over: the bound token without its proof is refused (RFC 9449 §7.2), and so is
+    // the bearer token presented as DPoP-bound, proof or not; each 401 names both schemes.
+    assert_401(
+        &mcp.try_initialize(&bound).await,
+        &resource,
+        &[("Bearer", Some("invalid_token")), ("DPoP", None)],
+    );
+    assert_401(
+        &mcp.try_initialize(bearer.dpop(&key)).await,
+        &resource,
+        &[("DPoP", Some("invalid_token")), ("Bearer", None)],
+    );
+
+    assert_not_logged(&calendar, &[&bearer, &bound]);
+    drop(calendar);
+    drop(provider);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_dpop_disabled_a_dpop_bound_token_from_oidc_provider_is_refused_as_bearer_and_as_dpop()
+{
+    let (provider, calendar, resource) = start_both(&[]);
+    assert_eq!(
+        dpop_metadata(&resource).await,
+        (Value::Null, Value::Null),
+        "no DPoP member"
+    );
+    let key = DpopKey::es256();
+    let bound = provider
+        .dpop_access_token(&provider.client_id, ALL_SCOPES, &resource, &key)
+        .await;
+    bound.assert_rfc9068(
+        "RS256",
+        &provider.issuer,
+        &resource,
+        &provider.client_id,
+        Some(&key.jkt()),
+    );
+
+    let mcp = Mcp::new(&resource);
+    // As a bearer token: its binding cannot be checked, so it is refused.
+    assert_401(
+        &mcp.try_initialize(&bound).await,
+        &resource,
+        &[("Bearer", Some("invalid_token"))],
+    );
+    // With its proof: the `DPoP` scheme is unknown here, answered like no credentials
+    // (RFC 6750 §3.1: no error code).
+    assert_401(
+        &mcp.try_initialize(bound.dpop(&key)).await,
+        &resource,
+        &[("Bearer", None)],
+    );
+
+    // A bearer token of the same provider is still accepted.
+    let bearer = provider
+        .access_token(&provider.client_id, ALL_SCOPES, &resource)
+        .await;
+    let mut session = mcp.initialize(&bearer, "a bearer token").await;
+    assert_eq!(session.whoami().await["client_id"], provider.client_id);
+
+    assert_not_logged(&calendar, &[&bound, &bearer]);
     drop(calendar);
     drop(provider);
 }

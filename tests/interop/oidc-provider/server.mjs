@@ -8,6 +8,12 @@
 // with `invalid_target`. Two static confidential clients (client_secret_basic): one whose access
 // tokens are signed with RS256, one with ES256. Signing keys are generated at startup.
 //
+// DPoP (RFC 9449): a token request with a `DPoP` proof (htm POST, htu the token endpoint) gets
+// a DPoP-bound access token (`token_type: DPoP`, the proof key's RFC 7638 thumbprint in the
+// JWT's `cnf.jkt`); without a proof, a Bearer token as before. No server nonces (a proof's
+// `iat` within 5 minutes is enough, so one request gets a token); a proof's `jti` is accepted
+// once per client.
+//
 // Environment:
 //   PORT       the port to listen on, on 127.0.0.1 (required)
 //   RESOURCES  the resource indicators it issues tokens for, space-separated (required; each is
@@ -115,6 +121,10 @@ function configuration(jwks) {
       clientCredentials: { enabled: true },
       introspection: { enabled: false },
       revocation: { enabled: false },
+      // On by default in oidc-provider 9; stated here because the tests depend on it. Without
+      // `nonceSecret` there are no nonces: `requireNonce` must stay false (its default), and
+      // a proof that carries a `nonce` is refused.
+      dPoP: { enabled: true, allowReplay: false },
       resourceIndicators: {
         enabled: true,
         // client_credentials requests must name their resource (RFC 8707).
