@@ -258,6 +258,7 @@ pub struct DpopVerifier {
     algs_value: String,
     origin: ExpectedOrigin,
     config: DpopConfig,
+    keys: proof::ProofKeyCache,
     /// The latest clock reading seen: time never runs backwards for the `iat` window and the
     /// replay store, so a clock stepped back cannot reopen a proof the store has forgotten.
     latest: AtomicU64,
@@ -312,6 +313,7 @@ impl DpopVerifier {
             algs_value: names.join(" "),
             origin,
             config,
+            keys: proof::ProofKeyCache::new(proof::PROOF_KEY_CACHE_CAPACITY),
             latest: AtomicU64::new(0),
         })
     }
@@ -377,6 +379,7 @@ impl DpopVerifier {
                 now,
                 iat_window,
                 access_token: Some(request.access_token),
+                keys: Some(&self.keys),
             },
         )?;
         let token = validator.validate_dpop_bound(request.access_token).await?;

@@ -7,6 +7,7 @@
 //! for a proof that is right in every other respect.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -131,6 +132,26 @@ impl ProofError {
     }
 }
 
+/// Proof keys already parsed, by (thumbprint, algorithm): a client signs every proof with one
+/// key, and parsing it (an EC point's validation costs about a third of a verification) is
+/// then done once. The thumbprint is a SHA-256 over the key's members, so a hit is the same
+/// key; the algorithm is part of the entry, so a key is never used with another one.
+pub(crate) struct ProofKeyCache {
+    keys: quick_cache::sync::Cache<([u8; 32], Algorithm), Arc<VerifyingKey>>,
+}
+
+impl ProofKeyCache {
+    /// A cache of at most `capacity` keys.
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            keys: quick_cache::sync::Cache::new(capacity.max(1)),
+        }
+    }
+}
+
+/// How many proof keys a verifier keeps parsed.
+pub(crate) const PROOF_KEY_CACHE_CAPACITY: usize = 10_000;
+
 /// What a proof is checked against.
 pub(crate) struct ProofRequirements<'a> {
     /// The accepted `alg` values.
@@ -146,6 +167,8 @@ pub(crate) struct ProofRequirements<'a> {
     /// The access token presented with the proof: `ath` must be its hash. `None` at a token
     /// endpoint (no `ath` is read).
     pub access_token: Option<&'a str>,
+    /// Where parsed proof keys are kept, if anywhere.
+    pub keys: Option<&'a ProofKeyCache>,
 }
 
 /// A proof that passed every stateless check.
@@ -249,7 +272,7 @@ pub(crate) fn verify(
         }
     }
 
-    let (key, thumbprint) = proof_key(jwk, algorithm)?;
+    let (key, thumbprint) = proof_key(jwk, algorithm, requirements.keys)?;
     let mut signature_heap = Vec::new();
     let mut signature_stack = [0u8; 512];
     let signature = jws::decode_into(parts.signature, &mut signature_stack, &mut signature_heap)
@@ -276,7 +299,11 @@ fn is_dpop_type(typ: &str) -> bool {
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// The proof's public key for `algorithm`, and its RFC 7638 thumbprint.
-fn proof_key(jwk: &RawValue, algorithm: Algorithm) -> Result<(VerifyingKey, [u8; 32]), ProofError> {
+fn proof_key(
+    jwk: &RawValue,
+    algorithm: Algorithm,
+    cache: Option<&ProofKeyCache>,
+) -> Result<(Arc<VerifyingKey>, [u8; 32]), ProofError> {
     let view = ObjectView::parse_raw(jwk).ok_or(ProofError::InvalidKey)?;
     if PRIVATE_MEMBERS.iter().any(|name| view.get(name).is_some()) {
         return Err(ProofError::PrivateKey);
@@ -300,8 +327,10 @@ fn proof_key(jwk: &RawValue, algorithm: Algorithm) -> Result<(VerifyingKey, [u8;
             .decode(text)
             .map_err(|_| ProofError::InvalidKey)
     };
+    // The members as written, checked to be base64url (so the thumbprint's JSON needs no
+    // escaping); the key is built only when the cache does not have it.
     let kty = member("kty")?;
-    let key = match (kty.as_str(), algorithm.key_type()) {
+    let members: Vec<String> = match (kty.as_str(), algorithm.key_type()) {
         ("RSA", KeyType::Rsa) => {
             let (n, e) = (member("n")?, member("e")?);
             // RFC 7518 §6.3.1: minimal big-endian integers, so that a key has one thumbprint.
@@ -311,14 +340,7 @@ fn proof_key(jwk: &RawValue, algorithm: Algorithm) -> Result<(VerifyingKey, [u8;
             {
                 return Err(ProofError::InvalidKey);
             }
-            let key = VerifyingKey::new(
-                algorithm,
-                PublicKeyMaterial::Rsa {
-                    n: &bytes(&n)?,
-                    e: &bytes(&e)?,
-                },
-            );
-            (key, ThumbprintMembers::Rsa { e: &e, n: &n }.sha256())
+            vec![n, e]
         }
         ("EC", KeyType::Ec) => {
             let crv = member("crv")?;
@@ -331,23 +353,9 @@ fn proof_key(jwk: &RawValue, algorithm: Algorithm) -> Result<(VerifyingKey, [u8;
                 return Err(ProofError::InvalidKey);
             }
             let (x, y) = (member("x")?, member("y")?);
-            let key = VerifyingKey::new(
-                algorithm,
-                PublicKeyMaterial::Ec {
-                    curve,
-                    x: &bytes(&x)?,
-                    y: &bytes(&y)?,
-                },
-            );
-            (
-                key,
-                ThumbprintMembers::Ec {
-                    crv: &crv,
-                    x: &x,
-                    y: &y,
-                }
-                .sha256(),
-            )
+            bytes(&x)?;
+            bytes(&y)?;
+            vec![crv, x, y]
         }
         ("OKP", KeyType::Okp) => {
             let crv = member("crv")?;
@@ -355,11 +363,48 @@ fn proof_key(jwk: &RawValue, algorithm: Algorithm) -> Result<(VerifyingKey, [u8;
                 return Err(ProofError::InvalidKey);
             }
             let x = member("x")?;
-            let key = VerifyingKey::new(algorithm, PublicKeyMaterial::Ed25519 { x: &bytes(&x)? });
-            (key, ThumbprintMembers::Okp { crv: &crv, x: &x }.sha256())
+            bytes(&x)?;
+            vec![crv, x]
         }
         _ => return Err(ProofError::InvalidKey),
     };
-    let (key, thumbprint) = key;
-    Ok((key.map_err(|_| ProofError::InvalidKey)?, thumbprint))
+    let thumbprint = match (kty.as_str(), members.as_slice()) {
+        ("RSA", [n, e]) => ThumbprintMembers::Rsa { e, n }.sha256(),
+        ("EC", [crv, x, y]) => ThumbprintMembers::Ec { crv, x, y }.sha256(),
+        ("OKP", [crv, x]) => ThumbprintMembers::Okp { crv, x }.sha256(),
+        _ => return Err(ProofError::InvalidKey),
+    };
+    if let Some(key) = cache.and_then(|cache| cache.keys.get(&(thumbprint, algorithm))) {
+        return Ok((key, thumbprint));
+    }
+    let key = match (kty.as_str(), members.as_slice()) {
+        ("RSA", [n, e]) => VerifyingKey::new(
+            algorithm,
+            PublicKeyMaterial::Rsa {
+                n: &bytes(n)?,
+                e: &bytes(e)?,
+            },
+        ),
+        ("EC", [crv, x, y]) => VerifyingKey::new(
+            algorithm,
+            PublicKeyMaterial::Ec {
+                curve: if crv == "P-256" {
+                    Curve::P256
+                } else {
+                    Curve::P384
+                },
+                x: &bytes(x)?,
+                y: &bytes(y)?,
+            },
+        ),
+        ("OKP", [_, x]) => {
+            VerifyingKey::new(algorithm, PublicKeyMaterial::Ed25519 { x: &bytes(x)? })
+        }
+        _ => return Err(ProofError::InvalidKey),
+    };
+    let key = Arc::new(key.map_err(|_| ProofError::InvalidKey)?);
+    if let Some(cache) = cache {
+        cache.keys.insert((thumbprint, algorithm), key.clone());
+    }
+    Ok((key, thumbprint))
 }
