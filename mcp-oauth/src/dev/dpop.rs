@@ -124,6 +124,7 @@ impl TokenEndpointDpop {
                 now,
                 iat_window,
                 access_token: None,
+                keys: None,
             },
         )
         .map_err(DpopRefusal::Proof)?;
