@@ -38,6 +38,7 @@ const USAGE: &str = "usage: loadgen <command> [options]
   unknown-kid  [--tasks 1000]
   paired       [--rounds 30] [--ms 20]   interleaved ratios on thread CPU time
   dpop         [--rounds 30] [--ms 20]   DPoP (token + proof) against bearer and two bare verifications
+               [--profile-warm N]        (only N warm DPoP verifications, for perf)
   cost         <cold-RS256|floor-RS256|jsonwebtoken-RS256|warm-1KiB|layer-warm> [iterations]";
 
 struct Args(Vec<String>);
@@ -1249,6 +1250,14 @@ fn dpop(args: &Args) {
             let result = block_on(verifier.verify(validator, request));
             assert!(result.is_ok(), "{result:?}");
         };
+        if let Some(iterations) = args.string("--profile-warm") {
+            // A fixed workload for perf: the warm DPoP path only.
+            let iterations: usize = iterations.parse().expect("--profile-warm N");
+            for i in 0..iterations {
+                verify(&warm_verifier, &warm, i);
+            }
+            return;
+        }
         let floor_token = mcp_oauth_bench::Floor::new(alg, issuer.key(alg), &token);
         let floor_proof = mcp_oauth_bench::Floor::new(Alg::ES256, key.signing_key(), &proofs[0]);
         assert!(floor_token.verify() && floor_proof.verify());
