@@ -9,7 +9,7 @@ use http::{HeaderMap, Method, StatusCode};
 use http_body::Body as HttpBody;
 
 use super::Shared;
-use super::bearer::{self, Credentials};
+use super::bearer::{self, Credentials, MalformedCredentials};
 use super::body::{BoxError, read_bounded};
 use super::decision::Refusal;
 use super::limits::FailedAuth;
@@ -115,17 +115,26 @@ pub(super) async fn presented_token<'h>(
         Ok(Credentials::Missing | Credentials::OtherScheme | Credentials::Dpop(_)) => Err(
             Refusal::new(reason::NO_CREDENTIALS, discovery_challenge(shared)),
         ),
+        // Without DPoP the scheme is unknown, however its value is spelt (as before DPoP).
+        Err(MalformedCredentials::NotAToken) if mode.is_none() && is_dpop_scheme(headers) => Err(
+            Refusal::new(reason::NO_CREDENTIALS, discovery_challenge(shared)),
+        ),
         Err(malformed) => {
             failed_auth.reserve().await?;
             let challenge = Challenge::new(&shared.metadata_url)
                 .error(ErrorCode::InvalidRequest)
                 .description(malformed.description());
+            let scheme = if is_dpop_scheme(headers) {
+                Scheme::Dpop
+            } else {
+                Scheme::Bearer
+            };
             // `multiple_authorization_headers` or `malformed_bearer` (audit::reason).
             Err(Refusal::new(
                 malformed.reason(),
                 challenge_response(
                     shared,
-                    Scheme::Bearer,
+                    scheme,
                     StatusCode::BAD_REQUEST,
                     challenge,
                     None,
@@ -133,6 +142,16 @@ pub(super) async fn presented_token<'h>(
             ))
         }
     }
+}
+
+/// Whether the (first) `Authorization` header is of the `DPoP` scheme.
+fn is_dpop_scheme(headers: &HeaderMap) -> bool {
+    headers.get(AUTHORIZATION).is_some_and(|value| {
+        let bytes = value.as_bytes();
+        bytes.len() >= 4
+            && bytes[..4].eq_ignore_ascii_case(b"DPoP")
+            && bytes.get(4).is_none_or(|&b| b == b' ')
+    })
 }
 
 /// The largest form body read before authentication, only to find a second token (RFC 6750
