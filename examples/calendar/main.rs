@@ -61,6 +61,10 @@ fn print_banner(app: &OAuthServer) {
         let token = |scope| dev.mint_access_token(dev.dev_user(), &client.id, &[scope]);
         let read = token("calendar:read");
         println!();
+        if app.layer().dpop_mode() == mcp_oauth::dpop::DpopMode::Required {
+            println!("DPoP is required: the bearer tokens below are refused. A client gets a");
+            println!("DPoP-bound token by sending a DPoP proof with its token request.");
+        }
         println!("Dev tokens (valid one hour):");
         println!("  read-only token (calendar:read):   {read}");
         println!(

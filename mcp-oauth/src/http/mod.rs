@@ -548,6 +548,11 @@ impl OAuthLayer {
         &self.shared.metadata_url
     }
 
+    /// The resource's DPoP mode (see [`crate::dpop`]).
+    pub fn dpop_mode(&self) -> crate::dpop::DpopMode {
+        self.shared.config.dpop_mode()
+    }
+
     /// The guarded route.
     pub fn route(&self) -> &str {
         &self.shared.route
