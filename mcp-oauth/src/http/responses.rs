@@ -212,9 +212,13 @@ pub(super) fn dpop_refusal(shared: &Shared, error: &DpopError) -> Response<Respo
             Some("1"),
         ),
         _ => {
-            let challenge = Challenge::new(&shared.metadata_url)
+            let mut challenge = Challenge::new(&shared.metadata_url)
                 .error(error.error_code())
                 .description(error.description());
+            // As for any `invalid_token`: the scopes of basic use, for the new token.
+            if error.error_code() == ErrorCode::InvalidToken {
+                challenge = challenge.scope(shared.config.challenge_scopes());
+            }
             let mut response = challenge_response(
                 shared,
                 Scheme::Dpop,
