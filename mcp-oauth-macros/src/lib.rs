@@ -63,10 +63,13 @@ use proc_macro::TokenStream;
 /// | `bearer_methods_supported` | `["header"]` | `"header"` (the default); `"body"` is refused until the layer reads form-body tokens, `"query"` always (MCP forbids tokens in the URI) |
 /// | `resource_signing_alg_values_supported` | `["ES256", …]` | never `"none"` |
 /// | `authorization_details_types_supported` | `["…", …]` | RFC 9396 types |
+/// | `dpop` | `"disabled"`, `"allowed"` or `"required"` | DPoP (RFC 9449), enforced by the layer: `"allowed"` accepts DPoP-bound tokens (`Authorization: DPoP` with a valid proof) beside bearer tokens, `"required"` only DPoP-bound tokens; default `"disabled"`. `MCP_OAUTH_DPOP` overrides it at startup |
+/// | `dpop_signing_alg_values_supported` | `["ES256", "EdDSA", …]` | the DPoP proof algorithms, only with `dpop` on: asymmetric JWS algorithms (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA), ES256 among them, each once; default ES256, ES384, EdDSA, PS256, RS256 |
 ///
-/// `dpop_signing_alg_values_supported`, `dpop_bound_access_tokens_required` and
-/// `tls_client_certificate_bound_access_tokens` are refused: advertising sender-constrained
-/// tokens that are not enforced is a security bug.
+/// With `dpop` on, the metadata advertises `dpop_signing_alg_values_supported`, and with
+/// `dpop = "required"` also `dpop_bound_access_tokens_required: true`: that member follows
+/// from the mode and is not an argument. `tls_client_certificate_bound_access_tokens` is
+/// refused: advertising certificate-bound tokens that are not enforced is a security bug.
 ///
 /// Every mistake is reported at once, at the offending token. On error the struct is still
 /// emitted, with a declaration built from what parsed, so that one mistake does not cascade

@@ -11,6 +11,19 @@ pub fn nearest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -
         .map(|(_, candidate)| candidate)
 }
 
+/// The candidate equal to `input` but for ASCII case, else [`nearest`]: for names that are
+/// case-sensitive (`"es256"` → `"ES256"`, which is too far by edit distance).
+pub fn nearest_or_case<'a>(
+    input: &str,
+    candidates: impl IntoIterator<Item = &'a str> + Clone,
+) -> Option<&'a str> {
+    candidates
+        .clone()
+        .into_iter()
+        .find(|candidate| candidate.eq_ignore_ascii_case(input))
+        .or_else(|| nearest(input, candidates))
+}
+
 /// The Levenshtein distance between `a` and `b` (insertions, deletions, substitutions).
 pub fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -50,5 +63,14 @@ mod tests {
         );
         assert_eq!(nearest("resuorce", known), Some("resource"));
         assert_eq!(nearest("crate", known), None);
+    }
+
+    #[test]
+    fn a_different_case_is_suggested_before_any_edit() {
+        let known = ["ES256", "ES384", "EdDSA"];
+        assert_eq!(nearest("es256", known), None);
+        assert_eq!(nearest_or_case("es256", known), Some("ES256"));
+        assert_eq!(nearest_or_case("ES-256", known), Some("ES256"));
+        assert_eq!(nearest_or_case("RSA", known), None);
     }
 }

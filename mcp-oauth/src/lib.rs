@@ -175,6 +175,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 /// Not public API: no stability guarantees.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::dpop::DpopMode;
     pub use crate::resource::{DeclaredResource, ProtectedResource, ResourceDeclaration};
     pub use crate::scopes::ScopeHierarchy;
     pub use crate::tools::{AsVerifiedToken, InsufficientScope, ToolScopes};

@@ -8,6 +8,7 @@ use syn::{LitStr, Token};
 
 use crate::args::{self, Arg, Seen, StrList};
 use crate::ctxt::Ctxt;
+use crate::suggest;
 
 /// The arguments `#[protected_resource]` knows.
 pub const KNOWN: &[&str] = &[
@@ -25,14 +26,69 @@ pub const KNOWN: &[&str] = &[
     "bearer_methods_supported",
     "resource_signing_alg_values_supported",
     "authorization_details_types_supported",
+    "dpop",
+    "dpop_signing_alg_values_supported",
 ];
 
 /// RFC 9728 members refused until this crate enforces what they advertise.
-pub const SENDER_CONSTRAINED: &[&str] = &[
-    "dpop_signing_alg_values_supported",
-    "dpop_bound_access_tokens_required",
-    "tls_client_certificate_bound_access_tokens",
-];
+pub const SENDER_CONSTRAINED: &[&str] = &["tls_client_certificate_bound_access_tokens"];
+
+/// The RFC 9728 member that follows from `dpop = "required"` and is never written by hand.
+pub const DPOP_REQUIRED_MEMBER: &str = "dpop_bound_access_tokens_required";
+
+/// A DPoP mode as `dpop = "…"` names it (mirrors `mcp_oauth::dpop::DpopMode`; the names are
+/// exact, lowercase).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpopMode {
+    Disabled,
+    Allowed,
+    Required,
+}
+
+impl DpopMode {
+    /// Every mode, in order.
+    pub const ALL: [DpopMode; 3] = [DpopMode::Disabled, DpopMode::Allowed, DpopMode::Required];
+
+    /// The name written in `dpop = "…"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DpopMode::Disabled => "disabled",
+            DpopMode::Allowed => "allowed",
+            DpopMode::Required => "required",
+        }
+    }
+
+    /// The runtime enum's variant.
+    pub const fn variant(self) -> &'static str {
+        match self {
+            DpopMode::Disabled => "Disabled",
+            DpopMode::Allowed => "Allowed",
+            DpopMode::Required => "Required",
+        }
+    }
+
+    /// What the mode means, for the list of modes in an error.
+    const fn meaning(self) -> &'static str {
+        match self {
+            DpopMode::Disabled => "the default: bearer tokens only",
+            DpopMode::Allowed => "bearer tokens and DPoP-bound tokens with a proof",
+            DpopMode::Required => "DPoP-bound tokens with a proof only",
+        }
+    }
+
+    /// The mode named exactly `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|mode| mode.name() == name)
+    }
+}
+
+/// `dpop = "allowed"`.
+pub struct Dpop {
+    /// The literal as written.
+    pub lit: LitStr,
+    /// The mode it names; `None` when it names none (reported at the literal).
+    pub mode: Option<DpopMode>,
+}
 
 const EXAMPLE: &str = "#[protected_resource(resource = \"https://mcp.example.com/mcp\", \
                        authorization_servers = [\"https://auth.example.com\"], \
@@ -55,6 +111,8 @@ pub struct Resource {
     pub bearer_methods_supported: Option<StrList>,
     pub resource_signing_alg_values_supported: Option<StrList>,
     pub authorization_details_types_supported: Option<StrList>,
+    pub dpop: Option<Dpop>,
+    pub dpop_signing_alg_values_supported: Option<StrList>,
 }
 
 /// `implies = { "broader" => ["narrower", …], … }`.
@@ -98,6 +156,17 @@ impl Resource {
         let mut seen = Seen::new("protected_resource", KNOWN);
         for arg in args::parse_args(cx, tokens, "resource = \"https://mcp.example.com/mcp\"") {
             let key = arg.key();
+            if key == DPOP_REQUIRED_MEMBER {
+                cx.error_spanned_by(
+                    &arg.name,
+                    format!(
+                        "`{key}` is not set by hand: the metadata says `true` exactly when DPoP \
+                         is required; set `dpop = \"required\"` instead (or `dpop = \"allowed\"` \
+                         to accept bearer tokens too)"
+                    ),
+                );
+                continue;
+            }
             if SENDER_CONSTRAINED.contains(&key.as_str()) {
                 cx.error_spanned_by(
                     &arg.name,
@@ -177,9 +246,36 @@ impl Resource {
                 self.authorization_details_types_supported =
                     list("authorization_details_types_supported = [\"payment_initiation\"]");
             }
+            "dpop" => {
+                self.dpop = string("dpop = \"required\"").map(|lit| {
+                    let mode = DpopMode::from_name(&lit.value());
+                    if mode.is_none() {
+                        cx.error_spanned_by(&lit, unknown_dpop_mode(&lit.value()));
+                    }
+                    Dpop { lit, mode }
+                });
+            }
+            "dpop_signing_alg_values_supported" => {
+                self.dpop_signing_alg_values_supported =
+                    list("dpop_signing_alg_values_supported = [\"ES256\", \"EdDSA\"]");
+            }
             _ => unreachable!("`{key}` is in KNOWN but has no setter"),
         }
     }
+}
+
+/// The error for `dpop = "{name}"` naming no mode: the nearest mode, then every mode.
+fn unknown_dpop_mode(name: &str) -> String {
+    let mut msg = format!("unknown DPoP mode {name:?}");
+    if let Some(nearest) = suggest::nearest_or_case(name, DpopMode::ALL.map(DpopMode::name)) {
+        msg.push_str(&format!("; did you mean {nearest:?}?"));
+    }
+    let modes: Vec<String> = DpopMode::ALL
+        .iter()
+        .map(|mode| format!("{:?} ({})", mode.name(), mode.meaning()))
+        .collect();
+    msg.push_str(&format!("\nDPoP modes: {}", modes.join(", ")));
+    msg
 }
 
 /// How one map argument (`implies`, `resources`) is described in its errors.
@@ -341,7 +437,7 @@ mod tests {
         assert!(messages[1].contains("did you mean `scopes`?"));
         assert!(messages[2].starts_with("expected a string literal"));
         assert!(messages[3].starts_with("duplicate argument `scopes`"));
-        assert!(messages[4].contains("not supported yet"));
+        assert!(messages[4].contains("set `dpop = \"required\"` instead"));
         assert!(messages[5].starts_with("expected `\"broader\" =>"));
         assert!(messages[6].starts_with("missing argument `authorization_servers`"));
     }

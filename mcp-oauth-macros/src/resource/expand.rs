@@ -184,10 +184,26 @@ fn declaration(resource: &Resource, type_name: &str) -> TokenStream {
             "authorization_details_types_supported",
             &resource.authorization_details_types_supported,
         ),
+        (
+            "dpop_signing_alg_values_supported",
+            &resource.dpop_signing_alg_values_supported,
+        ),
     ] {
         if let Some(list) = list.as_ref().filter(|l| !l.items.is_empty()) {
             member(name, slice(list));
         }
+    }
+    // `dpop_bound_access_tokens_required` is not a member: the runtime advertises it from
+    // the mode.
+    if let Some(dpop) = &resource.dpop
+        && let Some(mode) = dpop.mode
+    {
+        // At the mode's literal: an error in this path points at `dpop = "…"`.
+        let variant = Ident::new(mode.variant(), dpop.lit.span());
+        member(
+            "dpop",
+            quote_spanned!(dpop.lit.span()=> #private::DpopMode::#variant),
+        );
     }
 
     let url = resource

@@ -7,15 +7,29 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use syn::LitStr;
 
-use super::ast::Resource;
+use super::ast::{DpopMode, Resource};
 use crate::args::{self, StrList};
 use crate::ctxt::Ctxt;
 use crate::scope::{challenge_parameter_error, scope_token_error, undeclared_scope_message};
+use crate::suggest;
 use crate::url::{check_https_url, check_identifier};
 
 /// The most scopes one resource may declare: tool requirements are 128-bit masks, with the
 /// all-ones mask reserved for "undeclared" (mirrors `mcp_oauth::resource::MAX_DECLARED_SCOPES`).
 pub const MAX_DECLARED_SCOPES: usize = 127;
+
+/// The DPoP proof algorithms the runtime verifies: asymmetric JWS algorithms only, as a proof
+/// is signed by the key it carries (mirrors `mcp_oauth::crypto::Algorithm::ALL`).
+pub const DPOP_ALGORITHMS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+/// The proof algorithms of a resource that names none (mirrors
+/// `mcp_oauth::dpop::DEFAULT_PROOF_ALGORITHMS`).
+pub const DEFAULT_DPOP_ALGORITHMS: &[&str] = &["ES256", "ES384", "EdDSA", "PS256", "RS256"];
+
+/// The algorithm every DPoP client supports, which every list must include.
+const MANDATORY_DPOP_ALGORITHM: &str = "ES256";
 
 /// Runs every check; `type_name` is the struct's name, for messages.
 pub fn check(cx: &Ctxt, resource: &Resource, type_name: &str) {
@@ -34,6 +48,7 @@ pub fn check(cx: &Ctxt, resource: &Resource, type_name: &str) {
     }
     check_bearer_methods(cx, resource.bearer_methods_supported.as_ref());
     check_signing_algs(cx, resource.resource_signing_alg_values_supported.as_ref());
+    check_dpop(cx, resource);
     if let Some(types) = &resource.authorization_details_types_supported {
         args::report_duplicates(cx, &types.items, "authorization details type");
     }
@@ -323,6 +338,101 @@ fn check_signing_algs(cx: &Ctxt, algs: Option<&StrList>) {
     args::report_duplicates(cx, &algs.items, "algorithm");
 }
 
+/// The proof algorithms against the mode, then each algorithm, as the runtime's
+/// `proof_algorithms` judges them (a list it would refuse at startup fails the build here).
+fn check_dpop(cx: &Ctxt, resource: &Resource) {
+    const LIST: &str = "dpop_signing_alg_values_supported";
+    let Some(algs) = &resource.dpop_signing_alg_values_supported else {
+        return;
+    };
+    match resource.dpop.as_ref().map(|dpop| dpop.mode) {
+        // The mode names none: reported at its literal, and which was meant is unknown.
+        Some(None) => {}
+        None => cx.error_at(
+            algs.span,
+            format!(
+                "these algorithms are never used: DPoP is disabled unless `dpop` says otherwise; \
+                 set `dpop = \"allowed\"` or `\"required\"`, or remove `{LIST}`"
+            ),
+        ),
+        Some(Some(DpopMode::Disabled)) => cx.error_at(
+            algs.span,
+            format!(
+                "these algorithms are never used: `dpop = \"disabled\"` verifies no proof; set \
+                 `dpop = \"allowed\"` or `\"required\"`, or remove `{LIST}`"
+            ),
+        ),
+        Some(Some(mode)) if algs.items.is_empty() => cx.error_at(
+            algs.span,
+            format!(
+                "`dpop = {:?}` with no algorithms: no DPoP proof could ever be accepted; list \
+                 the algorithms clients sign proofs with, as in `{LIST} = [\"ES256\", \
+                 \"EdDSA\"]`, or remove `{LIST}` for the default ({})",
+                mode.name(),
+                DEFAULT_DPOP_ALGORITHMS.join(", ")
+            ),
+        ),
+        Some(Some(_)) => {}
+    }
+    for alg in &algs.items {
+        if let Some(msg) = dpop_algorithm_error(&alg.value()) {
+            cx.error_spanned_by(alg, msg);
+        }
+    }
+    // A miscased "es256" is reported above, with "ES256" as the suggestion.
+    if !algs.items.is_empty()
+        && !algs
+            .items
+            .iter()
+            .any(|alg| alg.value().eq_ignore_ascii_case(MANDATORY_DPOP_ALGORITHM))
+    {
+        cx.error_at(
+            algs.span,
+            format!(
+                "{LIST} must include {MANDATORY_DPOP_ALGORITHM:?}: it is the one DPoP proof \
+                 algorithm every client supports; add it"
+            ),
+        );
+    }
+    args::report_duplicates(cx, &algs.items, "DPoP proof algorithm");
+}
+
+/// Why `name` is not a DPoP proof algorithm, if it is not.
+fn dpop_algorithm_error(name: &str) -> Option<String> {
+    if DPOP_ALGORITHMS.contains(&name) {
+        return None;
+    }
+    let accepted = format!(
+        "accepted (asymmetric JWS algorithms, case-sensitive): {}",
+        DPOP_ALGORITHMS.join(", ")
+    );
+    let msg = if name.eq_ignore_ascii_case("none") {
+        format!(
+            "{name:?} is never a DPoP proof algorithm: a proof must be signed by the key it \
+             carries; remove it"
+        )
+    } else if name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("HS")) {
+        format!(
+            "{name:?} is symmetric: a DPoP proof is signed with the client's private key and \
+             checked with the public key it carries, never with a shared secret; use \"ES256\""
+        )
+    } else if ["ES512", "ES256K"].contains(&name) {
+        // Near "PS512" and "ES256" by spelling, not by meaning: no "did you mean".
+        format!(
+            "{name:?} is not a DPoP proof algorithm mcp-oauth verifies; use \"ES256\" or \
+             \"ES384\"\n{accepted}"
+        )
+    } else {
+        let mut msg = format!("{name:?} is not a DPoP proof algorithm mcp-oauth verifies");
+        if let Some(nearest) = suggest::nearest_or_case(name, DPOP_ALGORITHMS.iter().copied()) {
+            msg.push_str(&format!("; did you mean {nearest:?}?"));
+        }
+        msg.push_str(&format!("\n{accepted}"));
+        msg
+    };
+    Some(msg)
+}
+
 #[cfg(test)]
 mod tests {
     use proc_macro2::{Span, TokenStream};
@@ -458,5 +568,75 @@ mod tests {
                  `calendar:write`, `calendar:admin`)",
             ]
         );
+    }
+
+    #[test]
+    fn dpop_names_mirror_the_runtime() {
+        let runtime: Vec<&str> = mcp_oauth::crypto::Algorithm::ALL
+            .iter()
+            .map(|alg| alg.name())
+            .collect();
+        assert_eq!(DPOP_ALGORITHMS, runtime);
+        assert_eq!(
+            DEFAULT_DPOP_ALGORITHMS,
+            mcp_oauth::dpop::DEFAULT_PROOF_ALGORITHMS
+        );
+        let modes = mcp_oauth::dpop::DpopMode::ALL;
+        assert_eq!(DpopMode::ALL.map(DpopMode::name), modes.map(|m| m.as_str()));
+        assert_eq!(
+            DpopMode::ALL.map(DpopMode::variant),
+            modes.map(|m| format!("{m:?}")),
+        );
+    }
+
+    #[test]
+    fn dpop_algorithms_are_judged_as_the_runtime_judges_them() {
+        let cases: &[&[&str]] = &[
+            &[],
+            &["ES256"],
+            &["ES256", "EdDSA"],
+            &["EdDSA"],
+            &["ES256", "HS256"],
+            &["ES256", "none"],
+            &["es256"],
+            &["ES256", "ES512"],
+            &["ES256", "ES-256"],
+            &[
+                "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+            ],
+        ];
+        for algs in cases {
+            let errors = with(
+                quote! { dpop = "required", dpop_signing_alg_values_supported = [#(#algs),*] },
+            );
+            let runtime = mcp_oauth::dpop::proof_algorithms(algs.iter().copied());
+            assert_eq!(errors.is_empty(), runtime.is_ok(), "{algs:?}: {errors:#?}");
+        }
+    }
+
+    #[test]
+    fn dpop_mistakes_are_all_reported() {
+        assert!(with(quote! { dpop = "allowed" }).is_empty());
+        assert!(with(quote! { dpop = "disabled" }).is_empty());
+        let errors = with(quote! {
+            dpop = "Required",
+            dpop_signing_alg_values_supported = ["EdDSA", "HS256", "EdDSA"],
+            dpop_bound_access_tokens_required = true,
+        });
+        assert_eq!(errors.len(), 5, "{errors:#?}");
+        assert!(
+            errors[0].starts_with("unknown DPoP mode \"Required\"; did you mean \"required\"?")
+        );
+        assert!(errors[1].contains("set `dpop = \"required\"` instead"));
+        assert!(errors[2].starts_with("\"HS256\" is symmetric"));
+        assert!(errors[3].contains("must include \"ES256\""));
+        assert!(errors[4].starts_with("duplicate DPoP proof algorithm \"EdDSA\""));
+
+        let errors = with(quote! { dpop_signing_alg_values_supported = ["ES256"] });
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].starts_with("these algorithms are never used"));
+        let errors = with(quote! { dpop = "allowed", dpop_signing_alg_values_supported = [] });
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].starts_with("`dpop = \"allowed\"` with no algorithms"));
     }
 }

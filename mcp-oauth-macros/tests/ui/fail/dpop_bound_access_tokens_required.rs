@@ -1,4 +1,4 @@
-//! DPoP is not enforced yet, so it is not advertised.
+//! The "DPoP required" member follows from `dpop = "required"`; it is not written by hand.
 use mcp_oauth::protected_resource;
 
 #[protected_resource(

@@ -26,6 +26,8 @@ use mcp_oauth::resource::{ProtectedResource, ResourceConfig};
     bearer_methods_supported = ["header"],
     resource_signing_alg_values_supported = ["ES256", "RS256"],
     authorization_details_types_supported = ["calendar_event"],
+    dpop = "allowed",
+    dpop_signing_alg_values_supported = ["ES256", "EdDSA"],
 )]
 #[derive(Debug, Default)]
 pub struct Calendar {
@@ -78,6 +80,8 @@ fn main() {
     assert_eq!(d.bearer_methods_supported, ["header"]);
     assert_eq!(d.resource_signing_alg_values_supported, ["ES256", "RS256"]);
     assert_eq!(d.authorization_details_types_supported, ["calendar_event"]);
+    assert_eq!(d.dpop, mcp_oauth::dpop::DpopMode::Allowed);
+    assert_eq!(d.dpop_signing_alg_values_supported, ["ES256", "EdDSA"]);
     assert!(Calendar::scope_hierarchy().implies("calendar:admin", "calendar:read"));
     assert!(Calendar::config().metadata().is_ok());
     assert_eq!(Calendar::default().name, "");
@@ -85,6 +89,7 @@ fn main() {
     let m = Minimal::DECLARATION;
     assert!(m.scopes.is_empty() && m.challenge_scopes.is_none() && m.resources.is_empty());
     assert_eq!(m.bearer_methods_supported, ["header"]);
+    assert_eq!(m.dpop, mcp_oauth::dpop::DpopMode::Disabled);
     assert!(ResourceConfig::of::<Minimal>().metadata().is_ok());
     assert_eq!(Minimal(7).0, 7);
 
