@@ -132,13 +132,7 @@ pub(super) async fn presented_token<'h>(
             // `multiple_authorization_headers` or `malformed_bearer` (audit::reason).
             Err(Refusal::new(
                 malformed.reason(),
-                challenge_response(
-                    shared,
-                    scheme,
-                    StatusCode::BAD_REQUEST,
-                    challenge,
-                    None,
-                ),
+                challenge_response(shared, scheme, StatusCode::BAD_REQUEST, challenge, None),
             ))
         }
     }
