@@ -212,12 +212,9 @@ pub(crate) fn verify(
         return Err(ProofError::WrongType);
     }
     if let Some(crit) = header.get("crit") {
-        let names: Vec<&RawValue> =
-            serde_json::from_str(crit.get()).map_err(|_| ProofError::Malformed)?;
-        return Err(if names.is_empty() {
-            ProofError::Malformed
-        } else {
-            ProofError::UnknownCritical
+        return Err(match jws::crit_verdict(crit) {
+            jws::Crit::Malformed => ProofError::Malformed,
+            jws::Crit::Unknown => ProofError::UnknownCritical,
         });
     }
     // A proof's key is the `jwk` it carries: a key named elsewhere is never fetched.

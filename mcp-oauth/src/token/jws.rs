@@ -124,6 +124,23 @@ fn decoded_len(segment: &str) -> Result<usize, TokenError> {
     Ok(len / 4 * 3 + tail)
 }
 
+/// Why a JWS header with `crit` is refused: always, one way or the other.
+pub(crate) enum Crit {
+    /// Not a non-empty array (RFC 7515 §4.1.11).
+    Malformed,
+    /// It names an extension, and none is understood.
+    Unknown,
+}
+
+/// RFC 7515 §4.1.11: `crit` is a non-empty array of names; this crate understands no
+/// extension, so any entry means the JWS (a token, a DPoP proof) must be refused.
+pub(crate) fn crit_verdict(crit: &RawValue) -> Crit {
+    match serde_json::from_str::<Vec<&RawValue>>(crit.get()) {
+        Ok(names) if !names.is_empty() => Crit::Unknown,
+        _ => Crit::Malformed,
+    }
+}
+
 /// The members of the protected header this validator reads. The header is read like the
 /// claims, through [`ObjectView`]: a duplicate member name (even one nobody reads, even
 /// spelled with escapes) is a parse error, as RFC 7515 §4 allows, so that no two JOSE parsers
@@ -155,15 +172,10 @@ impl<'a> Header<'a> {
         {
             return Err(TokenError::EmbeddedKeyReference);
         }
-        // RFC 7515 §4.1.11: `crit` is a non-empty array of names; we understand no
-        // extension, so any entry means the token must be refused.
         if let Some(crit) = members.get("crit") {
-            let names: Vec<&RawValue> =
-                serde_json::from_str(crit.get()).map_err(|_| TokenError::Malformed)?;
-            return Err(if names.is_empty() {
-                TokenError::Malformed
-            } else {
-                TokenError::UnknownCriticalHeader
+            return Err(match crit_verdict(crit) {
+                Crit::Malformed => TokenError::Malformed,
+                Crit::Unknown => TokenError::UnknownCriticalHeader,
             });
         }
         if string("cty")?.is_some_and(|cty| cty.eq_ignore_ascii_case("JWT")) {
