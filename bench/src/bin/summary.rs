@@ -119,9 +119,50 @@ fn paired_section() {
     println!();
 }
 
+/// `loadgen dpop`: DPoP (token + proof) against the two bare verifications.
+fn dpop_section() {
+    let Some(d) = read_json(&report_dir().join("dpop.json")) else {
+        println!("(no DPoP report: run `loadgen dpop`)\n");
+        return;
+    };
+    let us = |v: &Value| {
+        v.as_f64()
+            .map_or("–".into(), |ns| format!("{:.2} µs", ns / 1e3))
+    };
+    println!(
+        "DPoP ({} rounds × {} ms of thread CPU per contender, {} proofs from a pool of distinct ones, \
+         the proofs' floor over the same pool):\n",
+        d["config"]["rounds"],
+        d["config"]["budget_ms"],
+        d["config"]["proof_alg"].as_str().unwrap_or("?")
+    );
+    println!(
+        "| token alg | DPoP, token cache off | DPoP, cache on | bearer, cache off | floor: token + proof | DPoP cold ÷ floors (≤ 1.15×) | DPoP cold ÷ bearer cold | DPoP warm ÷ proof floor |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for alg in ["RS256", "ES256"] {
+        let a = &d[alg];
+        let r = |key: &str| a[key].as_f64().map_or("–".into(), |r| format!("{r:.3}×"));
+        let target = a["over_floors"].as_f64().map(|r| r <= 1.15);
+        println!(
+            "| {alg} | {} | {} | {} | {} | {} {} | {} | {} |",
+            us(&a["dpop_cold_ns"]),
+            us(&a["dpop_warm_ns"]),
+            us(&a["bearer_cold_ns"]),
+            us(&a["floors_ns"]),
+            r("over_floors"),
+            verdict(target),
+            r("over_bearer"),
+            r("warm_over_proof_floor"),
+        );
+    }
+    println!();
+}
+
 fn main() {
     println!("## Ratios judged against the targets\n");
     paired_section();
+    dpop_section();
     println!("## Micro-benchmarks (criterion medians, wall clock)\n");
     println!(
         "Wall clock moves with the machine's load; the per-validation verdicts are taken from the \

@@ -18,6 +18,9 @@ use crate::loopback::is_loopback_host;
 pub(crate) struct ExpectedOrigin {
     origin: Url,
     loopback: bool,
+    /// `scheme://host[:port]` exactly as the parser serialises the origin (no trailing
+    /// slash): an `htu` that is this followed by the request path needs no parsing.
+    serialized: String,
 }
 
 impl ExpectedOrigin {
@@ -32,12 +35,28 @@ impl ExpectedOrigin {
         origin.set_fragment(None);
         origin.set_path("/");
         let loopback = origin.host().is_some_and(|host| is_loopback_host(&host));
-        Some(Self { origin, loopback })
+        let serialized = origin.as_str().trim_end_matches('/').to_owned();
+        Some(Self {
+            origin,
+            loopback,
+            serialized,
+        })
     }
 
     /// Whether the proof's `htu` names this origin and `request_path` (the path of the
     /// request line as received, without its query).
     pub(crate) fn matches(&self, htu: &str, request_path: &str) -> bool {
+        if has_dot_segment(request_path) {
+            return false;
+        }
+        // What clients send: the resource URL itself, already in the parser's form.
+        let without_query = &htu[..htu.find(['?', '#']).unwrap_or(htu.len())];
+        if without_query
+            .strip_prefix(self.serialized.as_str())
+            .is_some_and(|path| path == request_path && path.starts_with('/'))
+        {
+            return true;
+        }
         let Ok(presented) = Url::parse(htu) else {
             return false;
         };
@@ -56,7 +75,6 @@ impl ExpectedOrigin {
             && presented.port_or_known_default() == self.origin.port_or_known_default()
             && presented.username().is_empty()
             && presented.password().is_none()
-            && !has_dot_segment(request_path)
             && raw_path == request_path
             // The parser would have rewritten it (dot segments, backslashes, …).
             && presented.path() == raw_path

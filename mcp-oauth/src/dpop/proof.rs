@@ -285,6 +285,16 @@ pub(crate) fn verify(
     })
 }
 
+/// Whether `text` is unpadded base64url text of a possible length (what decoding checks
+/// further, the trailing bits, is checked when the key is built).
+fn is_base64url(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() % 4 != 1
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// `dpop+jwt`, or its full media type; case-insensitive, as media types are (RFC 7515
 /// §4.1.9).
 fn is_dpop_type(typ: &str) -> bool {
@@ -324,8 +334,9 @@ fn proof_key(
             .decode(text)
             .map_err(|_| ProofError::InvalidKey)
     };
-    // The members as written, checked to be base64url (so the thumbprint's JSON needs no
-    // escaping); the key is built only when the cache does not have it.
+    // The members as written, checked to be base64url text (so the thumbprint's JSON needs
+    // no escaping and reads one way); the key is decoded and built only when the cache does
+    // not have it (a hit is the same text, decoded before).
     let kty = member("kty")?;
     let members: Vec<String> = match (kty.as_str(), algorithm.key_type()) {
         ("RSA", KeyType::Rsa) => {
@@ -350,8 +361,9 @@ fn proof_key(
                 return Err(ProofError::InvalidKey);
             }
             let (x, y) = (member("x")?, member("y")?);
-            bytes(&x)?;
-            bytes(&y)?;
+            if !is_base64url(&x) || !is_base64url(&y) {
+                return Err(ProofError::InvalidKey);
+            }
             vec![crv, x, y]
         }
         ("OKP", KeyType::Okp) => {
@@ -360,7 +372,9 @@ fn proof_key(
                 return Err(ProofError::InvalidKey);
             }
             let x = member("x")?;
-            bytes(&x)?;
+            if !is_base64url(&x) {
+                return Err(ProofError::InvalidKey);
+            }
             vec![crv, x]
         }
         _ => return Err(ProofError::InvalidKey),
