@@ -2335,10 +2335,61 @@ mod tests {
     }
 
     #[test]
+    fn dpop_settings_are_read_and_checked() {
+        let key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc"; // 32 bytes of 7
+        let settings = read(&[
+            ("MCP_OAUTH_DPOP", "Required"),
+            ("MCP_OAUTH_DPOP_NONCE", "true"),
+            ("MCP_OAUTH_DPOP_NONCE_KEYS", key),
+            ("MCP_OAUTH_DPOP_IAT_WINDOW", "120"),
+        ]);
+        assert_eq!(settings.dpop, Some(DpopMode::Required));
+        assert!(settings.dpop_nonce);
+        assert_eq!(nonce_key(&settings.dpop_nonce_keys[0]), Ok([7; 32]));
+        assert_eq!(settings.dpop_iat_window, Some(120));
+        assert!(
+            !format!("{settings:?}").contains(key),
+            "the keys never print"
+        );
+
+        let cases: [(&[(&str, &str)], &str); 6] = [
+            (&[("MCP_OAUTH_DPOP", "on")], "MCP_OAUTH_DPOP"),
+            (&[("MCP_OAUTH_DPOP_NONCE", "yes")], "MCP_OAUTH_DPOP_NONCE"),
+            (
+                &[
+                    ("MCP_OAUTH_DPOP_NONCE", "1"),
+                    ("MCP_OAUTH_DPOP_NONCE_KEYS", "short"),
+                ],
+                "MCP_OAUTH_DPOP_NONCE_KEYS",
+            ),
+            (
+                &[("MCP_OAUTH_DPOP_NONCE_KEYS", key)],
+                "MCP_OAUTH_DPOP_NONCE_KEYS",
+            ),
+            (
+                &[
+                    ("MCP_OAUTH_DPOP", "disabled"),
+                    ("MCP_OAUTH_DPOP_NONCE", "1"),
+                ],
+                "MCP_OAUTH_DPOP_NONCE",
+            ),
+            (
+                &[("MCP_OAUTH_DPOP_IAT_WINDOW", "3601")],
+                "MCP_OAUTH_DPOP_IAT_WINDOW",
+            ),
+        ];
+        for (pairs, variable) in cases {
+            let (name, reason) = invalid(pairs);
+            assert_eq!(name, variable, "{pairs:?}: {reason}");
+            assert!(!reason.contains(key), "a key never shows in an error");
+        }
+    }
+
+    #[test]
     fn an_unknown_variable_far_from_every_known_one_has_no_suggestion() {
         for name in [
             "MCP_OAUTH_REDIS_URL",
-            "MCP_OAUTH_DPOP",
+            "MCP_OAUTH_MTLS",
             "MCP_OAUTH_TELEMETRY",
         ] {
             let error = error(&[(name, "1")]);

@@ -223,6 +223,10 @@ impl Inner {
                     "the code was issued to another client",
                 ));
             }
+            // RFC 9449 §10: a code issued for a `dpop_jkt` needs a proof by that key, checked
+            // before anything the code's holder could otherwise change (a replay's revocation,
+            // a PKCE failure that burns it): a thief without the key changes nothing.
+            check_bound(BoundGrant::Code, grant.dpop_jkt.as_ref(), proof)?;
             if let Some(redemption) = grant.redeemed.clone() {
                 drop(codes);
                 self.revoke_redemption(redemption, now);
@@ -260,8 +264,6 @@ impl Inner {
                     "the resource differs from the authorization request",
                 ));
             }
-            // RFC 9449 §10: a code issued for a `dpop_jkt` needs a proof by that key.
-            check_bound(BoundGrant::Code, grant.dpop_jkt.as_ref(), proof)?;
             grant.redeemed = Some(Redemption {
                 family,
                 jti: jti.clone(),

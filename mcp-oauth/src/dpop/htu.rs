@@ -49,11 +49,14 @@ impl ExpectedOrigin {
         if has_dot_segment(request_path) {
             return false;
         }
-        // What clients send: the resource URL itself, already in the parser's form.
+        // What clients send: the resource URL itself, already in the parser's form (a path
+        // of characters the parser keeps as they are).
         let without_query = &htu[..htu.find(['?', '#']).unwrap_or(htu.len())];
         if without_query
             .strip_prefix(self.serialized.as_str())
-            .is_some_and(|path| path == request_path && path.starts_with('/'))
+            .is_some_and(|path| {
+                path == request_path && path.starts_with('/') && path.bytes().all(is_plain)
+            })
         {
             return true;
         }
@@ -93,9 +96,16 @@ fn raw_path(url: &str) -> Option<&str> {
     })
 }
 
-/// Whether a path has a `.` or `..` segment, plain or percent-encoded.
+/// A path byte the URL parser leaves as it is: unreserved, a sub-delimiter, `:`, `@`, `/`,
+/// `%` (RFC 3986 `pchar`).
+fn is_plain(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&b)
+}
+
+/// Whether a path has a `.` or `..` segment, plain or percent-encoded (`\` separates
+/// segments too, for the URL parser).
 fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|segment| {
+    path.split(['/', '\\']).any(|segment| {
         let decoded = segment.replace("%2e", ".").replace("%2E", ".");
         decoded == "." || decoded == ".."
     })
@@ -169,6 +179,14 @@ mod tests {
             ),
             ("https://mcp.example.com/mcp/../mcp", "/mcp/../mcp"),
             ("https://mcp.example.com/mcp/./x", "/mcp/./x"),
+            (
+                "https://mcp.example.com/mcp/x\\..\\..\\admin",
+                "/mcp/x\\..\\..\\admin",
+            ),
+            (
+                "https://mcp.example.com/mcp/%7Bx%7D/../y",
+                "/mcp/%7Bx%7D/../y",
+            ),
         ] {
             assert!(!origin().matches(htu, path), "{htu} for {path}");
         }

@@ -262,6 +262,8 @@ pub struct DpopVerifier {
     /// The latest clock reading seen: time never runs backwards for the `iat` window and the
     /// replay store, so a clock stepped back cannot reopen a proof the store has forgotten.
     latest: AtomicU64,
+    /// The latest time a clock step back was reported for (once each).
+    warned_at: AtomicU64,
 }
 
 /// A request whose proof and token passed every check but the replay: the layer applies the
@@ -315,13 +317,26 @@ impl DpopVerifier {
             config,
             keys: proof::ProofKeyCache::new(proof::PROOF_KEY_CACHE_CAPACITY),
             latest: AtomicU64::new(0),
+            warned_at: AtomicU64::new(0),
         })
     }
 
     /// Now, in Unix seconds, never earlier than a reading already seen.
     fn now(&self) -> u64 {
         let now = self.config.clock.now().as_secs();
-        self.latest.fetch_max(now, Ordering::Relaxed).max(now)
+        let latest = self.latest.fetch_max(now, Ordering::Relaxed).max(now);
+        if latest > now.saturating_add(self.config.iat_window.as_secs())
+            && self.warned_at.swap(latest, Ordering::Relaxed) != latest
+        {
+            // Fail closed: a proof the replay store forgot under the later time must not pass
+            // again. Proofs are judged by the later time until the clock catches up.
+            tracing::warn!(
+                target: "mcp_oauth::dpop",
+                behind_secs = latest - now,
+                "the clock went back by more than the DPoP iat window; proofs are judged by the latest time seen"
+            );
+        }
+        latest
     }
 
     /// The mode (`Allowed` or `Required`).
@@ -341,7 +356,8 @@ impl DpopVerifier {
 
     /// The nonce to send in a `DPoP-Nonce` header now, when nonces are on.
     pub fn current_nonce(&self) -> Option<String> {
-        let now = self.config.clock.now().as_secs();
+        // The clock the nonces are checked against (never behind what was seen).
+        let now = self.now();
         self.config.nonces.as_ref().map(|nonces| nonces.issue(now))
     }
 

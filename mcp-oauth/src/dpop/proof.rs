@@ -276,6 +276,10 @@ pub(crate) fn verify(
         .map_err(|_| ProofError::Malformed)?;
     key.verify(parts.signing_input.as_bytes(), signature)
         .map_err(|_| ProofError::BadSignature)?;
+    // Kept only once it verified a proof: junk proofs cannot evict clients' keys.
+    if let Some(cache) = requirements.keys {
+        cache.keys.insert((thumbprint, algorithm), key);
+    }
 
     Ok(VerifiedProof {
         thumbprint,
@@ -413,9 +417,8 @@ fn proof_key(
         }
         _ => return Err(ProofError::InvalidKey),
     };
-    let key = Arc::new(key.map_err(|_| ProofError::InvalidKey)?);
-    if let Some(cache) = cache {
-        cache.keys.insert((thumbprint, algorithm), key.clone());
-    }
-    Ok((key, thumbprint))
+    Ok((
+        Arc::new(key.map_err(|_| ProofError::InvalidKey)?),
+        thumbprint,
+    ))
 }

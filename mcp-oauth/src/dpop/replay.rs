@@ -118,7 +118,9 @@ impl InMemoryReplayStore {
         {
             return Ok(Freshness::Replayed);
         }
-        if now >= shard.next_sweep || shard.entries.len() >= self.per_shard {
+        // At most one sweep per interval, full or not: a full shard of live entries is not
+        // rescanned on every call.
+        if now >= shard.next_sweep {
             shard.entries.retain(|_, until| *until >= now);
             shard.next_sweep = now + SWEEP_INTERVAL_SECS;
         }

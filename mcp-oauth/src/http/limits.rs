@@ -106,3 +106,14 @@ pub(super) async fn per_principal(
         )),
     }
 }
+
+/// Gives back the principal's unit taken by [`per_principal`]: the request was refused after
+/// all for something its principal did not do (a captured proof replayed by someone else
+/// must not spend the victim's budget).
+pub(super) async fn release_principal(shared: &Shared, identity: &VerifiedToken) {
+    if let Some(budget) = shared.rate_limits.per_principal {
+        let key = RateLimitKey::principal(identity, shared.rate_limits.principal_key);
+        let now = shared.clock.now();
+        shared.rate_limits.store.release(&key, budget, now).await;
+    }
+}

@@ -10,7 +10,7 @@ use http::request::Parts;
 use super::Shared;
 use super::credentials::Presented;
 use super::decision::{Decision, Refusal};
-use super::limits::{FailedAuth, per_principal};
+use super::limits::{FailedAuth, per_principal, release_principal};
 use super::responses::{dpop_refusal, token_refusal};
 use crate::challenge::Scheme;
 use crate::dpop::{DpopError, DpopRequest, ProofError};
@@ -86,10 +86,16 @@ pub(super) async fn verify_token(
                 return Err(refusal);
             }
             match (&shared.dpop, pending) {
-                (Some(dpop), Some(pending)) => dpop.commit(pending).await.map(|verified| {
-                    decision.dpop_jkt = Some(verified.thumbprint);
-                    identity
-                }),
+                (Some(dpop), Some(pending)) => match dpop.commit(pending).await {
+                    Ok(verified) => {
+                        decision.dpop_jkt = Some(verified.thumbprint);
+                        Ok(identity)
+                    }
+                    Err(error) => {
+                        release_principal(shared, &identity).await;
+                        Err(error)
+                    }
+                },
                 _ => Ok(identity),
             }
         }
