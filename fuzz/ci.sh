@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export RUSTC_BOOTSTRAP=1
 seconds=${FUZZ_SECONDS:-20}
-targets=(token token_raw bearer jsonrpc challenge)
+targets=(token token_raw bearer jsonrpc challenge dpop)
 # CI's brief runs use a dev build without a sanitizer: a third of the release+ASan build's
 # time, with debug assertions and overflow checks on. The library forbids `unsafe`, so ASan
 # adds little there; the long runs (FUZZING.md) use release builds, with and without ASan.

@@ -106,9 +106,13 @@ fn model(body: &[u8]) -> Result<Calls, &'static str> {
         };
         let name = match member {
             Some(member) => {
-                let params = object.get("params").ok_or("a named operation without params")?;
+                let params = object
+                    .get("params")
+                    .ok_or("a named operation without params")?;
                 let params = strict_object(params.get())?;
-                let name = params.get(member).ok_or("a named operation without its name")?;
+                let name = params
+                    .get(member)
+                    .ok_or("a named operation without its name")?;
                 match serde_json::from_str(name.get()) {
                     Ok(Value::String(name)) => Some(name),
                     _ => return Err("a name that is not a string"),

@@ -15,6 +15,7 @@
 
 pub mod bearer;
 pub mod challenge;
+pub mod dpop;
 pub mod json;
 pub mod jsonrpc;
 pub mod keys;

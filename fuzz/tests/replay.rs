@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use mcp_oauth_fuzz::oracle::{T0, validate_everywhere};
-use mcp_oauth_fuzz::{bearer, challenge, jsonrpc, token, token_raw};
+use mcp_oauth_fuzz::{bearer, challenge, dpop, jsonrpc, token, token_raw};
 
 fn replay(target: &str, run: fn(&[u8])) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -42,6 +42,26 @@ fn replay(target: &str, run: fn(&[u8])) {
 #[test]
 fn token_inputs() {
     replay("token", token::run);
+}
+
+#[test]
+fn dpop_inputs() {
+    replay("dpop", dpop::run);
+}
+
+/// The signed seed reaches the end of the verifier: the mutations start from an accepted proof.
+#[test]
+fn the_signed_dpop_seed_is_accepted() {
+    let seed = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds/dpop/valid"))
+        .expect("seed");
+    let rest = &seed[1..];
+    let split = rest
+        .iter()
+        .position(|&b| b == b'\n')
+        .expect("header and claims");
+    let proof = dpop::signed(&rest[..split], &rest[split + 1..]);
+    let accepted = mcp_oauth::__fuzz::dpop_proof(&proof, dpop::TOKEN, dpop::NOW);
+    assert!(accepted.is_ok(), "{accepted:?}");
 }
 
 #[test]

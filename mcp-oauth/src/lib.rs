@@ -227,18 +227,47 @@ pub mod __fuzz {
     use std::borrow::Cow;
 
     /// What the `Authorization` header parser makes of a request's headers: `Ok(None)`
-    /// without credentials, `Ok(Some(None))` for another scheme, `Ok(Some(Some(token)))` for
-    /// a bearer token, `Err(reason)` for malformed credentials (a 400).
+    /// without credentials, `Ok(Some(None))` for another scheme, `Ok(Some(Some((scheme,
+    /// token))))` for a `Bearer` or `DPoP` token, `Err(reason)` for malformed credentials.
+    #[allow(clippy::type_complexity)]
     pub fn bearer_credentials(
         headers: &::http::HeaderMap,
-    ) -> Result<Option<Option<&str>>, &'static str> {
+    ) -> Result<Option<Option<(&'static str, &str)>>, &'static str> {
         use crate::http::bearer::{Credentials, credentials};
         match credentials(headers) {
             Ok(Credentials::Missing) => Ok(None),
             Ok(Credentials::OtherScheme) => Ok(Some(None)),
-            Ok(Credentials::Bearer(token)) => Ok(Some(Some(token))),
+            Ok(Credentials::Bearer(token)) => Ok(Some(Some(("Bearer", token)))),
+            Ok(Credentials::Dpop(token)) => Ok(Some(Some(("DPoP", token)))),
             Err(malformed) => Err(malformed.reason()),
         }
+    }
+
+    /// What the DPoP proof verifier makes of `proof` for a `POST` to
+    /// `https://mcp.example.com/mcp` with the access token `token` at time `now`: the
+    /// thumbprint of a proof that passes every stateless check, or the reason it is refused.
+    pub fn dpop_proof(proof: &str, token: &str, now: u64) -> Result<[u8; 32], &'static str> {
+        use crate::dpop::proof::{ProofRequirements, verify};
+        let origin = "https://mcp.example.com";
+        let htu_matches =
+            |htu: &str| htu == "https://mcp.example.com/mcp" || htu.starts_with(origin);
+        verify(
+            proof,
+            &ProofRequirements {
+                algorithms: crate::dpop::proof_algorithms(
+                    crate::dpop::DEFAULT_PROOF_ALGORITHMS.iter().copied(),
+                )
+                .map_err(|_| "algorithms")?,
+                method: "POST",
+                htu_matches: &htu_matches,
+                now,
+                iat_window: 300,
+                access_token: Some(token),
+                keys: None,
+            },
+        )
+        .map(|verified| verified.thumbprint)
+        .map_err(|error| error.reason())
     }
 
     /// One request of a JSON-RPC body: its method, and for a named operation what it names
