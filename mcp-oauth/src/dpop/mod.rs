@@ -12,8 +12,8 @@
 //! 2. the proof: a compact JWS whose header has `typ` `dpop+jwt`, no `crit`, an `alg` from
 //!    the allow-list (asymmetric only; ES256 always), a public `jwk` (a private member
 //!    refuses it); claims `jti`, `htm` (the method), `htu` (the configured resource origin
-//!    with the request path; query and fragment ignored, scheme and host case-insensitive,
-//!    default ports normalised), `iat` within the window (±300 s by default), `ath` (the
+//!    with the request path as received; query and fragment ignored, scheme and host
+//!    case-insensitive, default ports normalised, dot segments never matching), `iat` within the window (±300 s by default), `ath` (the
 //!    base64url SHA-256 of the access token); then the signature by the `jwk`;
 //! 3. the token, validated as any other (the verified-token cache may answer: the proof above
 //!    is checked on every request whatever the cache holds), must be bound: its `cnf.jkt`
@@ -22,6 +22,11 @@
 //!    `use_dpop_nonce` with a `DPoP-Nonce` header);
 //! 5. the proof's `jti` (with its key) must not have been seen within the window (the
 //!    [`ReplayStore`], in memory by default; a store that cannot answer refuses with 503).
+//!
+//! [`DpopVerifier::verify`] runs all five; the HTTP layer runs 1–4 ([`DpopVerifier::check`]),
+//! then the principal's request budget, then 5 ([`DpopVerifier::commit`]), so that a
+//! principal over its budget cannot fill the replay store. Proofs are judged on a clock that
+//! never runs backwards: a proof the store forgot under a later time cannot pass again.
 //!
 //! ```
 //! use mcp_oauth::dpop::{DpopConfig, DpopMode, DpopVerifier, proof_algorithms};
