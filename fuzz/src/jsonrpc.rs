@@ -97,10 +97,12 @@ fn model(body: &[u8]) -> Result<Calls, &'static str> {
         let Ok(Value::String(method)) = serde_json::from_str(method.get()) else {
             return Err("a method that is not a string");
         };
-        // The member naming what the operation is on (SEP-2243 `Mcp-Name`, as rmcp reads it).
+        // The member naming what the operation is on (SEP-2243 `Mcp-Name`, as rmcp reads it;
+        // and for access, the `uri` of `skills/get` and `resources/directory/read`).
         let member = match method.as_str() {
             "tools/call" | "prompts/get" => Some("name"),
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some("uri"),
+            "skills/get" | "resources/directory/read" => Some("uri"),
             "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
             _ => None,
         };
