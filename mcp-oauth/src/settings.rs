@@ -1145,18 +1145,13 @@ fn boolean(name: &str, value: &str) -> Result<bool, SettingsError> {
 
 /// A DPoP nonce key: base64url (unpadded) of 32 bytes. The message never shows the value.
 pub(crate) fn nonce_key(secret: &Secret) -> Result<[u8; 32], SettingsError> {
-    use base64::Engine;
-    let mut key = [0u8; 33];
-    match base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode_slice(secret.expose().trim().as_bytes(), &mut key)
-    {
-        Ok(32) => Ok(key[..32].try_into().unwrap_or([0; 32])),
-        _ => Err(invalid(
+    crate::crypto::base64url_32(secret.expose().trim()).ok_or_else(|| {
+        invalid(
             DPOP_NONCE_KEYS,
             "a key is not base64url (unpadded) of 32 random bytes, e.g. from \
              `head -c32 /dev/urandom | basenc --base64url | tr -d =`",
-        )),
-    }
+        )
+    })
 }
 
 fn whole_number(name: &str, value: &str, hint: &str) -> Result<u32, SettingsError> {

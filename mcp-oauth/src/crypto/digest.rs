@@ -8,6 +8,19 @@ pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// The 32 bytes `text` encodes as unpadded base64url (a digest as `cnf.jkt`, `ath` or
+/// `dpop_jkt` carry it, or a 32-byte key); `None` for any other length, padding, or text that
+/// is not canonical base64url.
+pub(crate) fn base64url_32(text: &str) -> Option<[u8; 32]> {
+    use base64::Engine;
+    let mut bytes = [0u8; 33];
+    match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode_slice(text.as_bytes(), &mut bytes)
+    {
+        Ok(32) => bytes[..32].try_into().ok(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,11 +13,9 @@
 use std::io;
 
 use axum::http::HeaderMap;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use url::Url;
 
-use crate::crypto::{AlgorithmSet, sha256};
+use crate::crypto::AlgorithmSet;
 use crate::dpop::proof::{self, ProofRequirements};
 use crate::dpop::{
     DEFAULT_IAT_WINDOW, DEFAULT_PROOF_ALGORITHMS, Freshness, InMemoryReplayStore, ProofError,
@@ -26,9 +24,6 @@ use crate::dpop::{
 
 /// The RFC 7638 SHA-256 thumbprint of a proof key.
 pub(crate) type Thumbprint = [u8; 32];
-
-/// The header that carries the proof.
-const DPOP_HEADER: &str = "dpop";
 
 /// Why a token request's DPoP is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +98,7 @@ impl TokenEndpointDpop {
         headers: &HeaderMap,
         now: u64,
     ) -> Result<Option<Thumbprint>, DpopRefusal> {
-        let mut values = headers.get_all(DPOP_HEADER).iter();
+        let mut values = headers.get_all(crate::dpop::HEADER).iter();
         let Some(first) = values.next() else {
             return Ok(None);
         };
@@ -128,11 +123,12 @@ impl TokenEndpointDpop {
             },
         )
         .map_err(DpopRefusal::Proof)?;
-        let mut key = Vec::with_capacity(32 + verified.jti.len());
-        key.extend_from_slice(&verified.thumbprint);
-        key.extend_from_slice(verified.jti.as_bytes());
-        let expires_at = verified.issued_at.saturating_add(iat_window);
-        match self.replay.remember(sha256(&key), expires_at, now).await {
+        let expires_at = verified.remember_until(iat_window);
+        match self
+            .replay
+            .remember(verified.replay_key(), expires_at, now)
+            .await
+        {
             Ok(Freshness::Fresh) => Ok(Some(verified.thumbprint)),
             Ok(Freshness::Replayed) => Err(DpopRefusal::Proof(ProofError::Replayed)),
             Err(_) => Err(DpopRefusal::StoreFull),
@@ -161,14 +157,7 @@ pub(crate) fn jkt(thumbprint: &Thumbprint) -> String {
 
 /// The thumbprint a `dpop_jkt` parameter names, if it is 32 base64url bytes.
 pub(crate) fn parse_jkt(text: &str) -> Option<Thumbprint> {
-    if text.len() != 43 {
-        return None;
-    }
-    let mut bytes = [0u8; 33];
-    match URL_SAFE_NO_PAD.decode_slice(text.as_bytes(), &mut bytes) {
-        Ok(32) => bytes[..32].try_into().ok(),
-        _ => None,
-    }
+    crate::crypto::base64url_32(text)
 }
 
 /// Whether a proof's `htu` names `endpoint` (RFC 9449 §4.3: without query and fragment; the

@@ -62,10 +62,13 @@ pub use replay::{
 };
 
 use crate::clock::{Clock, SystemClock};
-use crate::crypto::{AlgorithmSet, sha256};
+use crate::crypto::AlgorithmSet;
 use crate::validation::{ErrorCode, TokenError, Validator, VerifiedToken};
 use htu::ExpectedOrigin;
 use proof::ProofRequirements;
+
+/// The request header a DPoP proof travels in (RFC 9449 §4.1), as `http` names it.
+pub(crate) const HEADER: &str = "dpop";
 
 /// The default `iat` window, either way (MCP SEP-1932 for servers without shared state).
 pub const DEFAULT_IAT_WINDOW: Duration = Duration::from_secs(300);
@@ -416,21 +419,13 @@ impl DpopVerifier {
                 Some(_) => {}
             }
         }
-        // Remembered until it would fall out of the window anyway (inclusive of its last
-        // second, so a store with second-granular expiry never forgets it early).
-        let mut key_input = Vec::with_capacity(32 + verified.jti.len());
-        key_input.extend_from_slice(&verified.thumbprint);
-        key_input.extend_from_slice(verified.jti.as_bytes());
         Ok(PendingProof {
+            replay_key: verified.replay_key(),
+            expires_at: verified.remember_until(iat_window),
             verified: DpopVerified {
                 token,
                 thumbprint: verified.thumbprint,
             },
-            replay_key: sha256(&key_input),
-            expires_at: verified
-                .issued_at
-                .saturating_add(iat_window)
-                .saturating_add(1),
             now,
         })
     }

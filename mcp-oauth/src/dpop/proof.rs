@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 
 use super::thumbprint::ThumbprintMembers;
 use crate::crypto::{
-    Algorithm, AlgorithmSet, Curve, KeyType, PublicKeyMaterial, VerifyingKey, sha256,
+    Algorithm, AlgorithmSet, Curve, KeyType, PublicKeyMaterial, VerifyingKey, base64url_32, sha256,
 };
 use crate::json::ObjectView;
 use crate::token::claims;
@@ -184,6 +184,25 @@ pub(crate) struct VerifiedProof {
     pub nonce: Option<String>,
 }
 
+impl VerifiedProof {
+    /// What the replay store remembers this proof by: SHA-256 over the key's thumbprint and
+    /// the `jti` (the thumbprint's fixed length keeps the two apart), so one client's `jti`
+    /// never collides with another's.
+    pub(crate) fn replay_key(&self) -> [u8; 32] {
+        let mut input = Vec::with_capacity(32 + self.jti.len());
+        input.extend_from_slice(&self.thumbprint);
+        input.extend_from_slice(self.jti.as_bytes());
+        sha256(&input)
+    }
+
+    /// Until when (Unix seconds) the proof must be remembered: until it would fall out of
+    /// the `iat` window anyway, inclusive of its last second, so a store with second-granular
+    /// expiry never forgets it early.
+    pub(crate) fn remember_until(&self, iat_window: u64) -> u64 {
+        self.issued_at.saturating_add(iat_window).saturating_add(1)
+    }
+}
+
 /// Verifies `proof` against `requirements`.
 pub(crate) fn verify(
     proof: &str,
@@ -260,11 +279,7 @@ pub(crate) fn verify(
     }
     if let Some(token) = requirements.access_token {
         let ath = string(&claims_view, "ath")?.ok_or(ProofError::MissingClaim)?;
-        let mut decoded = [0u8; 33];
-        let matches = URL_SAFE_NO_PAD
-            .decode_slice(ath.as_bytes(), &mut decoded)
-            .is_ok_and(|len| len == 32 && decoded[..32] == sha256(token.as_bytes()));
-        if !matches {
+        if base64url_32(&ath) != Some(sha256(token.as_bytes())) {
             return Err(ProofError::WrongAccessTokenHash);
         }
     }

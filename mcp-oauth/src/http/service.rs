@@ -268,7 +268,7 @@ where
     // Tools must never see (or log) the raw token: it leaves with the header (and so does
     // the proof, which is bound to it).
     parts.headers.remove(AUTHORIZATION);
-    parts.headers.remove("dpop");
+    parts.headers.remove(crate::dpop::HEADER);
     parts.extensions.insert(identity);
     // The rules the endpoint's list filtering applies: the very ones decided with here.
     parts.extensions.insert(shared.access.clone());

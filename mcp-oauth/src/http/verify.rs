@@ -16,9 +16,6 @@ use crate::challenge::Scheme;
 use crate::dpop::{DpopError, DpopRequest, ProofError};
 use crate::validation::{ErrorCode, TokenFingerprint, VerifiedToken};
 
-/// The header a DPoP proof travels in.
-const DPOP_HEADER: &str = "dpop";
-
 /// The verified identity of the presented token, within the principal's request budget, or
 /// the refusal (401, 429, 503). For a DPoP request the proof is remembered by the replay
 /// store only after the per-principal limit passed: a principal over its budget cannot fill
@@ -39,7 +36,7 @@ pub(super) async fn verify_token(
         (Scheme::Dpop, Some(dpop)) => {
             let mut proofs: Vec<&str> = Vec::with_capacity(1);
             let mut unreadable = false;
-            for value in parts.headers.get_all(DPOP_HEADER) {
+            for value in parts.headers.get_all(crate::dpop::HEADER) {
                 match value.to_str() {
                     Ok(proof) => proofs.push(proof),
                     Err(_) => unreadable = true,

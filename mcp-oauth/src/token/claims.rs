@@ -119,15 +119,9 @@ pub(crate) fn dpop_confirmation(raw: Option<&RawValue>) -> Result<Option<[u8; 32
         .string("jkt")
         .map_err(|()| TokenError::InvalidClaim)?
         .ok_or(TokenError::InvalidClaim)?;
-    let mut thumbprint = [0u8; 33];
-    match base64::Engine::decode_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        jkt.as_bytes(),
-        &mut thumbprint,
-    ) {
-        Ok(32) => Ok(Some(thumbprint[..32].try_into().unwrap_or([0; 32]))),
-        _ => Err(TokenError::InvalidClaim),
-    }
+    crate::crypto::base64url_32(&jkt)
+        .map(Some)
+        .ok_or(TokenError::InvalidClaim)
 }
 
 /// `aud`: a string or an array of strings (`Ok(None)` when absent).
