@@ -25,8 +25,8 @@ use std::time::Duration;
 use mcp_oauth::testing::DpopKey;
 use serde_json::{Value, json};
 use support::{
-    READY_TIMEOUT, Reply, Running, example_command, free_port, http_client as http, node_tool,
-    workspace_root,
+    READY_TIMEOUT, Reply, Running, example_command, free_port, http_client as http, metadata_url,
+    node_tool, workspace_root,
 };
 
 const PROTOCOL_VERSION: &str = "2025-06-18";
@@ -386,15 +386,6 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn metadata_url(resource: &str) -> String {
-    let url = url::Url::parse(resource).unwrap();
-    format!(
-        "{}/.well-known/oauth-protected-resource{}",
-        url.origin().ascii_serialization(),
-        url.path()
-    )
-}
-
 /// Every `WWW-Authenticate` challenge of a reply, in order: its scheme and parameters.
 fn challenges(reply: &Reply) -> Vec<(String, Vec<(String, String)>)> {
     reply
@@ -670,28 +661,7 @@ impl Session<'_> {
 /// Runs `node <script>` in the TypeScript client's directory with `env`; asserts it succeeds
 /// and returns its JSON summary (its last line).
 fn run_ts_script(script: &str, env: &[(&str, &str)]) -> Value {
-    let _installed = support::npm_installed(&ts_dir());
-    let mut command = Command::new(node_tool("node"));
-    command
-        .arg(script)
-        .current_dir(ts_dir())
-        .stdin(Stdio::null());
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let (status, stdout, stderr) =
-        Running::spawn(&format!("node {script}"), command).wait_for_exit(SCRIPT_TIMEOUT);
-    assert!(
-        status.success(),
-        "node {script} failed ({status})\nstdout: {stdout}\nstderr: {stderr}"
-    );
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or_else(|| panic!("node {script} printed nothing\nstderr: {stderr}"));
-    serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("node {script}: not a JSON summary ({e}): {line}"))
+    support::run_node_script(&ts_dir(), script, &[], env, SCRIPT_TIMEOUT)
 }
 
 /// Asserts the first exchanges are the discovery a client does from a 401 alone: the

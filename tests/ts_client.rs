@@ -8,17 +8,12 @@
 
 mod support;
 
-use std::fs::File;
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Running, start_calendar_with_dev_server, workspace_root};
+use support::{metadata_url, run_node_script, start_calendar_with_dev_server, workspace_root};
 
-/// How long `npm ci` may take.
-const NPM_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a script may run (each also stops itself after 45 s).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -26,101 +21,9 @@ fn ts_dir() -> PathBuf {
     workspace_root().join("tests/interop/ts-client")
 }
 
-fn program(name: &str) -> String {
-    if cfg!(windows) && name == "npm" {
-        "npm.cmd".to_owned()
-    } else {
-        name.to_owned()
-    }
-}
-
-/// Panics unless `name --version` runs.
-fn require(name: &str) {
-    match Command::new(program(name)).arg("--version").output() {
-        Ok(output) if output.status.success() => {}
-        Ok(output) => panic!(
-            "`{name} --version` failed ({}): these interop tests need Node.js 20+ and npm on PATH\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ),
-        Err(error) => panic!(
-            "cannot run `{name}` ({error}): these interop tests need Node.js 20+ and npm on PATH \
-             (they fail rather than skip, so that CI cannot silently lose them)"
-        ),
-    }
-}
-
-/// The lock that orders `npm ci` (exclusive) before the scripts that use `node_modules`
-/// (shared), across the tests of this process and other test processes.
-fn lock_file() -> File {
-    let path = ts_dir().join("package-lock.json");
-    File::open(&path).unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
-}
-
-fn npm_ci() -> Result<(), String> {
-    require("node");
-    require("npm");
-    let lock = lock_file();
-    lock.lock()
-        .map_err(|e| format!("cannot lock package-lock.json: {e}"))?;
-    let mut command = Command::new(program("npm"));
-    command
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(ts_dir());
-    let (status, stdout, stderr) = Running::spawn("npm ci", command).wait_for_exit(NPM_TIMEOUT);
-    drop(lock);
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`npm ci` in {} failed ({status})\n{stdout}\n{stderr}",
-            ts_dir().display()
-        ))
-    }
-}
-
-/// Installs the pinned SDK once per process; returns a shared lock to hold while node runs.
-fn node_modules() -> File {
-    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
-    if let Err(message) = INSTALLED.get_or_init(npm_ci) {
-        panic!("{message}");
-    }
-    let lock = lock_file();
-    lock.lock_shared()
-        .expect("a shared lock on package-lock.json");
-    lock
-}
-
 /// Runs `node <script> <args>` with `env`; asserts it succeeds and returns its JSON summary.
 fn run_script(script: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
-    let _installed = node_modules();
-    let mut command = Command::new(program("node"));
-    command.arg(script).args(args).current_dir(ts_dir());
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let (status, stdout, stderr) =
-        Running::spawn(&format!("node {script}"), command).wait_for_exit(SCRIPT_TIMEOUT);
-    assert!(
-        status.success(),
-        "node {script} {args:?} failed ({status})\nstdout: {stdout}\nstderr: {stderr}"
-    );
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or_else(|| panic!("node {script} printed nothing\nstderr: {stderr}"));
-    serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("node {script}: not a JSON summary ({e}): {line}"))
-}
-
-fn metadata_url(resource: &str) -> String {
-    let url = url::Url::parse(resource).unwrap();
-    format!(
-        "{}/.well-known/oauth-protected-resource{}",
-        url.origin().ascii_serialization(),
-        url.path()
-    )
+    run_node_script(&ts_dir(), script, args, env, SCRIPT_TIMEOUT)
 }
 
 fn challenge(header: &Value) -> Vec<(String, String)> {

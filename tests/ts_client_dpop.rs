@@ -17,13 +17,12 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use mcp_oauth::testing::DpopKey;
 use serde_json::{Value, json};
 use support::{
-    Reply, Running, example_command, free_port, http_client, node_tool, npm_installed,
+    Reply, Running, example_command, free_port, http_client, metadata_url, run_node_script,
     workspace_root,
 };
 
@@ -48,25 +47,7 @@ fn start_calendar_requiring_dpop() -> (Running, String) {
 
 /// Runs `node <script> <args>` with `env`; asserts it succeeds and returns its JSON summary.
 fn run_script(script: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
-    let _installed = npm_installed(&ts_dir());
-    let mut command = Command::new(node_tool("node"));
-    command.arg(script).args(args).current_dir(ts_dir());
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let (status, stdout, stderr) =
-        Running::spawn(&format!("node {script}"), command).wait_for_exit(SCRIPT_TIMEOUT);
-    assert!(
-        status.success(),
-        "node {script} {args:?} failed ({status})\nstdout: {stdout}\nstderr: {stderr}"
-    );
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or_else(|| panic!("node {script} printed nothing\nstderr: {stderr}"));
-    serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("node {script}: not a JSON summary ({e}): {line}"))
+    run_node_script(&ts_dir(), script, args, env, SCRIPT_TIMEOUT)
 }
 
 /// Runs `client_credentials.mjs <mode>` with the calendar's dev client.
@@ -79,15 +60,6 @@ fn client_credentials(calendar: &Running, resource: &str, mode: &str) -> Value {
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     run_script("client_credentials.mjs", &[mode], &env)
-}
-
-fn metadata_url(resource: &str) -> String {
-    let url = url::Url::parse(resource).unwrap();
-    format!(
-        "{}/.well-known/oauth-protected-resource{}",
-        url.origin().ascii_serialization(),
-        url.path()
-    )
 }
 
 /// The `jkt` of the script's DPoP session (its key's thumbprint, as the SDK computes it).

@@ -417,6 +417,52 @@ pub fn npm_installed(dir: &Path) -> std::fs::File {
     lock
 }
 
+/// Runs `node <script> <args>` in `dir` (its npm packages installed first, see
+/// [`npm_installed`]) with `env`, for at most `timeout`; asserts it succeeds and returns its
+/// JSON summary, the last non-empty line it printed.
+pub fn run_node_script(
+    dir: &Path,
+    script: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> Value {
+    let _installed = npm_installed(dir);
+    let mut command = Command::new(node_tool("node"));
+    command
+        .arg(script)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let (status, stdout, stderr) =
+        Running::spawn(&format!("node {script}"), command).wait_for_exit(timeout);
+    assert!(
+        status.success(),
+        "node {script} {args:?} failed ({status})\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_else(|| panic!("node {script} printed nothing\nstderr: {stderr}"));
+    serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("node {script}: not a JSON summary ({e}): {line}"))
+}
+
+/// The protected-resource metadata URL of `resource` (RFC 9728 §3.1: the well-known path
+/// inserted before the resource's path), computed here, apart from the library's.
+pub fn metadata_url(resource: &str) -> String {
+    let url = url::Url::parse(resource).unwrap();
+    format!(
+        "{}/.well-known/oauth-protected-resource{}",
+        url.origin().ascii_serialization(),
+        url.path()
+    )
+}
+
 impl Running {
     /// The process id of the child (for `/proc/<pid>/…`, and for `harness::kill_on_exit`).
     pub fn pid(&self) -> u32 {
