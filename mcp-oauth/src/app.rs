@@ -109,6 +109,10 @@ pub enum StartupError {
         /// Why.
         source: std::io::Error,
     },
+    /// The shared state on Redis could not be set up (`MCP_OAUTH_REDIS_URL`).
+    #[cfg(feature = "redis")]
+    #[error("MCP_OAUTH_REDIS_URL: {0}")]
+    Redis(#[from] crate::redis::RedisSetupError),
     /// The embedded dev authorization server could not start.
     #[cfg(feature = "dev")]
     #[error("cannot start the dev authorization server: {0}")]
@@ -232,7 +236,26 @@ impl<R: ProtectedResource> OAuthApp<R> {
         if let Some(mode) = settings.dpop {
             config = config.dpop(mode);
         }
-        let dpop = dpop_config(&settings, config.dpop_mode())?;
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+        let mut dpop = dpop_config(&settings, config.dpop_mode())?;
+        #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+        let shared = shared_state(&settings)?;
+        // One list: the validator consults it, the embedded dev server's revocation endpoint
+        // feeds it, and with Redis every replica shares it.
+        let revocations = crate::revocation::Revocations::new();
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &shared
+            && settings.dpop_nonce
+            && settings.dpop_nonce_keys.is_empty()
+        {
+            // Replicas share the nonce key, or each would refuse the others' nonces.
+            let key = redis.dpop_nonce_key().await?;
+            let nonces = DpopNonces::new([key]).map_err(|_| SettingsError::Invalid {
+                name: "MCP_OAUTH_DPOP_NONCE_KEYS".into(),
+                reason: "no key".into(),
+            })?;
+            dpop = dpop.nonces(nonces);
+        }
         let resource = config.resource_url().to_owned();
         let resource_url = url::Url::parse(&resource).map_err(|e| SettingsError::Invalid {
             name: "MCP_OAUTH_RESOURCE".into(),
@@ -270,7 +293,7 @@ impl<R: ProtectedResource> OAuthApp<R> {
         } else if use_dev {
             #[cfg(feature = "dev")]
             {
-                let server = start_dev_server::<R>(&audience).await?;
+                let server = start_dev_server::<R>(&audience, &revocations).await?;
                 let policy = IssuerPolicy::builder(server.issuer())
                     .audience(&audience)
                     .jwks_uri(server.jwks_uri())
@@ -303,9 +326,13 @@ impl<R: ProtectedResource> OAuthApp<R> {
             if let Some(endpoint) = &introspection.endpoint {
                 builder = builder.endpoint(endpoint);
             }
+            #[cfg(feature = "redis")]
+            if let Some(redis) = &shared {
+                builder = builder.shared_cache(std::sync::Arc::new(redis.clone()));
+            }
             validator = validator.introspection(builder.build()?);
         }
-        let validator = validator.build()?;
+        let validator = validator.revocations(revocations).build()?;
         // The metadata advertises exactly the issuers the validator trusts (for a
         // multi-tenant policy, its advertised issuer rather than the template).
         let issuers: Vec<String> = validator
@@ -325,6 +352,10 @@ impl<R: ProtectedResource> OAuthApp<R> {
             .rate_limits(rate_limits(&settings))
             .client_address(client_address(&settings)?)
             .dpop(dpop);
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &shared {
+            layer = layer.redis(redis);
+        }
         layer = match &settings.audit_log {
             None => layer.audit_sink(TracingSink),
             Some(AuditLog::Stderr) => layer.audit_sink(JsonLinesSink::new(std::io::stderr())),
@@ -354,6 +385,8 @@ impl<R: ProtectedResource> OAuthApp<R> {
             signals: ShutdownSignals::install(),
             #[cfg(feature = "dev")]
             dev,
+            #[cfg(feature = "redis")]
+            redis: shared,
         })
     }
 }
@@ -518,11 +551,52 @@ fn dpop_config(settings: &Settings, mode: DpopMode) -> Result<DpopConfig, Settin
     Ok(config)
 }
 
+/// The shared state `MCP_OAUTH_REDIS_URL` names: connected in the background (an
+/// unreachable Redis is an outage, not a startup failure). Without the `redis` feature, a
+/// URL stops startup: the replicas would silently not share their limits.
+#[cfg(feature = "redis")]
+fn shared_state(settings: &Settings) -> Result<Option<crate::redis::RedisState>, StartupError> {
+    let Some(url) = &settings.redis_url else {
+        return Ok(None);
+    };
+    let mut config = crate::redis::RedisConfig::new(url.expose());
+    if let Some(prefix) = &settings.redis_prefix {
+        config = config.prefix(prefix);
+    }
+    if let Some(ms) = settings.redis_timeout_ms {
+        config = config.timeout(std::time::Duration::from_millis(u64::from(ms)));
+    }
+    if let Some(replicas) = settings.replicas {
+        config = config.replicas(replicas);
+    }
+    let redis = crate::redis::RedisState::connect(config)?;
+    tracing::info!(
+        url = %crate::redis::redacted(url.expose()),
+        "state shared by replicas on Redis"
+    );
+    Ok(Some(redis))
+}
+
+#[cfg(not(feature = "redis"))]
+fn shared_state(settings: &Settings) -> Result<Option<std::convert::Infallible>, StartupError> {
+    if settings.redis_url.is_some() {
+        return Err(SettingsError::Invalid {
+            name: "MCP_OAUTH_REDIS_URL".into(),
+            reason: "this build has no Redis support: enable the `redis` feature of mcp-oauth"
+                .into(),
+        }
+        .into());
+    }
+    Ok(None)
+}
+
 #[cfg(feature = "dev")]
 async fn start_dev_server<R: ProtectedResource>(
     audience: &str,
+    revocations: &crate::revocation::Revocations,
 ) -> Result<crate::dev::DevAuthorizationServer, StartupError> {
     crate::dev::DevAuthorizationServer::builder()
+        .revocations(revocations.clone())
         .resource(audience)
         .scopes(R::DECLARATION.scopes.iter().copied())
         // Banner tokens are pasted by hand: an hour instead of five minutes.
@@ -545,6 +619,8 @@ pub struct OAuthServer {
     signals: ShutdownSignals,
     #[cfg(feature = "dev")]
     dev: Option<crate::dev::DevAuthorizationServer>,
+    #[cfg(feature = "redis")]
+    redis: Option<crate::redis::RedisState>,
 }
 
 impl std::fmt::Debug for OAuthServer {
@@ -615,6 +691,12 @@ impl OAuthServer {
             rmcp::transport::streamable_http_server::StreamableHttpServerConfig::default();
         config.allowed_hosts = self.allowed_hosts();
         config.json_response = true;
+        // A session made on another replica is restored from the shared store (the layer
+        // has checked it is the principal's).
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.redis {
+            config.session_store = Some(std::sync::Arc::new(redis.session_store()));
+        }
         config
     }
 

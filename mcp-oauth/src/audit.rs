@@ -32,6 +32,7 @@
 //! | [`request_id`](AuditEvent::request_id) | `request_id` | `request_id` | the request's `X-Request-Id` (when it is 1–128 visible ASCII characters), else a generated one; echoed in the response |
 //! | [`remote_addr`](AuditEvent::remote_addr) | `remote_addr` | `remote_addr` | the client address, when known (see [`ClientAddress`](crate::http::ClientAddress)) |
 //! | [`retry_after`](AuditEvent::retry_after) | `retry_after_secs` | `retry_after_secs` | for 429 and 503, the `Retry-After` sent |
+//! | [`rate_limit_fallback`](AuditEvent::rate_limit_fallback) | `rate_limit_fallback` (only when `true`) | `rate_limit_fallback` | the shared rate-limit store was unreachable: this replica applied its local share of each budget (see [`crate::rate_limit::RateLimitStore::is_degraded`]) |
 //!
 //! The raw token never reaches an event: only its fingerprint does. Subject, client id and
 //! scopes come from a token whose signature verified, never from a refused one.
@@ -106,6 +107,9 @@ pub mod reason {
     /// 429: the client address spent its failed-authentication budget; the token was not
     /// looked at.
     pub const RATE_LIMITED_FAILED_AUTH: &str = "rate_limited_failed_auth";
+    /// 503: the shared session store could not say whose the presented session is (fail
+    /// closed; see [`crate::http::SessionCheck::Unavailable`]).
+    pub const SESSION_STORE_UNAVAILABLE: &str = "session_store_unavailable";
 }
 
 /// Whether the request went to the endpoint.
@@ -174,6 +178,9 @@ pub struct AuditEvent {
     pub remote_addr: Option<IpAddr>,
     /// The `Retry-After` sent with a 429 or 503.
     pub retry_after: Option<Duration>,
+    /// The rate limits were decided on this replica's local share of each budget: the
+    /// shared store was unreachable.
+    pub rate_limit_fallback: bool,
 }
 
 impl AuditEvent {
@@ -198,6 +205,7 @@ impl AuditEvent {
             request_id,
             remote_addr: None,
             retry_after: None,
+            rate_limit_fallback: false,
         }
     }
 
@@ -228,6 +236,7 @@ impl AuditEvent {
             "request_id": self.request_id,
             "remote_addr": self.remote_addr.map(|a| a.to_string()),
             "retry_after_secs": self.retry_after.map(|d| d.as_secs()),
+            "rate_limit_fallback": self.rate_limit_fallback,
         })
     }
 }
@@ -375,6 +384,7 @@ impl TracingSink {
             request_id,
             remote_addr,
             retry_after_secs,
+            rate_limit_fallback,
             message
         ) || log::log_enabled!(target: TARGET, log::Level::Info)
     }
@@ -421,6 +431,7 @@ impl AuditSink for TracingSink {
                     request_id = %event.request_id,
                     remote_addr = remote_addr.as_deref(),
                     retry_after_secs = retry_after,
+                    rate_limit_fallback = event.rate_limit_fallback.then_some(true),
                     $message
                 )
             };

@@ -72,7 +72,10 @@ pub mod metadata;
 pub mod metrics;
 pub mod operations;
 pub mod rate_limit;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod resource;
+pub mod revocation;
 #[cfg(feature = "rmcp")]
 pub mod rmcp;
 pub mod scopes;

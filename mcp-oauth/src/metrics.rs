@@ -16,6 +16,8 @@
 //! | `mcp_oauth_token_cache_hit_ratio` | gauge | | hits / (hits + misses) since start, 0 before any lookup |
 //! | `mcp_oauth_introspection_duration_seconds` | histogram | `outcome` (`active`/`inactive`/`refused`/`error`/`timeout`) | one RFC 7662 introspection call, end to end |
 //! | `mcp_oauth_introspection_requests_total` | counter | `outcome` | introspection calls |
+//! | `mcp_oauth_shared_store_failures_total` | counter | `operation` (`rate_limit`, `replay`, `session`, `introspection`, `revocation`, `ping`) | operations on the shared store ([`crate::redis`]) that failed or timed out; rate limits then use the local share of each budget |
+//! | `mcp_oauth_shared_store_available` | gauge | | 1 while the shared store answers, 0 during an outage |
 //!
 //! The key-set and token-cache counters mirror the validator's own statistics: the layer
 //! exports them as absolute values when it makes a decision, at most once a second
@@ -55,6 +57,28 @@ pub mod names {
     pub const INTROSPECTION_DURATION: &str = "mcp_oauth_introspection_duration_seconds";
     /// Counter: introspection calls by `outcome`.
     pub const INTROSPECTION_REQUESTS: &str = "mcp_oauth_introspection_requests_total";
+    /// Counter: failed shared-store operations by `operation`.
+    pub const SHARED_STORE_FAILURES: &str = "mcp_oauth_shared_store_failures_total";
+    /// Gauge: whether the shared store answers (1) or not (0).
+    pub const SHARED_STORE_AVAILABLE: &str = "mcp_oauth_shared_store_available";
+}
+
+/// Records a shared-store operation that failed or timed out.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn record_shared_store_failure(operation: &'static str) {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!(names::SHARED_STORE_FAILURES, "operation" => operation).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = operation;
+}
+
+/// Records whether the shared store answers.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn record_shared_store_available(available: bool) {
+    #[cfg(feature = "metrics")]
+    ::metrics::gauge!(names::SHARED_STORE_AVAILABLE).set(if available { 1.0 } else { 0.0 });
+    #[cfg(not(feature = "metrics"))]
+    let _ = available;
 }
 
 /// Records one decision (`outcome`: `allowed` or `refused`; `reason`: its audit reason).

@@ -111,6 +111,18 @@ impl Budget {
     pub fn interval(&self) -> Duration {
         self.interval
     }
+
+    /// One replica's share of this budget among `replicas`: the burst divided (at least 1),
+    /// the refill slowed as much. What a replica applies alone while the shared store is
+    /// unreachable.
+    #[must_use]
+    pub fn share(self, replicas: u32) -> Self {
+        let replicas = replicas.max(1);
+        Self {
+            burst: (self.burst / replicas).max(1),
+            interval: self.interval.saturating_mul(replicas),
+        }
+    }
 }
 
 /// Which bucket family a key belongs to.
@@ -240,9 +252,18 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// (GCRA: one timestamp per bucket, which suits an atomic script in a shared store).
 ///
 /// `now` is the layer's clock reading (since the Unix epoch), so a store never reads time
-/// of its own and tests control it. A store that cannot reach its backend should answer
-/// [`RateDecision::Allowed`] (fail open: the limits protect capacity, they do not
-/// authenticate) and report the failure its own way.
+/// of its own and tests control it (a shared store may read its server's clock instead, so
+/// that the replicas' clocks do not matter). A store that cannot reach its backend should
+/// fall back to a local share of the budget (the limits protect capacity, they do not
+/// authenticate), say so in [`is_degraded`](Self::is_degraded), and report the failure its
+/// own way.
+///
+/// The failed-authentication budget is taken in two steps: [`reserve`](Self::reserve) before
+/// the token is judged, [`settle`](Self::settle) once it was. The defaults reserve a unit
+/// and give it back for a success (which bounds concurrent attempts too); a shared store may
+/// instead answer the reservation from a local view of the buckets its previous replies
+/// showed empty, and charge the shared bucket only for a failure, so that a request whose
+/// token verifies costs no round trip for this budget.
 pub trait RateLimitStore: Send + Sync + 'static {
     /// Takes one unit from `key`'s bucket under `budget`, or says when one will be there.
     fn acquire<'a>(
@@ -260,6 +281,39 @@ pub trait RateLimitStore: Send + Sync + 'static {
         budget: Budget,
         now: Duration,
     ) -> StoreFuture<'a, ()>;
+
+    /// Reserves a unit for an attempt whose outcome is not known yet (default:
+    /// [`acquire`](Self::acquire)).
+    fn reserve<'a>(
+        &'a self,
+        key: &'a RateLimitKey,
+        budget: Budget,
+        now: Duration,
+    ) -> StoreFuture<'a, RateDecision> {
+        self.acquire(key, budget, now)
+    }
+
+    /// Settles a reservation: a `failed` attempt keeps its unit, a successful one gives it
+    /// back (default: [`release`](Self::release) for a success).
+    fn settle<'a>(
+        &'a self,
+        key: &'a RateLimitKey,
+        budget: Budget,
+        now: Duration,
+        failed: bool,
+    ) -> StoreFuture<'a, ()> {
+        if failed {
+            Box::pin(std::future::ready(()))
+        } else {
+            self.release(key, budget, now)
+        }
+    }
+
+    /// Whether the store currently answers from a local fallback rather than the shared
+    /// state (its backend is unreachable): recorded in audit events (`rate_limit_fallback`).
+    fn is_degraded(&self) -> bool {
+        false
+    }
 }
 
 impl<T: RateLimitStore + ?Sized> RateLimitStore for Arc<T> {
@@ -279,6 +333,29 @@ impl<T: RateLimitStore + ?Sized> RateLimitStore for Arc<T> {
         now: Duration,
     ) -> StoreFuture<'a, ()> {
         (**self).release(key, budget, now)
+    }
+
+    fn reserve<'a>(
+        &'a self,
+        key: &'a RateLimitKey,
+        budget: Budget,
+        now: Duration,
+    ) -> StoreFuture<'a, RateDecision> {
+        (**self).reserve(key, budget, now)
+    }
+
+    fn settle<'a>(
+        &'a self,
+        key: &'a RateLimitKey,
+        budget: Budget,
+        now: Duration,
+        failed: bool,
+    ) -> StoreFuture<'a, ()> {
+        (**self).settle(key, budget, now, failed)
+    }
+
+    fn is_degraded(&self) -> bool {
+        (**self).is_degraded()
     }
 }
 

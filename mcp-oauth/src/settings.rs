@@ -80,9 +80,63 @@ pub struct Settings {
     /// How far a proof's `iat` may be from now, in seconds (`MCP_OAUTH_DPOP_IAT_WINDOW`;
     /// default 300).
     pub dpop_iat_window: Option<u64>,
+    /// State shared by the replicas on Redis (`MCP_OAUTH_REDIS_URL`: `redis://` or
+    /// `rediss://`, a password in it never printed); default: every state in this process.
+    pub redis_url: Option<Secret>,
+    /// The prefix of the Redis keys (`MCP_OAUTH_REDIS_PREFIX`; default `mcp-oauth:`).
+    pub redis_prefix: Option<String>,
+    /// How long a request waits for one Redis operation, in milliseconds
+    /// (`MCP_OAUTH_REDIS_TIMEOUT_MS`; default 25).
+    pub redis_timeout_ms: Option<u32>,
+    /// How many replicas share the budgets (`MCP_OAUTH_REPLICAS`; default 1): while Redis is
+    /// unreachable each applies its share of every budget.
+    pub replicas: Option<u32>,
 }
 
 impl Settings {
+    /// The Redis members: a `redis://` or `rediss://` URL (never echoed: it may hold a
+    /// password), the others only with it, the timeout within 1 to 10,000 ms, at least one
+    /// replica.
+    fn validate_redis(&self) -> Result<(), SettingsError> {
+        if let Some(url) = &self.redis_url {
+            let parsed = url::Url::parse(url.expose()).ok();
+            if !parsed
+                .as_ref()
+                .is_some_and(|u| matches!(u.scheme(), "redis" | "rediss") && u.has_host())
+            {
+                return Err(invalid(
+                    REDIS_URL,
+                    "is not a redis:// or rediss:// URL with a host",
+                ));
+            }
+        } else {
+            for (name, set) in [
+                (REDIS_PREFIX, self.redis_prefix.is_some()),
+                (REDIS_TIMEOUT_MS, self.redis_timeout_ms.is_some()),
+                (REPLICAS, self.replicas.is_some()),
+            ] {
+                if set {
+                    return Err(invalid(
+                        name,
+                        format!("only means something with {REDIS_URL}: set it, or unset this"),
+                    ));
+                }
+            }
+        }
+        if let Some(ms) = self.redis_timeout_ms
+            && !(1..=MAX_REDIS_TIMEOUT_MS).contains(&ms)
+        {
+            return Err(invalid(
+                REDIS_TIMEOUT_MS,
+                format!("{ms} is not within 1 to {MAX_REDIS_TIMEOUT_MS} milliseconds"),
+            ));
+        }
+        if self.replicas == Some(0) {
+            return Err(invalid(REPLICAS, "must be at least 1"));
+        }
+        Ok(())
+    }
+
     /// The DPoP members: nonce keys well-formed and only with nonces on, nonces and the
     /// window only with a mode that is not `disabled`, the window within 1 to 3600 s. (That
     /// nonces need DPoP on when the mode comes from the declaration is checked at startup.)
@@ -322,6 +376,12 @@ const DPOP: &str = "MCP_OAUTH_DPOP";
 const DPOP_NONCE: &str = "MCP_OAUTH_DPOP_NONCE";
 const DPOP_NONCE_KEYS: &str = "MCP_OAUTH_DPOP_NONCE_KEYS";
 const DPOP_IAT_WINDOW: &str = "MCP_OAUTH_DPOP_IAT_WINDOW";
+const REDIS_URL: &str = "MCP_OAUTH_REDIS_URL";
+const REDIS_PREFIX: &str = "MCP_OAUTH_REDIS_PREFIX";
+const REDIS_TIMEOUT_MS: &str = "MCP_OAUTH_REDIS_TIMEOUT_MS";
+const REPLICAS: &str = "MCP_OAUTH_REPLICAS";
+/// The longest Redis timeout accepted (10 s): a request never waits longer on it.
+const MAX_REDIS_TIMEOUT_MS: u32 = 10_000;
 /// The widest `iat` window accepted (an hour): a wider one keeps proofs replayable longer.
 const MAX_DPOP_IAT_WINDOW: u64 = 3600;
 
@@ -515,6 +575,29 @@ impl Settings {
             "`300`",
             "How far a DPoP proof's `iat` may be from now, either way, in seconds (1 to 3600).",
         ),
+        (
+            REDIS_URL,
+            "none: every limit and memory in this process",
+            "State shared by replicas on Redis (`redis://` or `rediss://`): rate limits, DPoP \
+             proof ids and nonce key, sessions, introspection answers, revocations. Never \
+             printed.",
+        ),
+        (
+            REDIS_PREFIX,
+            "`mcp-oauth:`",
+            "The prefix of every Redis key (deployments sharing a Redis use different ones).",
+        ),
+        (
+            REDIS_TIMEOUT_MS,
+            "`25`",
+            "How long a request waits for one Redis operation, in milliseconds (1 to 10000).",
+        ),
+        (
+            REPLICAS,
+            "`1`",
+            "How many replicas share the budgets: while Redis is unreachable each applies its \
+             share of every budget.",
+        ),
     ];
 
     /// The settings the process environment states, over the defaults:
@@ -688,6 +771,22 @@ impl Settings {
                 "seconds, 1 to 3600",
             )?));
         }
+        if let Some(value) = vars.take(REDIS_URL) {
+            self.redis_url = Some(Secret::new(value));
+        }
+        if let Some(value) = vars.take(REDIS_PREFIX) {
+            self.redis_prefix = Some(value);
+        }
+        if let Some(value) = vars.take(REDIS_TIMEOUT_MS) {
+            self.redis_timeout_ms = Some(whole_number(
+                REDIS_TIMEOUT_MS,
+                &value,
+                "milliseconds, 1 to 10000",
+            )?);
+        }
+        if let Some(value) = vars.take(REPLICAS) {
+            self.replicas = Some(whole_number(REPLICAS, &value, "at least 1")?);
+        }
         debug_assert!(vars.values.is_empty(), "unread: {:?}", vars.values.keys());
         self.validate()?;
         Ok(self)
@@ -711,6 +810,7 @@ impl Settings {
     /// ```
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.validate_dpop()?;
+        self.validate_redis()?;
         if let Some(resource) = &self.resource {
             http_url(RESOURCE, resource)?;
         }
@@ -2383,7 +2483,7 @@ mod tests {
     #[test]
     fn an_unknown_variable_far_from_every_known_one_has_no_suggestion() {
         for name in [
-            "MCP_OAUTH_REDIS_URL",
+            "MCP_OAUTH_KAFKA_BROKERS",
             "MCP_OAUTH_MTLS",
             "MCP_OAUTH_TELEMETRY",
         ] {

@@ -307,7 +307,7 @@ impl Inner {
         if let Some(family) = redemption.family {
             access_tokens.extend(self.store.refresh.lock().revoke_family(family));
         }
-        self.store.revoke_access_tokens(access_tokens, now);
+        self.revoke_access_tokens(access_tokens, now);
     }
 
     fn refresh_token(
@@ -345,7 +345,7 @@ impl Inner {
             if entry.used {
                 let revoked = tables.revoke_family(family);
                 drop(tables);
-                self.store.revoke_access_tokens(revoked, now);
+                self.revoke_access_tokens(revoked, now);
                 tracing::debug!(
                     client_id = %client.id,
                     family,
@@ -655,7 +655,7 @@ impl Inner {
                 let family = entry.family;
                 let revoked = tables.revoke_family(family);
                 drop(tables);
-                self.store.revoke_access_tokens(revoked, now);
+                self.revoke_access_tokens(revoked, now);
                 tracing::debug!(client_id = %client.id, family, "dev authorization server: revoked a refresh token family");
             }
             return Ok(());
@@ -666,8 +666,7 @@ impl Inner {
             let jti = claims.get("jti").and_then(Value::as_str);
             let exp = claims.get("exp").and_then(Value::as_u64);
             if let (true, Some(jti), Some(exp)) = (owned, jti, exp) {
-                self.store
-                    .revoke_access_tokens(vec![(jti.to_owned(), exp)], now);
+                self.revoke_access_tokens(vec![(jti.to_owned(), exp)], now);
                 tracing::debug!(client_id = %client.id, %jti, "dev authorization server: revoked an access token");
             }
         }

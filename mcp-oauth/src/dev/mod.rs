@@ -144,6 +144,7 @@ pub struct DevAuthorizationServerBuilder {
     clock: Arc<dyn Clock>,
     max_entries: usize,
     redirect_hosts: Vec<String>,
+    revocations: Option<crate::revocation::Revocations>,
 }
 
 impl fmt::Debug for DevAuthorizationServerBuilder {
@@ -160,6 +161,7 @@ impl fmt::Debug for DevAuthorizationServerBuilder {
             .field("clock", &self.clock)
             .field("max_entries", &self.max_entries)
             .field("redirect_hosts", &self.redirect_hosts)
+            .field("revocations", &self.revocations)
             .finish()
     }
 }
@@ -178,6 +180,7 @@ impl Default for DevAuthorizationServerBuilder {
             clock: Arc::new(SystemClock),
             max_entries: DEFAULT_MAX_ENTRIES,
             redirect_hosts: Vec::new(),
+            revocations: None,
         }
     }
 }
@@ -287,6 +290,16 @@ impl DevAuthorizationServerBuilder {
         self
     }
 
+    /// Lists the access tokens revoked at `POST /revoke` (and those revoked with a replayed
+    /// code or refresh token) in `revocations` too, by issuer and `jti`: give it a resource
+    /// server's validator list ([`Validator::revocations`](crate::Validator::revocations)) and
+    /// the resource server refuses them at once; shared through Redis
+    /// ([`crate::redis`]), every replica does.
+    pub fn revocations(mut self, revocations: crate::revocation::Revocations) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
     /// Binds 127.0.0.1 and serves on the current tokio runtime.
     ///
     /// # Errors
@@ -318,6 +331,7 @@ impl DevAuthorizationServerBuilder {
             clock: self.clock,
             max_entries: self.max_entries,
             redirect_hosts: self.redirect_hosts,
+            revocations: self.revocations,
         })?;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).await?;
         let addr = listener.local_addr()?;

@@ -39,6 +39,8 @@ pub(crate) struct Config {
     /// The hosts, besides loopback, of redirect URIs dynamic registration accepts; each the
     /// serialization of a [`url::Host`] after [`Config::check`].
     pub(crate) redirect_hosts: Vec<String>,
+    /// Where revoked access tokens are also listed (a resource server's denylist).
+    pub(crate) revocations: Option<crate::revocation::Revocations>,
 }
 
 fn invalid_input(message: String) -> io::Error {
@@ -170,6 +172,23 @@ pub(crate) struct Inner {
     pub(super) next_family: AtomicU64,
     /// The token endpoint's DPoP proof checks and the proofs seen.
     pub(super) dpop: TokenEndpointDpop,
+}
+
+impl Inner {
+    /// Revokes access tokens by `jti`: refused by introspection here, and listed in the
+    /// configured [`Revocations`](crate::revocation::Revocations), which shares them with
+    /// the resource servers that consult it.
+    pub(super) fn revoke_access_tokens(&self, tokens: Vec<(String, u64)>, now: u64) {
+        if let Some(revocations) = &self.config.revocations {
+            for (jti, exp) in tokens.iter().filter(|(_, exp)| *exp > now) {
+                revocations.revoke_in_background(
+                    crate::revocation::Revocation::jwt_id(&self.issuer, jti),
+                    *exp,
+                );
+            }
+        }
+        self.store.revoke_access_tokens(tokens, now);
+    }
 }
 
 /// An access token just signed.

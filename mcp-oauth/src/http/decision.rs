@@ -39,6 +39,8 @@ pub(super) struct Decision {
     pub(super) tools: Vec<String>,
     pub(super) rpc_methods: Vec<String>,
     pub(super) required: Option<ScopeSet>,
+    /// The rate limits were decided on the local fallback share.
+    pub(super) rate_limit_fallback: bool,
 }
 
 impl Decision {
@@ -70,6 +72,7 @@ impl Decision {
             tools: Vec::new(),
             rpc_methods: Vec::new(),
             required: None,
+            rate_limit_fallback: false,
         }
     }
 
@@ -102,6 +105,7 @@ impl Decision {
         event.dpop_jkt = self.dpop_jkt.as_ref().map(crate::dpop::thumbprint::encode);
         event.remote_addr = self.remote;
         event.retry_after = retry_after;
+        event.rate_limit_fallback = self.rate_limit_fallback;
         event
     }
 

@@ -1,7 +1,7 @@
 //! The rate limits: the failed-authentication budget per client address, taken before any
 //! token work, and the request budget per verified principal.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Shared;
 use super::decision::{Decision, Refusal};
@@ -14,6 +14,9 @@ use crate::validation::VerifiedToken;
 pub(super) struct FailedAuth<'a> {
     shared: &'a Shared,
     bucket: Option<(RateLimitKey, crate::rate_limit::Budget)>,
+    /// A unit is reserved and not settled yet: [`finish`](Self::finish) settles it as a
+    /// failure (every path that keeps the unit is a refusal the client caused).
+    reserved: AtomicBool,
 }
 
 impl<'a> FailedAuth<'a> {
@@ -38,7 +41,11 @@ impl<'a> FailedAuth<'a> {
             }
             (None, _) => None,
         };
-        Some(Self { shared, bucket })
+        Some(Self {
+            shared,
+            bucket,
+            reserved: AtomicBool::new(false),
+        })
     }
 
     /// Takes a unit before any token work; `Err` is the 429.
@@ -51,10 +58,13 @@ impl<'a> FailedAuth<'a> {
             .shared
             .rate_limits
             .store
-            .acquire(key, *budget, now)
+            .reserve(key, *budget, now)
             .await
         {
-            RateDecision::Allowed => Ok(()),
+            RateDecision::Allowed => {
+                self.reserved.store(true, Ordering::Release);
+                Ok(())
+            }
             RateDecision::Limited { retry_after } => Err(Refusal::new(
                 reason::RATE_LIMITED_FAILED_AUTH,
                 too_many_requests(retry_after),
@@ -64,12 +74,25 @@ impl<'a> FailedAuth<'a> {
 
     /// Gives the reserved unit back: the attempt did not fail.
     pub(super) async fn release(&self) {
+        self.settle(false).await;
+    }
+
+    /// Settles a reservation still open when the request's decision is made: the attempt
+    /// failed (the unit stays taken; a shared store charges it now).
+    pub(super) async fn finish(&self) {
+        self.settle(true).await;
+    }
+
+    async fn settle(&self, failed: bool) {
+        if !self.reserved.swap(false, Ordering::AcqRel) {
+            return;
+        }
         if let Some((key, budget)) = &self.bucket {
             let now = self.shared.clock.now();
             self.shared
                 .rate_limits
                 .store
-                .release(key, *budget, now)
+                .settle(key, *budget, now, failed)
                 .await;
         }
     }

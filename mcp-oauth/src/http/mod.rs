@@ -155,6 +155,8 @@ pub struct OAuthLayerBuilder {
     clock: Arc<dyn Clock>,
     handle_key: Option<[u8; 32]>,
     dpop: DpopConfig,
+    #[cfg(feature = "redis")]
+    redis: Option<crate::redis::RedisState>,
 }
 
 impl std::fmt::Debug for OAuthLayerBuilder {
@@ -285,6 +287,19 @@ impl OAuthLayerBuilder {
         self
     }
 
+    /// Shares this layer's state with the other replicas of the deployment through Redis
+    /// (feature `redis`): the rate-limit buckets, the DPoP replay store, the session
+    /// bindings, and the validator's [revocation list](crate::Validator::revocations). Applied
+    /// when the layer is built, over [`rate_limits`](Self::rate_limits)' store,
+    /// [`dpop`](Self::dpop)'s replay store and [`session_bindings`](Self::session_bindings),
+    /// whatever the order of the calls. The introspection cache is the validator's: see
+    /// [`IntrospectionBuilder::shared_cache`](crate::introspection::IntrospectionBuilder::shared_cache).
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, state: &crate::redis::RedisState) -> Self {
+        self.redis = Some(state.clone());
+        self
+    }
+
     /// The clock of rate limits, DPoP proofs and audit timestamps (default: the system
     /// clock; tests inject a [`ManualClock`](crate::clock::ManualClock)).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -293,7 +308,15 @@ impl OAuthLayerBuilder {
     }
 
     /// Renders the metadata and runs the startup self-check.
-    pub fn build(self) -> Result<OAuthLayer, LayerError> {
+    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+    pub fn build(mut self) -> Result<OAuthLayer, LayerError> {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = self.redis.take() {
+            self.rate_limits.store = Arc::new(redis.clone());
+            self.dpop = self.dpop.replay_store(redis.clone());
+            self.sessions = Arc::new(redis.clone());
+            redis.share_revocations(self.validator.revocations());
+        }
         let resource = self.config.resource_url().to_owned();
         let document = self.config.metadata()?;
         let metadata_url = metadata::well_known_url(&resource)?;
@@ -530,6 +553,8 @@ impl OAuthLayer {
             clock: Arc::new(SystemClock),
             handle_key: None,
             dpop: DpopConfig::default(),
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 

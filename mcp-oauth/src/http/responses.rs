@@ -263,14 +263,31 @@ pub(super) fn token_refusal(
     challenge_response(shared, scheme, StatusCode::UNAUTHORIZED, challenge, None)
 }
 
+/// The `Retry-After` of a 503 for a shared store that cannot answer (it reconnects in the
+/// background).
+pub(super) const STORE_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// 503 with `Retry-After` in whole seconds, rounded up (at least 1).
+pub(super) fn unavailable(retry_after: Duration) -> Response<ResponseBody> {
+    json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        "A shared store is unavailable",
+        Some(&whole_seconds(retry_after).to_string()),
+    )
+}
+
+fn whole_seconds(duration: Duration) -> u64 {
+    (duration.as_secs() + u64::from(duration.subsec_nanos() > 0)).max(1)
+}
+
 /// 429 with `Retry-After` in whole seconds, rounded up (at least 1).
 pub(super) fn too_many_requests(retry_after: Duration) -> Response<ResponseBody> {
-    let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
     json_error(
         StatusCode::TOO_MANY_REQUESTS,
         "too_many_requests",
         "Too many requests",
-        Some(&secs.max(1).to_string()),
+        Some(&whole_seconds(retry_after).to_string()),
     )
 }
 

@@ -23,7 +23,9 @@ use super::operations::{read_operations, require, step_up_rule};
 use super::origin::OriginCheck;
 use super::responses::{DPOP_NONCE, plain, preflight, serve_metadata, unknown_address, with_cors};
 use super::session::Principal;
-use super::streams::{LAST_EVENT_ID_HEADER, SessionState, resume_for, session_of, track_session};
+use super::streams::{
+    LAST_EVENT_ID_HEADER, SESSION_HEADER, SessionState, resume_for, session_of, track_session,
+};
 use super::verify::verify_token;
 use crate::access::Requirement;
 use crate::audit::reason;
@@ -165,7 +167,8 @@ where
                 decision: Some(decision),
             };
             let response = inner.call(request).await?;
-            track_session(&shared, &method, session, &response);
+            let created = response.headers().get(SESSION_HEADER).cloned();
+            track_session(&shared, &method, session, response.status(), created).await;
             let response = response.map(ResponseBody::new);
             let response = match step_up {
                 Some(context) => {
@@ -238,20 +241,39 @@ where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    let failed_auth = FailedAuth::of(shared, decision).ok_or_else(unknown_address)?;
+    let authorized = authorize_with(shared, decision, request, &failed_auth).await;
+    // A reservation still open is a failure the client caused: settled once, here.
+    failed_auth.finish().await;
+    if shared.rate_limits.store.is_degraded() {
+        decision.rate_limit_fallback = true;
+    }
+    authorized
+}
+
+async fn authorize_with<B>(
+    shared: &Shared,
+    decision: &mut Decision,
+    request: Request<B>,
+    failed_auth: &FailedAuth<'_>,
+) -> Result<Authorized, Refusal>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let (mut parts, body) = request.into_parts();
     let mut body = Some(body);
-    let failed_auth = FailedAuth::of(shared, decision).ok_or_else(unknown_address)?;
     refuse_encoded_body(&parts)?;
     // The budget unit is taken before a form body is read.
-    let presented = presented_token(shared, &parts.headers, &failed_auth).await?;
+    let presented = presented_token(shared, &parts.headers, failed_auth).await?;
     let form = form_body(shared, &parts, &mut body).await?;
-    let identity = verify_token(shared, decision, presented, &parts, &failed_auth).await?;
+    let identity = verify_token(shared, decision, presented, &parts, failed_auth).await?;
     let scheme = presented.scheme;
     let principal = Principal::of(&identity);
     if parts.headers.contains_key(LAST_EVENT_ID_HEADER) {
-        resume_for(shared, principal, &mut parts.headers, &failed_auth).await?;
+        resume_for(shared, principal, &mut parts.headers, failed_auth).await?;
     }
-    let session = session_of(shared, principal, &parts.headers, &failed_auth).await?;
+    let session = session_of(shared, principal, &parts.headers, failed_auth).await?;
     let (body, requirement) =
         read_operations(shared, decision, &mut parts, form, body, principal).await?;
     require(shared, decision, &parts.headers, &identity, &requirement)?;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::crypto::sha256;
+use crate::rate_limit::StoreFuture;
 use crate::validation::VerifiedToken;
 
 /// Who a session belongs to: a digest of issuer, subject and client id.
@@ -59,16 +60,24 @@ pub enum SessionCheck {
     OtherPrincipal,
     /// Not in the table (never created here, ended, or evicted): refused, fail closed.
     Unknown,
+    /// The table cannot be read now (a shared store is unreachable): 503 with
+    /// `Retry-After`, fail closed, not charged to the client.
+    Unavailable,
 }
 
-/// Where session bindings live. Implement it over a shared store for several replicas.
+/// Where session bindings live. Implement it over a shared store for several replicas
+/// ([`crate::redis`] has one); asynchronous, because a shared store answers over the network.
 pub trait SessionBindings: Send + Sync + 'static {
     /// Records that `principal` created `session_id`.
-    fn bind(&self, session_id: &str, principal: Principal);
+    fn bind<'a>(&'a self, session_id: &'a str, principal: Principal) -> StoreFuture<'a, ()>;
     /// Looks `session_id` up for `principal`.
-    fn check(&self, session_id: &str, principal: Principal) -> SessionCheck;
+    fn check<'a>(
+        &'a self,
+        session_id: &'a str,
+        principal: Principal,
+    ) -> StoreFuture<'a, SessionCheck>;
     /// Forgets `session_id` (the session was deleted).
-    fn unbind(&self, session_id: &str);
+    fn unbind<'a>(&'a self, session_id: &'a str) -> StoreFuture<'a, ()>;
 }
 
 /// An in-memory, bounded binding table (default 100,000 sessions; the least recently used
@@ -104,32 +113,49 @@ impl Default for InMemorySessionBindings {
     }
 }
 
-impl SessionBindings for InMemorySessionBindings {
-    fn bind(&self, session_id: &str, principal: Principal) {
-        self.table.insert(Self::key(session_id), principal);
-    }
-
-    fn check(&self, session_id: &str, principal: Principal) -> SessionCheck {
+impl InMemorySessionBindings {
+    /// The owner check, synchronously.
+    pub fn check_now(&self, session_id: &str, principal: Principal) -> SessionCheck {
         match self.table.get(&Self::key(session_id)) {
             Some(owner) if owner == principal => SessionCheck::Owner,
             Some(_) => SessionCheck::OtherPrincipal,
             None => SessionCheck::Unknown,
         }
     }
+}
 
-    fn unbind(&self, session_id: &str) {
+impl SessionBindings for InMemorySessionBindings {
+    fn bind<'a>(&'a self, session_id: &'a str, principal: Principal) -> StoreFuture<'a, ()> {
+        self.table.insert(Self::key(session_id), principal);
+        Box::pin(std::future::ready(()))
+    }
+
+    fn check<'a>(
+        &'a self,
+        session_id: &'a str,
+        principal: Principal,
+    ) -> StoreFuture<'a, SessionCheck> {
+        Box::pin(std::future::ready(self.check_now(session_id, principal)))
+    }
+
+    fn unbind<'a>(&'a self, session_id: &'a str) -> StoreFuture<'a, ()> {
         self.table.remove(&Self::key(session_id));
+        Box::pin(std::future::ready(()))
     }
 }
 
 impl<T: SessionBindings + ?Sized> SessionBindings for Arc<T> {
-    fn bind(&self, session_id: &str, principal: Principal) {
+    fn bind<'a>(&'a self, session_id: &'a str, principal: Principal) -> StoreFuture<'a, ()> {
         (**self).bind(session_id, principal)
     }
-    fn check(&self, session_id: &str, principal: Principal) -> SessionCheck {
+    fn check<'a>(
+        &'a self,
+        session_id: &'a str,
+        principal: Principal,
+    ) -> StoreFuture<'a, SessionCheck> {
         (**self).check(session_id, principal)
     }
-    fn unbind(&self, session_id: &str) {
+    fn unbind<'a>(&'a self, session_id: &'a str) -> StoreFuture<'a, ()> {
         (**self).unbind(session_id)
     }
 }

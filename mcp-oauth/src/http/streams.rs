@@ -10,7 +10,7 @@ use super::body::ResponseBody;
 use super::decision::Refusal;
 use super::handles::HandleKind;
 use super::limits::FailedAuth;
-use super::responses::{internal_error, plain};
+use super::responses::{STORE_RETRY_AFTER, internal_error, plain, unavailable};
 use super::session::{Principal, SessionCheck};
 use crate::audit::reason;
 
@@ -36,8 +36,16 @@ pub(super) async fn session_of(
             ),
         ));
     };
-    match principal.map(|principal| shared.sessions.check(id, principal)) {
+    let check = match principal {
+        Some(principal) => Some(shared.sessions.check(id, principal).await),
+        None => None,
+    };
+    match check {
         Some(SessionCheck::Owner) => Ok(SessionState::Existing(id.to_owned())),
+        Some(SessionCheck::Unavailable) => Err(Refusal::new(
+            reason::SESSION_STORE_UNAVAILABLE,
+            unavailable(STORE_RETRY_AFTER),
+        )),
         Some(SessionCheck::OtherPrincipal | SessionCheck::Unknown) | None => {
             failed_auth.charge().await;
             Err(Refusal::new(
@@ -104,26 +112,28 @@ pub(super) async fn resume_for(
     }
 }
 
-pub(super) fn track_session<B>(
+/// Binds a session the endpoint created to its principal, or forgets a deleted one, from
+/// the response's status and `Mcp-Session-Id` (read before any await: a response body need
+/// not be `Sync`).
+pub(super) async fn track_session(
     shared: &Shared,
     method: &Method,
     session: SessionState,
-    response: &Response<B>,
+    status: StatusCode,
+    created: Option<HeaderValue>,
 ) {
-    if !response.status().is_success() {
+    if !status.is_success() {
         return;
     }
     match session {
         SessionState::New(Some(principal)) => {
-            if let Some(id) = response
-                .headers()
-                .get(SESSION_HEADER)
-                .and_then(|v| v.to_str().ok())
-            {
-                shared.sessions.bind(id, principal);
+            if let Some(id) = created.as_ref().and_then(|v| v.to_str().ok()) {
+                shared.sessions.bind(id, principal).await;
             }
         }
-        SessionState::Existing(id) if *method == Method::DELETE => shared.sessions.unbind(&id),
+        SessionState::Existing(id) if *method == Method::DELETE => {
+            shared.sessions.unbind(&id).await
+        }
         SessionState::Existing(_) | SessionState::New(None) => {}
     }
 }

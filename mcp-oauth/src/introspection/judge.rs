@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::Introspection;
 use crate::token::claims::{self, ClaimsView, audience_matches};
 use crate::token::{
-    Claim, Identity, TokenError, TokenFingerprint, Verification, VerifiedToken, check_not_before,
-    is_expired, read_issued_at, read_scopes,
+    Claim, Identity, TokenError, Verification, VerifiedToken, check_not_before, is_expired,
+    read_issued_at, read_scopes,
 };
 
 /// Token kinds that an introspection response may name and that are never access tokens.
@@ -165,7 +165,7 @@ fn judge_active(
         username: username.map(Cow::into_owned),
         verification: Verification::Introspection,
         payload: body.into(),
-        fingerprint: TokenFingerprint::from_sha256(token_hash),
+        token_hash: *token_hash,
         dpop_jkt,
     });
     Ok((token, valid_until))

@@ -71,6 +71,7 @@ use url::Url;
 use crate::clock::Clock;
 use crate::http_client;
 use crate::loopback::{is_allowed_discovered_url, is_https_or_loopback_http};
+use crate::rate_limit::StoreFuture;
 use crate::token::jws::{self, TokenShape};
 use crate::token::{
     Claim, MAX_LEEWAY, RequiredClaims, ScopeClaim, TokenError, TokenFingerprint, VerifiedToken,
@@ -215,6 +216,35 @@ pub struct Introspection {
     pub(crate) request_timeout: Duration,
     pub(crate) max_response_bytes: usize,
     pub(crate) retry_after: Duration,
+    pub(crate) shared_answers: Option<SharedAnswers>,
+}
+
+/// Where introspection answers are shared by the replicas of one deployment, so that one
+/// replica's call serves all (Redis: [`crate::redis`]). Keyed by the full SHA-256 of the
+/// token, never the token; an entry holds the endpoint's response body, which each replica
+/// judges again under its own configuration and clock, so a positive answer never outlives
+/// the token's `exp`. A store that cannot answer in time answers `None` (the endpoint is
+/// called) and drops a `put`: shared answers save calls, they never decide alone.
+pub trait SharedIntrospectionCache: Send + Sync + 'static {
+    /// The response body stored for the token whose SHA-256 is `token_hash`.
+    fn get<'a>(&'a self, token_hash: &'a [u8; 32]) -> StoreFuture<'a, Option<Vec<u8>>>;
+    /// Stores `body` for `ttl`.
+    fn put<'a>(
+        &'a self,
+        token_hash: &'a [u8; 32],
+        body: &'a [u8],
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()>;
+}
+
+/// A [`SharedIntrospectionCache`] in the configuration (which is `Debug` and `Clone`).
+#[derive(Clone)]
+pub(crate) struct SharedAnswers(pub(crate) Arc<dyn SharedIntrospectionCache>);
+
+impl fmt::Debug for SharedAnswers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedIntrospectionCache")
+    }
 }
 
 impl Introspection {
@@ -244,6 +274,7 @@ impl Introspection {
                 request_timeout: Duration::from_secs(5),
                 max_response_bytes: 64 * 1024,
                 retry_after: Duration::from_secs(5),
+                shared_answers: None,
             },
             endpoint: None,
             client_auth: None,
@@ -381,6 +412,13 @@ impl IntrospectionBuilder {
     /// never outlives the token's `exp`.
     pub fn cache(mut self, config: TokenCacheConfig) -> Self {
         self.config.cache = Some(config);
+        self
+    }
+
+    /// Shares answers with the other replicas of the deployment through `cache` (checked on a
+    /// local miss, before the endpoint is called; see [`SharedIntrospectionCache`]).
+    pub fn shared_cache(mut self, cache: Arc<dyn SharedIntrospectionCache>) -> Self {
+        self.config.shared_answers = Some(SharedAnswers(cache));
         self
     }
 
@@ -795,8 +833,46 @@ impl Inner {
         );
     }
 
-    /// One call: a slot, the endpoint, the POST, the judgement, the cache.
+    /// An answer another replica stored, judged again here (`None`: none, or not usable).
+    async fn shared_answer(&self, key: &CacheKey) -> Option<Outcome> {
+        let shared = self.config.shared_answers.as_ref()?;
+        let body = shared.0.get(&key.token_hash).await?;
+        let now = self.clock.now();
+        match judge(&body, &self.config, now, &key.token_hash) {
+            Judgement::Garbage(_) => None,
+            Judgement::Valid { token, valid_until } => {
+                let answer = Ok(token);
+                self.store(*key, &answer, valid_until, body.len());
+                Some(answer)
+            }
+            Judgement::Invalid(error) => {
+                let answer = Err(error);
+                if let Some(ttl) = self.config.negative_ttl {
+                    self.store(*key, &answer, now.saturating_add(ttl), 0);
+                }
+                Some(answer)
+            }
+        }
+    }
+
+    fn share(&self, key: &CacheKey, body: &[u8], ttl: Duration) {
+        if let Some(shared) = &self.config.shared_answers
+            && !ttl.is_zero()
+        {
+            // Not awaited by the request: sharing saves the other replicas a call, it never
+            // decides this one.
+            let shared = shared.0.clone();
+            let (hash, body) = (key.token_hash, body.to_vec());
+            tokio::spawn(async move { shared.put(&hash, &body, ttl).await });
+        }
+    }
+
+    /// One call: the shared answers, a slot, the endpoint, the POST, the judgement, the
+    /// caches.
     async fn call(&self, token: &str, key: CacheKey) -> Outcome {
+        if let Some(answer) = self.shared_answer(&key).await {
+            return answer;
+        }
         let fingerprint = TokenFingerprint::of(token);
         let started = Instant::now();
         let result = self.call_endpoint(token).await;
@@ -815,6 +891,11 @@ impl Inner {
                 record(elapsed, "active");
                 let answer = Ok(token);
                 self.store(key, &answer, valid_until, body.len());
+                let ttl = self
+                    .cache
+                    .as_ref()
+                    .map_or(valid_until, |cache| valid_until.min(now + cache.ttl()));
+                self.share(&key, &body, ttl.saturating_sub(now));
                 answer
             }
             Judgement::Invalid(error) => {
@@ -831,6 +912,7 @@ impl Inner {
                 let answer = Err(error);
                 if let Some(ttl) = self.config.negative_ttl {
                     self.store(key, &answer, now.saturating_add(ttl), 0);
+                    self.share(&key, &body, ttl);
                 }
                 answer
             }

@@ -201,6 +201,10 @@ pub enum TokenError {
     /// unknown, or not a token of this authorization server.
     #[error("token not active")]
     Inactive,
+    /// The token verified, but it was revoked before its `exp` (by its `jti` or its hash;
+    /// see [`Revocations`](crate::revocation::Revocations)).
+    #[error("token revoked")]
+    Revoked,
     /// The introspection endpoint could not judge the token: unreachable, timed out, an error
     /// status, a response that is not an RFC 7662 answer, or too many calls in flight. The
     /// token was not judged; the HTTP layer answers 503 with `Retry-After`.
@@ -294,6 +298,7 @@ impl TokenError {
             TokenError::InvalidSignature => "invalid_signature",
             TokenError::KeysUnavailable { .. } => "keys_unavailable",
             TokenError::Inactive => "inactive",
+            TokenError::Revoked => "revoked",
             TokenError::IntrospectionUnavailable { .. } => "introspection_unavailable",
         }
     }
@@ -343,6 +348,7 @@ impl TokenError {
             TokenError::InvalidSignature => "The token signature is invalid",
             TokenError::KeysUnavailable { .. } => "The authorization server keys are unavailable",
             TokenError::Inactive => "The access token is not active",
+            TokenError::Revoked => "The access token was revoked",
             TokenError::IntrospectionUnavailable { .. } => {
                 "The token introspection service is unavailable"
             }

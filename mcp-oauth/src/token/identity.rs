@@ -51,7 +51,9 @@ pub(crate) struct Identity {
     pub username: Option<String>,
     pub verification: Verification,
     pub payload: Box<[u8]>,
-    pub fingerprint: TokenFingerprint,
+    /// The token's full SHA-256: the revocation denylist's key (never the short
+    /// fingerprint, whose collisions an attacker could aim at) and the fingerprint's source.
+    pub token_hash: [u8; 32],
     /// `cnf.jkt`: the SHA-256 thumbprint of the DPoP key the token is bound to.
     pub dpop_jkt: Option<[u8; 32]>,
 }
@@ -125,7 +127,13 @@ impl VerifiedToken {
 
     /// The token's fingerprint, for logs.
     pub fn fingerprint(&self) -> TokenFingerprint {
-        self.0.fingerprint
+        TokenFingerprint::from_sha256(&self.0.token_hash)
+    }
+
+    /// The full SHA-256 of the token (for revocation by token: see
+    /// [`Revocations`](crate::revocation::Revocations)).
+    pub(crate) fn token_hash(&self) -> &[u8; 32] {
+        &self.0.token_hash
     }
 
     /// The RFC 7638 SHA-256 thumbprint of the DPoP key the token is bound to (`cnf.jkt`,
@@ -205,7 +213,7 @@ impl VerifiedToken {
             username: None,
             verification: Verification::Signature,
             payload: Box::default(),
-            fingerprint: TokenFingerprint::from_sha256(&[0; 32]),
+            token_hash: [0; 32],
             dpop_jkt: None,
         })
     }
@@ -241,7 +249,7 @@ impl fmt::Debug for VerifiedToken {
             .field("scopes", &self.0.scopes)
             .field("expires_at", &self.0.expires_at)
             .field("verification", &self.0.verification)
-            .field("fingerprint", &self.0.fingerprint)
+            .field("fingerprint", &self.fingerprint())
             .finish_non_exhaustive()
     }
 }

@@ -15,8 +15,8 @@ use crate::key_set::{KeyLookupError, KeyUnavailable, RemoteKeySet};
 use crate::token::claims::{self, ClaimsView, Registered, audience_matches};
 use crate::token::jws::{self, Header};
 use crate::token::{
-    Claim, Identity, TokenError, TokenFingerprint, Verification, VerifiedToken, check_not_before,
-    is_expired, read_issued_at, read_scopes,
+    Claim, Identity, TokenError, Verification, VerifiedToken, check_not_before, is_expired,
+    read_issued_at, read_scopes,
 };
 use crate::token_cache::{CacheEntry, CacheKey, SignedBy, TokenCache};
 
@@ -242,7 +242,7 @@ impl JwtVerifier {
             jwt_id: jwt_id.map(Cow::into_owned),
             username: username.map(Cow::into_owned),
             verification: Verification::Signature,
-            fingerprint: TokenFingerprint::from_sha256(&token_hash),
+            token_hash,
             dpop_jkt,
             payload: {
                 drop(claims);

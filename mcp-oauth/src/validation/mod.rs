@@ -91,6 +91,7 @@ use crate::crypto::sha256;
 use crate::introspection::{Introspection, IntrospectionConfigError, Introspector};
 use crate::key_set::{KeySetConfigError, RemoteKeySet};
 use crate::metrics;
+use crate::revocation::Revocations;
 use crate::token_cache::{TokenCache, TokenCacheConfig};
 use jwt::{Issuer, JwtVerifier};
 use policy::IssuerMatch;
@@ -159,6 +160,7 @@ struct Inner {
     jwt: JwtVerifier,
     introspector: Option<Introspector>,
     max_token_bytes: usize,
+    revocations: Revocations,
     validations: AtomicU64,
     accepted: AtomicU64,
     refused: AtomicU64,
@@ -174,6 +176,7 @@ pub struct ValidatorBuilder {
     cache: Option<TokenCacheConfig>,
     shared_cache: Option<Arc<TokenCache>>,
     max_token_bytes: usize,
+    revocations: Option<Revocations>,
 }
 
 impl ValidatorBuilder {
@@ -215,6 +218,13 @@ impl ValidatorBuilder {
     pub fn without_token_cache(mut self) -> Self {
         self.cache = None;
         self.shared_cache = None;
+        self
+    }
+
+    /// The revocation denylist consulted after a token verified, from the cache too
+    /// (default: an empty local list; see [`crate::revocation`]).
+    pub fn revocations(mut self, revocations: Revocations) -> Self {
+        self.revocations = Some(revocations);
         self
     }
 
@@ -272,9 +282,12 @@ impl ValidatorBuilder {
             .transpose()?;
         Ok(Validator {
             inner: Arc::new(Inner {
-                jwt: JwtVerifier::new(id, issuers, cache, self.clock),
+                jwt: JwtVerifier::new(id, issuers, cache, self.clock.clone()),
                 introspector,
                 max_token_bytes: self.max_token_bytes,
+                revocations: self
+                    .revocations
+                    .unwrap_or_else(|| Revocations::with_clock(self.clock.clone())),
                 validations: AtomicU64::new(0),
                 accepted: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
@@ -298,6 +311,7 @@ impl Validator {
             cache: Some(TokenCacheConfig::default()),
             shared_cache: None,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            revocations: None,
         }
     }
 
@@ -357,6 +371,11 @@ impl Validator {
         issuers
     }
 
+    /// The revocation denylist this validator consults.
+    pub fn revocations(&self) -> &Revocations {
+        &self.inner.revocations
+    }
+
     /// The verified-token cache, if on.
     pub fn token_cache(&self) -> Option<&TokenCache> {
         self.inner.jwt.cache()
@@ -402,6 +421,7 @@ impl Validator {
             Ok(identity) if identity.dpop_thumbprint().is_some() && !dpop_proof_follows => {
                 Err(TokenError::SenderConstrained)
             }
+            Ok(identity) if inner.revocations.is_revoked(&identity) => Err(TokenError::Revoked),
             other => other,
         };
         match &result {

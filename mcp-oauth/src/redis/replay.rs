@@ -1,0 +1,41 @@
+//! The DPoP `jti` replay store on Redis: `SET NX EX`, so that of two replicas shown one
+//! proof, exactly one accepts it. A store that cannot answer refuses the proof (503).
+
+use super::RedisState;
+use crate::dpop::{Freshness, ReplayFuture, ReplayStore, ReplayStoreError};
+
+pub(super) fn hex(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+        text.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
+    }
+    text
+}
+
+impl ReplayStore for RedisState {
+    fn remember(&self, key: [u8; 32], expires_at: u64, now: u64) -> ReplayFuture<'_> {
+        Box::pin(async move {
+            let redis_key = self.key(&format!("dpop:jti:{}", hex(&key)));
+            // Relative, and a second longer: the replicas' clocks may differ a little.
+            let seconds = expires_at.saturating_sub(now).saturating_add(1);
+            let set = self
+                .run("replay", |mut connection| async move {
+                    ::redis::cmd("SET")
+                        .arg(redis_key)
+                        .arg(1)
+                        .arg("NX")
+                        .arg("EX")
+                        .arg(seconds)
+                        .query_async::<Option<String>>(&mut connection)
+                        .await
+                })
+                .await;
+            match set {
+                Ok(Some(_)) => Ok(Freshness::Fresh),
+                Ok(None) => Ok(Freshness::Replayed),
+                Err(error) => Err(ReplayStoreError(error.0)),
+            }
+        })
+    }
+}
