@@ -8,10 +8,14 @@ pub mod dpop;
 mod issuer;
 pub mod keys;
 pub(crate) mod listener;
+#[cfg(feature = "redis")]
+mod redis;
 
 pub use dpop::DpopKey;
 pub use issuer::{Fault, TestIssuer, TestIssuerBuilder, TokenBuilder};
 pub use keys::{SigningAlgorithm, SigningKey, compact_jws};
+#[cfg(feature = "redis")]
+pub use redis::RedisServer;
 
 /// An HTTP client for tests that talk to loopback servers: no proxy, no redirects followed,
 /// and TLS set up for whichever crypto backend this build uses (in a pure-Rust build a plain
