@@ -354,7 +354,7 @@ impl<R: ProtectedResource> OAuthApp<R> {
             .dpop(dpop);
         #[cfg(feature = "redis")]
         if let Some(redis) = &shared {
-            layer = layer.redis(redis);
+            layer = layer.shared_state(redis.clone());
         }
         layer = match &settings.audit_log {
             None => layer.audit_sink(TracingSink),

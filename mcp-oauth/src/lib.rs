@@ -80,6 +80,7 @@ pub mod revocation;
 pub mod rmcp;
 pub mod scopes;
 pub mod settings;
+pub mod store;
 mod token;
 pub mod token_cache;
 pub mod tools;

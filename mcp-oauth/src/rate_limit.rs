@@ -46,9 +46,7 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -244,8 +242,7 @@ pub enum RateDecision {
     },
 }
 
-/// A boxed future, as [`RateLimitStore`] returns.
-pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::store::StoreFuture;
 
 /// Where the buckets live. Implement it over a shared store (Redis, a database) so the
 /// replicas of one deployment share budgets; see [`InMemoryRateLimitStore`] for the semantics

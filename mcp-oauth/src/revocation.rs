@@ -40,7 +40,7 @@ use parking_lot::RwLock;
 
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::sha256;
-use crate::rate_limit::StoreFuture;
+use crate::store::StoreFuture;
 use crate::token::VerifiedToken;
 
 /// One revoked token: by issuer and `jti`, or by the SHA-256 of the whole token.

@@ -92,6 +92,20 @@ use crate::operations::{MethodTable, PromptTable, ResourceTable};
 use crate::tools::ToolTable;
 use crate::validation::Validator;
 
+/// Every table the layer keeps that the replicas of one deployment must share, from one
+/// store ([`RedisState`](crate::redis::RedisState) with the feature `redis`); given to
+/// [`OAuthLayerBuilder::shared_state`].
+pub trait SharedState: Send + Sync + 'static {
+    /// The rate-limit buckets.
+    fn rate_limit_store(&self) -> Arc<dyn crate::rate_limit::RateLimitStore>;
+    /// The DPoP proof ids.
+    fn replay_store(&self) -> Arc<dyn crate::dpop::ReplayStore>;
+    /// Which principal each session belongs to.
+    fn session_bindings(&self) -> Arc<dyn SessionBindings>;
+    /// Shares `revocations` (the validator's list) with the other replicas.
+    fn share_revocations(&self, revocations: &crate::revocation::Revocations);
+}
+
 /// The default bound of a request body the layer reads (4 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
@@ -155,8 +169,7 @@ pub struct OAuthLayerBuilder {
     clock: Arc<dyn Clock>,
     handle_key: Option<[u8; 32]>,
     dpop: DpopConfig,
-    #[cfg(feature = "redis")]
-    redis: Option<crate::redis::RedisState>,
+    shared_state: Option<Arc<dyn SharedState>>,
 }
 
 impl std::fmt::Debug for OAuthLayerBuilder {
@@ -287,16 +300,16 @@ impl OAuthLayerBuilder {
         self
     }
 
-    /// Shares this layer's state with the other replicas of the deployment through Redis
-    /// (feature `redis`): the rate-limit buckets, the DPoP replay store, the session
-    /// bindings, and the validator's [revocation list](crate::Validator::revocations). Applied
-    /// when the layer is built, over [`rate_limits`](Self::rate_limits)' store,
-    /// [`dpop`](Self::dpop)'s replay store and [`session_bindings`](Self::session_bindings),
-    /// whatever the order of the calls. The introspection cache is the validator's: see
+    /// Shares this layer's state with the other replicas of the deployment (with Redis:
+    /// `.shared_state(redis_state.clone())`, see [`crate::redis`]): the rate-limit buckets,
+    /// the DPoP replay store, the session bindings, and the validator's
+    /// [revocation list](crate::Validator::revocations). Applied when the layer is built,
+    /// over [`rate_limits`](Self::rate_limits)' store, [`dpop`](Self::dpop)'s replay store
+    /// and [`session_bindings`](Self::session_bindings), whatever the order of the calls.
+    /// The introspection cache is the validator's: see
     /// [`IntrospectionBuilder::shared_cache`](crate::introspection::IntrospectionBuilder::shared_cache).
-    #[cfg(feature = "redis")]
-    pub fn redis(mut self, state: &crate::redis::RedisState) -> Self {
-        self.redis = Some(state.clone());
+    pub fn shared_state(mut self, state: impl SharedState) -> Self {
+        self.shared_state = Some(Arc::new(state));
         self
     }
 
@@ -308,14 +321,12 @@ impl OAuthLayerBuilder {
     }
 
     /// Renders the metadata and runs the startup self-check.
-    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
     pub fn build(mut self) -> Result<OAuthLayer, LayerError> {
-        #[cfg(feature = "redis")]
-        if let Some(redis) = self.redis.take() {
-            self.rate_limits.store = Arc::new(redis.clone());
-            self.dpop = self.dpop.replay_store(redis.clone());
-            self.sessions = Arc::new(redis.clone());
-            redis.share_revocations(self.validator.revocations());
+        if let Some(shared) = self.shared_state.take() {
+            self.rate_limits.store = shared.rate_limit_store();
+            self.dpop = self.dpop.replay_store(shared.replay_store());
+            self.sessions = shared.session_bindings();
+            shared.share_revocations(self.validator.revocations());
         }
         let resource = self.config.resource_url().to_owned();
         let document = self.config.metadata()?;
@@ -553,8 +564,7 @@ impl OAuthLayer {
             clock: Arc::new(SystemClock),
             handle_key: None,
             dpop: DpopConfig::default(),
-            #[cfg(feature = "redis")]
-            redis: None,
+            shared_state: None,
         }
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::crypto::sha256;
-use crate::rate_limit::StoreFuture;
+use crate::store::StoreFuture;
 use crate::validation::VerifiedToken;
 
 /// Who a session belongs to: a digest of issuer, subject and client id.

@@ -71,7 +71,7 @@ use url::Url;
 use crate::clock::Clock;
 use crate::http_client;
 use crate::loopback::{is_allowed_discovered_url, is_https_or_loopback_http};
-use crate::rate_limit::StoreFuture;
+use crate::store::StoreFuture;
 use crate::token::jws::{self, TokenShape};
 use crate::token::{
     Claim, MAX_LEEWAY, RequiredClaims, ScopeClaim, TokenError, TokenFingerprint, VerifiedToken,

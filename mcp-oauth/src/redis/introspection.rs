@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::RedisState;
 use super::replay::hex;
 use crate::introspection::SharedIntrospectionCache;
-use crate::rate_limit::StoreFuture;
+use crate::store::StoreFuture;
 
 impl SharedIntrospectionCache for RedisState {
     fn get<'a>(&'a self, token_hash: &'a [u8; 32]) -> StoreFuture<'a, Option<Vec<u8>>> {

@@ -46,7 +46,7 @@
 //! use mcp_oauth::redis::{RedisConfig, RedisState};
 //!
 //! let redis = RedisState::connect(RedisConfig::new("redis://127.0.0.1:6379/").replicas(3))?;
-//! // OAuthLayer::builder(config, validator).shared_state(&redis) wires every store;
+//! // OAuthLayer::builder(config, validator).shared_state(redis.clone()) wires every store;
 //! // the one-call setup does it when MCP_OAUTH_REDIS_URL is set.
 //! # let _ = redis;
 //! # Ok(()) }
@@ -316,7 +316,27 @@ impl RedisState {
             Err(error) => Err(RedisSetupError::Unreachable(error.to_string())),
         }
     }
+}
 
+impl crate::http::SharedState for RedisState {
+    fn rate_limit_store(&self) -> Arc<dyn crate::rate_limit::RateLimitStore> {
+        Arc::new(self.clone())
+    }
+
+    fn replay_store(&self) -> Arc<dyn crate::dpop::ReplayStore> {
+        Arc::new(self.clone())
+    }
+
+    fn session_bindings(&self) -> Arc<dyn crate::http::SessionBindings> {
+        Arc::new(self.clone())
+    }
+
+    fn share_revocations(&self, revocations: &crate::revocation::Revocations) {
+        RedisState::share_revocations(self, revocations);
+    }
+}
+
+impl RedisState {
     /// `prefix` + `suffix`.
     pub(crate) fn key(&self, suffix: &str) -> String {
         let mut key = String::with_capacity(self.inner.config.prefix.len() + suffix.len());

@@ -6,9 +6,8 @@
 use std::time::Duration;
 
 use super::RedisState;
-use crate::rate_limit::{
-    BucketKind, Budget, RateDecision, RateLimitKey, RateLimitStore, StoreFuture,
-};
+use crate::rate_limit::{BucketKind, Budget, RateDecision, RateLimitKey, RateLimitStore};
+use crate::store::StoreFuture;
 
 /// Takes one unit: `KEYS[1]` the bucket, `ARGV[1]` the refill interval and `ARGV[2]` the
 /// burst, in microseconds and units. Returns `{taken, wait}`: `taken` 1 when a unit was

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::StreamExt as _;
 
 use super::{LOG_TARGET, RedisState};
-use crate::rate_limit::StoreFuture;
 use crate::revocation::{Revocation, RevocationBackend, RevocationError, Revocations};
+use crate::store::StoreFuture;
 
 fn unix_now() -> u64 {
     SystemTime::now()

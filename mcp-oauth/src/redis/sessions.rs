@@ -8,7 +8,7 @@ use super::RedisState;
 use super::replay::hex;
 use crate::crypto::sha256;
 use crate::http::{Principal, SessionBindings, SessionCheck};
-use crate::rate_limit::StoreFuture;
+use crate::store::StoreFuture;
 
 impl RedisState {
     fn session_key(&self, session_id: &str) -> String {
