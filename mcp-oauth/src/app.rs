@@ -654,6 +654,29 @@ impl OAuthServer {
         &self.issuers
     }
 
+    /// The revocation list the validator consults: revoke a token here (by issuer and `jti`,
+    /// or by the token) and every replica sharing the Redis of `MCP_OAUTH_REDIS_URL` refuses
+    /// it within a second; without Redis, this replica does at once.
+    ///
+    /// ```no_run
+    /// # async fn demo(app: &mcp_oauth::app::OAuthServer) {
+    /// use mcp_oauth::revocation::Revocation;
+    /// let until = u64::MAX; // the token's `exp` is enough
+    /// if let Err(error) = app.revocations().revoke(Revocation::jwt_id("https://auth.example.com", "4f1c2a"), until).await {
+    ///     eprintln!("revoked here, not yet shared: {error}");
+    /// }
+    /// # }
+    /// ```
+    pub fn revocations(&self) -> &crate::revocation::Revocations {
+        self.layer.validator().revocations()
+    }
+
+    /// The state shared with the other replicas, when `MCP_OAUTH_REDIS_URL` is set.
+    #[cfg(feature = "redis")]
+    pub fn shared_state(&self) -> Option<&crate::redis::RedisState> {
+        self.redis.as_ref()
+    }
+
     /// The embedded dev authorization server, when one runs.
     #[cfg(feature = "dev")]
     pub fn dev_server(&self) -> Option<&crate::dev::DevAuthorizationServer> {
