@@ -15,8 +15,30 @@ impl RedisState {
         self.key(&format!("session:{}", hex(&sha256(session_id.as_bytes()))))
     }
 
-    fn session_ttl_secs(&self) -> u64 {
-        self.inner.config.session_ttl.as_secs().max(1)
+    /// Sets one field of a session's hash and (re)starts its time to live.
+    async fn set_session_field(
+        &self,
+        session_id: &str,
+        field: &'static str,
+        value: Vec<u8>,
+    ) -> Result<(), super::Unavailable> {
+        let key = self.session_key(session_id);
+        let ttl = self.inner.config.session_ttl.as_secs().max(1);
+        self.run("session", |mut connection| async move {
+            ::redis::pipe()
+                .cmd("HSET")
+                .arg(&key)
+                .arg(field)
+                .arg(value)
+                .ignore()
+                .cmd("EXPIRE")
+                .arg(&key)
+                .arg(ttl)
+                .ignore()
+                .query_async::<()>(&mut connection)
+                .await
+        })
+        .await
     }
 }
 
@@ -25,26 +47,8 @@ impl SessionBindings for RedisState {
         Box::pin(async move {
             // Known here at once; shared for the other replicas.
             self.inner.sessions.bind(session_id, principal).await;
-            let key = self.session_key(session_id);
-            let ttl = self.session_ttl_secs();
             let owner = principal.as_bytes().to_vec();
-            let stored = self
-                .run("session", |mut connection| async move {
-                    ::redis::pipe()
-                        .cmd("HSET")
-                        .arg(&key)
-                        .arg("principal")
-                        .arg(owner)
-                        .ignore()
-                        .cmd("EXPIRE")
-                        .arg(&key)
-                        .arg(ttl)
-                        .ignore()
-                        .query_async::<()>(&mut connection)
-                        .await
-                })
-                .await;
-            if let Err(error) = stored {
+            if let Err(error) = self.set_session_field(session_id, "principal", owner).await {
                 tracing::warn!(
                     target: super::LOG_TARGET,
                     error = %error,
@@ -163,24 +167,9 @@ mod rmcp_store {
             session_id: &str,
             state: &SessionState,
         ) -> Result<(), SessionStoreError> {
-            let key = self.0.session_key(session_id);
-            let ttl = self.0.session_ttl_secs();
             let json = serde_json::to_vec(state).map_err(error)?;
             self.0
-                .run("session", |mut connection| async move {
-                    ::redis::pipe()
-                        .cmd("HSET")
-                        .arg(&key)
-                        .arg("state")
-                        .arg(json)
-                        .ignore()
-                        .cmd("EXPIRE")
-                        .arg(&key)
-                        .arg(ttl)
-                        .ignore()
-                        .query_async::<()>(&mut connection)
-                        .await
-                })
+                .set_session_field(session_id, "state", json)
                 .await
                 .map_err(error)
         }
