@@ -661,7 +661,7 @@ impl OAuthServer {
     /// ```no_run
     /// # async fn demo(app: &mcp_oauth::app::OAuthServer) {
     /// use mcp_oauth::revocation::Revocation;
-    /// let until = u64::MAX; // the token's `exp` is enough
+    /// let until = 1_900_000_000; // the token's `exp`
     /// if let Err(error) = app.revocations().revoke(Revocation::jwt_id("https://auth.example.com", "4f1c2a"), until).await {
     ///     eprintln!("revoked here, not yet shared: {error}");
     /// }

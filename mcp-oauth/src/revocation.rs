@@ -6,7 +6,8 @@
 //! cache too): an entry names a token by its issuer and `jti`, or by the full SHA-256 of the
 //! token (never the short audit fingerprint: an attacker who can aim at its collisions must
 //! not be able to get someone else's token refused, nor theirs accepted). An entry lasts until
-//! the token's own `exp`, after which validation refuses the token anyway.
+//! the token's own `exp` and the largest clock leeway a validator may grant after it
+//! ([`GRACE`]), after which validation refuses the token anyway.
 //!
 //! The check reads a local table and never waits on the network: with a backend
 //! ([`RevocationBackend`], Redis through [`crate::redis`]) a revocation made on one replica is
@@ -20,7 +21,7 @@
 //!
 //! let revocations = Revocations::new();
 //! revocations
-//!     .revoke(Revocation::jwt_id("https://auth.example.com", "4f1c2a"), u64::MAX)
+//!     .revoke(Revocation::jwt_id("https://auth.example.com", "4f1c2a"), 1_900_000_000) // its exp
 //!     .await
 //!     .unwrap();
 //! assert!(revocations.contains(&Revocation::jwt_id("https://auth.example.com", "4f1c2a"), 0));
@@ -42,6 +43,20 @@ use crate::clock::{Clock, SystemClock};
 use crate::crypto::sha256;
 use crate::store::StoreFuture;
 use crate::token::VerifiedToken;
+
+/// How long an entry outlives its `until` (the token's `exp`): the largest leeway a validator
+/// grants past `exp` ([`MAX_LEEWAY`](crate::validation::MAX_LEEWAY), 300 s) and a minute for
+/// the replicas' clocks to differ.
+pub const GRACE: u64 = crate::token::MAX_LEEWAY.as_secs() + 60;
+
+/// The latest `until` kept (the year 9999): a later one is taken as this one, so that it stays
+/// exact in a shared store's scores (double precision).
+pub const MAX_UNTIL: u64 = 253_402_300_799;
+
+/// Whether an entry listed until `until` still holds at `now`.
+pub(crate) fn holds(until: u64, now: u64) -> bool {
+    until.saturating_add(GRACE) >= now
+}
 
 /// One revoked token: by issuer and `jti`, or by the SHA-256 of the whole token.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -153,6 +168,8 @@ struct Inner {
     /// Mirrors `entries.len()`: the check of an empty list takes no lock.
     len: AtomicUsize,
     backend: RwLock<Option<Arc<dyn RevocationBackend>>>,
+    /// Revocations the backend could not share yet: shared again once it answers.
+    unpublished: parking_lot::Mutex<Vec<(Revocation, u64)>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -184,39 +201,60 @@ impl Revocations {
                 entries: RwLock::new(HashMap::new()),
                 len: AtomicUsize::new(0),
                 backend: RwLock::new(None),
+                unpublished: parking_lot::Mutex::new(Vec::new()),
                 clock,
             }),
         }
     }
 
-    /// Shares revocations through `backend` from now on.
-    pub fn set_backend(&self, backend: Arc<dyn RevocationBackend>) {
-        *self.inner.backend.write() = Some(backend);
+    /// Shares revocations through `backend` from now on; `false` (and nothing changes) when
+    /// the list has a backend already.
+    pub fn set_backend(&self, backend: Arc<dyn RevocationBackend>) -> bool {
+        let mut current = self.inner.backend.write();
+        if current.is_some() {
+            return false;
+        }
+        *current = Some(backend);
+        true
     }
 
     /// Revokes a token until `until` (Unix seconds; its `exp` is enough): refused here at
     /// once, and by every replica once the backend has shared it. An `Err` means the other
-    /// replicas may not know: retry.
+    /// replicas do not know yet: the revocation is kept and shared again when the backend
+    /// answers ([`take_unpublished`](Self::take_unpublished)).
     pub async fn revoke(&self, revocation: Revocation, until: u64) -> Result<(), RevocationError> {
+        let until = until.min(MAX_UNTIL);
         self.insert_local(revocation.clone(), until);
         let backend = self.inner.backend.read().clone();
-        match backend {
-            Some(backend) => backend.publish(&revocation, until).await,
-            None => Ok(()),
+        let Some(backend) = backend else {
+            return Ok(());
+        };
+        let shared = backend.publish(&revocation, until).await;
+        if shared.is_err() {
+            self.inner.unpublished.lock().push((revocation, until));
         }
+        shared
+    }
+
+    /// The revocations the backend could not share when they were made, for it to share
+    /// again (what it fails to share it gives back with [`keep_unpublished`](Self::keep_unpublished)).
+    pub fn take_unpublished(&self) -> Vec<(Revocation, u64)> {
+        std::mem::take(&mut *self.inner.unpublished.lock())
+    }
+
+    /// Puts back revocations still not shared.
+    pub fn keep_unpublished(&self, entries: impl IntoIterator<Item = (Revocation, u64)>) {
+        self.inner.unpublished.lock().extend(entries);
     }
 
     /// [`revoke`](Self::revoke) from synchronous code: listed here at once, shared in the
     /// background (a failure to share is logged under `mcp_oauth::revocation`). Needs a Tokio
     /// runtime when a backend is set.
     pub fn revoke_in_background(&self, revocation: Revocation, until: u64) {
-        self.insert_local(revocation.clone(), until);
-        let Some(backend) = self.inner.backend.read().clone() else {
-            return;
-        };
+        let list = self.clone();
         tokio::spawn(async move {
-            if let Err(error) = backend.publish(&revocation, until).await {
-                tracing::warn!(target: "mcp_oauth::revocation", ?revocation, %error, "a revocation could not be shared with the other replicas");
+            if let Err(error) = list.revoke(revocation, until).await {
+                tracing::warn!(target: "mcp_oauth::revocation", %error, "a revocation could not be shared with the other replicas yet: it will be when the shared store answers");
             }
         });
     }
@@ -235,14 +273,15 @@ impl Revocations {
     /// replicas published). Expired entries are swept on the way.
     pub fn insert_local(&self, revocation: Revocation, until: u64) {
         let now = self.inner.clock.now().as_secs();
-        if until < now {
+        let until = until.min(MAX_UNTIL);
+        if !holds(until, now) {
             return;
         }
         let mut entries = self.inner.entries.write();
         let current = entries.entry(revocation).or_insert(until);
         *current = (*current).max(until);
         if entries.len().is_power_of_two() {
-            entries.retain(|_, until| *until >= now);
+            entries.retain(|_, until| holds(*until, now));
         }
         self.inner.len.store(entries.len(), Ordering::Release);
     }
@@ -253,7 +292,7 @@ impl Revocations {
             .entries
             .read()
             .get(revocation)
-            .is_some_and(|until| *until >= now)
+            .is_some_and(|until| holds(*until, now))
     }
 
     /// Whether the token `identity` came from is revoked.
@@ -263,8 +302,11 @@ impl Revocations {
         }
         let now = self.inner.clock.now().as_secs();
         let entries = self.inner.entries.read();
-        let listed =
-            |revocation: &Revocation| entries.get(revocation).is_some_and(|until| *until >= now);
+        let listed = |revocation: &Revocation| {
+            entries
+                .get(revocation)
+                .is_some_and(|until| holds(*until, now))
+        };
         if listed(&Revocation::TokenHash(*identity.token_hash())) {
             return true;
         }
@@ -317,8 +359,12 @@ mod tests {
         let id = Revocation::jwt_id("https://as", "1");
         list.insert_local(id.clone(), 1_010);
         assert!(list.contains(&id, 1_010));
-        assert!(!list.contains(&id, 1_011));
-        list.insert_local(Revocation::jwt_id("https://as", "2"), 999);
+        // A validator may accept the token up to its leeway past `exp`: the entry holds on.
+        assert!(list.contains(&id, 1_010 + GRACE));
+        assert!(!list.contains(&id, 1_011 + GRACE));
+        list.insert_local(Revocation::jwt_id("https://as", "2"), 999 - GRACE);
         assert_eq!(list.len(), 1, "an entry already expired is not kept");
+        list.insert_local(Revocation::jwt_id("https://as", "3"), u64::MAX);
+        assert!(list.contains(&Revocation::jwt_id("https://as", "3"), MAX_UNTIL));
     }
 }

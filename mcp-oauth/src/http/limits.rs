@@ -111,6 +111,24 @@ impl<'a> FailedAuth<'a> {
     }
 }
 
+impl Drop for FailedAuth<'_> {
+    /// A request dropped before its decision (the client went away mid-validation) still
+    /// settles its reservation as a failure: cancelling must not be a free attempt.
+    fn drop(&mut self) {
+        if !self.reserved.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let (Some((key, budget)), Ok(runtime)) =
+            (self.bucket, tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let store = self.shared.rate_limits.store.clone();
+        let now = self.shared.clock.now();
+        runtime.spawn(async move { store.settle(&key, budget, now, true).await });
+    }
+}
+
 /// The verified principal's request budget, when one is configured: 429 once it is spent.
 pub(super) async fn per_principal(
     shared: &Shared,

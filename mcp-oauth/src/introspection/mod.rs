@@ -226,8 +226,10 @@ pub struct Introspection {
 /// the token's `exp`. A store that cannot answer in time answers `None` (the endpoint is
 /// called) and drops a `put`: shared answers save calls, they never decide alone.
 pub trait SharedIntrospectionCache: Send + Sync + 'static {
-    /// The response body stored for the token whose SHA-256 is `token_hash`.
-    fn get<'a>(&'a self, token_hash: &'a [u8; 32]) -> StoreFuture<'a, Option<Vec<u8>>>;
+    /// The response body stored for the token whose SHA-256 is `token_hash`, with the time
+    /// it has left (a replica keeps it no longer than that, so sharing never lengthens how
+    /// long an answer is served).
+    fn get<'a>(&'a self, token_hash: &'a [u8; 32]) -> StoreFuture<'a, Option<(Vec<u8>, Duration)>>;
     /// Stores `body` for `ttl`.
     fn put<'a>(
         &'a self,
@@ -836,19 +838,21 @@ impl Inner {
     /// An answer another replica stored, judged again here (`None`: none, or not usable).
     async fn shared_answer(&self, key: &CacheKey) -> Option<Outcome> {
         let shared = self.config.shared_answers.as_ref()?;
-        let body = shared.0.get(&key.token_hash).await?;
+        let (body, left) = shared.0.get(&key.token_hash).await?;
         let now = self.clock.now();
+        let shared_until = now.saturating_add(left);
         match judge(&body, &self.config, now, &key.token_hash) {
             Judgement::Garbage(_) => None,
             Judgement::Valid { token, valid_until } => {
                 let answer = Ok(token);
-                self.store(*key, &answer, valid_until, body.len());
+                self.store(*key, &answer, valid_until.min(shared_until), body.len());
                 Some(answer)
             }
             Judgement::Invalid(error) => {
                 let answer = Err(error);
                 if let Some(ttl) = self.config.negative_ttl {
-                    self.store(*key, &answer, now.saturating_add(ttl), 0);
+                    let until = now.saturating_add(ttl).min(shared_until);
+                    self.store(*key, &answer, until, 0);
                 }
                 Some(answer)
             }
@@ -891,10 +895,9 @@ impl Inner {
                 record(elapsed, "active");
                 let answer = Ok(token);
                 self.store(key, &answer, valid_until, body.len());
-                let ttl = self
-                    .cache
-                    .as_ref()
-                    .map_or(valid_until, |cache| valid_until.min(now + cache.ttl()));
+                let ttl = self.cache.as_ref().map_or(valid_until, |cache| {
+                    valid_until.min(now.saturating_add(cache.ttl()))
+                });
                 self.share(&key, &body, ttl.saturating_sub(now));
                 answer
             }

@@ -9,18 +9,24 @@ use crate::introspection::SharedIntrospectionCache;
 use crate::store::StoreFuture;
 
 impl SharedIntrospectionCache for RedisState {
-    fn get<'a>(&'a self, token_hash: &'a [u8; 32]) -> StoreFuture<'a, Option<Vec<u8>>> {
+    fn get<'a>(&'a self, token_hash: &'a [u8; 32]) -> StoreFuture<'a, Option<(Vec<u8>, Duration)>> {
         Box::pin(async move {
             let key = self.key(&format!("introspect:{}", hex(token_hash)));
-            self.run("introspection", |mut connection| async move {
-                ::redis::cmd("GET")
-                    .arg(key)
-                    .query_async::<Option<Vec<u8>>>(&mut connection)
-                    .await
-            })
-            .await
-            .ok()
-            .flatten()
+            let (body, left) = self
+                .run_best_effort("introspection", |mut connection| async move {
+                    ::redis::pipe()
+                        .cmd("GET")
+                        .arg(&key)
+                        .cmd("PTTL")
+                        .arg(&key)
+                        .query_async::<(Option<Vec<u8>>, i64)>(&mut connection)
+                        .await
+                })
+                .await
+                .ok()?;
+            // PTTL is negative for a key without expiry or gone: not an answer to keep.
+            let left = u64::try_from(left).ok().filter(|ms| *ms > 0)?;
+            Some((body?, Duration::from_millis(left)))
         })
     }
 

@@ -14,11 +14,20 @@
 //! | DPoP nonce key | — | `SET NX` then `GET`, at startup | none |
 //! | session bindings and rmcp's session store | [`SessionBindings`](crate::http::SessionBindings), `rmcp::…::session::store::SessionStore` | one hash per session | none once a replica has seen the session |
 //! | introspection answers | [`SharedIntrospectionCache`](crate::introspection::SharedIntrospectionCache) | the endpoint's answer, expiring with the token | on a local miss only |
-//! | revocations | [`RevocationBackend`](crate::revocation::RevocationBackend) | a sorted set (member, `exp`) and publish/subscribe | none: a local mirror, re-read in full after every reconnect |
+//! | revocations | [`RevocationBackend`](crate::revocation::RevocationBackend) | a sorted set (member, `exp`) and publish/subscribe, the subscription pinged every second | none: a local mirror, re-read in full after every reconnect and every 30 s; a revocation that could not be shared is shared again |
 //!
-//! Every operation is on one key, so a Redis Cluster shards them without cross-slot work.
-//! Keys start with a configurable [prefix](RedisConfig::prefix) (`mcp-oauth:`), and never
-//! hold a token, a subject or an address in the clear: SHA-256 digests only.
+//! **Which Redis.** Redis 6.2 or later (`ZADD GT`, `ZRANGE BYSCORE`), one primary: standalone,
+//! or behind a TCP endpoint that follows failover. Every operation is on one key, so a
+//! sharded deployment would need no cross-slot work, but this client talks to one node:
+//! Redis Cluster is not supported yet. Set `maxmemory-policy noeviction` (Redis' default; a
+//! warning at startup says when it is not): an evicted proof id would let a replayed DPoP
+//! proof pass. Redis is trusted like the process itself: whoever can write to it can lift
+//! limits, forge introspection answers or restore sessions.
+//!
+//! Keys start with a configurable [prefix](RedisConfig::prefix) (`mcp-oauth:`) and never hold
+//! a token, a subject or an address in the clear: SHA-256 digests, which are not secret for a
+//! guessable input (an IPv4 address); the shared introspection answers hold the endpoint's
+//! response (subject, client, scopes) as it sent it.
 //!
 //! **Failure is defined.** Each operation has a [timeout](RedisConfig::timeout) (25 ms). The
 //! first that fails or times out marks the store unavailable (a warning, the metric
@@ -61,7 +70,7 @@ mod sessions;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -78,6 +87,13 @@ const LOG_TARGET: &str = "mcp_oauth::redis";
 /// The default operation timeout: a loopback or same-zone Redis answers in well under a
 /// millisecond; a request never waits longer than this for one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(25);
+
+/// Timeouts in a row after which the store is taken for unavailable (one could be a worker
+/// thread that was not scheduled in time, not Redis).
+pub const TIMEOUTS_BEFORE_DOWN: u32 = 3;
+
+/// The timeout of work off the request path (sharing a revocation, reading the list).
+const DETACHED_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a session binding is kept after its last write (24 hours).
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -108,8 +124,10 @@ impl fmt::Debug for RedisConfig {
 /// A Redis URL with any password replaced by `***` (for logs).
 pub fn redacted(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
+        Ok(mut parsed) if parsed.password().is_some() || !parsed.username().is_empty() => {
+            // `redis://secret@host` puts a password where the user name goes.
+            let _ = parsed.set_username("***");
+            let _ = parsed.set_password(parsed.password().map(|_| "***"));
             parsed.to_string()
         }
         Ok(parsed) => parsed.to_string(),
@@ -199,10 +217,16 @@ struct Inner {
     connection: ConnectionManager,
     config: RedisConfig,
     available: AtomicBool,
+    /// Operations that timed out since the last that answered.
+    timeouts_in_a_row: AtomicU32,
     /// Wakes the probe when an operation failed.
     down: Notify,
     /// The budgets applied while Redis is unreachable: each replica's share.
     local_budgets: InMemoryRateLimitStore,
+    /// Failed-authentication reservations in flight on this replica, bounded by the whole
+    /// budget: the shared bucket is charged only once an attempt failed, so this bounds how
+    /// many attempts of one address are judged at once.
+    in_flight: InMemoryRateLimitStore,
     /// The failed-authentication gate's local view: until when (layer clock, since the
     /// epoch) the shared store last said a bucket is empty.
     blocked: quick_cache::sync::Cache<RateLimitKey, Duration>,
@@ -241,14 +265,17 @@ impl RedisState {
                 client,
                 connection,
                 available: AtomicBool::new(true),
+                timeouts_in_a_row: AtomicU32::new(0),
                 down: Notify::new(),
                 local_budgets: InMemoryRateLimitStore::default(),
+                in_flight: InMemoryRateLimitStore::default(),
                 blocked: quick_cache::sync::Cache::new(100_000),
                 sessions: crate::http::InMemorySessionBindings::default(),
                 config,
             }),
         };
         tokio::spawn(probe(Arc::downgrade(&state.inner)));
+        tokio::spawn(check_eviction_policy(state.clone()));
         Ok(state)
     }
 
@@ -345,11 +372,41 @@ impl RedisState {
         key
     }
 
-    /// Runs one operation within the timeout; a failure marks the store unavailable. While
-    /// it is unavailable, operations fail at once (the probe finds out when it is back).
+    /// Runs one operation of the request path within the timeout. While the store is
+    /// unavailable, operations fail at once (the probe finds out when it is back); a
+    /// connection failure, or [`TIMEOUTS_BEFORE_DOWN`] timeouts in a row, mark it unavailable.
+    /// An error reply of the server (out of memory, a wrong type) fails this operation only.
     pub(crate) async fn run<T, F, Fut>(
         &self,
         operation: &'static str,
+        call: F,
+    ) -> Result<T, Unavailable>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = ::redis::RedisResult<T>>,
+    {
+        self.run_with(operation, true, call).await
+    }
+
+    /// [`run`](Self::run) for an operation whose failure costs nothing but a saving (the
+    /// shared introspection answers): it never marks the store unavailable, so a slow lookup
+    /// cannot turn DPoP off.
+    pub(crate) async fn run_best_effort<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        call: F,
+    ) -> Result<T, Unavailable>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = ::redis::RedisResult<T>>,
+    {
+        self.run_with(operation, false, call).await
+    }
+
+    async fn run_with<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        counts: bool,
         call: F,
     ) -> Result<T, Unavailable>
     where
@@ -360,18 +417,60 @@ impl RedisState {
             return Err(Unavailable("the shared store is unavailable".into()));
         }
         let connection = self.inner.connection.clone();
-        match tokio::time::timeout(self.inner.config.timeout, call(connection)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(self.failed(operation, error.to_string())),
-            Err(_) => Err(self.failed(
-                operation,
+        let outcome = tokio::time::timeout(self.inner.config.timeout, call(connection)).await;
+        let (why, down) = match outcome {
+            Ok(Ok(value)) => {
+                self.inner.timeouts_in_a_row.store(0, Ordering::Relaxed);
+                return Ok(value);
+            }
+            Ok(Err(error)) => {
+                let unreachable = error.is_io_error()
+                    || error.is_connection_refusal()
+                    || error.is_connection_dropped()
+                    || error.is_unrecoverable_error();
+                let timeout = error.is_timeout();
+                (
+                    error.to_string(),
+                    unreachable || (timeout && self.timed_out()),
+                )
+            }
+            Err(_) => (
                 format!("no answer within {:?}", self.inner.config.timeout),
-            )),
+                self.timed_out(),
+            ),
+        };
+        crate::metrics::record_shared_store_failure(operation);
+        if counts && down {
+            Err(self.failed(operation, why))
+        } else {
+            tracing::debug!(target: LOG_TARGET, operation, error = %why, "a shared-store operation failed");
+            Err(Unavailable(why))
+        }
+    }
+
+    /// Counts a timeout; `true` once there were enough in a row to call the store down.
+    fn timed_out(&self) -> bool {
+        self.inner.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= TIMEOUTS_BEFORE_DOWN
+    }
+
+    /// Runs an operation off the request path (sharing a revocation) with a longer timeout,
+    /// whether or not the store is marked available, without changing that mark.
+    pub(crate) async fn run_detached<T, F, Fut>(&self, call: F) -> Result<T, Unavailable>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = ::redis::RedisResult<T>>,
+    {
+        let connection = self.inner.connection.clone();
+        match tokio::time::timeout(DETACHED_TIMEOUT, call(connection)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(Unavailable(error.to_string())),
+            Err(_) => Err(Unavailable(format!(
+                "no answer within {DETACHED_TIMEOUT:?}"
+            ))),
         }
     }
 
     fn failed(&self, operation: &'static str, why: String) -> Unavailable {
-        crate::metrics::record_shared_store_failure(operation);
         if self.inner.available.swap(false, Ordering::AcqRel) {
             crate::metrics::record_shared_store_available(false);
             tracing::warn!(
@@ -388,6 +487,7 @@ impl RedisState {
     }
 
     fn mark_up(&self) {
+        self.inner.timeouts_in_a_row.store(0, Ordering::Relaxed);
         if !self.inner.available.swap(true, Ordering::AcqRel) {
             crate::metrics::record_shared_store_available(true);
             tracing::info!(target: LOG_TARGET, "the shared store (Redis) answers again");
@@ -406,6 +506,37 @@ impl RedisState {
 
     pub(crate) fn local_share(&self, budget: Budget) -> Budget {
         budget.share(self.inner.config.replicas)
+    }
+}
+
+/// Warns, once Redis answers, when its eviction policy could drop keys under memory pressure:
+/// an evicted proof id lets a replayed DPoP proof pass. (A managed Redis may refuse `CONFIG`:
+/// then nothing is said.)
+async fn check_eviction_policy(state: RedisState) {
+    if !state.ready(Duration::from_secs(30)).await {
+        return;
+    }
+    let mut connection = state.inner.connection.clone();
+    let command = ::redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .clone();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(2),
+        command.query_async::<Vec<String>>(&mut connection),
+    )
+    .await;
+    if let Ok(Ok(pair)) = answer
+        && let Some(policy) = pair.get(1)
+        && policy != "noeviction"
+    {
+        tracing::warn!(
+            target: LOG_TARGET,
+            policy = %policy,
+            "Redis may evict keys under memory pressure (maxmemory-policy): an evicted DPoP \
+             proof id would let a replayed proof pass. Set maxmemory-policy noeviction for \
+             the Redis that mcp-oauth uses"
+        );
     }
 }
 

@@ -143,25 +143,37 @@ impl RateLimitStore for RedisState {
         })
     }
 
-    /// The gate before a token is judged: the local view of buckets the shared store last
-    /// said were empty (no round trip); while Redis is unreachable, this replica's share.
+    /// The gate before a token is judged, without a round trip: the local view of buckets
+    /// the shared store last said were empty, and at most the whole budget of attempts in
+    /// flight on this replica; while Redis is unreachable, this replica's share of the budget.
     fn reserve<'a>(
         &'a self,
         key: &'a RateLimitKey,
         budget: Budget,
         now: Duration,
     ) -> StoreFuture<'a, RateDecision> {
-        let decision = if self.is_available() {
-            match self.inner.blocked.get(key) {
-                Some(until) if until > now => RateDecision::Limited {
-                    retry_after: until - now,
-                },
-                _ => RateDecision::Allowed,
+        let gate = match self.inner.blocked.get(key) {
+            Some(until) if until > now && self.is_available() => RateDecision::Limited {
+                retry_after: until - now,
+            },
+            _ => RateDecision::Allowed,
+        };
+        let decision = match gate {
+            RateDecision::Allowed => self.inner.in_flight.try_acquire(key, budget, now),
+            limited => limited,
+        };
+        let decision = match decision {
+            RateDecision::Allowed if !self.is_available() => {
+                let share =
+                    self.inner
+                        .local_budgets
+                        .try_acquire(key, self.local_share(budget), now);
+                if share != RateDecision::Allowed {
+                    self.inner.in_flight.give_back(key, budget, now);
+                }
+                share
             }
-        } else {
-            self.inner
-                .local_budgets
-                .try_acquire(key, self.local_share(budget), now)
+            other => other,
         };
         Box::pin(std::future::ready(decision))
     }
@@ -176,6 +188,7 @@ impl RateLimitStore for RedisState {
         failed: bool,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            self.inner.in_flight.give_back(key, budget, now);
             if !self.is_available() {
                 if !failed {
                     self.inner

@@ -1,16 +1,27 @@
 //! Revocations on Redis: a sorted set `{prefix}revoked` (member: the entry, score: until
-//! when, Unix seconds) that replicas read in full after every (re)connection, and a channel
-//! of the same name on which each new entry is published, so every replica's local mirror
-//! holds it within milliseconds. Requests only ever read the mirror.
+//! when, Unix seconds) that replicas read in full after every (re)connection and every
+//! [`REREAD_INTERVAL`], and a channel of the same name on which each new entry is published,
+//! so every replica's local mirror holds it within milliseconds. Requests only ever read the
+//! mirror. The subscription is pinged every second: a connection that died silently (a
+//! middlebox dropped it) is found and replaced within about two.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt as _;
 
-use super::{LOG_TARGET, RedisState};
-use crate::revocation::{Revocation, RevocationBackend, RevocationError, Revocations};
+use super::{Inner, LOG_TARGET, RedisState};
+use crate::revocation::{GRACE, Revocation, RevocationBackend, RevocationError, Revocations};
 use crate::store::StoreFuture;
+
+/// How often the whole list is read again even while the subscription looks healthy.
+pub const REREAD_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How often the subscription is pinged, and how long the answer may take.
+const PING_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Entries read per page of the full read.
+const PAGE: usize = 1_000;
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -19,6 +30,8 @@ fn unix_now() -> u64 {
 }
 
 impl RevocationBackend for RedisState {
+    /// Off the request path, so not held to the request timeout nor refused while the store
+    /// is marked unavailable: a revocation is worth a longer wait.
     fn publish<'a>(
         &'a self,
         revocation: &'a Revocation,
@@ -28,7 +41,8 @@ impl RevocationBackend for RedisState {
             let key = self.key("revoked");
             let member = revocation.encode();
             let message = format!("{until} {member}");
-            self.run("revocation", |mut connection| async move {
+            let expired = format!("({}", unix_now().saturating_sub(GRACE));
+            self.run_detached(|mut connection| async move {
                 ::redis::pipe()
                     .cmd("ZADD")
                     .arg(&key)
@@ -39,7 +53,7 @@ impl RevocationBackend for RedisState {
                     .cmd("ZREMRANGEBYSCORE")
                     .arg(&key)
                     .arg("-inf")
-                    .arg(format!("({}", unix_now()))
+                    .arg(expired)
                     .ignore()
                     .cmd("PUBLISH")
                     .arg(&key)
@@ -58,77 +72,157 @@ impl RedisState {
     /// Shares `revocations` with every replica: what is revoked here is published, and what
     /// others publish reaches this replica's list (the validator's; see
     /// [`Validator::revocations`](crate::Validator::revocations)). Starts the subscription
-    /// task, which re-reads the whole list after every (re)connection.
+    /// task (once per list; needs a Tokio runtime), which reads the whole list after every
+    /// (re)connection and shares again what could not be shared when it was revoked. The task
+    /// ends once this state is dropped.
     pub fn share_revocations(&self, revocations: &Revocations) {
-        revocations.set_backend(Arc::new(self.clone()));
+        if !revocations.set_backend(Arc::new(self.clone())) {
+            return;
+        }
         let state = Arc::downgrade(&self.inner);
         let revocations = revocations.clone();
         tokio::spawn(async move {
             let mut delay = Duration::from_millis(50);
-            while let Some(inner) = state.upgrade() {
-                let redis = RedisState { inner };
-                match redis.mirror(&revocations).await {
-                    Ok(()) => delay = Duration::from_millis(50),
-                    Err(error) => {
-                        tracing::debug!(target: LOG_TARGET, %error, "revocation subscription failed");
+            loop {
+                match mirror(&state, &revocations).await {
+                    Mirror::StateDropped => return,
+                    Mirror::Lost(error) => {
+                        tracing::warn!(
+                            target: LOG_TARGET,
+                            %error,
+                            "the revocation subscription is down; reconnecting (the list is read again in full)"
+                        );
                         delay = (delay * 2).min(Duration::from_secs(1));
                     }
                 }
-                drop(redis);
                 tokio::time::sleep(delay).await;
             }
         });
     }
 
-    /// One subscription: subscribe, read the whole list, then apply each message until the
-    /// connection ends.
-    async fn mirror(&self, revocations: &Revocations) -> Result<(), String> {
+    /// Reads every live entry into `revocations`, a page at a time, and shares again what
+    /// could not be shared before.
+    async fn read_all(&self, revocations: &Revocations) -> Result<usize, String> {
         let key = self.key("revoked");
-        let connect = self.inner.client.get_async_pubsub();
-        let mut pubsub = tokio::time::timeout(Duration::from_secs(2), connect)
-            .await
-            .map_err(|_| "no connection within 2 s".to_owned())?
-            .map_err(|e| e.to_string())?;
-        pubsub.subscribe(&key).await.map_err(|e| e.to_string())?;
-        // Subscribed first, read second: an entry published in between arrives both ways.
-        let mut connection = self
-            .inner
-            .client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(|e| e.to_string())?;
-        let entries: Vec<(String, u64)> = ::redis::cmd("ZRANGE")
-            .arg(&key)
-            .arg(unix_now())
-            .arg("+inf")
-            .arg("BYSCORE")
-            .arg("WITHSCORES")
-            .query_async(&mut connection)
-            .await
-            .map_err(|e| e.to_string())?;
-        drop(connection);
-        for (member, until) in entries {
-            if let Some(revocation) = Revocation::decode(&member) {
-                revocations.insert_local(revocation, until);
+        let since = unix_now().saturating_sub(GRACE);
+        let mut read = 0;
+        loop {
+            let page: Vec<(String, f64)> = self
+                .run_detached(|mut connection| {
+                    let key = key.clone();
+                    async move {
+                        ::redis::cmd("ZRANGE")
+                            .arg(key)
+                            .arg(since)
+                            .arg("+inf")
+                            .arg("BYSCORE")
+                            .arg("LIMIT")
+                            .arg(read)
+                            .arg(PAGE)
+                            .arg("WITHSCORES")
+                            .query_async(&mut connection)
+                            .await
+                    }
+                })
+                .await
+                .map_err(|error| error.0)?;
+            let count = page.len();
+            for (member, until) in page {
+                // Scores are doubles: a huge one saturates, a garbage member is skipped.
+                if let Some(revocation) = Revocation::decode(&member) {
+                    revocations.insert_local(revocation, until as u64);
+                }
+            }
+            read += count;
+            if count < PAGE {
+                break;
             }
         }
-        tracing::debug!(target: LOG_TARGET, entries = revocations.len(), "revocation list read");
-        let mut messages = pubsub.on_message();
-        while let Some(message) = messages.next().await {
-            let Ok(payload) = message.get_payload::<String>() else {
-                continue;
-            };
-            let Some((until, member)) = payload.split_once(' ') else {
-                continue;
-            };
-            if let (Ok(until), Some(revocation)) = (until.parse(), Revocation::decode(member)) {
-                revocations.insert_local(revocation, until);
+        let unpublished = revocations.take_unpublished();
+        let mut still = Vec::new();
+        for (revocation, until) in unpublished {
+            if self.publish(&revocation, until).await.is_err() {
+                still.push((revocation, until));
             }
         }
-        tracing::warn!(
-            target: LOG_TARGET,
-            "the revocation subscription ended; reconnecting (the list is read again in full)"
-        );
-        Ok(())
+        revocations.keep_unpublished(still);
+        Ok(read)
+    }
+}
+
+enum Mirror {
+    /// The state is gone: the task ends.
+    StateDropped,
+    /// The subscription failed or died: reconnect.
+    Lost(String),
+}
+
+/// One subscription: subscribe, read the whole list, then apply each message, ping every
+/// second and read the whole list again every [`REREAD_INTERVAL`], until the connection
+/// fails or the state is dropped.
+async fn mirror(state: &Weak<Inner>, revocations: &Revocations) -> Mirror {
+    let Some(inner) = state.upgrade() else {
+        return Mirror::StateDropped;
+    };
+    let redis = RedisState { inner };
+    let key = redis.key("revoked");
+    let client = redis.inner.client.clone();
+    let connect = async {
+        let pubsub = client.get_async_pubsub().await?;
+        let (mut sink, stream) = pubsub.split();
+        sink.subscribe(&key).await?;
+        Ok::<_, ::redis::RedisError>((sink, stream))
+    };
+    let (mut sink, mut stream) = match tokio::time::timeout(Duration::from_secs(2), connect).await {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(error)) => return Mirror::Lost(error.to_string()),
+        Err(_) => return Mirror::Lost("no subscription within 2 s".into()),
+    };
+    // Subscribed first, read second: an entry published in between arrives both ways.
+    match redis.read_all(revocations).await {
+        Ok(entries) => {
+            tracing::debug!(target: LOG_TARGET, entries, "revocation list read");
+        }
+        Err(error) => return Mirror::Lost(error),
+    }
+    drop(redis);
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    let mut reread = tokio::time::interval(REREAD_INTERVAL);
+    reread.reset();
+    loop {
+        tokio::select! {
+            message = stream.next() => {
+                let Some(message) = message else {
+                    return Mirror::Lost("the subscription ended".into());
+                };
+                let Ok(payload) = message.get_payload::<String>() else {
+                    continue;
+                };
+                let Some((until, member)) = payload.split_once(' ') else {
+                    continue;
+                };
+                if let (Ok(until), Some(revocation)) = (until.parse(), Revocation::decode(member)) {
+                    revocations.insert_local(revocation, until);
+                }
+            }
+            _ = ping.tick() => {
+                if state.strong_count() == 0 {
+                    return Mirror::StateDropped;
+                }
+                match tokio::time::timeout(PING_INTERVAL, sink.ping::<String>()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => return Mirror::Lost(error.to_string()),
+                    Err(_) => return Mirror::Lost("the subscription did not answer a ping".into()),
+                }
+            }
+            _ = reread.tick() => {
+                let Some(inner) = state.upgrade() else {
+                    return Mirror::StateDropped;
+                };
+                if let Err(error) = (RedisState { inner }).read_all(revocations).await {
+                    return Mirror::Lost(error);
+                }
+            }
+        }
     }
 }

@@ -15,7 +15,8 @@ impl RedisState {
         self.key(&format!("session:{}", hex(&sha256(session_id.as_bytes()))))
     }
 
-    /// Sets one field of a session's hash and (re)starts its time to live.
+    /// Sets one field of a session's hash (`principal` only if absent: a binding never
+    /// changes owner) and (re)starts its time to live.
     async fn set_session_field(
         &self,
         session_id: &str,
@@ -24,9 +25,14 @@ impl RedisState {
     ) -> Result<(), super::Unavailable> {
         let key = self.session_key(session_id);
         let ttl = self.inner.config.session_ttl.as_secs().max(1);
+        let set = if field == "principal" {
+            "HSETNX"
+        } else {
+            "HSET"
+        };
         self.run("session", |mut connection| async move {
             ::redis::pipe()
-                .cmd("HSET")
+                .cmd(set)
                 .arg(&key)
                 .arg(field)
                 .arg(value)
@@ -114,6 +120,11 @@ impl SessionBindings for RedisState {
     }
 }
 
+/// The largest session state shared (a client's `initialize` parameters; a few hundred
+/// bytes in practice): a client cannot fill Redis through them.
+#[cfg(feature = "rmcp")]
+pub const MAX_SHARED_SESSION_STATE: usize = 16 * 1024;
+
 /// rmcp's session store on Redis (`StreamableHttpServerConfig::session_store`): a replica
 /// that does not know a session restores it from the state stored here, replaying the
 /// client's `initialize`. The layer's principal binding lives in the same hash and is checked
@@ -136,7 +147,7 @@ mod rmcp_store {
         SessionState, SessionStore, SessionStoreError,
     };
 
-    use super::RedisSessionStore;
+    use super::{MAX_SHARED_SESSION_STATE, RedisSessionStore};
 
     fn error(why: impl std::fmt::Display) -> SessionStoreError {
         format!("the shared session store: {why}").into()
@@ -168,6 +179,15 @@ mod rmcp_store {
             state: &SessionState,
         ) -> Result<(), SessionStoreError> {
             let json = serde_json::to_vec(state).map_err(error)?;
+            if json.len() > MAX_SHARED_SESSION_STATE {
+                // rmcp logs this and goes on: the session works on this replica only.
+                return Err(error(format!(
+                    "the session's initialize parameters ({} bytes) are larger than the {} \
+                     bytes shared",
+                    json.len(),
+                    MAX_SHARED_SESSION_STATE
+                )));
+            }
             self.0
                 .set_session_field(session_id, "state", json)
                 .await
