@@ -308,6 +308,8 @@ impl OAuthLayerBuilder {
     /// and [`session_bindings`](Self::session_bindings), whatever the order of the calls.
     /// The introspection cache is the validator's: see
     /// [`IntrospectionBuilder::shared_cache`](crate::introspection::IntrospectionBuilder::shared_cache).
+    /// With shared state, [`build`](Self::build) runs inside a Tokio runtime (the revocation
+    /// subscription is a task).
     pub fn shared_state(mut self, state: impl SharedState) -> Self {
         self.shared_state = Some(Arc::new(state));
         self
