@@ -209,7 +209,8 @@ async fn mirror(state: &Weak<Inner>, revocations: &Revocations) -> Mirror {
                 if state.strong_count() == 0 {
                     return Mirror::StateDropped;
                 }
-                match tokio::time::timeout(PING_INTERVAL, sink.ping::<String>()).await {
+                // Subscribed, a connection answers PING with ["pong", ""], not a string.
+                match tokio::time::timeout(PING_INTERVAL, sink.ping::<::redis::Value>()).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(error)) => return Mirror::Lost(error.to_string()),
                     Err(_) => return Mirror::Lost("the subscription did not answer a ping".into()),

@@ -81,3 +81,24 @@ pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
     }
     condition()
 }
+
+/// Polls the asynchronous `check` until it holds or `within` (wall-clock time) has passed,
+/// and says whether it held: for state that travels between processes (a shared store, a
+/// subscription), where the bound is the behaviour under test. A passing run returns as soon
+/// as the check holds.
+pub async fn within<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
