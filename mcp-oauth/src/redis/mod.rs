@@ -284,9 +284,16 @@ impl RedisState {
         &self.inner.config
     }
 
-    /// Whether the last operation (or probe) succeeded.
+    /// Whether the store is taken for available: no connection failure, nor
+    /// [`TIMEOUTS_BEFORE_DOWN`] timeouts in a row, since the last answer (or probe).
     pub fn is_available(&self) -> bool {
         self.inner.available.load(Ordering::Acquire)
+    }
+
+    /// Whether decisions may be falling back to this replica's share now: the store is
+    /// unavailable, or its last operation timed out.
+    pub(crate) fn is_failing(&self) -> bool {
+        !self.is_available() || self.inner.timeouts_in_a_row.load(Ordering::Relaxed) > 0
     }
 
     /// Waits until Redis answers a `PING` (at most `within`): for startup checks and tests.
@@ -423,16 +430,14 @@ impl RedisState {
                 self.inner.timeouts_in_a_row.store(0, Ordering::Relaxed);
                 return Ok(value);
             }
+            // redis-rs' own response timeout is an I/O error too: a timeout first.
+            Ok(Err(error)) if error.is_timeout() => (error.to_string(), self.timed_out()),
             Ok(Err(error)) => {
                 let unreachable = error.is_io_error()
                     || error.is_connection_refusal()
                     || error.is_connection_dropped()
                     || error.is_unrecoverable_error();
-                let timeout = error.is_timeout();
-                (
-                    error.to_string(),
-                    unreachable || (timeout && self.timed_out()),
-                )
+                (error.to_string(), unreachable)
             }
             Err(_) => (
                 format!("no answer within {:?}", self.inner.config.timeout),

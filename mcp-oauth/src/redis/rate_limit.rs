@@ -204,6 +204,6 @@ impl RateLimitStore for RedisState {
     }
 
     fn is_degraded(&self) -> bool {
-        !self.is_available()
+        self.is_failing()
     }
 }
