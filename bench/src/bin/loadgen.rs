@@ -8,11 +8,14 @@
 //! cargo run -p mcp-oauth-bench --release --bin loadgen -- unknown-kid
 //! valgrind --tool=callgrind target/release/loadgen cost cold-RS256 2000
 //! cargo run -p mcp-oauth-bench --release --bin loadgen -- dpop
+//! cargo run -p mcp-oauth-bench --release --bin loadgen -- redis
 //! ```
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::Request;
@@ -21,10 +24,18 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use mcp_oauth::VerifiedToken;
-use mcp_oauth::http::OAuthLayer;
+use mcp_oauth::dpop::{Freshness, InMemoryReplayStore, ReplayStore};
+use mcp_oauth::http::{InMemorySessionBindings, Principal, SessionBindings, SessionCheck};
+use mcp_oauth::http::{OAuthLayer, OAuthLayerBuilder};
+use mcp_oauth::rate_limit::{
+    Budget, InMemoryRateLimitStore, PrincipalKey, RateDecision, RateLimitKey, RateLimitStore,
+    RateLimits,
+};
+use mcp_oauth::redis::{RedisConfig, RedisState};
 use mcp_oauth::resource::ResourceConfig;
+use mcp_oauth::testing::RedisServer;
 use mcp_oauth_bench::calendar::Calendar;
-use mcp_oauth_bench::{AUDIENCE, Alg, Issuer, block_on, write_report};
+use mcp_oauth_bench::{AUDIENCE, Alg, Issuer, block_on, report_dir, write_report};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
@@ -39,6 +50,9 @@ const USAGE: &str = "usage: loadgen <command> [options]
   paired       [--rounds 30] [--ms 20]   interleaved ratios on thread CPU time
   dpop         [--rounds 30] [--ms 20]   DPoP (token + proof) against bearer and two bare verifications
                [--profile-warm N]        (only N warm DPoP verifications, for perf)
+  redis        [--rounds 10] [--ops 3000] [--local-ops 100000] [--keys 10000]
+               [--seconds 5] [--e2e-rounds 5] [--tokens 1000] [--concurrency 16]
+               [--only stores|e2e]       shared state on Redis against the in-memory stores
   cost         <cold-RS256|floor-RS256|jsonwebtoken-RS256|warm-1KiB|layer-warm> [iterations]";
 
 struct Args(Vec<String>);
@@ -79,6 +93,7 @@ fn main() {
         "cost" => cost(&args),
         "paired" => paired(&args),
         "dpop" => dpop(&args),
+        "redis" => redis(&args),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -202,13 +217,21 @@ fn guarded_app(
     issuer: &Issuer,
     validator: mcp_oauth::Validator,
 ) -> mcp_oauth::http::OAuthService<axum::Router> {
+    guarded_app_with(issuer, validator, |builder| builder)
+}
+
+/// [`guarded_app`] with more settings on the layer (rate limits, shared state).
+fn guarded_app_with(
+    issuer: &Issuer,
+    validator: mcp_oauth::Validator,
+    customize: impl FnOnce(OAuthLayerBuilder) -> OAuthLayerBuilder,
+) -> mcp_oauth::http::OAuthService<axum::Router> {
     let config = ResourceConfig::of::<Calendar>()
         .resource(AUDIENCE)
         .authorization_servers([issuer.issuer.issuer().to_owned()]);
-    let layer = OAuthLayer::builder(config, validator)
-        .tools(mcp_oauth::rmcp::tool_table(&Calendar::tool_router()))
-        .build()
-        .expect("layer");
+    let builder = OAuthLayer::builder(config, validator)
+        .tools(mcp_oauth::rmcp::tool_table(&Calendar::tool_router()));
+    let layer = customize(builder).build().expect("layer");
     let router = axum::Router::new().route_service(layer.route(), mcp_service());
     tower::Layer::layer(&layer, router)
 }
@@ -1365,4 +1388,1072 @@ fn dpop(args: &Args) {
         json!({ "rounds": rounds, "budget_ms": budget.as_millis() as u64, "proof_alg": "ES256" }),
     );
     write_report("dpop", &Value::Object(report));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared state on Redis (issue 15)
+
+/// The Redis server's counters, from one `INFO cpu stats commandstats`.
+#[derive(Debug, Clone, Default)]
+struct RedisCounters {
+    /// `used_cpu_sys` + `used_cpu_user` (seconds): the whole server process.
+    cpu_seconds: f64,
+    /// Calls per command (`cmdstat_<name>:calls=`); commands a script runs are counted too.
+    calls: BTreeMap<String, u64>,
+    net_in: u64,
+    net_out: u64,
+}
+
+impl RedisCounters {
+    fn parse(info: &str) -> Self {
+        let mut counters = Self::default();
+        for line in info.lines() {
+            let Some((name, value)) = line.trim().split_once(':') else {
+                continue;
+            };
+            match name {
+                "used_cpu_sys" | "used_cpu_user" => {
+                    counters.cpu_seconds += value.parse::<f64>().unwrap_or(0.0);
+                }
+                "total_net_input_bytes" => counters.net_in = value.parse().unwrap_or(0),
+                "total_net_output_bytes" => counters.net_out = value.parse().unwrap_or(0),
+                _ => {
+                    if let Some(command) = name.strip_prefix("cmdstat_") {
+                        let calls = value
+                            .split(',')
+                            .find_map(|field| field.strip_prefix("calls="))
+                            .and_then(|calls| calls.parse().ok())
+                            .unwrap_or(0);
+                        counters.calls.insert(command.to_owned(), calls);
+                    }
+                }
+            }
+        }
+        counters
+    }
+
+    /// What the server did from `self` to `after` (the probe's own `INFO` left out).
+    fn until(&self, after: &Self) -> RedisCounters {
+        let calls = after
+            .calls
+            .iter()
+            .filter(|(command, _)| command.as_str() != "info")
+            .map(|(command, calls)| {
+                let before = self.calls.get(command).copied().unwrap_or(0);
+                (command.clone(), calls.saturating_sub(before))
+            })
+            .filter(|(_, calls)| *calls > 0)
+            .collect();
+        RedisCounters {
+            cpu_seconds: after.cpu_seconds - self.cpu_seconds,
+            calls,
+            net_in: after.net_in.saturating_sub(self.net_in),
+            net_out: after.net_out.saturating_sub(self.net_out),
+        }
+    }
+
+    fn add(&mut self, other: &RedisCounters) {
+        self.cpu_seconds += other.cpu_seconds;
+        for (command, calls) in &other.calls {
+            *self.calls.entry(command.clone()).or_default() += calls;
+        }
+        self.net_in += other.net_in;
+        self.net_out += other.net_out;
+    }
+
+    /// Commands per operation, as JSON (`{"evalsha": 1.0, …}`).
+    fn calls_per(&self, ops: u64) -> Value {
+        let ops = ops.max(1) as f64;
+        Value::Object(
+            self.calls
+                .iter()
+                .map(|(command, calls)| (command.clone(), json!(*calls as f64 / ops)))
+                .collect(),
+        )
+    }
+}
+
+/// A connection of the benchmark's own to the Redis server, for its counters and key sizes
+/// (never used by the stores under test).
+struct RedisProbe(redis::aio::MultiplexedConnection);
+
+impl RedisProbe {
+    async fn connect(url: &str) -> Self {
+        let client = redis::Client::open(url).expect("a Redis URL");
+        Self(
+            client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("a connection to Redis"),
+        )
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
+        let mut connection = self.0.clone();
+        command
+            .query_async(&mut connection)
+            .await
+            .expect("Redis answers")
+    }
+
+    async fn counters(&self) -> RedisCounters {
+        let info: String = self
+            .query(
+                redis::cmd("INFO")
+                    .arg("cpu")
+                    .arg("stats")
+                    .arg("commandstats"),
+            )
+            .await;
+        RedisCounters::parse(&info)
+    }
+
+    async fn info_field(&self, section: &str, field: &str) -> String {
+        let info: String = self.query(redis::cmd("INFO").arg(section)).await;
+        info.lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .map(|value| value.trim().to_owned())
+            .unwrap_or_default()
+    }
+
+    async fn used_memory(&self) -> u64 {
+        self.info_field("memory", "used_memory")
+            .await
+            .parse()
+            .expect("used_memory")
+    }
+
+    /// `MEMORY USAGE key SAMPLES 0`: the key, its value and the server's overhead for it.
+    async fn memory_usage(&self, key: &str) -> Option<u64> {
+        self.query(
+            redis::cmd("MEMORY")
+                .arg("USAGE")
+                .arg(key)
+                .arg("SAMPLES")
+                .arg(0),
+        )
+        .await
+    }
+
+    async fn dbsize(&self) -> u64 {
+        self.query(&redis::cmd("DBSIZE")).await
+    }
+
+    async fn flushall(&self) {
+        let () = self.query(&redis::cmd("FLUSHALL")).await;
+    }
+}
+
+/// One operation the layer makes on its stores.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum StoreOp {
+    /// The per-principal budget: `RateLimitStore::acquire`.
+    Acquire,
+    /// The failed-authentication gate for a request whose token verifies.
+    GateSuccess,
+    /// The failed-authentication gate for a failure.
+    GateFailure,
+    /// DPoP `jti` replay: `ReplayStore::remember`.
+    Remember,
+    /// `SessionBindings::check` for a session this replica has seen.
+    SessionSeen,
+    /// `SessionBindings::check` for a session made on another replica.
+    SessionUnseen,
+}
+
+const STORE_OPS: [StoreOp; 6] = [
+    StoreOp::Acquire,
+    StoreOp::GateSuccess,
+    StoreOp::GateFailure,
+    StoreOp::Remember,
+    StoreOp::SessionSeen,
+    StoreOp::SessionUnseen,
+];
+
+impl StoreOp {
+    fn key(self) -> &'static str {
+        match self {
+            StoreOp::Acquire => "acquire",
+            StoreOp::GateSuccess => "gate_success",
+            StoreOp::GateFailure => "gate_failure",
+            StoreOp::Remember => "remember",
+            StoreOp::SessionSeen => "session_seen",
+            StoreOp::SessionUnseen => "session_unseen",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            StoreOp::Acquire => "per-principal acquire",
+            StoreOp::GateSuccess => "failed-auth gate, token verifies",
+            StoreOp::GateFailure => "failed-auth gate, failure",
+            StoreOp::Remember => "DPoP replay remember",
+            StoreOp::SessionSeen => "session check, seen here",
+            StoreOp::SessionUnseen => "session check, made elsewhere",
+        }
+    }
+
+    /// Whether the Redis store asks Redis for this operation.
+    fn asks_redis(self) -> bool {
+        matches!(
+            self,
+            StoreOp::Acquire | StoreOp::GateFailure | StoreOp::Remember | StoreOp::SessionUnseen
+        )
+    }
+
+    /// The in-memory operation a Redis one is compared with: a session made on another
+    /// replica is compared with the in-memory check of a known session (one replica alone
+    /// knows every session it serves).
+    fn baseline(self) -> StoreOp {
+        match self {
+            StoreOp::SessionUnseen => StoreOp::SessionSeen,
+            other => other,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Backend {
+    Memory,
+    Redis,
+}
+
+/// The stores under test and what the operations are made on.
+struct StoreBench {
+    /// The replica whose operations are measured.
+    redis: RedisState,
+    /// Another replica of the same deployment (same prefix): makes the sessions the measured
+    /// one has not seen.
+    other_replica: RedisState,
+    memory_limits: InMemoryRateLimitStore,
+    memory_replay: InMemoryReplayStore,
+    memory_sessions: InMemorySessionBindings,
+    /// Large enough never to refuse, as in the end-to-end run.
+    budget: Budget,
+    /// Bucket keys of distinct principals (verified tokens of distinct subjects), in rotation.
+    principals: Vec<RateLimitKey>,
+    /// Failed-authentication bucket keys of distinct client addresses, in rotation.
+    addresses: Vec<RateLimitKey>,
+    owner: Principal,
+    /// Sessions bound on both backends (the measured replica made them).
+    seen: Vec<String>,
+    proofs: AtomicU64,
+    sessions: AtomicU64,
+    salt: u64,
+    /// The replay stores' clock at the start (Unix seconds).
+    epoch: u64,
+}
+
+fn unix_now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+}
+
+/// A session id shaped like rmcp's (a UUID's 36 characters), distinct for each `n`.
+fn session_id(n: u64, salt: u64) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest([n.to_le_bytes(), salt.to_le_bytes()].concat());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl StoreBench {
+    fn limits(&self, backend: Backend) -> &dyn RateLimitStore {
+        match backend {
+            Backend::Memory => &self.memory_limits,
+            Backend::Redis => &self.redis,
+        }
+    }
+
+    fn replay(&self, backend: Backend) -> &dyn ReplayStore {
+        match backend {
+            Backend::Memory => &self.memory_replay,
+            Backend::Redis => &self.redis,
+        }
+    }
+
+    fn sessions(&self, backend: Backend) -> &dyn SessionBindings {
+        match backend {
+            Backend::Memory => &self.memory_sessions,
+            Backend::Redis => &self.redis,
+        }
+    }
+
+    /// A fresh proof id, and the clock the replay stores are given: 1,000 proofs per
+    /// (simulated) second, each remembered as the layer remembers a proof issued now (until
+    /// the default `iat` window is over: 301 s), so that the in-memory table holds a steady
+    /// ≈ 300,000 ids (a server taking 1,000 DPoP requests a second) however long the run.
+    /// Redis is given the same lifetime (plus its clock-skew margin).
+    fn proof(&self) -> ([u8; 32], u64) {
+        let n = self.proofs.fetch_add(1, Ordering::Relaxed);
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&n.to_le_bytes());
+        key[8..16].copy_from_slice(&self.salt.to_le_bytes());
+        (key, self.epoch + n / 1000)
+    }
+
+    fn fresh_sessions(&self, count: usize) -> Vec<String> {
+        let first = self.sessions.fetch_add(count as u64, Ordering::Relaxed);
+        (first..first + count as u64)
+            .map(|n| session_id(n, self.salt))
+            .collect()
+    }
+
+    /// One operation, as the layer makes it (the clock read included); panics on an
+    /// unexpected answer.
+    async fn one(&self, op: StoreOp, backend: Backend, i: usize, unseen: &[String]) {
+        let now = unix_now();
+        match op {
+            StoreOp::Acquire => {
+                let key = &self.principals[i % self.principals.len()];
+                let decision = self.limits(backend).acquire(key, self.budget, now).await;
+                assert_eq!(decision, RateDecision::Allowed);
+            }
+            StoreOp::GateSuccess | StoreOp::GateFailure => {
+                let store = self.limits(backend);
+                let key = &self.addresses[i % self.addresses.len()];
+                let decision = store.reserve(key, self.budget, now).await;
+                assert_eq!(decision, RateDecision::Allowed);
+                store
+                    .settle(key, self.budget, now, op == StoreOp::GateFailure)
+                    .await;
+            }
+            StoreOp::Remember => {
+                let (key, now) = self.proof();
+                let until = now + mcp_oauth::dpop::DEFAULT_IAT_WINDOW.as_secs() + 1;
+                let answer = self.replay(backend).remember(key, until, now).await;
+                assert_eq!(answer, Ok(Freshness::Fresh));
+            }
+            StoreOp::SessionSeen => {
+                let id = &self.seen[i % self.seen.len()];
+                let check = self.sessions(backend).check(id, self.owner).await;
+                assert_eq!(check, SessionCheck::Owner);
+            }
+            StoreOp::SessionUnseen => {
+                assert_eq!(backend, Backend::Redis);
+                let check = self.sessions(backend).check(&unseen[i], self.owner).await;
+                assert_eq!(check, SessionCheck::Owner);
+            }
+        }
+    }
+}
+
+/// Binds `ids` to the owner on the other replica (64 at a time): sessions the measured
+/// replica has never seen.
+async fn bind_on_other_replica(bench: &Arc<StoreBench>, ids: &Arc<Vec<String>>) {
+    let tasks: Vec<_> = (0..64)
+        .map(|t| {
+            let (bench, ids) = (bench.clone(), ids.clone());
+            tokio::spawn(async move {
+                for i in (t..ids.len()).step_by(64) {
+                    bench.other_replica.bind(&ids[i], bench.owner).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("bind task");
+    }
+}
+
+struct StoreBatch {
+    wall: Duration,
+    cpu_ns: u64,
+    latencies_ns: Vec<u32>,
+}
+
+/// `ops` operations, `concurrency` at a time (tasks on this thread's runtime, whose Redis
+/// commands are pipelined over the one multiplexed connection); per-operation latencies when
+/// `record`.
+async fn store_batch(
+    bench: &Arc<StoreBench>,
+    op: StoreOp,
+    backend: Backend,
+    concurrency: usize,
+    ops: usize,
+    unseen: &Arc<Vec<String>>,
+    record: bool,
+) -> StoreBatch {
+    let cpu = thread_cpu_ns();
+    let started = Instant::now();
+    let mut latencies_ns = Vec::new();
+    if concurrency <= 1 {
+        if record {
+            latencies_ns.reserve(ops);
+        }
+        for i in 0..ops {
+            if record {
+                let sent = Instant::now();
+                bench.one(op, backend, i, unseen).await;
+                latencies_ns.push(sent.elapsed().as_nanos().min(u32::MAX as u128) as u32);
+            } else {
+                bench.one(op, backend, i, unseen).await;
+            }
+        }
+    } else {
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|t| {
+                let (bench, unseen) = (bench.clone(), unseen.clone());
+                tokio::spawn(async move {
+                    let mut latencies_ns = Vec::new();
+                    for i in (t..ops).step_by(concurrency) {
+                        if record {
+                            let sent = Instant::now();
+                            bench.one(op, backend, i, &unseen).await;
+                            latencies_ns
+                                .push(sent.elapsed().as_nanos().min(u32::MAX as u128) as u32);
+                        } else {
+                            bench.one(op, backend, i, &unseen).await;
+                        }
+                    }
+                    latencies_ns
+                })
+            })
+            .collect();
+        for task in tasks {
+            latencies_ns.extend(task.await.expect("operation task"));
+        }
+    }
+    StoreBatch {
+        wall: started.elapsed(),
+        cpu_ns: thread_cpu_ns() - cpu,
+        latencies_ns,
+    }
+}
+
+/// Everything measured of one contender (operation, backend, concurrency) over the rounds.
+#[derive(Clone, Default)]
+struct StoreSamples {
+    wall_ns: Vec<f64>,
+    cpu_ns: Vec<f64>,
+    redis_cpu_ns: Vec<f64>,
+    ops_per_s: Vec<f64>,
+    latencies_ns: Vec<u32>,
+    redis: RedisCounters,
+    ops: u64,
+}
+
+/// The sizes of the keys the stores write: `MEMORY USAGE` of one key of each kind, and the
+/// growth of the server's `used_memory` per key over `count` keys of that kind (the keys'
+/// share of the server's tables and expiry index included).
+async fn key_memory(
+    bench: &Arc<StoreBench>,
+    probe: &RedisProbe,
+    keys: &[RateLimitKey],
+    count: usize,
+) -> Value {
+    // Budgets whose buckets live an hour (a bucket key expires once the bucket would be full).
+    let hour = Budget::new(1, Duration::from_secs(3600));
+    let now = unix_now();
+    let prefix = REDIS_PREFIX;
+    let mut report = serde_json::Map::new();
+    probe.flushall().await;
+    let count = count.min(keys.len().saturating_sub(1)).max(1);
+
+    // One bucket key, then `count` more.
+    assert_eq!(
+        bench.redis.acquire(&keys[0], hour, now).await,
+        RateDecision::Allowed
+    );
+    let bucket = format!("{prefix}rl:{}", keys[0]);
+    let bucket_bytes = probe.memory_usage(&bucket).await;
+    let before = probe.used_memory().await;
+    let tasks: Vec<_> = (0..64)
+        .map(|t| {
+            let bench = bench.clone();
+            let keys: Vec<RateLimitKey> = keys[1..=count]
+                .iter()
+                .skip(t)
+                .step_by(64)
+                .copied()
+                .collect();
+            tokio::spawn(async move {
+                for key in &keys {
+                    let decision = bench.redis.acquire(key, hour, now).await;
+                    assert_eq!(decision, RateDecision::Allowed);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("bucket task");
+    }
+    let buckets_growth = probe.used_memory().await as f64 - before as f64;
+    report.insert(
+        "bucket".into(),
+        json!({
+            "example_key": bucket, "memory_usage": bucket_bytes,
+            "used_memory_per_key": buckets_growth / count as f64, "count": count,
+        }),
+    );
+
+    // One replay key, then `count` more (remembered for an hour).
+    let seconds = now.as_secs();
+    let (key, _) = bench.proof();
+    let answer = bench.redis.remember(key, seconds + 3600, seconds).await;
+    assert_eq!(answer, Ok(Freshness::Fresh));
+    let replay = format!("{prefix}dpop:jti:{}", hex(&key));
+    let replay_bytes = probe.memory_usage(&replay).await;
+    let before = probe.used_memory().await;
+    let tasks: Vec<_> = (0..64)
+        .map(|t| {
+            let bench = bench.clone();
+            tokio::spawn(async move {
+                for _ in (t..count).step_by(64) {
+                    let (key, _) = bench.proof();
+                    let answer = bench.redis.remember(key, seconds + 3600, seconds).await;
+                    assert_eq!(answer, Ok(Freshness::Fresh));
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("replay task");
+    }
+    let replay_growth = probe.used_memory().await as f64 - before as f64;
+    report.insert(
+        "replay".into(),
+        json!({
+            "example_key": replay, "memory_usage": replay_bytes,
+            "used_memory_per_key": replay_growth / count as f64, "count": count,
+        }),
+    );
+
+    // One session hash (the layer's binding: the principal's 32-byte digest), then `count`
+    // more.
+    let id = bench.fresh_sessions(1).remove(0);
+    bench.redis.bind(&id, bench.owner).await;
+    let session = {
+        use sha2::Digest as _;
+        format!(
+            "{prefix}session:{}",
+            hex(&sha2::Sha256::digest(id.as_bytes()))
+        )
+    };
+    let session_bytes = probe.memory_usage(&session).await;
+    let before = probe.used_memory().await;
+    let ids = Arc::new(bench.fresh_sessions(count));
+    let tasks: Vec<_> = (0..64)
+        .map(|t| {
+            let (bench, ids) = (bench.clone(), ids.clone());
+            tokio::spawn(async move {
+                for i in (t..ids.len()).step_by(64) {
+                    bench.redis.bind(&ids[i], bench.owner).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("session task");
+    }
+    let session_growth = probe.used_memory().await as f64 - before as f64;
+    report.insert(
+        "session".into(),
+        json!({
+            "example_key": session, "memory_usage": session_bytes,
+            "used_memory_per_key": session_growth / count as f64, "count": count,
+        }),
+    );
+    let keys_held = probe.dbsize().await;
+    assert_eq!(
+        keys_held,
+        3 * (count as u64 + 1),
+        "every key written is held (an example key not found above means the key names changed)"
+    );
+    probe.flushall().await;
+    Value::Object(report)
+}
+
+/// The key prefix of the benchmark's stores (the default one).
+const REDIS_PREFIX: &str = "mcp-oauth:";
+
+/// How long the benchmark's stores wait for Redis. A store that waited longer would mark
+/// Redis unavailable and answer from its local share, and the figures would be the
+/// fallback's: every measurement checks that this did not happen.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Shared state on Redis against the in-memory stores: each store operation the layer makes,
+/// at concurrency 1 and 64, interleaved; the size of each kind of key; and end to end, the
+/// example's server guarded with its stores on Redis against unguarded and against guarded
+/// with the in-memory stores. Starts its own redis-server on a loopback port.
+fn redis(args: &Args) {
+    let only = args.string("--only");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = rt
+        .block_on(RedisServer::start())
+        .expect("a redis-server on a loopback port");
+    let url = server.url();
+    // With `--only`, the other part of an earlier report is kept.
+    let mut report = match &only {
+        Some(_) => std::fs::read(report_dir().join("redis.json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes).ok())
+            .unwrap_or_default(),
+        None => serde_json::Map::new(),
+    };
+    {
+        let probe = rt.block_on(RedisProbe::connect(&url));
+        let version = rt.block_on(probe.info_field("server", "redis_version"));
+        eprintln!("redis-server {version} on {url}");
+        report.insert("redis_version".into(), json!(version));
+        if only.as_deref() != Some("e2e") {
+            let (stores, key_memory) = redis_stores(args, &rt, &url, &probe);
+            report.insert("stores".into(), stores);
+            report.insert("key_memory".into(), key_memory);
+        }
+    }
+    // The stores' connections and tasks end with their runtime, before the end-to-end run.
+    drop(rt);
+    if only.as_deref() != Some("stores") {
+        report.insert("e2e".into(), redis_e2e(args, &url));
+    }
+    write_report("redis", &Value::Object(report));
+    drop(server);
+}
+
+fn redis_stores(
+    args: &Args,
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    probe: &RedisProbe,
+) -> (Value, Value) {
+    const PRINCIPALS: usize = 1000;
+    const ADDRESSES: usize = 256;
+    const SEEN: usize = 1000;
+    const CONCURRENCY: [usize; 2] = [1, 64];
+    let rounds: usize = args.value("--rounds", 10);
+    let ops: usize = args.value("--ops", 3000);
+    let local_ops: usize = args.value("--local-ops", 100_000);
+    let key_count: usize = args.value("--keys", 10_000);
+
+    // Bucket keys of distinct principals: verified tokens of distinct subjects (EdDSA, the
+    // cheapest to sign and verify).
+    let issuer = rt.block_on(Issuer::start(AUDIENCE));
+    let validator = rt.block_on(issuer.validator(false));
+    let started = Instant::now();
+    let identities: Vec<VerifiedToken> = (0..=key_count.max(PRINCIPALS))
+        .map(|i| {
+            let token = issuer.token_for(Alg::EdDSA, &format!("user-{i}"));
+            rt.block_on(validator.validate(&token))
+                .expect("valid token")
+        })
+        .collect();
+    let principals: Vec<RateLimitKey> = identities
+        .iter()
+        .map(|identity| RateLimitKey::principal(identity, PrincipalKey::Subject))
+        .collect();
+    let owner = Principal::of(&identities[0]).expect("a subject");
+    drop(identities);
+    eprintln!(
+        "{} principals in {:.1} s",
+        principals.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let addresses: Vec<RateLimitKey> = (0..ADDRESSES)
+        .map(|i| {
+            RateLimitKey::failed_auth(std::net::IpAddr::from([10, 0, (i / 256) as u8, i as u8]))
+        })
+        .collect();
+
+    let config = || {
+        RedisConfig::new(url)
+            .prefix(REDIS_PREFIX)
+            .timeout(REDIS_TIMEOUT)
+    };
+    let (redis, other_replica) = rt.block_on(async {
+        let redis = RedisState::connect(config()).expect("a Redis URL");
+        let other = RedisState::connect(config()).expect("a Redis URL");
+        let ready =
+            redis.ready(Duration::from_secs(5)).await && other.ready(Duration::from_secs(5)).await;
+        assert!(ready, "Redis answers");
+        (redis, other)
+    });
+    let salt = unix_now().as_nanos() as u64;
+    let seen: Vec<String> = (0..SEEN as u64).map(|n| session_id(n, salt)).collect();
+    let bench = Arc::new(StoreBench {
+        redis,
+        other_replica,
+        memory_limits: InMemoryRateLimitStore::default(),
+        memory_replay: InMemoryReplayStore::default(),
+        memory_sessions: InMemorySessionBindings::default(),
+        budget: Budget::per_second(1_000_000),
+        principals: principals[..PRINCIPALS].to_vec(),
+        addresses,
+        owner,
+        seen,
+        proofs: AtomicU64::new(0),
+        sessions: AtomicU64::new(SEEN as u64),
+        salt,
+        epoch: unix_now().as_secs(),
+    });
+
+    let key_memory = rt.block_on(key_memory(&bench, probe, &principals, key_count));
+    eprintln!("key sizes: {key_memory}");
+    rt.block_on(async {
+        for id in &bench.seen {
+            bench.memory_sessions.bind(id, bench.owner).await;
+            bench.redis.bind(id, bench.owner).await;
+        }
+    });
+
+    let mut contenders = Vec::new();
+    for concurrency in CONCURRENCY {
+        for op in STORE_OPS {
+            if op != StoreOp::SessionUnseen {
+                contenders.push((op, Backend::Memory, concurrency));
+            }
+            contenders.push((op, Backend::Redis, concurrency));
+        }
+    }
+    let count_of = |op: StoreOp, backend: Backend, concurrency: usize| {
+        if backend == Backend::Redis && op.asks_redis() {
+            if concurrency == 1 { ops } else { ops * 10 }
+        } else {
+            local_ops
+        }
+    };
+    let run = |op: StoreOp, backend: Backend, concurrency: usize, count: usize| {
+        rt.block_on(async {
+            let unseen = if op == StoreOp::SessionUnseen {
+                let ids = Arc::new(bench.fresh_sessions(count));
+                bind_on_other_replica(&bench, &ids).await;
+                ids
+            } else {
+                Arc::new(Vec::new())
+            };
+            let record = backend == Backend::Redis && op.asks_redis();
+            let before = probe.counters().await;
+            let batch = store_batch(&bench, op, backend, concurrency, count, &unseen, record).await;
+            let after = probe.counters().await;
+            assert!(
+                bench.redis.is_available(),
+                "Redis did not answer within {REDIS_TIMEOUT:?}: the store fell back to its local \
+                 share, and the figures would be the fallback's"
+            );
+            (batch, before.until(&after))
+        })
+    };
+    eprintln!(
+        "stores: {rounds} rounds; per contender and round {ops} Redis round-trip operations at \
+         concurrency 1, {} at 64, {local_ops} local ones",
+        ops * 10
+    );
+    // Warm-up: every contender once (connections made, scripts loaded, tables grown).
+    for &(op, backend, concurrency) in &contenders {
+        run(
+            op,
+            backend,
+            concurrency,
+            count_of(op, backend, concurrency) / 10,
+        );
+    }
+    let mut samples: HashMap<(StoreOp, Backend, usize), StoreSamples> = HashMap::new();
+    let n = contenders.len();
+    for round in 0..rounds {
+        let started = Instant::now();
+        for k in 0..n {
+            let (op, backend, concurrency) = contenders[(round + k) % n];
+            let count = count_of(op, backend, concurrency);
+            let (batch, work) = run(op, backend, concurrency, count);
+            let s = samples.entry((op, backend, concurrency)).or_default();
+            let per_op = |ns: f64| ns / count as f64;
+            s.wall_ns.push(per_op(batch.wall.as_nanos() as f64));
+            s.cpu_ns.push(per_op(batch.cpu_ns as f64));
+            s.redis_cpu_ns.push(per_op(work.cpu_seconds * 1e9));
+            s.ops_per_s
+                .push(count as f64 / batch.wall.as_secs_f64().max(1e-9));
+            s.latencies_ns.extend(batch.latencies_ns);
+            s.redis.add(&work);
+            s.ops += count as u64;
+        }
+        eprintln!(
+            "  round {}/{rounds}: {:.1} s",
+            round + 1,
+            started.elapsed().as_secs_f64()
+        );
+    }
+
+    let mut report = serde_json::Map::new();
+    for concurrency in CONCURRENCY {
+        println!(
+            "\nconcurrency {concurrency} | in-memory wall/op | Redis wall/op | Redis ÷ in-memory | Redis ops/s | Redis p50 / p99 | client CPU/op mem / Redis | Redis server CPU/op | Redis commands/op"
+        );
+        let mut by_op = serde_json::Map::new();
+        for op in STORE_OPS {
+            // The in-memory session check is the baseline of both session rows.
+            let mut memory = samples
+                .get(&(op.baseline(), Backend::Memory, concurrency))
+                .cloned()
+                .unwrap_or_default();
+            let mut redis = samples
+                .remove(&(op, Backend::Redis, concurrency))
+                .unwrap_or_default();
+            let ratio = median_ratio(&redis.wall_ns, &memory.wall_ns);
+            let cpu_ratio = median_ratio(&redis.cpu_ns, &memory.cpu_ns);
+            let mut extra: Vec<f64> = redis
+                .wall_ns
+                .iter()
+                .zip(&memory.wall_ns)
+                .map(|(r, m)| r - m)
+                .collect();
+            let extra = median(&mut extra);
+            let memory_json = store_samples_json(&mut memory);
+            let redis_json = store_samples_json(&mut redis);
+            let us = |v: &Value| v.as_f64().map_or("–".to_owned(), |v| format!("{v:.2} µs"));
+            println!(
+                "{:<34} | {} | {} | {ratio:.1}× | {:.0} | {} / {} | {} / {} | {} | {}",
+                op.label(),
+                us(&memory_json["wall_us"]),
+                us(&redis_json["wall_us"]),
+                redis_json["ops_per_s"].as_f64().unwrap_or(f64::NAN),
+                us(&redis_json["p50_us"]),
+                us(&redis_json["p99_us"]),
+                us(&memory_json["client_cpu_us"]),
+                us(&redis_json["client_cpu_us"]),
+                us(&redis_json["redis_cpu_us"]),
+                redis_json["calls_per_op"],
+            );
+            by_op.insert(
+                op.key().to_owned(),
+                json!({
+                    "memory": memory_json, "redis": redis_json,
+                    "baseline": op.baseline().key(), "asks_redis": op.asks_redis(),
+                    "redis_over_memory": ratio, "redis_over_memory_client_cpu": cpu_ratio,
+                    "redis_minus_memory_us": extra / 1e3,
+                }),
+            );
+        }
+        report.insert(format!("c{concurrency}"), Value::Object(by_op));
+    }
+    report.insert(
+        "config".into(),
+        json!({
+            "rounds": rounds, "ops_c1": ops, "ops_c64": ops * 10, "local_ops": local_ops,
+            "principals": PRINCIPALS, "addresses": ADDRESSES, "seen_sessions": SEEN,
+            "budget": "Budget::per_second(1_000_000)", "timeout_ms": REDIS_TIMEOUT.as_millis() as u64,
+        }),
+    );
+    (Value::Object(report), key_memory)
+}
+
+fn store_samples_json(s: &mut StoreSamples) -> Value {
+    s.latencies_ns.sort_unstable();
+    let latency = |p: f64| {
+        if s.latencies_ns.is_empty() {
+            Value::Null
+        } else {
+            json!(percentile(&s.latencies_ns, p) / 1e3)
+        }
+    };
+    let ops = s.ops.max(1) as f64;
+    json!({
+        "wall_us": median(&mut s.wall_ns.clone()) / 1e3,
+        "client_cpu_us": median(&mut s.cpu_ns.clone()) / 1e3,
+        "redis_cpu_us": median(&mut s.redis_cpu_ns.clone()) / 1e3,
+        "ops_per_s": median(&mut s.ops_per_s.clone()),
+        "p50_us": latency(50.0),
+        "p99_us": latency(99.0),
+        "calls_per_op": s.redis.calls_per(s.ops),
+        "net_bytes_in_per_op": s.redis.net_in as f64 / ops,
+        "net_bytes_out_per_op": s.redis.net_out as f64 / ops,
+        "ops": s.ops,
+    })
+}
+
+/// End to end with the stores on Redis: the example's server guarded with
+/// `.shared_state(redis)` and a per-principal budget that never refuses, against the same
+/// layer with the in-memory stores and against unguarded; rounds interleaved.
+fn redis_e2e(args: &Args, url: &str) -> Value {
+    let concurrency: usize = args.value("--concurrency", 16);
+    let seconds: f64 = args.value("--seconds", 5.0);
+    let rounds: usize = args.value("--e2e-rounds", 5);
+    let token_count: usize = args.value("--tokens", 1000);
+    let server = named_runtime(1, "server");
+    let client = named_runtime(1, "client");
+    let issuer = server.block_on(Issuer::start(AUDIENCE));
+    let tokens = Arc::new(mint(&issuer, token_count));
+    let budget = Budget::per_second(1_000_000);
+    let (variants, state) = server.block_on(async {
+        let state = RedisState::connect(
+            RedisConfig::new(url)
+                .prefix(REDIS_PREFIX)
+                .timeout(REDIS_TIMEOUT),
+        )
+        .expect("a Redis URL");
+        assert!(state.ready(Duration::from_secs(5)).await, "Redis answers");
+        let identity = issuer
+            .validator(false)
+            .await
+            .validate(&tokens[0])
+            .await
+            .expect("valid token");
+        let limits = || RateLimits::default().per_principal(budget);
+        let unguarded = serve(unguarded_app(identity), true).await;
+        let memory = guarded_app_with(&issuer, issuer.validator(true).await, |builder| {
+            builder.rate_limits(limits())
+        });
+        let memory = serve(memory, true).await;
+        let shared = {
+            let state = state.clone();
+            guarded_app_with(&issuer, issuer.validator(true).await, move |builder| {
+                builder.rate_limits(limits()).shared_state(state)
+            })
+        };
+        let shared = serve(shared, true).await;
+        (
+            [
+                ("unguarded", "unguarded", unguarded),
+                ("guarded_memory", "guarded, in-memory stores", memory),
+                ("guarded_redis", "guarded, stores on Redis", shared),
+            ],
+            state,
+        )
+    });
+    let no_headers = Arc::new(Vec::new());
+    let body = tools_call(1);
+    let load_for = |addr: SocketAddr, duration: Duration, limit: u64| {
+        client.block_on(load(
+            addr,
+            tokens.clone(),
+            concurrency,
+            duration,
+            limit,
+            no_headers.clone(),
+            body.clone(),
+            "Stand-up",
+        ))
+    };
+    eprintln!(
+        "e2e with Redis: tools/call list_events, {concurrency} connections, {rounds} rounds of \
+         {seconds} s per variant, {token_count} distinct tokens (as many principals), server and \
+         client on 1 thread each"
+    );
+    for (_, label, addr) in variants {
+        let warm = load_for(addr, Duration::from_secs(60), ONCE);
+        assert_eq!(warm.errors, 0, "{label}: warm-up errors");
+        load_for(addr, Duration::from_secs(1), u64::MAX);
+    }
+    let probe = client.block_on(RedisProbe::connect(url));
+    let n = variants.len();
+    let mut rps: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut latencies: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut server_cpu = vec![0.0f64; n];
+    let mut requests = vec![0u64; n];
+    let mut work: Vec<RedisCounters> = vec![RedisCounters::default(); n];
+    let mut over_unguarded: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut over_memory: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut errors = 0;
+    for round in 0..rounds {
+        let mut this_round = vec![0.0; n];
+        for step in 0..n {
+            let i = (round + step) % n;
+            let (_, label, addr) = variants[i];
+            let cpu_before = cpu_seconds("server");
+            let before = client.block_on(probe.counters());
+            let result = load_for(addr, Duration::from_secs_f64(seconds), u64::MAX);
+            let after = client.block_on(probe.counters());
+            server_cpu[i] += cpu_seconds("server") - cpu_before;
+            assert!(
+                state.is_available(),
+                "Redis did not answer within {REDIS_TIMEOUT:?}: the layer fell back to local \
+                 shares, and the figures would be the fallback's"
+            );
+            work[i].add(&before.until(&after));
+            requests[i] += result.ok;
+            errors += result.errors;
+            let r = result.ok as f64 / result.seconds;
+            eprintln!(
+                "  round {} {label:<26} {r:>8.0} req/s ({} ok, {} errors)",
+                round + 1,
+                result.ok,
+                result.errors
+            );
+            this_round[i] = r;
+            rps[i].push(r);
+            latencies[i].extend(result.latencies_us);
+        }
+        for i in 0..n {
+            over_unguarded[i].push(this_round[i] / this_round[0]);
+            over_memory[i].push(this_round[i] / this_round[1]);
+        }
+    }
+    let cpu_per_request: Vec<f64> = (0..n)
+        .map(|i| server_cpu[i] * 1e6 / requests[i].max(1) as f64)
+        .collect();
+    let redis_per_request: Vec<f64> = (0..n)
+        .map(|i| work[i].cpu_seconds * 1e6 / requests[i].max(1) as f64)
+        .collect();
+    println!(
+        "\n{:<26} {:>8} {:>8} {:>8} {:>12} {:>13} {:>15} {:>15} {:>15}",
+        "e2e, stores on Redis",
+        "req/s",
+        "p50 µs",
+        "p99 µs",
+        "÷ unguarded",
+        "÷ in-memory",
+        "server CPU/req",
+        "Redis CPU/req",
+        "Redis cmds/req"
+    );
+    let mut report = serde_json::Map::new();
+    for (i, (key, label, _)) in variants.iter().enumerate() {
+        let mut sorted = std::mem::take(&mut latencies[i]);
+        sorted.sort_unstable();
+        let (p50, p99) = (percentile(&sorted, 50.0), percentile(&sorted, 99.0));
+        let median_rps = median(&mut rps[i].clone());
+        let vs_unguarded = median(&mut over_unguarded[i]);
+        let vs_memory = median(&mut over_memory[i]);
+        let calls = work[i].calls_per(requests[i]);
+        println!(
+            "{label:<26} {median_rps:>8.0} {p50:>8.0} {p99:>8.0} {vs_unguarded:>11.3}× {vs_memory:>12.3}× {:>12.1} µs {:>12.2} µs {:>15}",
+            cpu_per_request[i], redis_per_request[i], calls
+        );
+        report.insert(
+            (*key).to_owned(),
+            json!({
+                "label": label, "rps": median_rps, "rps_rounds": rps[i], "p50_us": p50, "p99_us": p99,
+                "over_unguarded": vs_unguarded, "over_memory": vs_memory,
+                "server_cpu_us_per_request": cpu_per_request[i],
+                "redis_cpu_us_per_request": redis_per_request[i],
+                "cpu_ratio": cpu_per_request[0] / cpu_per_request[i],
+                "cpu_ratio_vs_memory": cpu_per_request[1] / cpu_per_request[i],
+                "cpu_ratio_with_redis": (cpu_per_request[0] + redis_per_request[0])
+                    / (cpu_per_request[i] + redis_per_request[i]),
+                "redis_calls_per_request": calls,
+                "redis_net_bytes_per_request":
+                    (work[i].net_in + work[i].net_out) as f64 / requests[i].max(1) as f64,
+            }),
+        );
+    }
+    println!(
+        "(÷: medians over rounds of the per-round req/s ratios; server CPU/req: the server \
+         thread's CPU time per request; Redis CPU/req: the redis-server process's, from INFO)"
+    );
+    report.insert(
+        "config".into(),
+        json!({
+            "concurrency": concurrency, "seconds": seconds, "rounds": rounds, "tokens": token_count,
+            "token_bytes": tokens[0].len(), "server_threads": 1, "client_threads": 1,
+            "errors": errors, "budget": "RateLimits::default().per_principal(Budget::per_second(1_000_000))",
+            "timeout_ms": REDIS_TIMEOUT.as_millis() as u64,
+        }),
+    );
+    drop(state);
+    assert_eq!(errors, 0, "requests failed");
+    Value::Object(report)
 }

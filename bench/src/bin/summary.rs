@@ -159,6 +159,182 @@ fn dpop_section() {
     println!();
 }
 
+/// Redis commands per operation, from a `calls_per_op` map: `EVALSHA 1.00, GET 1.00, …`.
+fn commands(calls: &Value) -> String {
+    let listed: Vec<String> = calls
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(command, per)| {
+            let per = per.as_f64()?;
+            (per >= 0.005).then(|| format!("{} {per:.2}", command.to_uppercase()))
+        })
+        .collect();
+    if listed.is_empty() {
+        "none".into()
+    } else {
+        listed.join(", ")
+    }
+}
+
+/// `loadgen redis`: the stores on Redis against the in-memory ones, key sizes, end to end.
+fn redis_section() {
+    println!("\n## Shared state on Redis\n");
+    let Some(r) = read_json(&report_dir().join("redis.json")) else {
+        println!("(no Redis report: run `loadgen redis`)");
+        return;
+    };
+    let us = |v: &Value| v.as_f64().map_or("–".into(), |us| format!("{us:.2} µs"));
+    let ops_order = [
+        ("acquire", "per-principal `acquire`"),
+        (
+            "gate_success",
+            "failed-auth gate, token verifies (`reserve` + `settle(false)`)",
+        ),
+        (
+            "gate_failure",
+            "failed-auth gate, failure (`reserve` + `settle(true)`)",
+        ),
+        ("remember", "DPoP replay `remember`"),
+        (
+            "session_seen",
+            "session check, session seen by this replica",
+        ),
+        (
+            "session_unseen",
+            "session check, session made on another replica",
+        ),
+    ];
+    if let Some(stores) = r.get("stores") {
+        let config = &stores["config"];
+        println!(
+            "redis-server {} on loopback, one multiplexed connection (redis-rs); {} rounds, \
+             interleaved; per contender and round {} operations that ask Redis at concurrency 1 \
+             and {} at 64, {} local ones; medians over rounds. In-memory baseline of both session \
+             rows: the in-memory check of a known session. Redis commands per op as Redis counts \
+             them (`INFO commandstats`): a script's own `GET`, `SET`, `TIME` are counted besides \
+             its `EVALSHA`, which is the one round trip. Client CPU: the benchmark thread's (a \
+             current-thread runtime, the connection's task included); Redis CPU: the server's \
+             `used_cpu_sys` + `used_cpu_user`.\n",
+            r["redis_version"].as_str().unwrap_or("?"),
+            config["rounds"],
+            config["ops_c1"],
+            config["ops_c64"],
+            config["local_ops"]
+        );
+        println!(
+            "| concurrency 1 | Redis commands per op | in-memory | Redis | Redis − in-memory | Redis ÷ in-memory | Redis p50 / p99 | client CPU per op, in-memory → Redis | Redis CPU per op |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for (key, label) in ops_order {
+            let o = &stores["c1"][key];
+            let (m, x) = (&o["memory"], &o["redis"]);
+            let latency = if x["p50_us"].is_null() {
+                "–".to_owned()
+            } else {
+                format!("{} / {}", us(&x["p50_us"]), us(&x["p99_us"]))
+            };
+            println!(
+                "| {label} | {} | {} | {} | {} | {} | {latency} | {} → {} | {} |",
+                commands(&x["calls_per_op"]),
+                us(&m["wall_us"]),
+                us(&x["wall_us"]),
+                us(&o["redis_minus_memory_us"]),
+                o["redis_over_memory"]
+                    .as_f64()
+                    .map_or("–".into(), |r| format!("{r:.1}×")),
+                us(&m["client_cpu_us"]),
+                us(&x["client_cpu_us"]),
+                us(&x["redis_cpu_us"]),
+            );
+        }
+        println!(
+            "\n| concurrency 64 | in-memory wall per op | Redis wall per op | Redis ops/s | Redis p50 / p99 | client CPU per op, in-memory → Redis | Redis CPU per op |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for (key, label) in ops_order {
+            let o = &stores["c64"][key];
+            let (m, x) = (&o["memory"], &o["redis"]);
+            let latency = if x["p50_us"].is_null() {
+                "–".to_owned()
+            } else {
+                format!("{} / {}", us(&x["p50_us"]), us(&x["p99_us"]))
+            };
+            println!(
+                "| {label} | {} | {} | {:.0} | {latency} | {} → {} | {} |",
+                us(&m["wall_us"]),
+                us(&x["wall_us"]),
+                x["ops_per_s"].as_f64().unwrap_or(f64::NAN),
+                us(&m["client_cpu_us"]),
+                us(&x["client_cpu_us"]),
+                us(&x["redis_cpu_us"]),
+            );
+        }
+    }
+    if let Some(memory) = r.get("key_memory") {
+        println!(
+            "\n| key (one per …) | example | `MEMORY USAGE` | server memory per key (`used_memory` growth ÷ keys) |"
+        );
+        println!("|---|---|---|---|");
+        for (key, label) in [
+            ("bucket", "rate-limit bucket (principal or address)"),
+            ("replay", "DPoP proof id"),
+            ("session", "session binding (hash, `principal` field)"),
+        ] {
+            let k = &memory[key];
+            let example = k["example_key"].as_str().unwrap_or("?");
+            // `prefix:kind:` and the digest's length, not the digest.
+            let shape = match example.rsplit_once(':') {
+                Some((head, digest)) => format!("`{head}:<{} hex>`", digest.len()),
+                None => format!("`{example}`"),
+            };
+            println!(
+                "| {label} | {shape} | {} B | {:.0} B over {} keys |",
+                k["memory_usage"],
+                k["used_memory_per_key"].as_f64().unwrap_or(f64::NAN),
+                k["count"]
+            );
+        }
+    }
+    if let Some(e2e) = r.get("e2e") {
+        let config = &e2e["config"];
+        println!(
+            "\nEnd to end, `tools/call` (`list_events`) over loopback, {} connections, {} rounds of \
+             {} s per variant, interleaved, {} distinct RS256 tokens (as many principals), token \
+             cache on, server and client on 1 thread each; both guarded variants with \
+             `{}`.\n",
+            config["concurrency"],
+            config["rounds"],
+            config["seconds"],
+            config["tokens"],
+            config["budget"].as_str().unwrap_or("?")
+        );
+        println!(
+            "| variant | req/s | p50 | p99 | ÷ unguarded | ÷ guarded in-memory | server CPU per request | Redis CPU per request | Redis commands per request | unguarded CPU ÷ this (server; server + Redis) | guarded in-memory server CPU ÷ this |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        for key in ["unguarded", "guarded_memory", "guarded_redis"] {
+            let v = &e2e[key];
+            let f = |name: &str| v[name].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "| {} | {:.0} | {:.0} µs | {:.0} µs | {:.3}× | {:.3}× | {:.1} µs | {:.2} µs | {} | {:.3}×; {:.3}× | {:.3}× |",
+                v["label"].as_str().unwrap_or(key),
+                f("rps"),
+                f("p50_us"),
+                f("p99_us"),
+                f("over_unguarded"),
+                f("over_memory"),
+                f("server_cpu_us_per_request"),
+                f("redis_cpu_us_per_request"),
+                commands(&v["redis_calls_per_request"]),
+                f("cpu_ratio"),
+                f("cpu_ratio_with_redis"),
+                f("cpu_ratio_vs_memory"),
+            );
+        }
+    }
+}
+
 fn main() {
     println!("## Ratios judged against the targets\n");
     paired_section();
@@ -364,4 +540,5 @@ fn main() {
         }
         None => println!("(no memory report: run `loadgen memory --example …`)"),
     }
+    redis_section();
 }
