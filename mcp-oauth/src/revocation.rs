@@ -169,7 +169,7 @@ struct Inner {
     len: AtomicUsize,
     backend: RwLock<Option<Arc<dyn RevocationBackend>>>,
     /// Revocations the backend could not share yet: shared again once it answers.
-    unpublished: parking_lot::Mutex<Vec<(Revocation, u64)>>,
+    unpublished: parking_lot::Mutex<HashMap<Revocation, u64>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -201,7 +201,7 @@ impl Revocations {
                 entries: RwLock::new(HashMap::new()),
                 len: AtomicUsize::new(0),
                 backend: RwLock::new(None),
-                unpublished: parking_lot::Mutex::new(Vec::new()),
+                unpublished: parking_lot::Mutex::new(HashMap::new()),
                 clock,
             }),
         }
@@ -225,32 +225,52 @@ impl Revocations {
     pub async fn revoke(&self, revocation: Revocation, until: u64) -> Result<(), RevocationError> {
         let until = until.min(MAX_UNTIL);
         self.insert_local(revocation.clone(), until);
-        let backend = self.inner.backend.read().clone();
-        let Some(backend) = backend else {
+        let Some(backend) = self.inner.backend.read().clone() else {
             return Ok(());
         };
-        let shared = backend.publish(&revocation, until).await;
-        if shared.is_err() {
-            self.inner.unpublished.lock().push((revocation, until));
+        // Queued before it is sent, so that a cancelled call is shared all the same.
+        self.keep_unpublished([(revocation.clone(), until)]);
+        backend.publish(&revocation, until).await?;
+        let mut unpublished = self.inner.unpublished.lock();
+        if unpublished
+            .get(&revocation)
+            .is_some_and(|queued| *queued <= until)
+        {
+            unpublished.remove(&revocation);
         }
-        shared
+        Ok(())
     }
 
     /// The revocations the backend could not share when they were made, for it to share
     /// again (what it fails to share it gives back with [`keep_unpublished`](Self::keep_unpublished)).
+    /// Expired ones are dropped.
     pub fn take_unpublished(&self) -> Vec<(Revocation, u64)> {
+        let now = self.inner.clock.now().as_secs();
         std::mem::take(&mut *self.inner.unpublished.lock())
+            .into_iter()
+            .filter(|(_, until)| holds(*until, now))
+            .collect()
     }
 
-    /// Puts back revocations still not shared.
+    /// Puts back revocations still not shared (one entry per token, the latest `until`).
     pub fn keep_unpublished(&self, entries: impl IntoIterator<Item = (Revocation, u64)>) {
-        self.inner.unpublished.lock().extend(entries);
+        let mut unpublished = self.inner.unpublished.lock();
+        for (revocation, until) in entries {
+            let queued = unpublished.entry(revocation).or_insert(until);
+            *queued = (*queued).max(until);
+        }
     }
 
     /// [`revoke`](Self::revoke) from synchronous code: listed here at once, shared in the
     /// background (a failure to share is logged under `mcp_oauth::revocation`). Needs a Tokio
     /// runtime when a backend is set.
     pub fn revoke_in_background(&self, revocation: Revocation, until: u64) {
+        let until = until.min(MAX_UNTIL);
+        // Refused here before this returns; only the sharing waits.
+        self.insert_local(revocation.clone(), until);
+        if self.inner.backend.read().is_none() {
+            return;
+        }
         let list = self.clone();
         tokio::spawn(async move {
             if let Err(error) = list.revoke(revocation, until).await {
@@ -366,5 +386,51 @@ mod tests {
         assert_eq!(list.len(), 1, "an entry already expired is not kept");
         list.insert_local(Revocation::jwt_id("https://as", "3"), u64::MAX);
         assert!(list.contains(&Revocation::jwt_id("https://as", "3"), MAX_UNTIL));
+    }
+
+    struct Flaky(std::sync::atomic::AtomicBool);
+
+    impl RevocationBackend for Flaky {
+        fn publish<'a>(
+            &'a self,
+            _revocation: &'a Revocation,
+            _until: u64,
+        ) -> StoreFuture<'a, Result<(), RevocationError>> {
+            let up = self.0.load(Ordering::SeqCst);
+            Box::pin(async move {
+                if up {
+                    Ok(())
+                } else {
+                    Err(RevocationError("down".into()))
+                }
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_revocation_not_shared_is_kept_until_it_is() {
+        let clock = Arc::new(ManualClock::new(1_000));
+        let list = Revocations::with_clock(clock);
+        let backend = Arc::new(Flaky(std::sync::atomic::AtomicBool::new(false)));
+        assert!(list.set_backend(backend.clone()));
+        assert!(!list.set_backend(backend.clone()), "one backend per list");
+        let id = Revocation::jwt_id("https://as", "1");
+        assert!(list.revoke(id.clone(), 2_000).await.is_err());
+        assert!(
+            list.contains(&id, 1_000),
+            "refused here whatever the backend says"
+        );
+        assert_eq!(list.take_unpublished(), vec![(id.clone(), 2_000)]);
+        list.keep_unpublished([(id.clone(), 2_000)]);
+        backend.0.store(true, Ordering::SeqCst);
+        assert!(list.revoke(id.clone(), 2_000).await.is_ok());
+        assert!(
+            list.take_unpublished().is_empty(),
+            "shared: no longer queued"
+        );
+        // From synchronous code, without waiting for the backend: listed before it returns.
+        let other = Revocation::token("opaque");
+        list.revoke_in_background(other.clone(), 2_000);
+        assert!(list.contains(&other, 1_000));
     }
 }

@@ -283,3 +283,43 @@ async fn an_introspection_answer_serves_every_replica() {
     validator_b.validate(other).await.expect("active");
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
+
+/// The revocation subscription belongs to the state: dropping the state ends it (the list
+/// does not keep the state alive).
+#[tokio::test]
+async fn the_revocation_subscription_ends_with_its_state() {
+    let redis = RedisServer::start().await.unwrap();
+    let subscriptions = || async {
+        let clients = redis
+            .command(&["CLIENT", "LIST", "TYPE", "pubsub"])
+            .await
+            .unwrap();
+        match clients {
+            redis::Value::BulkString(text) => String::from_utf8_lossy(&text).lines().count(),
+            redis::Value::VerbatimString { text, .. } => text.lines().count(),
+            other => panic!("CLIENT LIST answered {other:?}"),
+        }
+    };
+    let state = replica(&redis).await;
+    let list = mcp_oauth::revocation::Revocations::new();
+    state.share_revocations(&list);
+    assert!(
+        within(Duration::from_secs(5), || async {
+            subscriptions().await == 1
+        })
+        .await,
+        "the list is subscribed"
+    );
+    drop(state);
+    assert!(
+        within(Duration::from_secs(5), || async {
+            subscriptions().await == 0
+        })
+        .await,
+        "the subscription ended with the state"
+    );
+    // Revoking still lists the token here; sharing says the state is gone.
+    let token = mcp_oauth::revocation::Revocation::token("t");
+    list.revoke(token.clone(), u64::MAX).await.unwrap_err();
+    assert!(list.contains(&token, 0));
+}

@@ -43,7 +43,7 @@ impl SharedIntrospectionCache for RedisState {
             }
             let key = self.key(&format!("introspect:{}", hex(token_hash)));
             let _ = self
-                .run("introspection", |mut connection| async move {
+                .run_best_effort("introspection", |mut connection| async move {
                     ::redis::cmd("SET")
                         .arg(key)
                         .arg(body)

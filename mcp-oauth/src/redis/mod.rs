@@ -21,7 +21,9 @@
 //! sharded deployment would need no cross-slot work, but this client talks to one node:
 //! Redis Cluster is not supported yet. Set `maxmemory-policy noeviction` (Redis' default; a
 //! warning at startup says when it is not): an evicted proof id would let a replayed DPoP
-//! proof pass. Redis is trusted like the process itself: whoever can write to it can lift
+//! proof pass; and a failover to an asynchronously replicated replica can lose the proof ids
+//! written just before it (a replay window of a few milliseconds that persistence does not
+//! close). Redis is trusted like the process itself: whoever can write to it can lift
 //! limits, forge introspection answers or restore sessions.
 //!
 //! Keys start with a configurable [prefix](RedisConfig::prefix) (`mcp-oauth:`) and never hold
@@ -29,10 +31,11 @@
 //! guessable input (an IPv4 address); the shared introspection answers hold the endpoint's
 //! response (subject, client, scopes) as it sent it.
 //!
-//! **Failure is defined.** Each operation has a [timeout](RedisConfig::timeout) (25 ms). The
-//! first that fails or times out marks the store unavailable (a warning, the metric
-//! `mcp_oauth_shared_store_available` at 0) and a background task probes it until it answers
-//! again; meanwhile no request waits on Redis:
+//! **Failure is defined.** Each operation has a [timeout](RedisConfig::timeout) (25 ms). A
+//! lost connection, or [`TIMEOUTS_BEFORE_DOWN`] timeouts in a row, mark the store unavailable
+//! (a warning, the metric `mcp_oauth_shared_store_available` at 0) and a background task
+//! probes it until it answers again; meanwhile no request waits on Redis (an operation that
+//! timed out or got an error reply meanwhile is decided the same way, alone):
 //! - token validation never needed it;
 //! - DPoP proofs are refused with 503 and `Retry-After` (a proof that might be a replay is
 //!   never accepted);
@@ -215,6 +218,8 @@ pub struct RedisState {
 struct Inner {
     client: ::redis::Client,
     connection: ConnectionManager,
+    /// For work off the request path, with [`DETACHED_TIMEOUT`].
+    detached: ConnectionManager,
     config: RedisConfig,
     available: AtomicBool,
     /// Operations that timed out since the last that answered.
@@ -253,17 +258,25 @@ impl RedisState {
         }
         let client = ::redis::Client::open(config.url.as_str())
             .map_err(|error| RedisSetupError::Url(format!("{}: {error}", redacted(&config.url))))?;
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout.max(Duration::from_millis(250))))
-            .set_response_timeout(Some(config.timeout))
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(1));
-        let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager)
-            .map_err(|error| RedisSetupError::Url(format!("{}: {error}", redacted(&config.url))))?;
+        let manager = |response_timeout| {
+            let settings = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(config.timeout.max(Duration::from_millis(250))))
+                .set_response_timeout(Some(response_timeout))
+                .set_min_delay(Duration::from_millis(50))
+                .set_max_delay(Duration::from_secs(1));
+            ConnectionManager::new_lazy_with_config(client.clone(), settings).map_err(|error| {
+                RedisSetupError::Url(format!("{}: {error}", redacted(&config.url)))
+            })
+        };
+        let connection = manager(config.timeout)?;
+        // Work off the request path (sharing and reading revocations) waits longer, on a
+        // connection of its own so that it never queues before a request's command.
+        let detached = manager(DETACHED_TIMEOUT)?;
         let state = Self {
             inner: Arc::new(Inner {
                 client,
                 connection,
+                detached,
                 available: AtomicBool::new(true),
                 timeouts_in_a_row: AtomicU32::new(0),
                 down: Notify::new(),
@@ -427,11 +440,13 @@ impl RedisState {
         let outcome = tokio::time::timeout(self.inner.config.timeout, call(connection)).await;
         let (why, down) = match outcome {
             Ok(Ok(value)) => {
-                self.inner.timeouts_in_a_row.store(0, Ordering::Relaxed);
+                if counts {
+                    self.inner.timeouts_in_a_row.store(0, Ordering::Relaxed);
+                }
                 return Ok(value);
             }
             // redis-rs' own response timeout is an I/O error too: a timeout first.
-            Ok(Err(error)) if error.is_timeout() => (error.to_string(), self.timed_out()),
+            Ok(Err(error)) if error.is_timeout() => (error.to_string(), counts && self.timed_out()),
             Ok(Err(error)) => {
                 let unreachable = error.is_io_error()
                     || error.is_connection_refusal()
@@ -441,7 +456,7 @@ impl RedisState {
             }
             Err(_) => (
                 format!("no answer within {:?}", self.inner.config.timeout),
-                self.timed_out(),
+                counts && self.timed_out(),
             ),
         };
         crate::metrics::record_shared_store_failure(operation);
@@ -465,7 +480,7 @@ impl RedisState {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = ::redis::RedisResult<T>>,
     {
-        let connection = self.inner.connection.clone();
+        let connection = self.inner.detached.clone();
         match tokio::time::timeout(DETACHED_TIMEOUT, call(connection)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(Unavailable(error.to_string())),

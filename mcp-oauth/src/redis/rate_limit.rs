@@ -98,10 +98,20 @@ impl RedisState {
                     RateDecision::Limited { retry_after: wait }
                 }
             }
-            Err(_) => self
-                .inner
-                .local_budgets
-                .try_acquire(key, self.local_share(budget), now),
+            Err(_) => {
+                let decision =
+                    self.inner
+                        .local_budgets
+                        .try_acquire(key, self.local_share(budget), now);
+                // The gate reads `blocked` while the store is taken for available (an error
+                // reply, a timeout or two): the local share closes it too.
+                if let (BucketKind::FailedAuth, RateDecision::Limited { retry_after }) =
+                    (key.kind(), decision)
+                {
+                    self.inner.blocked.insert(*key, now + retry_after);
+                }
+                decision
+            }
         }
     }
 }

@@ -30,45 +30,73 @@ fn unix_now() -> u64 {
 }
 
 impl RevocationBackend for RedisState {
-    /// Off the request path, so not held to the request timeout nor refused while the store
-    /// is marked unavailable: a revocation is worth a longer wait.
+    fn publish<'a>(
+        &'a self,
+        revocation: &'a Revocation,
+        until: u64,
+    ) -> StoreFuture<'a, Result<(), RevocationError>> {
+        Box::pin(self.publish_revocation(revocation, until))
+    }
+}
+
+/// The backend a [`Revocations`] list holds: the state without keeping it alive, so that the
+/// subscription task ends once the state is dropped.
+struct SharedRevocations(Weak<Inner>);
+
+impl RevocationBackend for SharedRevocations {
     fn publish<'a>(
         &'a self,
         revocation: &'a Revocation,
         until: u64,
     ) -> StoreFuture<'a, Result<(), RevocationError>> {
         Box::pin(async move {
-            let key = self.key("revoked");
-            let member = revocation.encode();
-            let message = format!("{until} {member}");
-            let expired = format!("({}", unix_now().saturating_sub(GRACE));
-            self.run_detached(|mut connection| async move {
-                ::redis::pipe()
-                    .cmd("ZADD")
-                    .arg(&key)
-                    .arg("GT")
-                    .arg(until)
-                    .arg(&member)
-                    .ignore()
-                    .cmd("ZREMRANGEBYSCORE")
-                    .arg(&key)
-                    .arg("-inf")
-                    .arg(expired)
-                    .ignore()
-                    .cmd("PUBLISH")
-                    .arg(&key)
-                    .arg(message)
-                    .ignore()
-                    .query_async::<()>(&mut connection)
-                    .await
-            })
-            .await
-            .map_err(|error| RevocationError(error.0))
+            let Some(inner) = self.0.upgrade() else {
+                return Err(RevocationError("the shared state was dropped".into()));
+            };
+            RedisState { inner }
+                .publish_revocation(revocation, until)
+                .await
         })
     }
 }
 
 impl RedisState {
+    /// Adds `revocation` to the shared list and publishes it. Off the request path, so not
+    /// held to the request timeout nor refused while the store is marked unavailable: a
+    /// revocation is worth a longer wait.
+    async fn publish_revocation(
+        &self,
+        revocation: &Revocation,
+        until: u64,
+    ) -> Result<(), RevocationError> {
+        let key = self.key("revoked");
+        let member = revocation.encode();
+        let message = format!("{until} {member}");
+        let expired = format!("({}", unix_now().saturating_sub(GRACE));
+        self.run_detached(|mut connection| async move {
+            ::redis::pipe()
+                .cmd("ZADD")
+                .arg(&key)
+                .arg("GT")
+                .arg(until)
+                .arg(&member)
+                .ignore()
+                .cmd("ZREMRANGEBYSCORE")
+                .arg(&key)
+                .arg("-inf")
+                .arg(expired)
+                .ignore()
+                .cmd("PUBLISH")
+                .arg(&key)
+                .arg(message)
+                .ignore()
+                .query_async::<()>(&mut connection)
+                .await
+        })
+        .await
+        .map_err(|error| RevocationError(error.0))
+    }
+
     /// Shares `revocations` with every replica: what is revoked here is published, and what
     /// others publish reaches this replica's list (the validator's; see
     /// [`Validator::revocations`](crate::Validator::revocations)). Starts the subscription
@@ -76,7 +104,8 @@ impl RedisState {
     /// (re)connection and shares again what could not be shared when it was revoked. The task
     /// ends once this state is dropped.
     pub fn share_revocations(&self, revocations: &Revocations) {
-        if !revocations.set_backend(Arc::new(self.clone())) {
+        let backend = SharedRevocations(Arc::downgrade(&self.inner));
+        if !revocations.set_backend(Arc::new(backend)) {
             return;
         }
         let state = Arc::downgrade(&self.inner);
@@ -84,7 +113,13 @@ impl RedisState {
         tokio::spawn(async move {
             let mut delay = Duration::from_millis(50);
             loop {
-                match mirror(&state, &revocations).await {
+                let started = tokio::time::Instant::now();
+                let outcome = mirror(&state, &revocations).await;
+                if started.elapsed() > Duration::from_secs(10) {
+                    // It ran a while: this is a new failure, not the same one again.
+                    delay = Duration::from_millis(50);
+                }
+                match outcome {
                     Mirror::StateDropped => return,
                     Mirror::Lost(error) => {
                         tracing::warn!(
@@ -100,48 +135,46 @@ impl RedisState {
         });
     }
 
-    /// Reads every live entry into `revocations`, a page at a time, and shares again what
-    /// could not be shared before.
+    /// Reads every live entry into `revocations` (`ZSCAN`: complete for every entry present
+    /// throughout, whatever is added or removed meanwhile), and shares again what could not
+    /// be shared before.
     async fn read_all(&self, revocations: &Revocations) -> Result<usize, String> {
         let key = self.key("revoked");
-        let since = unix_now().saturating_sub(GRACE);
+        let mut cursor: u64 = 0;
         let mut read = 0;
         loop {
-            let page: Vec<(String, f64)> = self
+            let (next, page): (u64, Vec<(String, f64)>) = self
                 .run_detached(|mut connection| {
                     let key = key.clone();
                     async move {
-                        ::redis::cmd("ZRANGE")
+                        ::redis::cmd("ZSCAN")
                             .arg(key)
-                            .arg(since)
-                            .arg("+inf")
-                            .arg("BYSCORE")
-                            .arg("LIMIT")
-                            .arg(read)
+                            .arg(cursor)
+                            .arg("COUNT")
                             .arg(PAGE)
-                            .arg("WITHSCORES")
                             .query_async(&mut connection)
                             .await
                     }
                 })
                 .await
                 .map_err(|error| error.0)?;
-            let count = page.len();
+            read += page.len();
             for (member, until) in page {
-                // Scores are doubles: a huge one saturates, a garbage member is skipped.
+                // Scores are doubles: a huge one saturates, a garbage member is skipped, an
+                // expired one is not kept.
                 if let Some(revocation) = Revocation::decode(&member) {
                     revocations.insert_local(revocation, until as u64);
                 }
             }
-            read += count;
-            if count < PAGE {
+            if next == 0 {
                 break;
             }
+            cursor = next;
         }
         let unpublished = revocations.take_unpublished();
         let mut still = Vec::new();
         for (revocation, until) in unpublished {
-            if self.publish(&revocation, until).await.is_err() {
+            if self.publish_revocation(&revocation, until).await.is_err() {
                 still.push((revocation, until));
             }
         }
@@ -178,14 +211,10 @@ async fn mirror(state: &Weak<Inner>, revocations: &Revocations) -> Mirror {
         Ok(Err(error)) => return Mirror::Lost(error.to_string()),
         Err(_) => return Mirror::Lost("no subscription within 2 s".into()),
     };
-    // Subscribed first, read second: an entry published in between arrives both ways.
-    match redis.read_all(revocations).await {
-        Ok(entries) => {
-            tracing::debug!(target: LOG_TARGET, entries, "revocation list read");
-        }
-        Err(error) => return Mirror::Lost(error),
-    }
     drop(redis);
+    // Subscribed first, read second: an entry published in between arrives both ways. A read
+    // that fails is tried again at the next ping, the subscription kept meanwhile.
+    let mut read_due = true;
     let mut ping = tokio::time::interval(PING_INTERVAL);
     let mut reread = tokio::time::interval(REREAD_INTERVAL);
     reread.reset();
@@ -206,24 +235,28 @@ async fn mirror(state: &Weak<Inner>, revocations: &Revocations) -> Mirror {
                 }
             }
             _ = ping.tick() => {
-                if state.strong_count() == 0 {
+                let Some(inner) = state.upgrade() else {
                     return Mirror::StateDropped;
-                }
+                };
                 // Subscribed, a connection answers PING with ["pong", ""], not a string.
                 match tokio::time::timeout(PING_INTERVAL, sink.ping::<::redis::Value>()).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(error)) => return Mirror::Lost(error.to_string()),
                     Err(_) => return Mirror::Lost("the subscription did not answer a ping".into()),
                 }
-            }
-            _ = reread.tick() => {
-                let Some(inner) = state.upgrade() else {
-                    return Mirror::StateDropped;
-                };
-                if let Err(error) = (RedisState { inner }).read_all(revocations).await {
-                    return Mirror::Lost(error);
+                if read_due {
+                    match (RedisState { inner }).read_all(revocations).await {
+                        Ok(entries) => {
+                            read_due = false;
+                            tracing::debug!(target: LOG_TARGET, entries, "revocation list read");
+                        }
+                        Err(error) => {
+                            tracing::warn!(target: LOG_TARGET, %error, "the revocation list could not be read; trying again in a second");
+                        }
+                    }
                 }
             }
+            _ = reread.tick() => read_due = true,
         }
     }
 }
