@@ -23,6 +23,7 @@ use url::{Host, Url};
 /// Whether `host` is loopback: `localhost` (any case), `127.x.y.z` or `::1`.
 /// The loopback names a client uses for this machine, as they appear in a URL's host: what an
 /// `Origin` or `Host` of a loopback resource may say.
+#[cfg_attr(not(feature = "serve"), allow(dead_code))]
 pub(crate) const LOOPBACK_URL_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 
 pub(crate) fn is_loopback_host<S: AsRef<str>>(host: &Host<S>) -> bool {

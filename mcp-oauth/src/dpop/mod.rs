@@ -68,6 +68,7 @@ use htu::ExpectedOrigin;
 use proof::ProofRequirements;
 
 /// The request header a DPoP proof travels in (RFC 9449 §4.1), as `http` names it.
+#[cfg_attr(not(feature = "layer"), allow(dead_code))]
 pub(crate) const HEADER: &str = "dpop";
 
 /// The default `iat` window, either way (MCP SEP-1932 for servers without shared state).
