@@ -402,11 +402,37 @@ fn mimics_a_parameter(scope: &str) -> bool {
 /// scheme (case-insensitive) followed by `name="value"` or `name=token` pairs separated by
 /// commas. `None` if it is not a well-formed Bearer challenge or a parameter repeats.
 pub fn parse(header: &str) -> Option<Vec<(String, String)>> {
+    match parse_with_scheme(header)? {
+        (Scheme::Bearer, params) => Some(params),
+        (Scheme::Dpop, _) => None,
+    }
+}
+
+/// Parses one `Bearer` or `DPoP` challenge (RFC 6750 §3, RFC 9449 §7.1) into its scheme and
+/// parameters, by the rules of [`parse`]: what a client (or `mcp-oauth probe`) reads from
+/// each `WWW-Authenticate` value, whichever scheme the resource challenges with. `None` if
+/// the scheme is another one, the parameters are not well-formed, or one repeats. A header
+/// value holding several challenges (`Bearer …, DPoP …`) is not one challenge: `None`.
+///
+/// ```
+/// use mcp_oauth::challenge::{Scheme, parse_with_scheme};
+///
+/// let (scheme, params) = parse_with_scheme(r#"DPoP algs="ES256 EdDSA", error="invalid_token""#).unwrap();
+/// assert_eq!(scheme, Scheme::Dpop);
+/// assert_eq!(params[0], ("algs".to_owned(), "ES256 EdDSA".to_owned()));
+/// assert_eq!(parse_with_scheme("Bearer").unwrap(), (Scheme::Bearer, vec![]));
+/// assert!(parse_with_scheme(r#"Basic realm="x""#).is_none());
+/// ```
+pub fn parse_with_scheme(header: &str) -> Option<(Scheme, Vec<(String, String)>)> {
     let rest = header.trim_start();
     let (scheme, mut rest) = rest.split_once(' ').unwrap_or((rest, ""));
-    if !scheme.eq_ignore_ascii_case("Bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case("Bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("DPoP") {
+        Scheme::Dpop
+    } else {
         return None;
-    }
+    };
     let mut params: Vec<(String, String)> = Vec::new();
     loop {
         rest = rest.trim_start_matches([' ', ',']);
@@ -438,7 +464,7 @@ pub fn parse(header: &str) -> Option<Vec<(String, String)>> {
         params.push((name.to_owned(), value));
         rest = after;
     }
-    Some(params)
+    Some((scheme, params))
 }
 
 #[cfg(test)]
@@ -548,6 +574,12 @@ mod tests {
     #[test]
     fn parse_refuses_other_schemes_and_repeated_parameters() {
         assert!(parse("Basic realm=\"x\"").is_none());
+        assert!(parse("DPoP algs=\"ES256\"").is_none(), "parse reads Bearer only");
+        assert_eq!(
+            parse_with_scheme("dpop algs=\"ES256\"").unwrap(),
+            (Scheme::Dpop, vec![("algs".to_owned(), "ES256".to_owned())])
+        );
+        assert!(parse_with_scheme("Bearer a=\"1\", DPoP algs=\"ES256\"").is_none());
         assert!(parse("Bearer error=\"a\", error=\"b\"").is_none());
         assert_eq!(parse("bEaReR").unwrap().len(), 0);
         assert_eq!(

@@ -1,0 +1,462 @@
+//! `mcp-oauth probe URL`: a black-box check, from outside, that a deployed MCP endpoint's
+//! authorization behaves as the MCP authorization specification and the RFCs it builds on say
+//! (RFC 9728 metadata, RFC 8414 discovery, RFC 6750 challenges, RFC 9449 DPoP).
+//!
+//! The checks run in groups, one file each: [`discovery`] (the metadata documents),
+//! [`unauthenticated`] (the credential-less 401, forged and malformed tokens, DNS rebinding),
+//! [`dpop`] (when the metadata advertises DPoP), and [`session`] (with a token: the lists,
+//! `Mcp-Name`, and with `--call` the step-up). Every request goes through [`Probe::send`],
+//! which waits out a 429 with `Retry-After` (at most [`RETRY_BUDGET`] over the whole probe)
+//! and tries again. No token is ever printed: reports name tokens by what they are.
+
+mod discovery;
+mod dpop;
+mod session;
+mod unauthenticated;
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use mcp_oauth::challenge::{Scheme, parse_with_scheme};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+use crate::ProbeArgs;
+use crate::report::{self, Check, Report, Status};
+
+/// The longest the probe waits, in total, for 429 answers' `Retry-After`.
+pub const RETRY_BUDGET: Duration = Duration::from_secs(10);
+/// The most of an answer's body the probe reads.
+const MAX_BODY: usize = 1024 * 1024;
+/// The MCP protocol version the probe asks for (the server may answer an older one).
+pub const PROTOCOL_VERSION: &str = "2025-11-25";
+
+/// Runs the probe and prints its report: exit 0 when nothing failed, 1 when a check failed;
+/// `Err` (exit 2) when the endpoint cannot be reached at all.
+pub async fn run(args: ProbeArgs) -> Result<ExitCode, String> {
+    let url = url::Url::parse(&args.url).map_err(|e| format!("{}: not a URL: {e}", args.url))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{}: not an http(s) URL", args.url));
+    }
+    let http = crate::http_client(Duration::from_secs(args.timeout.max(1)))?;
+    let mut probe = Probe {
+        http,
+        url: args.url.clone(),
+        report: Report::new(args.url.clone()),
+        waited: Duration::ZERO,
+        retried: 0,
+        exhausted: 0,
+        progress: std::io::stderr().is_terminal(),
+    };
+    // Reachable at all? A transport error on the first request is exit status 2.
+    probe.progress("connecting");
+    let target = probe.url.clone();
+    let first = probe
+        .send(|http| {
+            http.post(&target)
+                .header("accept", ACCEPT)
+                .json(&mcp_initialize(1))
+        })
+        .await;
+    if let Err(error) = first {
+        return Err(format!("cannot reach {}: {error}", args.url));
+    }
+
+    probe.progress("metadata");
+    let found = discovery::run(&mut probe).await;
+    let mut token = args.token.clone();
+    if args.client_credentials {
+        probe.progress("client credentials");
+        token = discovery::client_credentials(&mut probe, &found, &args).await;
+    }
+    probe.progress("credential-less requests");
+    unauthenticated::run(&mut probe, &found).await;
+    if found.dpop_algs.is_some() {
+        probe.progress("DPoP");
+    }
+    dpop::run(&mut probe, &found, token.as_deref()).await;
+    probe.progress("with a token");
+    session::run(&mut probe, &found, token.as_deref(), &args).await;
+
+    if probe.retried > 0 {
+        let detail = format!(
+            "{} answer(s) 429 waited out ({:.1} s in all) and retried{}",
+            probe.retried,
+            probe.waited.as_secs_f64(),
+            if probe.exhausted > 0 {
+                format!(
+                    "; {} not retried: the {} s budget was spent (those checks are skipped)",
+                    probe.exhausted,
+                    RETRY_BUDGET.as_secs()
+                )
+            } else {
+                String::new()
+            }
+        );
+        probe.push(
+            "probe.rate_limited",
+            "429 Too Many Requests waited out, not a failure",
+            Status::Pass,
+            detail,
+            "RFC 6585 §4, RFC 9110 §10.2.3",
+        );
+    }
+    if probe.progress {
+        eprint!("\r\x1b[2K");
+    }
+    report::print(&probe.report, args.output.format(), "probe");
+    Ok(if probe.report.failed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The probe's state: the client, the target, the report and the 429 bookkeeping.
+pub struct Probe {
+    http: reqwest::Client,
+    /// The MCP endpoint URL, as given.
+    pub url: String,
+    report: Report,
+    waited: Duration,
+    retried: u32,
+    exhausted: u32,
+    progress: bool,
+}
+
+impl Probe {
+    /// Adds a check to the report.
+    pub fn push(
+        &mut self,
+        id: &str,
+        title: &str,
+        status: Status,
+        detail: impl Into<String>,
+        spec: &str,
+    ) {
+        self.report
+            .push(Check::new(id, title, status, detail, spec));
+    }
+
+    /// Adds a check passing when `ok`.
+    pub fn verdict(
+        &mut self,
+        id: &str,
+        title: &str,
+        ok: bool,
+        detail: impl Into<String>,
+        spec: &str,
+    ) {
+        let status = if ok { Status::Pass } else { Status::Fail };
+        self.push(id, title, status, detail, spec);
+    }
+
+    /// Adds a failed check whose request got no answer (a transport error).
+    pub fn unanswered(&mut self, id: &str, title: &str, spec: &str, error: &str) {
+        self.push(id, title, Status::Fail, format!("no answer: {error}"), spec);
+    }
+
+    /// Whether `reply` is a 429 left after the retry budget; if so the check is skipped.
+    pub fn skipped_for_429(&mut self, reply: &Reply, id: &str, title: &str, spec: &str) -> bool {
+        if reply.status != 429 {
+            return false;
+        }
+        self.push(
+            id,
+            title,
+            Status::Skip,
+            format!(
+                "rate limited: 429 after the {} s retry budget was spent",
+                RETRY_BUDGET.as_secs()
+            ),
+            spec,
+        );
+        true
+    }
+
+    /// Shows what the probe is doing, on a terminal only (standard error).
+    pub fn progress(&self, what: &str) {
+        if self.progress {
+            eprint!("\r\x1b[2Kprobing {}: {what}…", self.url);
+        }
+    }
+
+    /// Sends the request `build` makes, again after each 429 whose `Retry-After` fits in
+    /// what is left of [`RETRY_BUDGET`] (a 429 without one is retried after 1 s). Returns the
+    /// last answer (a 429 when the budget ran out), or the transport error.
+    pub async fn send(
+        &mut self,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Reply, String> {
+        loop {
+            let reply = read_reply(build(&self.http).send().await.map_err(describe)?).await;
+            if reply.status != 429 {
+                return Ok(reply);
+            }
+            let wait = reply
+                .header("retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map_or(Duration::from_secs(1), Duration::from_secs)
+                .max(Duration::from_millis(100));
+            if self.waited + wait > RETRY_BUDGET {
+                self.exhausted += 1;
+                return Ok(reply);
+            }
+            self.waited += wait;
+            self.retried += 1;
+            self.progress(&format!("429: waiting {} s", wait.as_secs_f64()));
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+fn describe(error: reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// An answer: status, headers, and the body (at most 1 MiB; for an event stream, up to the
+/// first JSON-RPC response).
+#[derive(Debug)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body, as text (lossy).
+    pub body: String,
+}
+
+async fn read_reply(mut response: reqwest::Response) -> Reply {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let stream = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= MAX_BODY {
+            body.truncate(MAX_BODY);
+            break;
+        }
+        // A server may keep the stream open after the response: stop at it.
+        if stream && jsonrpc_response(&String::from_utf8_lossy(&body)).is_some() {
+            break;
+        }
+    }
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// The first JSON-RPC response (an object with `result` or `error`) in `body`: the body
+/// itself when it is JSON, else the `data:` lines of a `text/event-stream`.
+pub fn jsonrpc_response(body: &str) -> Option<Value> {
+    let is_response =
+        |v: &Value| v.is_object() && (v.get("result").is_some() || v.get("error").is_some());
+    if let Ok(value) = serde_json::from_str::<Value>(body) {
+        return match value {
+            Value::Array(items) => items.into_iter().find(is_response),
+            value => is_response(&value).then_some(value),
+        };
+    }
+    // SSE: an event's data is its `data:` lines joined by newlines; events end at a blank line.
+    let mut data = String::new();
+    let mut events = Vec::new();
+    for line in body.lines() {
+        if line.is_empty() {
+            events.push(std::mem::take(&mut data));
+        } else if let Some(value) = line.strip_prefix("data:") {
+            if !data.is_empty() {
+                data.push('\n');
+            }
+            data.push_str(value.strip_prefix(' ').unwrap_or(value));
+        }
+    }
+    events.push(data);
+    events
+        .iter()
+        .filter_map(|event| serde_json::from_str::<Value>(event).ok())
+        .find(is_response)
+}
+
+/// A challenge as the library's parser reads it: its scheme and parameters.
+pub type ParsedChallenge = (Scheme, Vec<(String, String)>);
+
+impl Reply {
+    /// A header's value, if present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Every `WWW-Authenticate` value, parsed with the library's parser (`None` for a value
+    /// it cannot read), with the raw text.
+    pub fn challenges(&self) -> Vec<(String, Option<ParsedChallenge>)> {
+        self.headers
+            .get_all(reqwest::header::WWW_AUTHENTICATE)
+            .iter()
+            .map(|v| {
+                let text = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                let parsed = parse_with_scheme(&text);
+                (text, parsed)
+            })
+            .collect()
+    }
+
+    /// The parameters of the first challenge in `scheme`, if one parses.
+    pub fn challenge(&self, scheme: Scheme) -> Option<Vec<(String, String)>> {
+        self.challenges()
+            .into_iter()
+            .find_map(|(_, parsed)| parsed.filter(|(s, _)| *s == scheme).map(|(_, p)| p))
+    }
+
+    /// The JSON-RPC response in the body (JSON or event stream).
+    pub fn jsonrpc(&self) -> Option<Value> {
+        jsonrpc_response(&self.body)
+    }
+
+    /// `401 error="…"`-style summary for reports: status, and the challenges' `error`.
+    pub fn summary(&self) -> String {
+        let errors: Vec<String> = self
+            .challenges()
+            .into_iter()
+            .map(|(raw, parsed)| match parsed {
+                Some((scheme, params)) => match param(&params, "error") {
+                    Some(error) => format!("{} error=\"{error}\"", scheme.as_str()),
+                    None => format!("{} (no error)", scheme.as_str()),
+                },
+                None => format!("unreadable challenge {:?}", clip(&raw, 80)),
+            })
+            .collect();
+        if errors.is_empty() {
+            format!("{}", self.status)
+        } else {
+            format!("{} {}", self.status, errors.join(", "))
+        }
+    }
+}
+
+/// A challenge parameter's value (names compared case-insensitively).
+pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// `text` cut to `max` characters (for details that quote a server).
+pub fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        format!("{}…", text.chars().take(max).collect::<String>())
+    }
+}
+
+/// An `initialize` request.
+pub fn mcp_initialize(id: u64) -> Value {
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": PROTOCOL_VERSION,
+            "capabilities": {},
+            "clientInfo": { "name": "mcp-oauth-probe", "version": env!("CARGO_PKG_VERSION") },
+        },
+    })
+}
+
+/// The `Accept` header a streamable-HTTP client sends.
+pub const ACCEPT: &str = "application/json, text/event-stream";
+
+/// What discovery found, for the later groups.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// The path-inserted metadata URL (RFC 9728 §3.1).
+    pub metadata_url: String,
+    /// The metadata document used (path-inserted, else root, else the challenge's).
+    pub metadata: Option<Value>,
+    /// `scopes_supported`.
+    pub scopes: Vec<String>,
+    /// The authorization servers' metadata documents that were found, by issuer.
+    pub issuers: Vec<(String, Value)>,
+    /// `dpop_signing_alg_values_supported`, when advertised.
+    pub dpop_algs: Option<Vec<String>>,
+    /// `dpop_bound_access_tokens_required`.
+    pub dpop_required: bool,
+}
+
+/// The scopes a JWT's payload names (`scope` or `scp`), read without verification: only to
+/// decide which operations a token should be refused. `None` for an opaque token.
+pub fn token_scopes(token: &str) -> Option<Vec<String>> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    let scopes = match claims.get("scope").or_else(|| claims.get("scp")) {
+        Some(Value::String(s)) => s
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    };
+    Some(scopes)
+}
+
+/// Whether the response leaks `secret` (a token or a recognisable part of one) in its body
+/// or any header value.
+pub fn echoes(reply: &Reply, secret: &str) -> bool {
+    !secret.is_empty()
+        && (reply.body.contains(secret)
+            || reply
+                .headers
+                .values()
+                .any(|v| String::from_utf8_lossy(v.as_bytes()).contains(secret)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_streams_and_json_bodies_yield_the_response() {
+        let sse =
+            "data: \nid: 0\nretry: 3000\n\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n";
+        assert_eq!(jsonrpc_response(sse).unwrap()["id"], 1);
+        let json = r#"{"jsonrpc":"2.0","id":2,"error":{"code":-1,"message":"x"}}"#;
+        assert_eq!(jsonrpc_response(json).unwrap()["id"], 2);
+        assert!(jsonrpc_response("data: {\"jsonrpc\":\"2.0\",\"method\":\"n\"}\n\n").is_none());
+    }
+
+    #[test]
+    fn token_scopes_read_scope_or_scp() {
+        use base64::Engine as _;
+        let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let jwt = format!("{}.{}.x", b64("{}"), b64(r#"{"scope":"a b"}"#));
+        assert_eq!(token_scopes(&jwt).unwrap(), ["a", "b"]);
+        let jwt = format!("{}.{}.x", b64("{}"), b64(r#"{"scp":["c"]}"#));
+        assert_eq!(token_scopes(&jwt).unwrap(), ["c"]);
+        assert!(token_scopes("opaque").is_none());
+    }
+}
