@@ -574,7 +574,10 @@ mod tests {
     #[test]
     fn parse_refuses_other_schemes_and_repeated_parameters() {
         assert!(parse("Basic realm=\"x\"").is_none());
-        assert!(parse("DPoP algs=\"ES256\"").is_none(), "parse reads Bearer only");
+        assert!(
+            parse("DPoP algs=\"ES256\"").is_none(),
+            "parse reads Bearer only"
+        );
         assert_eq!(
             parse_with_scheme("dpop algs=\"ES256\"").unwrap(),
             (Scheme::Dpop, vec![("algs".to_owned(), "ES256".to_owned())])
