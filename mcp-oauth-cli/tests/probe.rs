@@ -72,8 +72,10 @@ fn failed_ids(report: &Value) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // The calendar example.
 
-/// The calendar example binary, built (a no-op when up to date) into this test's target
-/// directory: `cargo test -p mcp-oauth-cli` does not build the root package's examples.
+/// The calendar example binary, built into this test's target directory by the very command
+/// CI and the root package's tests use (`cargo build --workspace --examples`: a no-op when
+/// they ran it, and the same feature set, so nothing is built twice); `cargo test -p
+/// mcp-oauth-cli` alone does not build the root package's examples.
 fn calendar_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_owned();
@@ -84,8 +86,8 @@ fn calendar_binary() -> PathBuf {
         .args([
             "build",
             "--quiet",
-            "--example",
-            "calendar",
+            "--workspace",
+            "--examples",
             "--manifest-path",
         ])
         .arg(&manifest)
@@ -94,8 +96,8 @@ fn calendar_binary() -> PathBuf {
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         build.arg("--release");
     }
-    let status = build.status().expect("run cargo build --example calendar");
-    assert!(status.success(), "cargo build --example calendar failed");
+    let status = build.status().expect("run cargo build --workspace --examples");
+    assert!(status.success(), "cargo build --workspace --examples failed");
     profile_dir
         .join("examples")
         .join(format!("calendar{}", std::env::consts::EXE_SUFFIX))
