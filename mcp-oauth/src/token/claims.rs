@@ -12,6 +12,10 @@ use crate::json::{self, ObjectView};
 /// The latest time a NumericDate may name (year 9999): keeps arithmetic far from overflow.
 pub(crate) const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
 
+/// The claims that mark an OpenID Connect ID token (ID token `nonce`, hashes of the access
+/// token, code and state): what [`Registered::id_token_claim`] looks for.
+pub(crate) const ID_TOKEN_CLAIMS: [&str; 4] = ["nonce", "at_hash", "c_hash", "s_hash"];
+
 /// The registered claims every validation reads, found in one pass over the members.
 #[derive(Default)]
 pub(crate) struct Registered<'a> {
@@ -51,6 +55,7 @@ impl<'a> ClaimsView<'a> {
                 "jti" => &mut registered.jti,
                 "cnf" => &mut registered.cnf,
                 "username" => &mut registered.username,
+                // The names of `ID_TOKEN_CLAIMS`.
                 "nonce" | "at_hash" | "c_hash" | "s_hash" => {
                     registered.id_token_claim = true;
                     continue;
@@ -181,6 +186,25 @@ mod tests {
         assert!(audience_matches("api://1234", "api://1234"));
         assert!(audience_matches("00000000-aaaa", "00000000-aaaa"));
         assert!(!audience_matches("00000000-aaaa", "00000000-AAAA"));
+    }
+
+    #[test]
+    fn each_id_token_claim_marks_an_id_token() {
+        for name in ID_TOKEN_CLAIMS {
+            let payload = format!(r#"{{"{name}":"x"}}"#);
+            assert!(
+                ClaimsView::parse(payload.as_bytes())
+                    .unwrap()
+                    .registered
+                    .id_token_claim
+            );
+        }
+        assert!(
+            !ClaimsView::parse(br#"{"sid":"x"}"#)
+                .unwrap()
+                .registered
+                .id_token_claim
+        );
     }
 
     #[test]

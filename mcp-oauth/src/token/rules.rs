@@ -141,13 +141,20 @@ impl RequiredClaims {
     /// Refuses a token lacking a required claim among the optional ones, given which of
     /// them it has (checked in this order).
     pub(crate) fn check(self, present: [(Claim, bool); 4]) -> Result<(), TokenError> {
-        match present
-            .into_iter()
-            .find(|&(claim, present)| self.contains(claim) && !present)
-        {
-            Some((claim, _)) => Err(TokenError::MissingClaim(claim)),
+        match self.missing(present).next() {
+            Some(claim) => Err(TokenError::MissingClaim(claim)),
             None => Ok(()),
         }
+    }
+
+    /// Every required claim among the optional ones that the token lacks, in the order of
+    /// [`check`](Self::check) (which refuses with the first).
+    #[inline]
+    pub(crate) fn missing(self, present: [(Claim, bool); 4]) -> impl Iterator<Item = Claim> {
+        present
+            .into_iter()
+            .filter(move |&(claim, present)| self.contains(claim) && !present)
+            .map(|(claim, _)| claim)
     }
 }
 

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use super::policy::{IssuerMatch, IssuerPolicy, IssuerTemplate, TypPolicy};
 use crate::clock::Clock;
-use crate::crypto::{Algorithm, sha256};
+use crate::crypto::{Algorithm, VerifyingKey, sha256};
 use crate::key_set::{KeyLookupError, KeyUnavailable, RemoteKeySet};
 use crate::token::claims::{self, ClaimsView, Registered, audience_matches};
-use crate::token::jws::{self, Header};
+use crate::token::jws::{self, Compact, Header};
 use crate::token::{
     Claim, Identity, TokenError, Verification, VerifiedToken, check_not_before, is_expired,
     read_issued_at, read_scopes,
@@ -63,6 +63,11 @@ impl JwtVerifier {
     /// The verified-token cache, if on.
     pub(crate) fn cache(&self) -> Option<&TokenCache> {
         self.cache.as_deref()
+    }
+
+    /// The time now, on the validator's clock.
+    pub(crate) fn now(&self) -> Duration {
+        self.clock.now()
     }
 
     /// Signature verifications performed.
@@ -118,55 +123,26 @@ impl JwtVerifier {
         let (mut header_stack, mut header_heap) = ([0; 512], Vec::new());
         let header_bytes = jws::decode_into(parts.header, &mut header_stack, &mut header_heap)?;
         let header = Header::parse(header_bytes)?;
-        let algorithm =
-            Algorithm::from_name(&header.alg).ok_or(TokenError::UnsupportedAlgorithm)?;
+        let algorithm = header_algorithm(&header)?;
         let payload = jws::decode(parts.payload)?;
         let claims = ClaimsView::parse(&payload)?;
         let registered = &claims.registered;
 
-        let issuer_name =
-            claims::string(registered.iss)?.ok_or(TokenError::MissingClaim(Claim::Issuer))?;
+        let issuer_name = read_issuer(registered)?;
         let issuer_index = self.route(&issuer_name).ok_or(TokenError::UnknownIssuer)?;
         let issuer = &self.issuers[issuer_index];
         let policy = &issuer.policy;
-        if let IssuerMatch::Template {
-            template,
-            tenant_claim,
-            allowed_tenants,
-        } = &policy.issuer_match
-        {
-            check_tenant(
-                &claims,
-                template,
-                tenant_claim,
-                allowed_tenants.as_deref(),
-                &issuer_name,
-            )?;
-        }
-        if !policy.algorithms.contains(algorithm) {
-            return Err(TokenError::AlgorithmNotAllowed);
-        }
+        check_issuer_match(policy, &claims, &issuer_name)?;
+        check_algorithm_allowed(policy, algorithm)?;
         check_typ(policy.typ, header.typ.as_deref(), registered)?;
 
-        let audiences =
-            claims::audiences(registered.aud)?.ok_or(TokenError::MissingClaim(Claim::Audience))?;
-        let ours = audiences.iter().any(|presented| {
-            policy
-                .audiences
-                .iter()
-                .any(|aud| audience_matches(aud, presented))
-        });
-        if !ours {
-            return Err(TokenError::AudienceMismatch);
-        }
+        let audiences = read_audiences(registered)?;
+        check_audience(policy, &audiences)?;
 
         let now_secs = now.as_secs();
         let leeway = policy.leeway.as_secs();
-        let expires_at =
-            claims::numeric_date(registered.exp)?.ok_or(TokenError::MissingClaim(Claim::Expiry))?;
-        if is_expired(expires_at, now_secs, leeway) {
-            return Err(TokenError::Expired);
-        }
+        let expires_at = read_expiry(registered)?;
+        check_expiry(expires_at, now_secs, leeway)?;
         check_not_before(registered.nbf, now_secs, leeway)?;
         let issued_at = read_issued_at(registered.iat, now_secs, leeway)?;
         // A binding is kept, not judged: the validator refuses a bound token presented as a
@@ -175,13 +151,7 @@ impl JwtVerifier {
 
         let subject = claims::string(registered.sub)?;
         let jwt_id = claims::string(registered.jti)?;
-        let mut client_id = None;
-        for name in &policy.client_id_claims {
-            if let Some(value) = claims.string(name)? {
-                client_id = Some(value);
-                break;
-            }
-        }
+        let client_id = read_client_id(policy, &claims)?;
         policy.required.check([
             (Claim::Subject, subject.is_some()),
             (Claim::ClientId, client_id.is_some()),
@@ -203,26 +173,12 @@ impl JwtVerifier {
             .keys
             .key_for_at(header.kid.as_deref(), algorithm, now)
             .await
-            .map_err(|error| match error {
-                KeyUnavailable::NotLoaded { retry_after } => {
-                    TokenError::KeysUnavailable { retry_after }
-                }
-                KeyUnavailable::Lookup(KeyLookupError::UnknownKid) => TokenError::UnknownKey,
-                KeyUnavailable::RefreshPending { retry_after } => {
-                    TokenError::UnknownKeyRetryLater { retry_after }
-                }
-                KeyUnavailable::Lookup(KeyLookupError::AlgorithmMismatch) => {
-                    TokenError::KeyAlgorithmMismatch
-                }
-            })?;
+            .map_err(key_error)?;
         // The lookup may have waited for a fetch (up to its timeout): a token that expired
         // meanwhile is refused as expired, not accepted on the time read before the wait.
-        if is_expired(expires_at, self.clock.now().as_secs(), leeway) {
-            return Err(TokenError::Expired);
-        }
+        check_expiry(expires_at, self.clock.now().as_secs(), leeway)?;
         self.signature_checks.fetch_add(1, Ordering::Relaxed);
-        key.verify(parts.signing_input.as_bytes(), signature)
-            .map_err(|_| TokenError::InvalidSignature)?;
+        check_signature(&key, &parts, signature)?;
 
         // The fingerprint is the first 8 bytes of the token's SHA-256, whether or not the
         // cache needed the hash: the same token has the same fingerprint in every log and
@@ -273,6 +229,140 @@ impl JwtVerifier {
     }
 }
 
+// The rules of a JWT access token, one function each: `verify` above applies them in order and
+// stops at the first refusal; `diagnose` applies every one it can and reports each verdict.
+
+/// The header's `alg` as an algorithm this crate verifies (never `none`, never HMAC).
+#[inline]
+pub(super) fn header_algorithm(header: &Header<'_>) -> Result<Algorithm, TokenError> {
+    Algorithm::from_name(&header.alg).ok_or(TokenError::UnsupportedAlgorithm)
+}
+
+/// `iss`, required, a string.
+#[inline]
+pub(super) fn read_issuer<'a>(registered: &Registered<'a>) -> Result<Cow<'a, str>, TokenError> {
+    claims::string(registered.iss)?.ok_or(TokenError::MissingClaim(Claim::Issuer))
+}
+
+/// For a template policy, the tenant rules of [`check_tenant`]; an exact policy has none.
+#[inline]
+pub(super) fn check_issuer_match(
+    policy: &IssuerPolicy,
+    claims: &ClaimsView<'_>,
+    iss: &str,
+) -> Result<(), TokenError> {
+    match &policy.issuer_match {
+        IssuerMatch::Exact => Ok(()),
+        IssuerMatch::Template {
+            template,
+            tenant_claim,
+            allowed_tenants,
+        } => check_tenant(
+            claims,
+            template,
+            tenant_claim,
+            allowed_tenants.as_deref(),
+            iss,
+        ),
+    }
+}
+
+/// `alg` on the policy's allow-list.
+#[inline]
+pub(super) fn check_algorithm_allowed(
+    policy: &IssuerPolicy,
+    algorithm: Algorithm,
+) -> Result<(), TokenError> {
+    if policy.algorithms.contains(algorithm) {
+        Ok(())
+    } else {
+        Err(TokenError::AlgorithmNotAllowed)
+    }
+}
+
+/// `aud`, required: a string or an array of strings.
+#[inline]
+pub(super) fn read_audiences<'a>(
+    registered: &Registered<'a>,
+) -> Result<Vec<Cow<'a, str>>, TokenError> {
+    claims::audiences(registered.aud)?.ok_or(TokenError::MissingClaim(Claim::Audience))
+}
+
+/// Some audience of the token names one of the policy's.
+#[inline]
+pub(super) fn check_audience(
+    policy: &IssuerPolicy,
+    audiences: &[Cow<'_, str>],
+) -> Result<(), TokenError> {
+    let ours = audiences.iter().any(|presented| {
+        policy
+            .audiences
+            .iter()
+            .any(|aud| audience_matches(aud, presented))
+    });
+    if ours {
+        Ok(())
+    } else {
+        Err(TokenError::AudienceMismatch)
+    }
+}
+
+/// `exp`, required, a NumericDate.
+#[inline]
+pub(super) fn read_expiry(registered: &Registered<'_>) -> Result<u64, TokenError> {
+    claims::numeric_date(registered.exp)?.ok_or(TokenError::MissingClaim(Claim::Expiry))
+}
+
+/// Refused from `exp + leeway` on.
+#[inline]
+pub(super) fn check_expiry(expires_at: u64, now_secs: u64, leeway: u64) -> Result<(), TokenError> {
+    if is_expired(expires_at, now_secs, leeway) {
+        Err(TokenError::Expired)
+    } else {
+        Ok(())
+    }
+}
+
+/// The client id: the first of the policy's client-id claims present (each, when present,
+/// a string).
+#[inline]
+pub(super) fn read_client_id<'a>(
+    policy: &IssuerPolicy,
+    claims: &ClaimsView<'a>,
+) -> Result<Option<Cow<'a, str>>, TokenError> {
+    for name in &policy.client_id_claims {
+        if let Some(value) = claims.string(name)? {
+            return Ok(Some(value));
+        }
+    }
+    Ok(None)
+}
+
+/// Why no key could be had, as the refusal it is.
+pub(super) fn key_error(error: KeyUnavailable) -> TokenError {
+    match error {
+        KeyUnavailable::NotLoaded { retry_after } => TokenError::KeysUnavailable { retry_after },
+        KeyUnavailable::Lookup(KeyLookupError::UnknownKid) => TokenError::UnknownKey,
+        KeyUnavailable::RefreshPending { retry_after } => {
+            TokenError::UnknownKeyRetryLater { retry_after }
+        }
+        KeyUnavailable::Lookup(KeyLookupError::AlgorithmMismatch) => {
+            TokenError::KeyAlgorithmMismatch
+        }
+    }
+}
+
+/// The signature over `header.payload`, with the key bound to the header's algorithm.
+#[inline]
+pub(super) fn check_signature(
+    key: &VerifyingKey,
+    parts: &Compact<'_>,
+    signature: &[u8],
+) -> Result<(), TokenError> {
+    key.verify(parts.signing_input.as_bytes(), signature)
+        .map_err(|_| TokenError::InvalidSignature)
+}
+
 /// For a template policy: the token's tenant claim must name the tenant of its `iss`, and
 /// that tenant must be allowed.
 fn check_tenant(
@@ -294,7 +384,9 @@ fn check_tenant(
     }
 }
 
-fn check_typ(
+/// `typ` as the policy wants it; under a lenient policy, an ID token is refused by its claims.
+#[inline]
+pub(super) fn check_typ(
     policy: TypPolicy,
     typ: Option<&str>,
     claims: &Registered<'_>,

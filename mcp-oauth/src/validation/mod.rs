@@ -70,6 +70,7 @@
 //!   bound both. The dev authorization server (`mcp_oauth::dev`, feature `dev`) rotates refresh
 //!   tokens and revokes a family on reuse, to try this end to end.
 
+pub mod diagnose;
 mod jwt;
 mod policy;
 pub mod profile;
@@ -81,6 +82,7 @@ pub use crate::token::{
     Claim, ErrorCode, MAX_LEEWAY, RequiredClaims, ScopeClaim, ScopeFormat, TokenError,
     TokenFingerprint, Verification, VerifiedToken,
 };
+pub use diagnose::{Diagnosis, Finding, diagnose};
 pub use policy::{
     IssuerPolicy, IssuerPolicyBuilder, IssuerTemplate, PolicyError, TENANT_PLACEHOLDER, TypPolicy,
 };
