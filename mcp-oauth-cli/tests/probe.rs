@@ -96,8 +96,13 @@ fn calendar_binary() -> PathBuf {
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         build.arg("--release");
     }
-    let status = build.status().expect("run cargo build --workspace --examples");
-    assert!(status.success(), "cargo build --workspace --examples failed");
+    let status = build
+        .status()
+        .expect("run cargo build --workspace --examples");
+    assert!(
+        status.success(),
+        "cargo build --workspace --examples failed"
+    );
     profile_dir
         .join("examples")
         .join(format!("calendar{}", std::env::consts::EXE_SUFFIX))
