@@ -160,8 +160,20 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot build an HTTP client: {e}"))
 }
 
+/// Rust ignores SIGPIPE, so writing to a closed pipe (`mcp-oauth probe … | head`) would fail
+/// every `println!` with a panic; a command-line tool ends quietly instead, as `cat` does.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: signal(2) sets the process-wide disposition and is safe to call from any
+    // thread; nothing else in this process handles SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Probe(args) => probe::run(args).await,
