@@ -4,6 +4,7 @@
 //! Exit status: 0 when every check passed (or was skipped), 1 when one failed, 2 when the
 //! command could not run (bad arguments, the server unreachable before any check).
 
+mod fetch;
 mod metadata;
 mod probe;
 mod report;

@@ -5,12 +5,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mcp_oauth::key_set::discovery_urls;
 use mcp_oauth::metadata::{root_well_known_url, well_known_url};
 use serde_json::{Map, Value};
 
-/// The largest metadata document read.
-const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+use crate::fetch::{self, MAX_DOCUMENT_BYTES};
 
 /// A metadata document and the URL it was read from.
 pub struct Document {
@@ -18,38 +16,24 @@ pub struct Document {
     pub json: Map<String, Value>,
 }
 
-/// GETs `url` and reads a JSON object (200, at most [`MAX_DOCUMENT_BYTES`]).
-async fn get_object(client: &reqwest::Client, url: &str) -> Result<Map<String, Value>, String> {
-    let response = client
-        .get(url)
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(format!("GET {url}: HTTP {}", status.as_u16()));
-    }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| format!("GET {url}: reading the body: {}", error_chain(&e)))?;
-    if body.len() > MAX_DOCUMENT_BYTES {
-        return Err(format!("GET {url}: a body over {MAX_DOCUMENT_BYTES} bytes"));
-    }
-    match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(object)) => Ok(object),
-        Ok(_) => Err(format!("GET {url}: the body is JSON but not an object")),
-        Err(e) => Err(format!("GET {url}: the body is not JSON ({e})")),
-    }
+/// What to do with a protected-resource metadata document whose `resource` is not the URL
+/// asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceMismatch {
+    /// Refuse it: RFC 9728 §3.3 says a client must not use it (`token get`, `token inspect`).
+    Refuse,
+    /// Warn on standard error and show it all the same (`metadata`, which only displays).
+    Warn,
 }
 
 /// The protected-resource metadata of `resource`: at the path-inserted well-known URL, else
-/// at the root one (RFC 9728 §3.1, the order MCP clients try). A document whose `resource`
-/// is not `resource` is reported on standard error, and used all the same.
+/// at the root one (RFC 9728 §3.1, the order MCP clients try). Read through
+/// [`fetch::get_json_object`] (JSON, capped). A document whose `resource` is not `resource`
+/// is refused or warned about, as `mismatch` says.
 pub async fn resource_metadata(
     client: &reqwest::Client,
     resource: &str,
+    mismatch: ResourceMismatch,
 ) -> Result<Document, String> {
     let inserted = well_known_url(resource).map_err(|e| format!("{resource}: {e}"))?;
     let root = root_well_known_url(resource).map_err(|e| format!("{resource}: {e}"))?;
@@ -57,14 +41,18 @@ pub async fn resource_metadata(
     urls.dedup();
     let mut errors = Vec::new();
     for url in urls {
-        match get_object(client, &url).await {
-            Ok(json) => {
+        match fetch::get_json_object(client, &url, MAX_DOCUMENT_BYTES).await {
+            Ok((_, json)) => {
                 if json.get("resource").and_then(Value::as_str) != Some(resource) {
-                    eprintln!(
-                        "warning: the metadata at {url} names resource {}, not {resource} \
-                         (clients refuse it: RFC 9728 §3.3)",
+                    let problem = format!(
+                        "the metadata at {url} names resource {}, not {resource} \
+                         (RFC 9728 §3.3: a client must not use it)",
                         json.get("resource").unwrap_or(&Value::Null)
                     );
+                    match mismatch {
+                        ResourceMismatch::Refuse => return Err(problem),
+                        ResourceMismatch::Warn => eprintln!("warning: {problem}"),
+                    }
                 }
                 return Ok(Document { url, json });
             }
@@ -92,48 +80,19 @@ pub fn authorization_servers(metadata: &Map<String, Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The metadata of authorization server `issuer`: the first of the RFC 8414 and OpenID
-/// Connect URLs (the library's discovery order) that answers a document whose `issuer` is
-/// `issuer` (RFC 8414 §3.3: any other is discarded).
+/// The metadata of authorization server `issuer`, as [`fetch::authorization_server_metadata`]
+/// finds it (RFC 8414 §3.3: only a document naming `issuer` is kept).
 pub async fn authorization_server_metadata(
     client: &reqwest::Client,
     issuer: &str,
 ) -> Result<Document, String> {
-    let urls = discovery_urls(issuer).map_err(|e| format!("issuer {issuer}: {e}"))?;
-    let mut errors = Vec::new();
-    for url in urls {
-        match get_object(client, &url).await {
-            Ok(json) if json.get("issuer").and_then(Value::as_str) == Some(issuer) => {
-                return Ok(Document { url, json });
-            }
-            Ok(json) => errors.push(format!(
-                "{url} names issuer {}, not {issuer}: discarded",
-                json.get("issuer").unwrap_or(&Value::Null)
-            )),
-            Err(e) => errors.push(e),
-        }
-    }
-    Err(format!(
-        "no metadata for authorization server {issuer}: {}",
-        errors.join("; ")
-    ))
-}
-
-/// An error and its sources, on one line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    let (url, json) = fetch::authorization_server_metadata(client, issuer).await?;
+    Ok(Document { url, json })
 }
 
 pub async fn run(args: crate::MetadataArgs) -> Result<ExitCode, String> {
     let client = crate::http_client(Duration::from_secs(10))?;
-    let resource = resource_metadata(&client, &args.url).await?;
+    let resource = resource_metadata(&client, &args.url, ResourceMismatch::Warn).await?;
     let mut servers = Vec::new();
     for issuer in authorization_servers(&resource.json) {
         let found = authorization_server_metadata(&client, &issuer).await;

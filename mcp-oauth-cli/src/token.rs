@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcp_oauth::validation::diagnose::Outcome;
 use mcp_oauth::validation::{IssuerPolicy, TokenFingerprint, Validator, diagnose};
 use serde_json::{Map, Value};
@@ -20,7 +20,8 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
-use crate::metadata::{self, error_chain, indent, pretty};
+use crate::fetch::{self, ClientAuth, TokenResponse};
+use crate::metadata::{self, ResourceMismatch, indent, pretty};
 use crate::report::{self, Check, Format, Report, Status};
 
 /// How long `token get --authorization-code` waits for the browser's redirect.
@@ -152,7 +153,8 @@ async fn validator_for(args: &crate::InspectArgs) -> Result<Option<(Validator, S
     let (issuers, audience) = match (&args.resource, &args.issuer, &args.audience) {
         (Some(resource), _, _) => {
             let client = crate::http_client(Duration::from_secs(10))?;
-            let document = metadata::resource_metadata(&client, resource).await?;
+            let document =
+                metadata::resource_metadata(&client, resource, ResourceMismatch::Refuse).await?;
             let issuers = metadata::authorization_servers(&document.json);
             if issuers.is_empty() {
                 return Err(format!(
@@ -288,82 +290,19 @@ fn lists(document: &Map<String, Value>, name: &str, value: &str) -> Option<bool>
         .map(|items| items.iter().any(|item| item.as_str() == Some(value)))
 }
 
-/// `client_secret_basic` (RFC 6749 §2.3.1: id and secret form-encoded first).
-fn basic_credentials(id: &str, secret: &str) -> String {
-    let encode =
-        |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
-    format!(
-        "Basic {}",
-        STANDARD.encode(format!("{}:{}", encode(id), encode(secret)))
-    )
-}
-
-/// POSTs `form` to the token endpoint, authenticating the client as the server supports
-/// (`client_secret_basic` unless only `client_secret_post` is listed; a public client sends
-/// its `client_id` alone), and returns the access token's response.
+/// POSTs `form` to the server's token endpoint through [`fetch::token_request`] (the
+/// endpoint checked `https` or loopback first), authenticating the client as the server
+/// supports ([`ClientAuth::for_server`]).
 async fn token_request(
     client: &reqwest::Client,
     server: &Map<String, Value>,
     args: &crate::GetArgs,
-    mut form: Vec<(&str, String)>,
-) -> Result<Map<String, Value>, String> {
+    form: Vec<(&str, String)>,
+) -> Result<TokenResponse, String> {
     let endpoint = string_member(server, "token_endpoint")
         .ok_or("the authorization server's metadata has no token_endpoint")?;
-    let mut request = client.post(endpoint);
-    match &args.client_secret {
-        Some(secret) => {
-            let basic = lists(
-                server,
-                "token_endpoint_auth_methods_supported",
-                "client_secret_basic",
-            );
-            let post = lists(
-                server,
-                "token_endpoint_auth_methods_supported",
-                "client_secret_post",
-            );
-            if basic == Some(false) && post == Some(true) {
-                form.push(("client_id", args.client_id.clone()));
-                form.push(("client_secret", secret.clone()));
-            } else {
-                request =
-                    request.header("Authorization", basic_credentials(&args.client_id, secret));
-            }
-        }
-        None => form.push(("client_id", args.client_id.clone())),
-    }
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
-        .finish();
-    let response = request
-        .header("Accept", "application/json")
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| format!("POST {endpoint}: {}", error_chain(&e)))?;
-    let status = response.status();
-    let body: Value = response
-        .json()
-        .await
-        .map_err(|e| format!("POST {endpoint}: HTTP {}, not JSON: {e}", status.as_u16()))?;
-    let Value::Object(body) = body else {
-        return Err(format!(
-            "POST {endpoint}: HTTP {}, not a JSON object",
-            status.as_u16()
-        ));
-    };
-    if !status.is_success() {
-        return Err(format!(
-            "the token endpoint refused: HTTP {} {}{}",
-            status.as_u16(),
-            string_member(&body, "error").unwrap_or("(no error code)"),
-            string_member(&body, "error_description")
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default()
-        ));
-    }
-    Ok(body)
+    let auth = ClientAuth::for_server(server, &args.client_id, args.client_secret.as_deref());
+    fetch::token_request(client, endpoint, auth, form).await
 }
 
 /// Waits on `listener` for the browser's `GET /callback?…` and answers it; returns its query
@@ -423,9 +362,15 @@ async fn authorization_code(
     issuer: &str,
     server: &Map<String, Value>,
     args: &crate::GetArgs,
-) -> Result<Map<String, Value>, String> {
+) -> Result<TokenResponse, String> {
     let endpoint = string_member(server, "authorization_endpoint")
         .ok_or("the authorization server's metadata has no authorization_endpoint")?;
+    fetch::require_https_or_loopback(endpoint)
+        .map_err(|e| format!("authorization_endpoint {e}"))?;
+    // Checked before the browser is sent anywhere, so the user's consent is not wasted.
+    let token_endpoint = string_member(server, "token_endpoint")
+        .ok_or("the authorization server's metadata has no token_endpoint")?;
+    fetch::require_https_or_loopback(token_endpoint).map_err(|e| format!("token_endpoint {e}"))?;
     if lists(server, "code_challenge_methods_supported", "S256") != Some(true) {
         return Err(
             "the authorization server does not list S256 in code_challenge_methods_supported: \
@@ -508,7 +453,8 @@ async fn authorization_code(
 
 pub async fn get(args: crate::GetArgs) -> Result<ExitCode, String> {
     let client = crate::http_client(Duration::from_secs(30))?;
-    let resource = metadata::resource_metadata(&client, &args.resource).await?;
+    let resource =
+        metadata::resource_metadata(&client, &args.resource, ResourceMismatch::Refuse).await?;
     let issuers = metadata::authorization_servers(&resource.json);
     let issuer = issuers.first().ok_or_else(|| {
         format!(
@@ -522,6 +468,7 @@ pub async fn get(args: crate::GetArgs) -> Result<ExitCode, String> {
             issuers.len()
         );
     }
+    fetch::require_https_or_loopback(issuer).map_err(|e| format!("issuer {e}"))?;
     let server = metadata::authorization_server_metadata(&client, issuer).await?;
     eprintln!("authorization server {issuer} (metadata at {})", server.url);
     let response = if args.authorization_code {
@@ -543,13 +490,14 @@ pub async fn get(args: crate::GetArgs) -> Result<ExitCode, String> {
         }
         token_request(&client, &server.json, &args, form).await?
     };
-    let token = string_member(&response, "access_token")
-        .filter(|t| !t.is_empty())
-        .ok_or("the token response has no access_token")?;
+    let TokenResponse {
+        access_token: token,
+        json: response,
+    } = response;
     let token_type = string_member(&response, "token_type").unwrap_or("(no token_type)");
     let mut summary = format!(
         "got a {token_type} access token, fingerprint {}",
-        TokenFingerprint::of(token)
+        TokenFingerprint::of(&token)
     );
     if let Some(expires_in) = response.get("expires_in").and_then(Value::as_u64) {
         summary.push_str(&format!(", expires in {}", span(expires_in)));

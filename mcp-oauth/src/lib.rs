@@ -98,6 +98,9 @@ mod http_client;
 mod json;
 mod loopback;
 
+/// The `https`-or-loopback rule, for tools that fetch as the crate does.
+pub use loopback::is_https_or_loopback;
+
 #[cfg(feature = "serve")]
 pub use app::{OAuthApp, OAuthServer, ProtectedResourceExt, StartupError};
 // What every program types. Re-exports, not moves: the module paths keep working.

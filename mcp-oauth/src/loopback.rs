@@ -51,6 +51,23 @@ pub(crate) fn is_https_or_loopback_http(url: &Url) -> bool {
     (url.scheme() == "https" && url.host().is_some()) || is_loopback_http(url)
 }
 
+/// Whether `url` may carry credentials or be fetched by this crate's rule: `https` with a
+/// host, or plain `http` to a loopback host (`localhost`, `127.0.0.0/8`, `::1`) only. The
+/// public face of the rule the crate applies to its own fetches and metadata URLs, for tools
+/// (the `mcp-oauth` command) that must apply the same one.
+///
+/// ```
+/// use mcp_oauth::is_https_or_loopback;
+/// use url::Url;
+///
+/// assert!(is_https_or_loopback(&Url::parse("https://as.example.com/token").unwrap()));
+/// assert!(is_https_or_loopback(&Url::parse("http://127.0.0.1:8080/token").unwrap()));
+/// assert!(!is_https_or_loopback(&Url::parse("http://as.example.com/token").unwrap()));
+/// ```
+pub fn is_https_or_loopback(url: &Url) -> bool {
+    is_https_or_loopback_http(url)
+}
+
 /// Whether a URL found in `issuer`'s discovery document (its `jwks_uri` or
 /// `introspection_endpoint`) may be fetched: `https`, or plain `http` to loopback only when
 /// the issuer itself is a loopback (dev) issuer, so that a real issuer's document cannot
