@@ -17,6 +17,9 @@ use clap::{Args, Parser, Subcommand};
 
 use report::Format;
 
+/// The longest `--timeout` honoured, in seconds (larger values are clamped to it; 0 to 1).
+const MAX_TIMEOUT_SECS: u64 = 300;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "mcp-oauth",
@@ -95,7 +98,7 @@ pub struct ProbeArgs {
     /// Call each scoped operation with --token-low (real calls: a broken server may act on them).
     #[arg(long)]
     pub call: bool,
-    /// Seconds to wait for each answer.
+    /// Seconds to wait for each answer (1 to 300; others are clamped).
     #[arg(long, default_value_t = 10)]
     pub timeout: u64,
     #[command(flatten)]
@@ -177,7 +180,11 @@ async fn main() -> ExitCode {
     restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Probe(args) => probe::run(args).await,
+        Command::Probe(mut args) => {
+            // A huge --timeout would overflow the deadline arithmetic (Instant + Duration).
+            args.timeout = args.timeout.clamp(1, MAX_TIMEOUT_SECS);
+            probe::run(args).await
+        }
         Command::Token(TokenCommand::Inspect(args)) => token::inspect(args).await,
         Command::Token(TokenCommand::Get(args)) => token::get(args).await,
         Command::Metadata(args) => metadata::run(args).await,

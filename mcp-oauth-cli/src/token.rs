@@ -305,15 +305,15 @@ async fn token_request(
     fetch::token_request(client, endpoint, auth, form).await
 }
 
-/// Waits on `listener` for the browser's `GET /callback?…` and answers it; returns its query
-/// parameters. Other requests (a favicon…) get 404 and the wait goes on.
-async fn wait_for_redirect(listener: &TcpListener) -> Result<Vec<(String, String)>, String> {
-    loop {
-        let (mut stream, _) = listener
-            .accept()
-            .await
-            .map_err(|e| format!("the redirect listener: {e}"))?;
-        let mut request = Vec::new();
+/// How long one connection to the redirect listener may take to send its request: an idle
+/// connection is dropped after it, so it cannot hold up the wait for the browser.
+const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads an HTTP request's head (at most 16 KiB) from `stream`, giving up after
+/// [`REQUEST_READ_TIMEOUT`]; returns its target (`/callback?…`), or "" when none came.
+async fn read_request_target(stream: &mut tokio::net::TcpStream) -> String {
+    let mut request = Vec::new();
+    let read = async {
         let mut buffer = [0; 4096];
         while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
             match stream.read(&mut buffer).await {
@@ -321,38 +321,79 @@ async fn wait_for_redirect(listener: &TcpListener) -> Result<Vec<(String, String
                 Ok(n) => request.extend_from_slice(&buffer[..n]),
             }
         }
-        let text = String::from_utf8_lossy(&request);
-        let target = text
-            .lines()
-            .next()
-            .and_then(|line| line.strip_prefix("GET "))
-            .and_then(|rest| rest.split(' ').next())
-            .unwrap_or("");
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        if path != "/callback" {
-            let _ = stream
-                .write_all(
-                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                )
-                .await;
-            continue;
-        }
+    };
+    if tokio::time::timeout(REQUEST_READ_TIMEOUT, read)
+        .await
+        .is_err()
+    {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&request);
+    text.lines()
+        .next()
+        .and_then(|line| line.strip_prefix("GET "))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Writes a small HTML page with `status` (a status line such as `200 OK`) and closes.
+async fn answer(stream: &mut tokio::net::TcpStream, status: &str, page: &str) {
+    let html = format!("<!doctype html><title>mcp-oauth</title><p>{page}</p>");
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nConnection: close\r\n\r\n{html}",
+        html.len()
+    );
+    let _ = tokio::time::timeout(REQUEST_READ_TIMEOUT, async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// Waits on `listener` for the browser's `GET /callback?…` carrying our `state`, answers it
+/// and returns its query parameters. Anything else (another path, a favicon, a callback with
+/// another or no `state`: an attacker's or a stale one) is answered 400 and the wait goes on,
+/// so only the caller's overall deadline ends it. Each connection gets
+/// [`REQUEST_READ_TIMEOUT`] to send its request.
+async fn wait_for_redirect(
+    listener: &TcpListener,
+    state: &str,
+) -> Result<Vec<(String, String)>, String> {
+    loop {
+        let (mut stream, _) = listener
+            .accept()
+            .await
+            .map_err(|e| format!("the redirect listener: {e}"))?;
+        let target = read_request_target(&mut stream).await;
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
         let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
+        let ours = path == "/callback"
+            && params
+                .iter()
+                .find(|(k, _)| k == "state")
+                .is_some_and(|(_, v)| v == state);
+        if !ours {
+            if path == "/callback" {
+                eprintln!("ignored a redirect whose state is not ours (answered 400)");
+            }
+            answer(
+                &mut stream,
+                "400 Bad Request",
+                "Not the answer to this authorization request.",
+            )
+            .await;
+            continue;
+        }
         let page = if params.iter().any(|(k, _)| k == "error") {
             "Authorization refused. You can close this window; see the terminal."
         } else {
             "Authorization received. You can close this window and return to the terminal."
         };
-        let html = format!("<!doctype html><title>mcp-oauth</title><p>{page}</p>");
-        let response = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
-             Cache-Control: no-store\r\nConnection: close\r\n\r\n{html}",
-            html.len()
-        );
-        let _ = stream.write_all(response.as_bytes()).await;
-        let _ = stream.shutdown().await;
+        answer(&mut stream, "200 OK", page).await;
         return Ok(params);
     }
 }
@@ -403,7 +444,7 @@ async fn authorization_code(
     }
     eprintln!("Open this URL in a browser to authorize:\n\n  {url}\n");
     eprintln!("Waiting for the redirect to {redirect_uri} …");
-    let params = tokio::time::timeout(REDIRECT_WAIT, wait_for_redirect(&listener))
+    let params = tokio::time::timeout(REDIRECT_WAIT, wait_for_redirect(&listener, &state))
         .await
         .map_err(|_| format!("no redirect within {} s", REDIRECT_WAIT.as_secs()))??;
     let param = |name: &str| {

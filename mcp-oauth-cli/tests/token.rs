@@ -497,7 +497,7 @@ async fn get_by_authorization_code_with_pkce_and_a_loopback_redirect() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn get_by_authorization_code_refuses_a_redirect_with_another_state() {
+async fn get_by_authorization_code_answers_400_to_another_state_and_keeps_waiting() {
     let deployment = deployment().await;
     let client = deployment.dev.dev_client().clone();
     let mut child = Command::new(BIN)
@@ -517,16 +517,26 @@ async fn get_by_authorization_code_refuses_a_redirect_with_another_state() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = tokio::task::spawn_blocking(move || {
-        let url = lines
-            .by_ref()
-            .map(Result::unwrap)
-            .find(|l| l.trim().starts_with("http://"))
-            .unwrap();
-        (url.trim().to_owned(), lines)
+    let stderr_pipe = child.stderr.take().unwrap();
+    let (url_tx, url_rx) = tokio::sync::oneshot::channel();
+    let log = std::thread::spawn(move || {
+        let mut url_tx = Some(url_tx);
+        let mut lines = Vec::new();
+        for line in BufReader::new(stderr_pipe).lines() {
+            let line = line.unwrap();
+            if line.trim().starts_with("http://")
+                && let Some(tx) = url_tx.take()
+            {
+                let _ = tx.send(line.trim().to_owned());
+            }
+            lines.push(line);
+        }
+        lines.join("\n")
     });
-    let (url, lines) = url.await.unwrap();
+    let url = tokio::time::timeout(Duration::from_secs(20), url_rx)
+        .await
+        .expect("the URL to open is printed")
+        .unwrap();
     let redirect_uri = url::Url::parse(&url)
         .unwrap()
         .query_pairs()
@@ -534,18 +544,83 @@ async fn get_by_authorization_code_refuses_a_redirect_with_another_state() {
         .unwrap()
         .1
         .into_owned();
-    // An attacker's redirect: a code of its own, a state it made up.
-    reqwest::get(format!("{redirect_uri}?code=stolen&state=forged"))
+    let listener = url::Url::parse(&redirect_uri).unwrap();
+    // A connection that never sends anything: dropped after the read timeout, it must not
+    // block the wait.
+    let idle =
+        tokio::net::TcpStream::connect((listener.host_str().unwrap(), listener.port().unwrap()))
+            .await
+            .unwrap();
+    // An attacker's redirect: a code of its own, a state it made up; then another path.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let forged = browser
+        .get(format!("{redirect_uri}?code=stolen&state=forged"))
+        .send()
         .await
         .unwrap();
-    let output = tokio::task::spawn_blocking(move || {
-        let rest: Vec<String> = lines.map(Result::unwrap).collect();
-        (child.wait_with_output().unwrap(), rest.join("\n"))
-    });
-    let (output, log) = output.await.unwrap();
-    assert_eq!(output.status.code(), Some(2), "{log}");
+    assert_eq!(forged.status(), 400);
+    let other = browser
+        .get(redirect_uri.replace("/callback", "/favicon.ico"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 400);
+    drop(idle);
+
+    // The real browser still completes: the listener kept waiting.
+    let answer = browser.get(&url).send().await.unwrap();
+    assert!(answer.status().is_redirection(), "{}", answer.status());
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    let page = browser.get(&location).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let log = log.join().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{log}");
     assert!(log.contains("state is not ours"), "{log}");
-    assert!(output.stdout.is_empty());
+    let token = stdout(&output).trim_end().to_owned();
+    deployment.validator().validate(&token).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_get_refuses_metadata_naming_another_resource() {
+    let deployment = deployment().await;
+    let client = deployment.dev.dev_client().clone();
+    // The same server under another path: its metadata names /mcp, not /other (the root
+    // well-known URL answers for the whole origin).
+    let other = deployment.resource.replace("/mcp", "/other");
+    let output = run(
+        &[
+            "token",
+            "get",
+            "--resource",
+            &other,
+            "--client-id",
+            &client.id,
+            "--client-secret",
+            &client.secret,
+        ],
+        None,
+    )
+    .await;
+    let log = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{log}");
+    assert!(log.contains("RFC 9728 §3.3"), "{log}");
+    assert!(!log.contains(&client.secret) && output.stdout.is_empty());
+
+    let output = run(&["token", "inspect", "--resource", &other, "x.y.z"], None).await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+
+    // `metadata` only shows: a warning, and the document all the same.
+    let output = run(&["metadata", &other], None).await;
+    assert!(stderr(&output).contains("warning:"), "{}", stderr(&output));
+    assert!(stdout(&output).contains(&deployment.resource));
 }
 
 #[tokio::test(flavor = "multi_thread")]
