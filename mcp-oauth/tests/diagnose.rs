@@ -212,14 +212,16 @@ async fn every_fault_is_told_with_its_values_and_a_valid_token_passes() {
     assert_eq!(detail("required_claims"), "missing: `jti`");
     assert!(diagnosis.finding("signature").unwrap().passed());
 
-    // A DPoP-bound token verifies, but not as a bearer token: told by `cnf` and the verdict.
+    // A DPoP-bound token verifies, but not as a bearer token: told after the signature, as
+    // the validator refuses it, and by the verdict.
     let bound = issuer
         .token()
         .claim("cnf", json!({"jkt": URL_SAFE_NO_PAD.encode([7u8; 32])}))
         .sign();
     let diagnosis = diagnose(&validator, &bound).await;
     let failed: Vec<&str> = diagnosis.failures().map(|f| f.check).collect();
-    assert_eq!(failed, ["cnf", "validator"]);
+    assert_eq!(failed, ["binding", "validator"]);
+    assert!(diagnosis.finding("cnf").unwrap().passed());
     assert_eq!(
         validator.validate(&bound).await.unwrap_err(),
         TokenError::SenderConstrained
@@ -229,5 +231,31 @@ async fn every_fault_is_told_with_its_values_and_a_valid_token_passes() {
     let diagnosis = diagnose(&validator, &good).await;
     assert!(diagnosis.passed(), "{diagnosis:#?}");
     assert!(diagnosis.findings.iter().all(|f| f.passed()));
-    assert_eq!(diagnosis.findings.len(), 18);
+    assert_eq!(diagnosis.findings.len(), 19);
+}
+
+#[tokio::test]
+async fn a_bound_token_with_another_fault_is_refused_for_that_fault_first() {
+    let (issuer, validator) = setup().await;
+    // Bound to a DPoP key and without `jti`: the validator refuses the missing claim, since
+    // the binding is judged after every other check; the diagnosis says so first too.
+    let token = issuer
+        .token()
+        .claim("cnf", json!({"jkt": URL_SAFE_NO_PAD.encode([7u8; 32])}))
+        .without_claim("jti")
+        .sign();
+    let refusal = validator.validate(&token).await.unwrap_err();
+    assert_eq!(refusal, TokenError::MissingClaim(Claim::JwtId));
+    let diagnosis = diagnose(&validator, &token).await;
+    let first = diagnosis.failures().next().unwrap();
+    assert_eq!(first.outcome, Outcome::Failed(refusal.clone()), "{first:?}");
+    let failed: Vec<&str> = diagnosis.failures().map(|f| f.check).collect();
+    assert_eq!(failed, ["required_claims", "binding", "validator"]);
+    let checks: Vec<&str> = diagnosis.findings.iter().map(|f| f.check).collect();
+    let at = |check| checks.iter().position(|c| *c == check).unwrap();
+    assert!(at("signature") < at("binding") && at("binding") < at("validator"));
+    assert_eq!(
+        diagnosis.finding("validator").unwrap().outcome,
+        Outcome::Failed(refusal)
+    );
 }

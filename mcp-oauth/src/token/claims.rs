@@ -55,8 +55,7 @@ impl<'a> ClaimsView<'a> {
                 "jti" => &mut registered.jti,
                 "cnf" => &mut registered.cnf,
                 "username" => &mut registered.username,
-                // The names of `ID_TOKEN_CLAIMS`.
-                "nonce" | "at_hash" | "c_hash" | "s_hash" => {
+                name if ID_TOKEN_CLAIMS.contains(&name) => {
                     registered.id_token_claim = true;
                     continue;
                 }

@@ -33,14 +33,15 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::Validator;
 use super::jwt::{
-    check_algorithm_allowed, check_audience, check_expiry, check_issuer_match, check_signature,
-    check_typ, header_algorithm, key_error, read_audiences, read_client_id, read_expiry,
-    read_issuer,
+    Issuer, check_algorithm_allowed, check_audience, check_expiry, check_issuer_match,
+    check_signature, check_typ, header_algorithm, key_error, read_audiences, read_client_id,
+    read_expiry, read_issuer,
 };
 use super::policy::{IssuerMatch, TypPolicy};
+use super::{Validator, check_bearer_binding};
 use crate::clock::rfc3339;
+use crate::crypto::Algorithm;
 use crate::token::claims::{self, ClaimsView, ID_TOKEN_CLAIMS};
 use crate::token::jws::{self, Header};
 use crate::token::{Claim, TokenError, check_not_before, read_issued_at, read_scopes};
@@ -63,7 +64,7 @@ pub enum Outcome {
 pub struct Finding {
     /// A stable identifier: `size`, `format`, `header`, `alg`, `payload`, `iss`, `tenant`,
     /// `alg_allowed`, `typ`, `aud`, `exp`, `nbf`, `iat`, `cnf`, `required_claims`, `scopes`,
-    /// `key`, `signature`, `introspection`, `validator`.
+    /// `key`, `signature`, `binding`, `introspection`, `validator`.
     pub check: &'static str,
     /// What is checked, in words.
     pub title: &'static str,
@@ -197,7 +198,7 @@ pub async fn diagnose(validator: &Validator, token: &str) -> Diagnosis {
             if out.0.iter().any(Finding::failed) {
                 ""
             } else {
-                " (a rule only the validator applies: the revocation list, or a DPoP binding)"
+                " (a rule only the validator applies: the revocation list)"
             }
         ),
     };
@@ -618,22 +619,18 @@ async fn judge(validator: &Validator, token: &str, out: &mut Findings) {
         },
     );
 
-    // A sender-constrained token: presented as a bearer token, refused.
-    let binding = claims::dpop_confirmation(registered.cnf);
-    let bound = matches!(binding, Ok(Some(_)));
-    out.rule(
+    // The confirmation claim's shape, where the validator reads it; a DPoP binding is
+    // judged after the signature, as the validator does (`check_bearer_binding`).
+    let binding = out.rule(
         "cnf",
-        "not sender-constrained",
-        "RFC 9449 §7.1",
-        binding.and_then(|jkt| match jkt {
-            Some(_) => Err(TokenError::SenderConstrained),
-            None => Ok(()),
-        }),
-        |()| "no `cnf`: a bearer token".to_owned(),
+        "confirmation claim",
+        "RFC 9449 §6, RFC 7800 §3.1",
+        claims::dpop_confirmation(registered.cnf),
+        |jkt| match jkt {
+            None => "no `cnf`: a bearer token".to_owned(),
+            Some(_) => "`cnf.jkt`: bound to a DPoP key (judged after the signature)".to_owned(),
+        },
         |error| match error {
-            TokenError::SenderConstrained if bound => "bound to a DPoP key (`cnf.jkt`): \
-                accepted only with `Authorization: DPoP` and a proof by that key"
-                .to_owned(),
             TokenError::SenderConstrained => "`cnf` names a confirmation method other than \
                 `jkt` (mTLS?): never accepted"
                 .to_owned(),
@@ -724,8 +721,43 @@ async fn judge(validator: &Validator, token: &str, out: &mut Findings) {
         |_| format!("the scope claim ({scope_names}) has the wrong shape"),
     );
 
-    // The key and the signature.
-    let (Some(header), Some(algorithm)) = (&header, algorithm) else {
+    // The key and the signature, then the binding (the validator's last rule of the token).
+    judge_signature(out, issuer, header.as_ref(), algorithm, &parts, now).await;
+    match binding {
+        Some(jkt) => {
+            out.rule(
+                "binding",
+                "not sender-constrained",
+                "RFC 9449 §7.1",
+                check_bearer_binding(jkt.as_ref(), false),
+                |()| "no DPoP binding: usable as a bearer token".to_owned(),
+                |_| {
+                    "bound to a DPoP key (`cnf.jkt`): accepted only with `Authorization: DPoP` \
+                     and a proof by that key, never as a bearer token"
+                        .to_owned()
+                },
+            );
+        }
+        None => out.not_checked(
+            "binding",
+            "not sender-constrained",
+            "RFC 9449 §7.1",
+            "`cnf` is unreadable",
+        ),
+    }
+}
+
+/// The key and the signature of the token, judged as the JWT verifier's `verify` does.
+async fn judge_signature(
+    out: &mut Findings,
+    issuer: &Issuer,
+    header: Option<&Header<'_>>,
+    algorithm: Option<Algorithm>,
+    parts: &jws::Compact<'_>,
+    now: Duration,
+) {
+    let policy = &issuer.policy;
+    let (Some(header), Some(algorithm)) = (header, algorithm) else {
         out.not_checked("key", "signing key", RFC_8725, "no usable header");
         out.not_checked("signature", "signature", RFC_8725, "no usable header");
         return;
@@ -803,7 +835,7 @@ async fn judge(validator: &Validator, token: &str, out: &mut Findings) {
                 "signature",
                 "signature",
                 "RFC 7515 §5.2",
-                check_signature(&key, &parts, signature),
+                check_signature(&key, parts, signature),
                 |()| format!("verifies with the key of `{}` ({shown_kid})", policy.issuer),
                 |_| {
                     format!(

@@ -420,10 +420,13 @@ impl Validator {
         inner.validations.fetch_add(1, Ordering::Relaxed);
         let result = match self.validate_inner(token).await {
             // The check is on the identity, so a cached verification is refused alike.
-            Ok(identity) if identity.dpop_thumbprint().is_some() && !dpop_proof_follows => {
-                Err(TokenError::SenderConstrained)
+            Ok(identity) => {
+                match check_bearer_binding(identity.dpop_thumbprint(), dpop_proof_follows) {
+                    Err(error) => Err(error),
+                    Ok(()) if inner.revocations.is_revoked(&identity) => Err(TokenError::Revoked),
+                    Ok(()) => Ok(identity),
+                }
             }
-            Ok(identity) if inner.revocations.is_revoked(&identity) => Err(TokenError::Revoked),
             other => other,
         };
         match &result {
@@ -460,6 +463,22 @@ impl Validator {
                 .await;
         }
         inner.jwt.verify(token).await
+    }
+}
+
+/// The rule for a sender-constrained token: one bound to a DPoP key (`cnf.jkt`, `dpop_jkt`)
+/// is refused with [`TokenError::SenderConstrained`] unless a DPoP proof follows (RFC 9449
+/// §7.1: presented as a bearer token it is no more than a stolen one). Applied after every
+/// other check of the token (its signature included), by [`Validator::validate`] and by
+/// [`diagnose`](diagnose::diagnose) alike.
+pub(crate) fn check_bearer_binding(
+    dpop_jkt: Option<&[u8; 32]>,
+    dpop_proof_follows: bool,
+) -> Result<(), TokenError> {
+    if dpop_jkt.is_some() && !dpop_proof_follows {
+        Err(TokenError::SenderConstrained)
+    } else {
+        Ok(())
     }
 }
 
