@@ -16,6 +16,9 @@ pub enum Status {
     Fail,
     /// Not checked, and why (no token given, not applicable, …).
     Skip,
+    /// Not what a SHOULD, MAY or OPTIONAL rule recommends (or a rule outside the normative
+    /// text): worth knowing, but not a failure (the exit status stays 0).
+    Warn,
 }
 
 /// One check: what was checked, the verdict, why, and where the rule is written.
@@ -82,12 +85,16 @@ impl Report {
 
     /// (passed, failed, skipped).
     pub fn counts(&self) -> (usize, usize, usize) {
-        let count = |s| self.checks.iter().filter(|c| c.status == s).count();
         (
-            count(Status::Pass),
-            count(Status::Fail),
-            count(Status::Skip),
+            self.count(Status::Pass),
+            self.count(Status::Fail),
+            self.count(Status::Skip),
         )
+    }
+
+    /// How many checks have `status`.
+    pub fn count(&self, status: Status) -> usize {
+        self.checks.iter().filter(|c| c.status == status).count()
     }
 
     /// The readable report: one line per check, then the counts.
@@ -105,6 +112,7 @@ impl Report {
                 Status::Pass => paint("32", "pass"),
                 Status::Fail => paint("31;1", "FAIL"),
                 Status::Skip => paint("33", "skip"),
+                Status::Warn => paint("35", "warn"),
             };
             let _ = write!(out, "  {mark}  {}", check.title);
             if !check.detail.is_empty() {
@@ -116,7 +124,15 @@ impl Report {
             out.push('\n');
         }
         let (pass, fail, skip) = self.counts();
-        let _ = writeln!(out, "{pass} passed, {fail} failed, {skip} skipped");
+        let warn = self.count(Status::Warn);
+        if warn > 0 {
+            let _ = writeln!(
+                out,
+                "{pass} passed, {fail} failed, {skip} skipped, {warn} warnings"
+            );
+        } else {
+            let _ = writeln!(out, "{pass} passed, {fail} failed, {skip} skipped");
+        }
         out
     }
 
@@ -128,6 +144,7 @@ impl Report {
             "passed": passed,
             "failed": failed,
             "skipped": skipped,
+            "warnings": self.count(Status::Warn),
             "checks": self.checks,
         }))
         .unwrap_or_else(|_| "{}".to_owned())
@@ -164,6 +181,16 @@ impl Report {
                 Status::Skip => {
                     let _ = write!(out, "<skipped message=\"{}\"/>", xml(&check.detail));
                 }
+                Status::Warn => {
+                    // A passing test case, with the note for whoever reads the log.
+                    let _ = write!(
+                        out,
+                        "<system-out>warning: {}: {} [{}]</system-out>",
+                        xml(&check.title),
+                        xml(&check.detail),
+                        xml(&check.spec)
+                    );
+                }
             }
             out.push_str("</testcase>\n");
         }
@@ -193,11 +220,82 @@ pub fn print(report: &Report, format: Format, suite: &str) {
     println!("{}", text.trim_end());
 }
 
+/// `text` escaped for an XML 1.0 attribute or element: markup characters as entities, and
+/// characters XML 1.0 does not allow (most C0 controls, U+FFFE, U+FFFF; a lone surrogate
+/// cannot occur in a `str`) written as `\u{…}` text; tab, line feed and carriage return are
+/// kept as character references so attributes keep them.
 fn xml(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' | '\n' | '\r' => {
+                let _ = write!(out, "&#x{:X};", u32::from(c));
+            }
+            '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `text` with each of `secrets` (tokens, client secrets) replaced by `[token <fingerprint>]`
+/// (the fingerprint the audit log uses: a token is named, never shown), a secret cut short
+/// by a clipped quotation replaced as well (its first 16 characters or more), and control
+/// characters escaped (`\u{1b}`), so a server's reply can put no terminal escape in the
+/// readable report and nothing XML 1.0 forbids in the JUnit one.
+pub fn sanitize(text: &str, secrets: &[String]) -> String {
+    let mut text = text.to_owned();
+    let mut secrets: Vec<&String> = secrets.iter().filter(|s| !s.is_empty()).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in secrets {
+        let label = format!(
+            "[token {}]",
+            mcp_oauth::validation::TokenFingerprint::of(secret)
+        );
+        text = redact(&text, secret, &label);
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `text` with every occurrence of `secret`, or of a prefix of it at least 16 characters
+/// long (a clipped quotation), replaced by `label`.
+fn redact(text: &str, secret: &str, label: &str) -> String {
+    const MIN: usize = 16;
+    let head: String = secret.chars().take(MIN).collect();
+    if head.is_empty() {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(head.as_str()) {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        // The longest common prefix of the tail and the secret.
+        let matched: usize = tail
+            .char_indices()
+            .zip(secret.chars())
+            .take_while(|((_, a), b)| a == b)
+            .map(|((_, a), _)| a.len_utf8())
+            .sum();
+        out.push_str(label);
+        rest = &tail[matched..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -227,5 +325,50 @@ mod tests {
         let junit = report.junit("probe");
         assert!(junit.contains("failures=\"1\" skipped=\"1\""));
         assert!(junit.contains("name=\"b\"><failure message=\"second &lt;x&gt;\">"));
+    }
+
+    #[test]
+    fn a_warning_is_counted_apart_and_fails_nothing() {
+        let mut report = Report::new("http://127.0.0.1:1/mcp");
+        report.push(Check::new("a", "first", Status::Pass, "", ""));
+        report.push(Check::new("w", "cors", Status::Warn, "no ACAO", "Fetch"));
+        assert!(!report.failed());
+        assert_eq!(report.counts(), (1, 0, 0));
+        let human = report.human(false);
+        assert!(human.contains("warn  cors: no ACAO [Fetch]"), "{human}");
+        assert!(
+            human.contains("1 passed, 0 failed, 0 skipped, 1 warnings"),
+            "{human}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&report.json()).unwrap();
+        assert_eq!(json["warnings"], 1);
+        assert_eq!(json["checks"][1]["status"], "warn");
+        let junit = report.junit("probe");
+        assert!(junit.contains("failures=\"0\" skipped=\"0\""), "{junit}");
+        assert!(
+            junit.contains("name=\"w\"><system-out>warning: cors: no ACAO [Fetch]</system-out>"),
+            "{junit}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_named_by_fingerprint_and_controls_escaped() {
+        let token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl";
+        let fingerprint = mcp_oauth::validation::TokenFingerprint::of(token);
+        let secrets = vec![token.to_owned()];
+        let text = format!("401 body: bad token {token}\x1b[2J\u{7}");
+        let clean = sanitize(&text, &secrets);
+        assert_eq!(
+            clean,
+            format!("401 body: bad token [token {fingerprint}]\\u{{1b}}[2J\\u{{7}}")
+        );
+        // A quotation clipped in the middle of the token is redacted too.
+        let clipped = format!("echo: {}…", &token[..30]);
+        assert_eq!(
+            sanitize(&clipped, &secrets),
+            format!("echo: [token {fingerprint}]…")
+        );
+        // XML 1.0 has no place for most control characters.
+        assert_eq!(xml("a\u{1}b\tc<"), "a\\u{1}b&#x9;c&lt;");
     }
 }

@@ -310,6 +310,15 @@ enum Flaw {
     AcceptsAnything,
     /// The first two POSTs get 429 `Retry-After: 1`.
     RateLimitedFirst,
+    /// The first two POSTs get 429 with a `Retry-After` of u64::MAX seconds.
+    HugeRetryAfter,
+    /// `initialize` with the good token fails, its body repeating the token (and a terminal
+    /// escape).
+    ReflectsToken,
+    /// The challenges are one `WWW-Authenticate` value: `DPoP algs="ES256", Bearer …`.
+    CombinedChallenge,
+    /// The metadata is served only at `/meta/prm`, which the challenge names.
+    CustomMetadataUrl,
 }
 
 struct Fake {
@@ -350,10 +359,15 @@ impl Fake {
     }
 
     fn challenge(&self, status: StatusCode, params: &str) -> Response {
-        let value = format!(
-            "Bearer {params}resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\"",
-            self.base
-        );
+        let metadata = if self.flaw == Flaw::CustomMetadataUrl {
+            format!("{}/meta/prm", self.base)
+        } else {
+            format!("{}/.well-known/oauth-protected-resource/mcp", self.base)
+        };
+        let mut value = format!("Bearer {params}resource_metadata=\"{metadata}\"");
+        if self.flaw == Flaw::CombinedChallenge {
+            value = format!("DPoP algs=\"ES256\", {value}");
+        }
         let mut response = json_response(status, json!({"error": "refused"}));
         response
             .headers_mut()
@@ -365,6 +379,8 @@ impl Fake {
         let path = uri.path();
         let metadata_paths: &[&str] = if self.flaw == Flaw::MetadataAtWrongUrl {
             &["/mcp/.well-known/oauth-protected-resource"]
+        } else if self.flaw == Flaw::CustomMetadataUrl {
+            &["/meta/prm"]
         } else {
             &[
                 "/.well-known/oauth-protected-resource/mcp",
@@ -392,6 +408,13 @@ impl Fake {
         }
         if self.flaw == Flaw::RateLimitedFirst && self.posts.fetch_add(1, Ordering::SeqCst) < 2 {
             return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response();
+        }
+        if self.flaw == Flaw::HugeRetryAfter && self.posts.fetch_add(1, Ordering::SeqCst) < 2 {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "18446744073709551615")],
+            )
+                .into_response();
         }
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let host_ok = header("host").is_some_and(|h| h.starts_with("127.0.0.1:"));
@@ -442,6 +465,11 @@ impl Fake {
         }
         let scoped = |scopes: &[&str]| json!({"rs.mcp-oauth/authorization": {"scopes": scopes}});
         match message["method"].as_str().unwrap_or("") {
+            "initialize" if self.flaw == Flaw::ReflectsToken && token == GOOD => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("no session for token {token}\u{1b}[2J"),
+            )
+                .into_response(),
             "initialize" => {
                 let mut response = result(json!({
                     "protocolVersion": "2025-06-18",
@@ -600,4 +628,35 @@ async fn a_429_with_retry_after_is_waited_out() {
         started.elapsed() >= Duration::from_secs(2),
         "waited for Retry-After"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_retry_after_neither_panics_nor_waits() {
+    let started = Instant::now();
+    let (output, report) = probe_fake(Flaw::HugeRetryAfter).await;
+    assert_ne!(output.status.code(), Some(101), "panicked: {report:#}");
+    assert_eq!(failed_ids(&report), Vec::<String>::new(), "{report:#}");
+    assert_eq!(status_of(&report, "challenge.status"), "skip", "{report:#}");
+    assert_eq!(status_of(&report, "probe.rate_limited"), "pass");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "not waited for"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_reflected_by_the_server_is_redacted() {
+    let url = serve(Flaw::ReflectsToken).await;
+    let output = probe(&[&url, "--token", GOOD]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("no session for token [token "), "{stdout}");
+    assert!(!stdout.contains(GOOD), "the token printed: {stdout}");
+    assert!(
+        !stdout.contains('\x1b'),
+        "a terminal escape printed: {stdout}"
+    );
+    let output = probe(&[&url, "--token", GOOD, "--junit"]).await;
+    let junit = String::from_utf8_lossy(&output.stdout);
+    assert!(!junit.contains(GOOD) && !junit.contains('\x1b'), "{junit}");
 }

@@ -125,7 +125,8 @@ pub async fn run(probe: &mut Probe) -> Found {
         })
         .unwrap_or_default();
     let offline = found.scopes.iter().any(|s| s == "offline_access");
-    probe.verdict(
+    // SEP-2207: offline_access SHOULD NOT be advertised: a warning, not a failure.
+    probe.advise(
         "metadata.scopes",
         "`scopes_supported` without `offline_access`",
         !offline,
@@ -165,7 +166,8 @@ pub async fn run(probe: &mut Probe) -> Found {
     {
         Ok(reply) if !probe.skipped_for_429(&reply, "metadata.cors", CORS_TITLE, CORS_SPEC) => {
             let allow = reply.header("access-control-allow-origin");
-            probe.verdict(
+            // No MUST names CORS on the metadata: a warning, not a failure.
+            probe.advise(
                 "metadata.cors",
                 CORS_TITLE,
                 reply.status == 200 && matches!(allow, Some("*" | "https://client.example")),
@@ -327,7 +329,8 @@ async fn authorization_server(probe: &mut Probe, issuer: &str) -> Option<Value> 
         "RFC 8414 §3.3",
     );
     let jwks = document.get("jwks_uri").and_then(Value::as_str);
-    probe.verdict(
+    // `jwks_uri` is OPTIONAL in RFC 8414 §2: a warning, not a failure.
+    probe.advise(
         "as.jwks_uri",
         "it names its keys (`jwks_uri`)",
         jwks.is_some(),
@@ -357,7 +360,8 @@ async fn authorization_server(probe: &mut Probe, issuer: &str) -> Option<Value> 
         .get("client_id_metadata_document_supported")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    probe.verdict(
+    // Registration and client ID metadata documents are SHOULD/MAY in MCP: a warning.
+    probe.advise(
         "as.registration",
         "clients can register (`registration_endpoint` or client ID metadata documents)",
         registration.is_some() || cimd,

@@ -104,6 +104,7 @@ pub async fn run(probe: &mut Probe, found: &Found, token: Option<&str>) {
         )),
         URL_SAFE_NO_PAD.encode([7u8; 64])
     );
+    probe.secret(&forged);
     let token = token.unwrap_or(&forged).to_owned();
     let url = probe.url.clone();
     let cases: [(&str, &str, Option<String>); 3] = [
@@ -182,14 +183,26 @@ async fn send(probe: &mut Probe, token: &str, proof: Option<&str>) -> Result<Rep
         .await
 }
 
-/// Passes a 401 with a `DPoP` challenge carrying `algs`.
+/// Passes a 401 with a `DPoP` challenge carrying `algs`; warns when the challenge has no
+/// `algs` (RFC 9449 §7.1 defines the parameter but does not require it).
 fn judge(probe: &mut Probe, id: &str, title: &str, reply: &Reply, advertised: &[String]) {
     let challenge = reply.challenge(Scheme::Dpop);
-    let algs = challenge.as_ref().and_then(|p| param(p, "algs"));
-    let ok = reply.status == 401 && algs.is_some_and(|a| !a.trim().is_empty());
+    let algs = challenge
+        .as_ref()
+        .and_then(|p| param(p, "algs"))
+        .filter(|a| !a.trim().is_empty());
+    let status = match (reply.status, &challenge, algs) {
+        (401, Some(_), Some(_)) => Status::Pass,
+        (401, Some(_), None) => Status::Warn,
+        _ => Status::Fail,
+    };
     let detail = match (reply.status, &challenge, algs) {
         (401, Some(_), Some(algs)) => format!("{} algs=\"{algs}\"", reply.summary()),
-        (401, Some(_), None) => format!("{}: the DPoP challenge has no algs", reply.summary()),
+        (401, Some(_), None) => format!(
+            "{}: refused, but the DPoP challenge names no algs (RFC 9449 §7.1 defines it, \
+             without a MUST)",
+            reply.summary()
+        ),
         (401, None, _) => format!(
             "{}: no DPoP challenge (advertised: {})",
             reply.summary(),
@@ -197,5 +210,5 @@ fn judge(probe: &mut Probe, id: &str, title: &str, reply: &Reply, advertised: &[
         ),
         _ => format!("{}: expected 401", reply.summary()),
     };
-    probe.verdict(id, title, ok, detail, SPEC);
+    probe.push(id, title, status, detail, SPEC);
 }

@@ -48,7 +48,14 @@ pub async fn run(args: ProbeArgs) -> Result<ExitCode, String> {
         retried: 0,
         exhausted: 0,
         progress: std::io::stderr().is_terminal(),
+        secrets: Vec::new(),
     };
+    for secret in [&args.token, &args.token_low, &args.client_secret]
+        .into_iter()
+        .flatten()
+    {
+        probe.secret(secret);
+    }
     // Reachable at all? A transport error on the first request is exit status 2.
     probe.progress("connecting");
     let target = probe.url.clone();
@@ -69,6 +76,9 @@ pub async fn run(args: ProbeArgs) -> Result<ExitCode, String> {
     if args.client_credentials {
         probe.progress("client credentials");
         token = discovery::client_credentials(&mut probe, &found, &args).await;
+        if let Some(token) = &token {
+            probe.secret(token);
+        }
     }
     probe.progress("credential-less requests");
     unauthenticated::run(&mut probe, &found).await;
@@ -79,7 +89,7 @@ pub async fn run(args: ProbeArgs) -> Result<ExitCode, String> {
     probe.progress("with a token");
     session::run(&mut probe, &found, token.as_deref(), &args).await;
 
-    if probe.retried > 0 {
+    if probe.retried > 0 || probe.exhausted > 0 {
         let detail = format!(
             "{} answer(s) 429 waited out ({:.1} s in all) and retried{}",
             probe.retried,
@@ -123,10 +133,21 @@ pub struct Probe {
     retried: u32,
     exhausted: u32,
     progress: bool,
+    /// The tokens and secrets the report must never show ([`report::sanitize`]).
+    secrets: Vec<String>,
 }
 
 impl Probe {
-    /// Adds a check to the report.
+    /// A token or secret (given, obtained or minted) that the report names by fingerprint
+    /// only, wherever a server's answer repeats it.
+    pub fn secret(&mut self, secret: &str) {
+        if !secret.is_empty() && !self.secrets.iter().any(|s| s == secret) {
+            self.secrets.push(secret.to_owned());
+        }
+    }
+
+    /// Adds a check to the report: its id, title and detail pass through
+    /// [`report::sanitize`] (known secrets redacted, control characters escaped).
     pub fn push(
         &mut self,
         id: &str,
@@ -135,8 +156,28 @@ impl Probe {
         detail: impl Into<String>,
         spec: &str,
     ) {
-        self.report
-            .push(Check::new(id, title, status, detail, spec));
+        let clean = |text: &str| report::sanitize(text, &self.secrets);
+        let check = Check::new(
+            clean(id),
+            clean(title),
+            status,
+            clean(&detail.into()),
+            clean(spec),
+        );
+        self.report.push(check);
+    }
+
+    /// Adds a check passing when `ok`, else warning (a SHOULD, MAY or OPTIONAL rule).
+    pub fn advise(
+        &mut self,
+        id: &str,
+        title: &str,
+        ok: bool,
+        detail: impl Into<String>,
+        spec: &str,
+    ) {
+        let status = if ok { Status::Pass } else { Status::Warn };
+        self.push(id, title, status, detail, spec);
     }
 
     /// Adds a check passing when `ok`.
@@ -199,12 +240,13 @@ impl Probe {
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map_or(Duration::from_secs(1), Duration::from_secs)
                 .max(Duration::from_millis(100));
-            if self.waited + wait > RETRY_BUDGET {
-                self.exhausted += 1;
+            // Saturating: a hostile `Retry-After: 18446744073709551615` is only "too long".
+            if self.waited.saturating_add(wait) > RETRY_BUDGET {
+                self.exhausted = self.exhausted.saturating_add(1);
                 return Ok(reply);
             }
-            self.waited += wait;
-            self.retried += 1;
+            self.waited = self.waited.saturating_add(wait);
+            self.retried = self.retried.saturating_add(1);
             self.progress(&format!("429: waiting {} s", wait.as_secs_f64()));
             tokio::time::sleep(wait).await;
         }

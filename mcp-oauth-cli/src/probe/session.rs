@@ -12,6 +12,8 @@ use crate::report::Status;
 
 const MCP_NAME_TITLE: &str = "`Mcp-Method`/`Mcp-Name` disagreeing with the body refused with 400";
 const MCP_NAME_SPEC: &str = "MCP 2026-07-28 (SEP-2243)";
+/// The first protocol version in which `Mcp-Name` must agree with the body.
+const MCP_NAME_SINCE: &str = "2026-07-28";
 const STEP_UP_SPEC: &str = "MCP authorization (scope challenge), RFC 6750 §3.1";
 
 /// An MCP session: the token, the session id and the protocol version agreed.
@@ -83,7 +85,7 @@ pub async fn run(probe: &mut Probe, found: &Found, token: Option<&str>, args: &P
         list(probe, &mut session, kind, method, member, &mut operations).await;
     }
     mcp_name(probe, &mut session, &operations).await;
-    step_up(probe, &session, &operations, args).await;
+    step_up(probe, &operations, args).await;
 }
 
 /// POSTs one JSON-RPC message in the session with `token`, plus extra headers.
@@ -112,6 +114,65 @@ async fn post(
             request
         })
         .await
+}
+
+/// A session for `--token-low` (`initialize` then `notifications/initialized`); the
+/// failure to open one is reported as `step_up` (the token may be refused outright, or the
+/// server may only let it call what it may). The server may run sessionless: then none.
+async fn open_session(probe: &mut Probe, token: &str) -> Option<Session> {
+    const TITLE: &str = "403 insufficient_scope for a token lacking an operation's scopes";
+    let url = probe.url.clone();
+    let reply = probe
+        .send(|http| {
+            http.post(&url)
+                .header("accept", ACCEPT)
+                .header("authorization", format!("Bearer {token}"))
+                .json(&mcp_initialize(1))
+        })
+        .await;
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(error) => {
+            probe.unanswered("step_up", TITLE, STEP_UP_SPEC, &error);
+            return None;
+        }
+    };
+    if probe.skipped_for_429(&reply, "step_up", TITLE, STEP_UP_SPEC) {
+        return None;
+    }
+    let version = reply
+        .jsonrpc()
+        .and_then(|r| {
+            r.get("result")?
+                .get("protocolVersion")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .filter(|_| reply.status == 200);
+    let Some(version) = version else {
+        probe.push(
+            "step_up",
+            TITLE,
+            Status::Fail,
+            format!(
+                "initialize with --token-low: {}: {} (a token without an operation's scopes \
+                 may still open a session; the operation is what is refused)",
+                reply.summary(),
+                clip(&reply.body, 200)
+            ),
+            STEP_UP_SPEC,
+        );
+        return None;
+    };
+    let session = Session {
+        token: token.to_owned(),
+        id: reply.header("mcp-session-id").map(str::to_owned),
+        version,
+        next_id: 2,
+    };
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let _ = post(probe, &session, token, &initialized, &[]).await;
+    Some(session)
 }
 
 async fn initialize(probe: &mut Probe, token: &str) -> Option<Session> {
@@ -336,22 +397,47 @@ async fn mcp_name(probe: &mut Probe, session: &mut Session, operations: &[Operat
             let code = reply
                 .jsonrpc()
                 .and_then(|r| r.get("error")?.get("code")?.as_i64());
-            probe.verdict(
-                "session.mcp_name",
-                MCP_NAME_TITLE,
-                reply.status == 400,
-                match code {
-                    Some(code) => format!("{} (JSON-RPC error {code})", reply.status),
-                    None => format!("{}", reply.status),
-                },
-                MCP_NAME_SPEC,
-            );
+            let seen = match code {
+                Some(code) => format!("{} (JSON-RPC error {code})", reply.status),
+                None => format!("{}", reply.status),
+            };
+            // SEP-2243 applies from protocol 2026-07-28: an older session need not refuse.
+            let applies = session.version.as_str() >= MCP_NAME_SINCE;
+            if reply.status == 400 {
+                probe.push(
+                    "session.mcp_name",
+                    MCP_NAME_TITLE,
+                    Status::Pass,
+                    seen,
+                    MCP_NAME_SPEC,
+                );
+            } else if !applies {
+                probe.push(
+                    "session.mcp_name",
+                    MCP_NAME_TITLE,
+                    Status::Skip,
+                    format!(
+                        "{seen}: the session negotiated protocol {}, older than \
+                         {MCP_NAME_SINCE}, from which SEP-2243 applies",
+                        session.version
+                    ),
+                    MCP_NAME_SPEC,
+                );
+            } else {
+                probe.push(
+                    "session.mcp_name",
+                    MCP_NAME_TITLE,
+                    Status::Fail,
+                    format!("{seen}, expected 400"),
+                    MCP_NAME_SPEC,
+                );
+            }
         }
         Err(error) => probe.unanswered("session.mcp_name", MCP_NAME_TITLE, MCP_NAME_SPEC, &error),
     }
 }
 
-async fn step_up(probe: &mut Probe, session: &Session, operations: &[Operation], args: &ProbeArgs) {
+async fn step_up(probe: &mut Probe, operations: &[Operation], args: &ProbeArgs) {
     const TITLE: &str = "403 insufficient_scope for a token lacking an operation's scopes";
     let scoped: Vec<&Operation> = operations
         .iter()
@@ -388,6 +474,12 @@ async fn step_up(probe: &mut Probe, session: &Session, operations: &[Operation],
         );
         return;
     }
+    // The low token gets a session of its own: a server that binds sessions to principals
+    // answers 404 to the high token's session id presented with another token.
+    let Some(low_session) = open_session(probe, low).await else {
+        return;
+    };
+    let session = &low_session;
     // Which operations the low token should be refused: those whose scopes it does not hold
     // (a JWT's `scope`/`scp`, read unverified; an opaque token is taken to hold none). A
     // scope held through a broader one (a hierarchy) is not visible from outside.
@@ -447,8 +539,16 @@ async fn step_up(probe: &mut Probe, session: &Session, operations: &[Operation],
             .filter(|s| !challenged.contains(s))
             .collect();
         let ok = reply.status == 403 && error == Some("insufficient_scope") && missing.is_empty();
+        let pointed = params
+            .as_ref()
+            .is_some_and(|p| param(p, "resource_metadata").is_some());
         let what = format!("needs {}", needed.join(" "));
-        let detail = if ok {
+        let detail = if ok && !pointed {
+            format!(
+                "{what}: 403 scope=\"{}\", but the challenge has no resource_metadata",
+                challenged.join(" ")
+            )
+        } else if ok {
             format!("{what}: 403 scope=\"{}\"", challenged.join(" "))
         } else if reply.status == 403 && error == Some("insufficient_scope") {
             format!(
@@ -464,6 +564,11 @@ async fn step_up(probe: &mut Probe, session: &Session, operations: &[Operation],
                 reply.summary()
             )
         };
-        probe.verdict(&id, title, ok, detail, STEP_UP_SPEC);
+        let status = match (ok, pointed) {
+            (false, _) => Status::Fail,
+            (true, false) => Status::Warn,
+            (true, true) => Status::Pass,
+        };
+        probe.push(&id, title, status, detail, STEP_UP_SPEC);
     }
 }
