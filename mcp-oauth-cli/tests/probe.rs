@@ -660,3 +660,18 @@ async fn a_token_reflected_by_the_server_is_redacted() {
     let junit = String::from_utf8_lossy(&output.stdout);
     assert!(!junit.contains(GOOD) && !junit.contains('\x1b'), "{junit}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_combined_challenge_value_is_read() {
+    let (output, report) = probe_fake(Flaw::CombinedChallenge).await;
+    assert_eq!(failed_ids(&report), Vec::<String>::new(), "{report:#}");
+    assert_eq!(output.status.code(), Some(0));
+    for id in [
+        "challenge.resource_metadata",
+        "challenge.no_error",
+        "challenge.scope",
+        "forged.alg_none",
+    ] {
+        assert_eq!(status_of(&report, id), "pass", "{id}: {report:#}");
+    }
+}

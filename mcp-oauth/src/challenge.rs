@@ -412,7 +412,8 @@ pub fn parse(header: &str) -> Option<Vec<(String, String)>> {
 /// parameters, by the rules of [`parse`]: what a client (or `mcp-oauth probe`) reads from
 /// each `WWW-Authenticate` value, whichever scheme the resource challenges with. `None` if
 /// the scheme is another one, the parameters are not well-formed, or one repeats. A header
-/// value holding several challenges (`Bearer …, DPoP …`) is not one challenge: `None`.
+/// value holding several challenges (`Bearer …, DPoP …`) is not one challenge: `None` (read
+/// it with [`parse_all`]).
 ///
 /// ```
 /// use mcp_oauth::challenge::{Scheme, parse_with_scheme};
@@ -465,6 +466,154 @@ pub fn parse_with_scheme(header: &str) -> Option<(Scheme, Vec<(String, String)>)
         rest = after;
     }
     Some((scheme, params))
+}
+
+/// Reads every challenge of a `WWW-Authenticate` field value (RFC 9110 §11.6.1: one value
+/// may carry several, `DPoP algs="ES256", Bearer resource_metadata="…"`), whatever the
+/// schemes, into each one's scheme (as written) and parameters (names as written; quoted
+/// values unescaped). A challenge with a `token68` instead of parameters (`Basic`-style
+/// credentials, `Negotiate abc==`) has none. What a client, or `mcp-oauth probe`, needs to
+/// find the Bearer or DPoP challenge among others. The value is read up to its first
+/// malformed part (an unterminated quoted string, a parameter without a scheme, a
+/// parameter repeated within its challenge): the challenges before it are returned, the
+/// malformed one and the rest are not.
+///
+/// ```
+/// use mcp_oauth::challenge::parse_all;
+///
+/// let challenges = parse_all(
+///     r#"DPoP algs="ES256 EdDSA", Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp", scope="a b""#,
+/// );
+/// assert_eq!(challenges.len(), 2);
+/// assert_eq!(challenges[0].0, "DPoP");
+/// assert_eq!(challenges[0].1, [("algs".to_owned(), "ES256 EdDSA".to_owned())]);
+/// assert_eq!(challenges[1].0, "Bearer");
+/// assert_eq!(challenges[1].1[1], ("scope".to_owned(), "a b".to_owned()));
+/// assert_eq!(parse_all("Negotiate abc==, Bearer"), [
+///     ("Negotiate".to_owned(), vec![]),
+///     ("Bearer".to_owned(), vec![]),
+/// ]);
+/// ```
+pub fn parse_all(header: &str) -> Vec<(String, Vec<(String, String)>)> {
+    // RFC 9110 §5.6.2: tchar.
+    fn is_tchar(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    }
+    // RFC 9110 §11.2: token68.
+    fn is_token68(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b"-._~+/".contains(&b)
+    }
+    let bytes = header.as_bytes();
+    let skip_ws = |mut i: usize| {
+        while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
+            i += 1;
+        }
+        i
+    };
+    let token_end = |mut i: usize| {
+        while i < bytes.len() && is_tchar(bytes[i]) {
+            i += 1;
+        }
+        i
+    };
+    let mut challenges: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    let mut i = 0;
+    // Right after a scheme, before any comma: a token68 may follow.
+    let mut after_scheme = false;
+    loop {
+        let start = i;
+        i = skip_ws(i);
+        let mut comma = false;
+        while i < bytes.len() && matches!(bytes[i], b',' | b' ' | b'\t') {
+            comma |= bytes[i] == b',';
+            i += 1;
+        }
+        if i >= bytes.len() {
+            break;
+        }
+        if after_scheme && !comma && i > start {
+            // token68?
+            let mut end = i;
+            while end < bytes.len() && is_token68(bytes[end]) {
+                end += 1;
+            }
+            let chars_end = end;
+            while end < bytes.len() && bytes[end] == b'=' {
+                end += 1;
+            }
+            let next = skip_ws(end);
+            if chars_end > i && (next >= bytes.len() || bytes[next] == b',') {
+                i = next;
+                after_scheme = false;
+                continue;
+            }
+        }
+        if !comma && !after_scheme && !challenges.is_empty() {
+            // Two items with no comma between them, and not a scheme's first parameter.
+            break;
+        }
+        let end = token_end(i);
+        if end == i {
+            break;
+        }
+        let token = &header[i..end];
+        let next = skip_ws(end);
+        if next < bytes.len() && bytes[next] == b'=' {
+            // A parameter of the current challenge.
+            let Some((_, params)) = challenges.last_mut() else {
+                break;
+            };
+            let mut j = skip_ws(next + 1);
+            let value = if j < bytes.len() && bytes[j] == b'"' {
+                j += 1;
+                let mut value = String::new();
+                let mut closed = false;
+                let mut chars = header[j..].char_indices();
+                while let Some((k, c)) = chars.next() {
+                    match c {
+                        '"' => {
+                            j += k + 1;
+                            closed = true;
+                            break;
+                        }
+                        '\\' => match chars.next() {
+                            Some((_, escaped)) => value.push(escaped),
+                            None => break,
+                        },
+                        c => value.push(c),
+                    }
+                }
+                if !closed {
+                    challenges.pop();
+                    break;
+                }
+                value
+            } else {
+                // A token, by RFC 9110; read up to the next comma or space, as lenient
+                // clients do (an unquoted URL).
+                let mut end = j;
+                while end < bytes.len() && !matches!(bytes[end], b',' | b' ' | b'\t') {
+                    end += 1;
+                }
+                let value = header[j..end].to_owned();
+                j = end;
+                value
+            };
+            if params.iter().any(|(n, _)| n.eq_ignore_ascii_case(token)) {
+                challenges.pop();
+                break;
+            }
+            params.push((token.to_owned(), value));
+            i = j;
+            after_scheme = false;
+        } else {
+            // A new challenge's scheme.
+            challenges.push((token.to_owned(), Vec::new()));
+            i = end;
+            after_scheme = true;
+        }
+    }
+    challenges
 }
 
 #[cfg(test)]
@@ -588,6 +737,104 @@ mod tests {
         assert_eq!(
             parse("Bearer realm=example").unwrap(),
             [("realm".to_owned(), "example".to_owned())]
+        );
+    }
+
+    #[test]
+    fn parse_all_reads_every_challenge_of_one_value() {
+        let all = parse_all(
+            r#"DPoP algs="ES256", Bearer resource_metadata="https://r.example/.well-known/oauth-protected-resource", error="invalid_token""#,
+        );
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert_eq!(
+            all[0],
+            (
+                "DPoP".to_owned(),
+                vec![("algs".to_owned(), "ES256".to_owned())]
+            )
+        );
+        assert_eq!(all[1].0, "Bearer");
+        assert_eq!(all[1].1.len(), 2);
+        assert_eq!(
+            all[1].1[1],
+            ("error".to_owned(), "invalid_token".to_owned())
+        );
+        // Unquoted values, spaces around `=`, escapes in quoted strings, empty challenges.
+        assert_eq!(
+            parse_all(r#"Bearer realm = example , error="a\"b", Basic realm="x""#),
+            [
+                (
+                    "Bearer".to_owned(),
+                    vec![
+                        ("realm".to_owned(), "example".to_owned()),
+                        ("error".to_owned(), "a\"b".to_owned()),
+                    ]
+                ),
+                (
+                    "Basic".to_owned(),
+                    vec![("realm".to_owned(), "x".to_owned())]
+                ),
+            ]
+        );
+        assert_eq!(
+            parse_all("Bearer, DPoP"),
+            [("Bearer".to_owned(), vec![]), ("DPoP".to_owned(), vec![])]
+        );
+        assert_eq!(
+            parse_all("Negotiate a+b/c=="),
+            [("Negotiate".to_owned(), vec![])]
+        );
+        assert_eq!(
+            parse_all("Bearer resource_metadata=https://r.example/m,DPoP"),
+            [
+                (
+                    "Bearer".to_owned(),
+                    vec![(
+                        "resource_metadata".to_owned(),
+                        "https://r.example/m".to_owned()
+                    )]
+                ),
+                ("DPoP".to_owned(), vec![]),
+            ]
+        );
+        // Each challenge parses as parse_with_scheme would read it alone.
+        let rendered = Challenge::new(METADATA)
+            .error(ErrorCode::InsufficientScope)
+            .scope(ScopeSet::from_space_separated("a b"))
+            .render();
+        let all = parse_all(&rendered);
+        assert_eq!(all.len(), 1);
+        assert_eq!(Some(all[0].1.clone()), parse(&rendered));
+    }
+
+    #[test]
+    fn parse_all_stops_at_what_is_malformed() {
+        assert!(parse_all("").is_empty());
+        assert!(parse_all("   ,  ").is_empty());
+        assert!(
+            parse_all("realm=\"x\"").is_empty(),
+            "a parameter without a scheme"
+        );
+        // An unterminated quote: the challenge is dropped, those before it kept.
+        assert_eq!(
+            parse_all(r#"DPoP algs="ES256", Bearer error="invalid"#),
+            [(
+                "DPoP".to_owned(),
+                vec![("algs".to_owned(), "ES256".to_owned())]
+            )]
+        );
+        // A parameter repeated within its challenge (not across challenges).
+        assert_eq!(
+            parse_all(r#"Bearer error="a", DPoP error="b", error="c""#),
+            [(
+                "Bearer".to_owned(),
+                vec![("error".to_owned(), "a".to_owned())]
+            )]
+        );
+        // Two items without a comma between them, after the first parameter.
+        assert_eq!(
+            parse_all(r#"Bearer a="1" b="2""#),
+            [("Bearer".to_owned(), vec![("a".to_owned(), "1".to_owned())])]
         );
     }
 }

@@ -18,7 +18,7 @@ use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mcp_oauth::challenge::{Scheme, parse_with_scheme};
+use mcp_oauth::challenge::{Scheme, parse_all};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
@@ -343,18 +343,32 @@ impl Reply {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// Every `WWW-Authenticate` value, parsed with the library's parser (`None` for a value
-    /// it cannot read), with the raw text.
+    /// Every Bearer or DPoP challenge of every `WWW-Authenticate` value (one value may
+    /// carry several: RFC 9110 §11.6.1), read with the library's parser, each with its
+    /// value's raw text; a value with neither is `None`.
     pub fn challenges(&self) -> Vec<(String, Option<ParsedChallenge>)> {
-        self.headers
-            .get_all(reqwest::header::WWW_AUTHENTICATE)
-            .iter()
-            .map(|v| {
-                let text = String::from_utf8_lossy(v.as_bytes()).into_owned();
-                let parsed = parse_with_scheme(&text);
-                (text, parsed)
-            })
-            .collect()
+        let mut out = Vec::new();
+        for value in self.headers.get_all(reqwest::header::WWW_AUTHENTICATE) {
+            let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            let known: Vec<ParsedChallenge> = parse_all(&text)
+                .into_iter()
+                .filter_map(|(scheme, params)| {
+                    if scheme.eq_ignore_ascii_case("Bearer") {
+                        Some((Scheme::Bearer, params))
+                    } else if scheme.eq_ignore_ascii_case("DPoP") {
+                        Some((Scheme::Dpop, params))
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            if known.is_empty() {
+                out.push((text, None));
+            } else {
+                out.extend(known.into_iter().map(|c| (text.clone(), Some(c))));
+            }
+        }
+        out
     }
 
     /// The parameters of the first challenge in `scheme`, if one parses.
