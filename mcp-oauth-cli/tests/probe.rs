@@ -310,7 +310,8 @@ enum Flaw {
     AcceptsAnything,
     /// The first two POSTs get 429 `Retry-After: 1`.
     RateLimitedFirst,
-    /// The first two POSTs get 429 with a `Retry-After` of u64::MAX seconds.
+    /// The first three POSTs (reachability, the challenge's metadata URL, the 401 check)
+    /// get 429 with a `Retry-After` of u64::MAX seconds.
     HugeRetryAfter,
     /// `initialize` with the good token fails, its body repeating the token (and a terminal
     /// escape).
@@ -319,6 +320,8 @@ enum Flaw {
     CombinedChallenge,
     /// The metadata is served only at `/meta/prm`, which the challenge names.
     CustomMetadataUrl,
+    /// The challenge names the root well-known URL, which serves nothing.
+    NamesAbsentRoot,
 }
 
 struct Fake {
@@ -361,6 +364,8 @@ impl Fake {
     fn challenge(&self, status: StatusCode, params: &str) -> Response {
         let metadata = if self.flaw == Flaw::CustomMetadataUrl {
             format!("{}/meta/prm", self.base)
+        } else if self.flaw == Flaw::NamesAbsentRoot {
+            format!("{}/.well-known/oauth-protected-resource", self.base)
         } else {
             format!("{}/.well-known/oauth-protected-resource/mcp", self.base)
         };
@@ -381,6 +386,8 @@ impl Fake {
             &["/mcp/.well-known/oauth-protected-resource"]
         } else if self.flaw == Flaw::CustomMetadataUrl {
             &["/meta/prm"]
+        } else if self.flaw == Flaw::NamesAbsentRoot {
+            &["/.well-known/oauth-protected-resource/mcp"]
         } else {
             &[
                 "/.well-known/oauth-protected-resource/mcp",
@@ -409,7 +416,7 @@ impl Fake {
         if self.flaw == Flaw::RateLimitedFirst && self.posts.fetch_add(1, Ordering::SeqCst) < 2 {
             return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response();
         }
-        if self.flaw == Flaw::HugeRetryAfter && self.posts.fetch_add(1, Ordering::SeqCst) < 2 {
+        if self.flaw == Flaw::HugeRetryAfter && self.posts.fetch_add(1, Ordering::SeqCst) < 3 {
             return (
                 StatusCode::TOO_MANY_REQUESTS,
                 [("retry-after", "18446744073709551615")],
@@ -638,6 +645,16 @@ async fn a_huge_retry_after_neither_panics_nor_waits() {
     assert_eq!(failed_ids(&report), Vec::<String>::new(), "{report:#}");
     assert_eq!(status_of(&report, "challenge.status"), "skip", "{report:#}");
     assert_eq!(status_of(&report, "probe.rate_limited"), "pass");
+    let note = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "probe.rate_limited")
+        .unwrap();
+    assert!(
+        note["detail"].as_str().unwrap().contains("3 not retried"),
+        "{note}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "not waited for"
@@ -674,4 +691,34 @@ async fn a_combined_challenge_value_is_read() {
     ] {
         assert_eq!(status_of(&report, id), "pass", "{id}: {report:#}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_challenge_naming_a_custom_metadata_url_is_followed() {
+    let (output, report) = probe_fake(Flaw::CustomMetadataUrl).await;
+    // Not at the well-known URLs, but MCP lets the challenge name it: the document there is
+    // read and judged, and the well-known URLs' absence is a warning.
+    for id in ["metadata.path_inserted", "metadata.root"] {
+        assert_eq!(status_of(&report, id), "warn", "{id}: {report:#}");
+    }
+    for id in [
+        "challenge.resource_metadata",
+        "metadata.resource",
+        "metadata.authorization_servers",
+        "as.pkce_s256",
+    ] {
+        assert_eq!(status_of(&report, id), "pass", "{id}: {report:#}");
+    }
+    assert_eq!(failed_ids(&report), Vec::<String>::new(), "{report:#}");
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_challenge_naming_a_url_that_serves_nothing_fails() {
+    let report = assert_fails(
+        Flaw::NamesAbsentRoot,
+        &["challenge.resource_metadata", "metadata.root"],
+    )
+    .await;
+    assert_eq!(status_of(&report, "metadata.path_inserted"), "pass");
 }

@@ -4,8 +4,9 @@
 use mcp_oauth::metadata::{root_well_known_url, well_known_url};
 use serde_json::Value;
 
-use super::{Found, Probe, Reply, clip};
+use super::{Found, Probe, clip};
 use crate::ProbeArgs;
+use crate::fetch;
 use crate::report::Status;
 
 const RFC9728: &str = "RFC 9728 §3";
@@ -28,14 +29,43 @@ pub async fn run(probe: &mut Probe) -> Found {
     };
     found.metadata_url = path_url.clone();
 
-    let path_doc = fetch_metadata(
+    // MCP lets the server name its metadata in the 401 challenge instead (RFC 9728 §5.1
+    // allows any URL): a URL other than the two well-known ones is fetched and judged.
+    let named = challenged_metadata_url(probe).await;
+    let custom = match named.filter(|n| *n != path_url && *n != root_url) {
+        Some(url) => {
+            let result = probe.get_json(&url).await;
+            Some((url, result))
+        }
+        None => None,
+    };
+    let custom_doc = match &custom {
+        Some((url, Ok(document))) => {
+            found.served.push(url.clone());
+            Some(document.clone())
+        }
+        Some((url, Err(error))) => {
+            found.unserved.push((url.clone(), error.text.clone()));
+            None
+        }
+        None => None,
+    };
+    let elsewhere = custom
+        .as_ref()
+        .filter(|(_, result)| result.is_ok())
+        .map(|(url, _)| url.clone());
+
+    let path_result = probe.get_json(&path_url).await;
+    let path_doc = judge_metadata(
         probe,
+        &mut found,
         "metadata.path_inserted",
         "protected-resource metadata at the path-inserted well-known URL",
         &path_url,
+        path_result,
+        elsewhere.as_deref(),
         "RFC 9728 §3.1, MCP authorization (discovery)",
-    )
-    .await;
+    );
     let root_doc = if root_url == path_url {
         probe.push(
             "metadata.root",
@@ -46,17 +76,21 @@ pub async fn run(probe: &mut Probe) -> Found {
         );
         None
     } else {
-        fetch_metadata(
+        let root_result = probe.get_json(&root_url).await;
+        judge_metadata(
             probe,
+            &mut found,
             "metadata.root",
             "protected-resource metadata at the root well-known URL",
             &root_url,
+            root_result,
+            elsewhere.as_deref(),
             "MCP authorization (clients fall back to the root URL), RFC 9728 §3.1",
         )
-        .await
     };
 
-    let Some(metadata) = path_doc.or(root_doc) else {
+    // The document the challenge names is the one clients use: judge it first.
+    let Some(metadata) = custom_doc.or(path_doc).or(root_doc) else {
         for (id, title) in [
             ("metadata.resource", "`resource` is the endpoint URL"),
             (
@@ -198,134 +232,96 @@ pub async fn run(probe: &mut Probe) -> Found {
 const CORS_TITLE: &str = "the metadata readable cross-origin (CORS)";
 const CORS_SPEC: &str = "MCP authorization (browser clients), Fetch §3.2";
 
-/// GETs a metadata document; checks 200, JSON object, `application/json`.
-async fn fetch_metadata(
+/// The `resource_metadata` the credential-less 401's challenge names, if any (the first
+/// Bearer or DPoP challenge that has one).
+async fn challenged_metadata_url(probe: &mut Probe) -> Option<String> {
+    let url = probe.url.clone();
+    let reply = probe
+        .send(|http| {
+            http.post(&url)
+                .header("accept", super::ACCEPT)
+                .json(&super::mcp_initialize(1))
+        })
+        .await
+        .ok()?;
+    reply.challenges().into_iter().find_map(|(_, parsed)| {
+        let (_, params) = parsed?;
+        super::param(&params, "resource_metadata").map(str::to_owned)
+    })
+}
+
+/// Reports the metadata fetched from a well-known URL as check `id`: a pass when served, a
+/// skip when rate limited, and when absent a failure, or a warning when the challenge names
+/// another URL that serves it (`elsewhere`: MCP requires one of the two mechanisms).
+#[allow(clippy::too_many_arguments)]
+fn judge_metadata(
     probe: &mut Probe,
+    found: &mut Found,
     id: &str,
     title: &str,
     url: &str,
+    result: Result<Value, super::GetError>,
+    elsewhere: Option<&str>,
     spec: &str,
 ) -> Option<Value> {
-    let reply = match probe
-        .send(|http| http.get(url).header("accept", "application/json"))
-        .await
-    {
-        Ok(reply) => reply,
-        Err(error) => {
-            probe.unanswered(id, title, spec, &error);
-            return None;
-        }
-    };
-    if probe.skipped_for_429(&reply, id, title, spec) {
-        return None;
-    }
-    match json_document(&reply) {
+    match result {
         Ok(document) => {
+            found.served.push(url.to_owned());
             probe.push(id, title, Status::Pass, url, spec);
             Some(document)
         }
         Err(why) => {
-            probe.push(id, title, Status::Fail, format!("{url}: {why}"), spec);
+            found.unserved.push((url.to_owned(), why.text.clone()));
+            let (status, detail) = match elsewhere {
+                _ if why.rate_limited => (Status::Skip, why.text),
+                Some(named) => (
+                    Status::Warn,
+                    format!(
+                        "{}; the 401 challenge names {named}, which serves it (MCP allows \
+                         either; clients that start at the well-known URL find nothing)",
+                        why.text
+                    ),
+                ),
+                None => (Status::Fail, why.text),
+            };
+            probe.push(id, title, status, detail, spec);
             None
         }
     }
 }
 
-/// A 200 `application/json` object, or why not.
-fn json_document(reply: &Reply) -> Result<Value, String> {
-    if reply.status != 200 {
-        let location = reply
-            .header("location")
-            .map(|l| format!(" (redirect to {})", clip(l, 120)))
-            .unwrap_or_default();
-        return Err(format!("{}{location}", reply.status));
-    }
-    let content_type = reply.header("content-type").unwrap_or("");
-    let document: Value =
-        serde_json::from_str(&reply.body).map_err(|e| format!("200 but not JSON ({e})"))?;
-    if !document.is_object() {
-        return Err("200 but not a JSON object".to_owned());
-    }
-    if !content_type.starts_with("application/json") {
-        return Err(format!(
-            "Content-Type {content_type:?}, not application/json"
-        ));
-    }
-    Ok(document)
-}
-
-/// The discovery URLs of an issuer, in the order clients try them (MCP authorization,
-/// RFC 8414 §3.1 path insertion, then OIDC discovery in both forms).
-fn discovery_urls(issuer: &str) -> Vec<String> {
-    let Ok(url) = url::Url::parse(issuer) else {
-        return Vec::new();
-    };
-    let origin = url.origin().ascii_serialization();
-    let path = url.path().trim_end_matches('/');
-    if path.is_empty() {
-        vec![
-            format!("{origin}/.well-known/oauth-authorization-server"),
-            format!("{origin}/.well-known/openid-configuration"),
-        ]
-    } else {
-        vec![
-            format!("{origin}/.well-known/oauth-authorization-server{path}"),
-            format!("{origin}/.well-known/openid-configuration{path}"),
-            format!("{origin}{path}/.well-known/openid-configuration"),
-        ]
-    }
-}
-
-/// Finds and checks one authorization server's metadata.
+/// Finds and checks one authorization server's metadata: [`fetch::authorization_server_metadata`]
+/// (RFC 8414 then OpenID Connect discovery URLs; a document naming another issuer is
+/// discarded, RFC 8414 §3.3, so nothing later — client credentials included — uses it).
 async fn authorization_server(probe: &mut Probe, issuer: &str) -> Option<Value> {
     const TITLE: &str = "authorization server metadata found";
     const SPEC: &str = "RFC 8414 §3, OpenID Connect Discovery §4, MCP authorization";
-    let mut tried = Vec::new();
-    let mut document = None;
-    for url in discovery_urls(issuer) {
-        match probe
-            .send(|http| http.get(&url).header("accept", "application/json"))
-            .await
-        {
-            Ok(reply) => match json_document(&reply) {
-                Ok(found) => {
-                    document = Some((url, found));
-                    break;
-                }
-                Err(why) => tried.push(format!("{url}: {why}")),
-            },
-            Err(error) => tried.push(format!("{url}: {error}")),
-        }
-    }
-    let Some((url, document)) = document else {
-        probe.push(
-            "as.metadata",
-            TITLE,
-            Status::Fail,
-            format!(
-                "{issuer}: {}",
-                if tried.is_empty() {
-                    "not a URL".to_owned()
+    const ISSUER_TITLE: &str = "its `issuer` is the advertised issuer";
+    let (url, document) = match fetch::authorization_server_metadata(&probe.http, issuer).await {
+        Ok((url, document)) => (url, Value::Object(document)),
+        Err(error) => {
+            let mismatch = error.contains("RFC 8414 §3.3");
+            probe.push("as.metadata", TITLE, Status::Fail, error, SPEC);
+            probe.push(
+                "as.issuer",
+                ISSUER_TITLE,
+                if mismatch { Status::Fail } else { Status::Skip },
+                if mismatch {
+                    format!("{issuer}: a document names another issuer: clients discard it")
                 } else {
-                    tried.join("; ")
-                }
-            ),
-            SPEC,
-        );
-        return None;
+                    format!("{issuer}: no document found")
+                },
+                "RFC 8414 §3.3",
+            );
+            return None;
+        }
     };
     probe.push("as.metadata", TITLE, Status::Pass, url, SPEC);
-
-    let named = document.get("issuer").and_then(Value::as_str);
-    probe.verdict(
+    probe.push(
         "as.issuer",
-        "its `issuer` is the advertised issuer",
-        named == Some(issuer),
-        match named {
-            Some(n) if n == issuer => format!("\"{n}\""),
-            Some(n) => format!("\"{}\" for \"{issuer}\": clients discard it", clip(n, 200)),
-            None => format!("{issuer}: no `issuer` member"),
-        },
+        ISSUER_TITLE,
+        Status::Pass,
+        format!("\"{issuer}\""),
         "RFC 8414 §3.3",
     );
     let jwks = document.get("jwks_uri").and_then(Value::as_str);
@@ -388,63 +384,45 @@ pub async fn client_credentials(
     const ID: &str = "token.client_credentials";
     const TITLE: &str = "a token by client credentials from the advertised authorization server";
     const SPEC: &str = "OAuth 2.1 §4.2, RFC 8707 §2";
-    let endpoint = found
-        .issuers
-        .iter()
-        .find_map(|(_, doc)| doc.get("token_endpoint").and_then(Value::as_str))
-        .map(str::to_owned);
-    let Some(endpoint) = endpoint else {
+    // Only documents whose issuer matched (RFC 8414 §3.3) are in `found.issuers`.
+    let Some((issuer, endpoint, server)) = found.issuers.iter().find_map(|(issuer, doc)| {
+        let endpoint = doc.get("token_endpoint").and_then(Value::as_str)?;
+        Some((
+            issuer.clone(),
+            endpoint.to_owned(),
+            doc.as_object()?.clone(),
+        ))
+    }) else {
         probe.push(
             ID,
             TITLE,
             Status::Fail,
-            "no authorization server with a token_endpoint",
+            "no authorization server (whose metadata names it as issuer) with a token_endpoint",
             SPEC,
         );
         return None;
     };
-    let (id, secret) = (
-        args.client_id.clone().unwrap_or_default(),
-        args.client_secret.clone().unwrap_or_default(),
-    );
-    let form = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("grant_type", "client_credentials")
-        .append_pair("resource", &probe.url)
-        .finish();
-    let reply = probe
-        .send(|http| {
-            http.post(&endpoint)
-                .basic_auth(&id, Some(&secret))
-                .header("accept", "application/json")
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form.clone())
-        })
-        .await;
-    match reply {
-        Ok(reply) => {
-            let token = serde_json::from_str::<Value>(&reply.body)
-                .ok()
-                .and_then(|v| {
-                    v.get("access_token")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                });
-            let ok = reply.status == 200 && token.is_some();
-            probe.verdict(
+    let client_id = args.client_id.clone().unwrap_or_default();
+    let auth = fetch::ClientAuth::for_server(&server, &client_id, args.client_secret.as_deref());
+    let form = vec![
+        ("grant_type", "client_credentials".to_owned()),
+        ("resource", probe.url.clone()),
+    ];
+    // The endpoint must be https or loopback: token_request refuses before sending.
+    match fetch::token_request(&probe.http, &endpoint, auth, form).await {
+        Ok(response) => {
+            probe.secret(&response.access_token);
+            probe.push(
                 ID,
                 TITLE,
-                ok,
-                if ok {
-                    format!("from {endpoint}")
-                } else {
-                    format!("{endpoint}: {} {}", reply.status, clip(&reply.body, 200))
-                },
+                Status::Pass,
+                format!("from {endpoint} ({issuer})"),
                 SPEC,
             );
-            token.filter(|_| ok)
+            Some(response.access_token)
         }
         Err(error) => {
-            probe.unanswered(ID, TITLE, SPEC, &error);
+            probe.push(ID, TITLE, Status::Fail, error, SPEC);
             None
         }
     }

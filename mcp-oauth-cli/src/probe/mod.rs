@@ -23,6 +23,7 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use crate::ProbeArgs;
+use crate::fetch;
 use crate::report::{self, Check, Report, Status};
 
 /// The longest the probe waits, in total, for 429 answers' `Retry-After`.
@@ -238,31 +239,69 @@ impl Probe {
             let wait = reply
                 .header("retry-after")
                 .and_then(|v| v.trim().parse::<u64>().ok())
-                .map_or(Duration::from_secs(1), Duration::from_secs)
-                .max(Duration::from_millis(100));
-            // Saturating: a hostile `Retry-After: 18446744073709551615` is only "too long".
-            if self.waited.saturating_add(wait) > RETRY_BUDGET {
-                self.exhausted = self.exhausted.saturating_add(1);
+                .map_or(Duration::from_secs(1), Duration::from_secs);
+            if !self.wait_for_429(wait).await {
                 return Ok(reply);
             }
-            self.waited = self.waited.saturating_add(wait);
-            self.retried = self.retried.saturating_add(1);
-            self.progress(&format!("429: waiting {} s", wait.as_secs_f64()));
-            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Waits `wait` (at least 100 ms) for a 429 if it fits in what is left of
+    /// [`RETRY_BUDGET`], and says whether it did. Saturating: a hostile
+    /// `Retry-After: 18446744073709551615` is only "too long", never an overflow.
+    async fn wait_for_429(&mut self, wait: Duration) -> bool {
+        let wait = wait.max(Duration::from_millis(100));
+        if self.waited.saturating_add(wait) > RETRY_BUDGET {
+            self.exhausted = self.exhausted.saturating_add(1);
+            return false;
+        }
+        self.waited = self.waited.saturating_add(wait);
+        self.retried = self.retried.saturating_add(1);
+        self.progress(&format!("429: waiting {} s", wait.as_secs_f64()));
+        tokio::time::sleep(wait).await;
+        true
+    }
+
+    /// GETs a JSON document with [`fetch::get_json_object`] (a success status, a JSON media
+    /// type, a JSON object, at most [`fetch::MAX_DOCUMENT_BYTES`]), tried again after a 429
+    /// within [`RETRY_BUDGET`] (1 s apart: the helper does not hand back `Retry-After`).
+    pub async fn get_json(&mut self, url: &str) -> Result<Value, GetError> {
+        loop {
+            match fetch::get_json_object(&self.http, url, fetch::MAX_DOCUMENT_BYTES).await {
+                Ok((_, object)) => return Ok(Value::Object(object)),
+                Err(text) if text.ends_with("HTTP 429") => {
+                    if !self.wait_for_429(Duration::from_secs(1)).await {
+                        return Err(GetError {
+                            text: format!(
+                                "{url}: rate limited: 429 after the {} s retry budget was spent",
+                                RETRY_BUDGET.as_secs()
+                            ),
+                            rate_limited: true,
+                        });
+                    }
+                }
+                Err(text) => {
+                    return Err(GetError {
+                        text,
+                        rate_limited: false,
+                    });
+                }
+            }
         }
     }
 }
 
+/// Why [`Probe::get_json`] found no document.
+#[derive(Debug)]
+pub struct GetError {
+    /// What was answered, in words (the URL included).
+    pub text: String,
+    /// A 429 left after the retry budget: the check is skipped, not failed.
+    pub rate_limited: bool,
+}
+
 fn describe(error: reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    fetch::error_chain(&error)
 }
 
 /// An answer: status, headers, and the body (at most 1 MiB; for an event stream, up to the
@@ -443,7 +482,7 @@ pub const ACCEPT: &str = "application/json, text/event-stream";
 pub struct Found {
     /// The path-inserted metadata URL (RFC 9728 §3.1).
     pub metadata_url: String,
-    /// The metadata document used (path-inserted, else root, else the challenge's).
+    /// The metadata document used (the one the challenge names, else path-inserted, else root).
     pub metadata: Option<Value>,
     /// `scopes_supported`.
     pub scopes: Vec<String>,
@@ -453,6 +492,10 @@ pub struct Found {
     pub dpop_algs: Option<Vec<String>>,
     /// `dpop_bound_access_tokens_required`.
     pub dpop_required: bool,
+    /// The metadata URLs fetched that served a document (well-known or the challenge's).
+    pub served: Vec<String>,
+    /// The metadata URLs fetched that did not, with what they answered.
+    pub unserved: Vec<(String, String)>,
 }
 
 /// The scopes a JWT's payload names (`scope` or `scp`), read without verification: only to

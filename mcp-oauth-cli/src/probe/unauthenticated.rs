@@ -80,21 +80,32 @@ async fn discovery_challenge(probe: &mut Probe, found: &Found) {
         );
         return;
     };
+    // It passes when the URL it names serves the metadata: a well-known one, or any other
+    // (RFC 9728 §5.1, MCP), which discovery fetched and judged.
     let named = param(&params, "resource_metadata");
     let root = mcp_oauth::metadata::root_well_known_url(&probe.url).ok();
-    let ok =
-        named == Some(found.metadata_url.as_str()) || (named.is_some() && named == root.as_deref());
+    let served = named.is_some_and(|n| found.served.iter().any(|s| s == n));
+    let unserved = named.and_then(|n| {
+        found
+            .unserved
+            .iter()
+            .find(|(u, _)| u == n)
+            .map(|(_, why)| why.clone())
+    });
     probe.verdict(
         "challenge.resource_metadata",
         "the 401 challenge names the metadata (`resource_metadata`)",
-        ok,
+        served,
         match named {
-            Some(url) if url == found.metadata_url => url.to_owned(),
-            Some(url) if ok => format!("{url} (the root URL; the path-inserted one is preferred)"),
+            Some(url) if served && url == found.metadata_url => url.to_owned(),
+            Some(url) if served && Some(url) == root.as_deref() => {
+                format!("{url} (the root URL; the path-inserted one is preferred)")
+            }
+            Some(url) if served => format!("{url} (not a well-known URL; it serves the metadata)"),
             Some(url) => format!(
-                "\"{}\", not the metadata URL {}",
+                "\"{}\" serves no metadata document: {}",
                 super::clip(url, 200),
-                found.metadata_url
+                unserved.unwrap_or_else(|| "not fetched".to_owned())
             ),
             None => "no resource_metadata parameter".to_owned(),
         },
@@ -337,11 +348,10 @@ async fn rebinding(probe: &mut Probe) {
     const HOST_SPEC: &str =
         "MCP transports (DNS rebinding), MCP conformance dns-rebinding-protection";
     let parsed = url::Url::parse(&url).ok();
-    let loopback = parsed.as_ref().is_some_and(|u| match u.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
+    // The library's loopback rule: plain http is allowed to a loopback host only.
+    let loopback = parsed.as_ref().is_some_and(|u| {
+        let mut plain = u.clone();
+        plain.set_scheme("http").is_ok() && mcp_oauth::is_https_or_loopback(&plain)
     });
     if !loopback {
         probe.push(
