@@ -410,6 +410,9 @@ impl Fake {
                 }),
             );
         }
+        if path == "/token" && method == Method::POST {
+            return token_endpoint(headers, body);
+        }
         if path != "/mcp" || method != Method::POST {
             return StatusCode::NOT_FOUND.into_response();
         }
@@ -518,6 +521,39 @@ impl Fake {
             ),
         }
     }
+}
+
+const CLIENT_ID: &str = "probe client";
+const CLIENT_SECRET: &str = "s3cret/with:colon";
+
+/// The fakes' token endpoint: client credentials with `client_secret_basic`, id and secret
+/// form-encoded (RFC 6749 §2.3.1), and `resource=` (RFC 8707).
+fn token_endpoint(headers: &HeaderMap, body: &[u8]) -> Response {
+    use base64::Engine as _;
+    let encode = |t: &str| url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>();
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            encode(CLIENT_ID),
+            encode(CLIENT_SECRET)
+        ))
+    );
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    let has = |k: &str| form.iter().any(|(name, _)| name == k);
+    let authorized = headers
+        .get("authorization")
+        .is_some_and(|v| v.as_bytes() == expected.as_bytes());
+    if !authorized
+        || !has("resource")
+        || !form.contains(&("grant_type".into(), "client_credentials".into()))
+    {
+        return json_response(StatusCode::UNAUTHORIZED, json!({"error": "invalid_client"}));
+    }
+    json_response(
+        StatusCode::OK,
+        json!({"access_token": GOOD, "token_type": "Bearer", "expires_in": 300}),
+    )
 }
 
 /// Serves a fake with `flaw` on 127.0.0.1; returns its MCP endpoint URL.
@@ -721,4 +757,33 @@ async fn a_challenge_naming_a_url_that_serves_nothing_fails() {
     )
     .await;
     assert_eq!(status_of(&report, "metadata.path_inserted"), "pass");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_credentials_get_a_token_from_the_advertised_server() {
+    let url = serve(Flaw::None).await;
+    let output = probe(&[
+        &url,
+        "--client-credentials",
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret",
+        CLIENT_SECRET,
+        "--json",
+    ])
+    .await;
+    let report = json_report(&output);
+    assert_eq!(
+        status_of(&report, "token.client_credentials"),
+        "pass",
+        "{report:#}"
+    );
+    assert_eq!(
+        status_of(&report, "session.initialize"),
+        "pass",
+        "{report:#}"
+    );
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    let all = String::from_utf8_lossy(&output.stdout);
+    assert!(!all.contains(CLIENT_SECRET) && !all.contains(GOOD), "{all}");
 }

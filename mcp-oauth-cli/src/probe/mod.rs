@@ -97,7 +97,8 @@ pub async fn run(args: ProbeArgs) -> Result<ExitCode, String> {
             probe.waited.as_secs_f64(),
             if probe.exhausted > 0 {
                 format!(
-                    "; {} not retried: the {} s budget was spent (those checks are skipped)",
+                    "; {} not retried: its Retry-After did not fit in what was left of the \
+                     {} s budget (those checks are skipped)",
                     probe.exhausted,
                     RETRY_BUDGET.as_secs()
                 )
