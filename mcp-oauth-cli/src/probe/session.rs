@@ -121,6 +121,26 @@ async fn post(
 /// server may only let it call what it may). The server may run sessionless: then none.
 async fn open_session(probe: &mut Probe, token: &str) -> Option<Session> {
     const TITLE: &str = "403 insufficient_scope for a token lacking an operation's scopes";
+    open(probe, token, "step_up", TITLE, STEP_UP_SPEC, |refusal| {
+        format!(
+            "initialize with --token-low: {refusal} (a token without an operation's scopes \
+             may still open a session; the operation is what is refused)"
+        )
+    })
+    .await
+}
+
+/// `initialize` with `token`, then `notifications/initialized`: the session, or `None` once
+/// the reason is reported under `id` (an unanswered request, a 429 out of budget, or a
+/// refusal worded by `refused`).
+async fn open(
+    probe: &mut Probe,
+    token: &str,
+    id: &str,
+    title: &str,
+    spec: &str,
+    refused: impl FnOnce(String) -> String,
+) -> Option<Session> {
     let url = probe.url.clone();
     let reply = probe
         .send(|http| {
@@ -133,11 +153,11 @@ async fn open_session(probe: &mut Probe, token: &str) -> Option<Session> {
     let reply = match reply {
         Ok(reply) => reply,
         Err(error) => {
-            probe.unanswered("step_up", TITLE, STEP_UP_SPEC, &error);
+            probe.unanswered(id, title, spec, &error);
             return None;
         }
     };
-    if probe.skipped_for_429(&reply, "step_up", TITLE, STEP_UP_SPEC) {
+    if probe.skipped_for_429(&reply, id, title, spec) {
         return None;
     }
     let version = reply
@@ -150,18 +170,8 @@ async fn open_session(probe: &mut Probe, token: &str) -> Option<Session> {
         })
         .filter(|_| reply.status == 200);
     let Some(version) = version else {
-        probe.push(
-            "step_up",
-            TITLE,
-            Status::Fail,
-            format!(
-                "initialize with --token-low: {}: {} (a token without an operation's scopes \
-                 may still open a session; the operation is what is refused)",
-                reply.summary(),
-                clip(&reply.body, 200)
-            ),
-            STEP_UP_SPEC,
-        );
+        let refusal = format!("{}: {}", reply.summary(), clip(&reply.body, 200));
+        probe.push(id, title, Status::Fail, refused(refusal), spec);
         return None;
     };
     let session = Session {
@@ -179,41 +189,8 @@ async fn initialize(probe: &mut Probe, token: &str) -> Option<Session> {
     const ID: &str = "session.initialize";
     const TITLE: &str = "initialize with the token (protocol 2025-06-18 or newer)";
     const SPEC: &str = "MCP lifecycle (initialization)";
-    let url = probe.url.clone();
-    let reply = probe
-        .send(|http| {
-            http.post(&url)
-                .header("accept", ACCEPT)
-                .header("authorization", format!("Bearer {token}"))
-                .json(&mcp_initialize(1))
-        })
-        .await;
-    let reply = match reply {
-        Ok(reply) => reply,
-        Err(error) => {
-            probe.unanswered(ID, TITLE, SPEC, &error);
-            return None;
-        }
-    };
-    if probe.skipped_for_429(&reply, ID, TITLE, SPEC) {
-        return None;
-    }
-    let result = reply.jsonrpc().and_then(|r| r.get("result").cloned());
-    let version = result
-        .as_ref()
-        .and_then(|r| r.get("protocolVersion"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let Some(version) = version.filter(|_| reply.status == 200) else {
-        probe.push(
-            ID,
-            TITLE,
-            Status::Fail,
-            format!("{}: {}", reply.summary(), clip(&reply.body, 200)),
-            SPEC,
-        );
-        return None;
-    };
+    let mut session = open(probe, token, ID, TITLE, SPEC, |refusal| refusal).await?;
+    let version = session.version.clone();
     let ok = version.as_str() >= "2025-06-18";
     probe.verdict(
         ID,
@@ -229,14 +206,6 @@ async fn initialize(probe: &mut Probe, token: &str) -> Option<Session> {
         ),
         SPEC,
     );
-    let mut session = Session {
-        token: token.to_owned(),
-        id: reply.header("mcp-session-id").map(str::to_owned),
-        version,
-        next_id: 2,
-    };
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let _ = post(probe, &session, &session.token.clone(), &initialized, &[]).await;
     session.next_id = 2;
     Some(session)
 }
