@@ -80,11 +80,13 @@ impl Output {
 pub struct ProbeArgs {
     /// The MCP endpoint URL (the protected resource), e.g. https://mcp.example.com/mcp.
     pub url: String,
-    /// An access token for the resource: enables the checks that need one.
-    #[arg(long)]
+    /// An access token for the resource: enables the checks that need one (or
+    /// MCP_OAUTH_TOKEN, which `ps` does not show).
+    #[arg(long, env = "MCP_OAUTH_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// A token lacking the scopes of the scoped operations (with --call: each must get 403).
-    #[arg(long)]
+    /// A token lacking the scopes of the scoped operations (with --call: each must get 403;
+    /// or MCP_OAUTH_TOKEN_LOW).
+    #[arg(long, env = "MCP_OAUTH_TOKEN_LOW", hide_env_values = true)]
     pub token_low: Option<String>,
     /// Get a token by client credentials from the advertised authorization server.
     #[arg(long, requires_all = ["client_id", "client_secret"])]

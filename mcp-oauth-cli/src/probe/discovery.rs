@@ -77,6 +77,11 @@ pub async fn run(probe: &mut Probe) -> Found {
         None
     } else {
         let root_result = probe.get_json(&root_url).await;
+        // Clients try the path-inserted URL first: with the document there, the root is a
+        // fallback a server may leave out (a warning, not a failure).
+        let served_elsewhere = elsewhere
+            .as_deref()
+            .or(path_doc.is_some().then_some(path_url.as_str()));
         judge_metadata(
             probe,
             &mut found,
@@ -84,7 +89,7 @@ pub async fn run(probe: &mut Probe) -> Found {
             "protected-resource metadata at the root well-known URL",
             &root_url,
             root_result,
-            elsewhere.as_deref(),
+            served_elsewhere,
             "MCP authorization (clients fall back to the root URL), RFC 9728 §3.1",
         )
     };
@@ -277,8 +282,8 @@ fn judge_metadata(
                 Some(named) => (
                     Status::Warn,
                     format!(
-                        "{}; the 401 challenge names {named}, which serves it (MCP allows \
-                         either; clients that start at the well-known URL find nothing)",
+                        "{}; the document is served at {named}, where clients look first \
+                         (a client that starts at this URL finds nothing)",
                         why.text
                     ),
                 ),
