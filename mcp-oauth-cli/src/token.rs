@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use mcp_oauth::clock::span_in_words;
 use mcp_oauth::validation::diagnose::Outcome;
 use mcp_oauth::validation::{IssuerPolicy, TokenFingerprint, Validator, diagnose};
 use serde_json::{Map, Value};
@@ -115,21 +116,6 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// A span of seconds in words.
-fn span(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    let parts: Vec<String> = [(d, "d"), (h, "h"), (m, "min"), (s, "s")]
-        .into_iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n} {unit}"))
-        .collect();
-    if parts.is_empty() {
-        "0 s".into()
-    } else {
-        parts.join(" ")
-    }
-}
-
 /// `exp`, `nbf`, `iat`, `auth_time` relative to now, for the readable output.
 fn times(claims: &Value) -> Vec<String> {
     let now = now_secs();
@@ -138,9 +124,9 @@ fn times(claims: &Value) -> Vec<String> {
         .filter_map(|name| {
             let at = claims.get(name)?.as_u64()?;
             let relative = if at >= now {
-                format!("in {}", span(at - now))
+                format!("in {}", span_in_words(at - now))
             } else {
-                format!("{} ago", span(now - at))
+                format!("{} ago", span_in_words(now - at))
             };
             Some(format!("{name} {at}: {relative}"))
         })
@@ -541,7 +527,7 @@ pub async fn get(args: crate::GetArgs) -> Result<ExitCode, String> {
         TokenFingerprint::of(&token)
     );
     if let Some(expires_in) = response.get("expires_in").and_then(Value::as_u64) {
-        summary.push_str(&format!(", expires in {}", span(expires_in)));
+        summary.push_str(&format!(", expires in {}", span_in_words(expires_in)));
     }
     if let Some(scope) = string_member(&response, "scope") {
         summary.push_str(&format!(", scope \"{scope}\""));

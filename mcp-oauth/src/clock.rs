@@ -122,6 +122,29 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// A span of seconds in words, largest unit first, zero units left out: `1 h 2 min 5 s`
+/// (`0 s` for none). What a person reads in a diagnosis (`expired 2 min 5 s ago`).
+///
+/// ```
+/// use mcp_oauth::clock::span_in_words;
+/// assert_eq!(span_in_words(3725), "1 h 2 min 5 s");
+/// assert_eq!(span_in_words(86_400), "1 d");
+/// assert_eq!(span_in_words(0), "0 s");
+/// ```
+pub fn span_in_words(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    let parts: Vec<String> = [(d, "d"), (h, "h"), (m, "min"), (s, "s")]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n} {unit}"))
+        .collect();
+    if parts.is_empty() {
+        "0 s".to_owned()
+    } else {
+        parts.join(" ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

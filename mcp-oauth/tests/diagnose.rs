@@ -205,7 +205,7 @@ async fn every_fault_is_told_with_its_values_and_a_valid_token_passes() {
         detail("aud").contains(r#"["client-app"] does not name `https://mcp.example.com/mcp`"#)
     );
     assert!(
-        detail("exp").contains(&format!("(exp {exp}), 10 min ago")),
+        detail("exp").contains(&format!("(exp {exp}), 10 min")),
         "{}",
         detail("exp")
     );

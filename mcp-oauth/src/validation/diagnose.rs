@@ -560,14 +560,14 @@ async fn judge(validator: &Validator, token: &str, out: &mut Findings) {
                     format!(
                         "expires at {} (exp {expires_at}), in {}; now {now_text}",
                         at(expires_at),
-                        span(expires_at.saturating_sub(now_secs))
+                        crate::clock::span_in_words(expires_at.saturating_sub(now_secs))
                     )
                 },
                 |_| {
                     format!(
                         "expired at {} (exp {expires_at}), {} ago; now {now_text}, leeway {leeway} s",
                         at(expires_at),
-                        span(now_secs.saturating_sub(expires_at))
+                        crate::clock::span_in_words(now_secs.saturating_sub(expires_at))
                     )
                 },
             );
@@ -594,7 +594,7 @@ async fn judge(validator: &Validator, token: &str, out: &mut Findings) {
             (TokenError::NotYetValid, Some(nbf)) => format!(
                 "not valid before {} (nbf {nbf}), in {}; now {now_text}, leeway {leeway} s",
                 at(nbf),
-                span(nbf.saturating_sub(now_secs))
+                crate::clock::span_in_words(nbf.saturating_sub(now_secs))
             ),
             _ => "`nbf` is not a NumericDate".to_owned(),
         },
@@ -613,7 +613,7 @@ async fn judge(validator: &Validator, token: &str, out: &mut Findings) {
             (TokenError::IssuedInFuture, Some(iat)) => format!(
                 "issued in the future: {} (iat {iat}), {} from now; now {now_text}, leeway {leeway} s",
                 at(iat),
-                span(iat.saturating_sub(now_secs))
+                crate::clock::span_in_words(iat.saturating_sub(now_secs))
             ),
             _ => "`iat` is not a NumericDate".to_owned(),
         },
@@ -878,22 +878,6 @@ fn rfc3339_secs(secs: u64) -> String {
         .map_or(text.clone(), |t| format!("{t}Z"))
 }
 
-/// A span of seconds in words: `3 h 2 min 5 s`.
-fn span(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    let mut parts = Vec::new();
-    for (n, unit) in [(d, "d"), (h, "h"), (m, "min"), (s, "s")] {
-        if n > 0 {
-            parts.push(format!("{n} {unit}"));
-        }
-    }
-    if parts.is_empty() {
-        "0 s".to_owned()
-    } else {
-        parts.join(" ")
-    }
-}
-
 fn quote_opt(value: Option<&str>) -> String {
     value.map_or_else(|| "none".to_owned(), |v| format!("{v:?}"))
 }
@@ -908,9 +892,9 @@ mod tests {
 
     #[test]
     fn spans_and_times_read_as_words() {
-        assert_eq!(span(0), "0 s");
-        assert_eq!(span(3725), "1 h 2 min 5 s");
-        assert_eq!(span(90_061), "1 d 1 h 1 min 1 s");
+        assert_eq!(crate::clock::span_in_words(0), "0 s");
+        assert_eq!(crate::clock::span_in_words(3725), "1 h 2 min 5 s");
+        assert_eq!(crate::clock::span_in_words(90_061), "1 d 1 h 1 min 1 s");
         assert_eq!(rfc3339_secs(1_700_000_000), "2023-11-14T22:13:20Z");
     }
 }
