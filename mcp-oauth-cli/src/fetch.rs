@@ -15,6 +15,29 @@ use serde_json::{Map, Value};
 /// The largest metadata document or token response read.
 pub(crate) const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 
+/// The strings of a metadata member that is a JSON array (`authorization_servers`,
+/// `scopes_supported`, …); nothing when it is absent or not an array, non-strings skipped.
+pub(crate) fn strings(member: Option<&Value>) -> Vec<String> {
+    member
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether a metadata member that is a JSON array lists `value`; `None` when the member is
+/// absent or not an array (the document says nothing).
+pub(crate) fn lists(member: Option<&Value>, value: &str) -> Option<bool> {
+    member
+        .and_then(Value::as_array)
+        .map(|items| items.iter().any(|item| item.as_str() == Some(value)))
+}
+
 /// An error and its sources, on one line.
 pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -179,13 +202,10 @@ impl<'a> ClientAuth<'a> {
         let Some(client_secret) = client_secret else {
             return Self::Public { client_id };
         };
-        let lists = |method: &str| {
-            server
-                .get("token_endpoint_auth_methods_supported")
-                .and_then(Value::as_array)
-                .map(|items| items.iter().any(|item| item.as_str() == Some(method)))
-        };
-        if lists("client_secret_basic") == Some(false) && lists("client_secret_post") == Some(true)
+        let advertised =
+            |method| lists(server.get("token_endpoint_auth_methods_supported"), method);
+        if advertised("client_secret_basic") == Some(false)
+            && advertised("client_secret_post") == Some(true)
         {
             Self::Post {
                 client_id,

@@ -67,17 +67,7 @@ pub async fn resource_metadata(
 
 /// The `authorization_servers` of a protected-resource metadata document.
 pub fn authorization_servers(metadata: &Map<String, Value>) -> Vec<String> {
-    metadata
-        .get("authorization_servers")
-        .and_then(Value::as_array)
-        .map(|servers| {
-            servers
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
+    fetch::strings(metadata.get("authorization_servers"))
 }
 
 /// The metadata of authorization server `issuer`, as [`fetch::authorization_server_metadata`]

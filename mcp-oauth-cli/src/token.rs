@@ -269,13 +269,6 @@ fn string_member<'a>(document: &'a Map<String, Value>, name: &str) -> Option<&'a
     document.get(name).and_then(Value::as_str)
 }
 
-fn lists(document: &Map<String, Value>, name: &str, value: &str) -> Option<bool> {
-    document
-        .get(name)
-        .and_then(Value::as_array)
-        .map(|items| items.iter().any(|item| item.as_str() == Some(value)))
-}
-
 /// POSTs `form` to the server's token endpoint through [`fetch::token_request`] (the
 /// endpoint checked `https` or loopback first), authenticating the client as the server
 /// supports ([`ClientAuth::for_server`]).
@@ -398,7 +391,7 @@ async fn authorization_code(
     let token_endpoint = string_member(server, "token_endpoint")
         .ok_or("the authorization server's metadata has no token_endpoint")?;
     fetch::require_https_or_loopback(token_endpoint).map_err(|e| format!("token_endpoint {e}"))?;
-    if lists(server, "code_challenge_methods_supported", "S256") != Some(true) {
+    if fetch::lists(server.get("code_challenge_methods_supported"), "S256") != Some(true) {
         return Err(
             "the authorization server does not list S256 in code_challenge_methods_supported: \
              MCP clients must not proceed without PKCE"

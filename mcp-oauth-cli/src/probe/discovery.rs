@@ -131,16 +131,7 @@ pub async fn run(probe: &mut Probe) -> Found {
         "RFC 9728 §3.3, §7.3",
     );
 
-    let servers: Vec<String> = metadata
-        .get("authorization_servers")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let servers = fetch::strings(metadata.get("authorization_servers"));
     probe.verdict(
         "metadata.authorization_servers",
         "`authorization_servers` lists an issuer",
@@ -153,16 +144,7 @@ pub async fn run(probe: &mut Probe) -> Found {
         "MCP authorization (authorization server location), RFC 9728 §2",
     );
 
-    found.scopes = metadata
-        .get("scopes_supported")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    found.scopes = fetch::strings(metadata.get("scopes_supported"));
     let offline = found.scopes.iter().any(|s| s == "offline_access");
     // SEP-2207: offline_access SHOULD NOT be advertised: a warning, not a failure.
     probe.advise(
@@ -179,16 +161,10 @@ pub async fn run(probe: &mut Probe) -> Found {
         "MCP 2026-07-28 (SEP-2207), RFC 9728 §2",
     );
 
-    found.dpop_algs = metadata
-        .get("dpop_signing_alg_values_supported")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .filter(|a| !a.is_empty());
+    found.dpop_algs = Some(fetch::strings(
+        metadata.get("dpop_signing_alg_values_supported"),
+    ))
+    .filter(|algs| !algs.is_empty());
     found.dpop_required = metadata
         .get("dpop_bound_access_tokens_required")
         .and_then(Value::as_bool)
@@ -338,15 +314,11 @@ async fn authorization_server(probe: &mut Probe, issuer: &str) -> Option<Value> 
         jwks.map_or_else(|| format!("{issuer}: no jwks_uri"), str::to_owned),
         "RFC 8414 §2",
     );
-    let methods: Vec<&str> = document
-        .get("code_challenge_methods_supported")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+    let methods = fetch::strings(document.get("code_challenge_methods_supported"));
     probe.verdict(
         "as.pkce_s256",
         "PKCE S256 advertised (`code_challenge_methods_supported`)",
-        methods.contains(&"S256"),
+        methods.iter().any(|method| method == "S256"),
         if methods.is_empty() {
             format!("{issuer}: not advertised: MCP clients refuse to proceed")
         } else {
