@@ -216,15 +216,7 @@ const CORS_SPEC: &str = "MCP authorization (browser clients), Fetch §3.2";
 /// The `resource_metadata` the credential-less 401's challenge names, if any (the first
 /// Bearer or DPoP challenge that has one).
 async fn challenged_metadata_url(probe: &mut Probe) -> Option<String> {
-    let url = probe.url.clone();
-    let reply = probe
-        .send(|http| {
-            http.post(&url)
-                .header("accept", super::ACCEPT)
-                .json(&super::mcp_initialize(1))
-        })
-        .await
-        .ok()?;
+    let reply = probe.initialize_with(&[]).await.ok()?;
     reply.challenges().into_iter().find_map(|(_, parsed)| {
         let (_, params) = parsed?;
         super::param(&params, "resource_metadata").map(str::to_owned)

@@ -11,7 +11,7 @@ use mcp_oauth::challenge::Scheme;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::{ACCEPT, Found, Probe, Reply, mcp_initialize, param};
+use super::{Found, Probe, Reply, param};
 use crate::report::Status;
 
 const SPEC: &str = "RFC 9449 §7.1";
@@ -167,20 +167,19 @@ pub async fn run(probe: &mut Probe, found: &Found, token: Option<&str>) {
 }
 
 async fn send(probe: &mut Probe, token: &str, proof: Option<&str>) -> Result<Reply, String> {
-    let url = probe.url.clone();
-    probe
-        .send(|http| {
-            let request = http
-                .post(&url)
-                .header("accept", ACCEPT)
-                .header("authorization", format!("DPoP {token}"))
-                .json(&mcp_initialize(1));
-            match proof {
-                Some(proof) => request.header("dpop", proof),
-                None => request,
-            }
-        })
-        .await
+    let authorization = format!("DPoP {token}");
+    match proof {
+        Some(proof) => {
+            probe
+                .initialize_with(&[("authorization", &authorization), ("dpop", proof)])
+                .await
+        }
+        None => {
+            probe
+                .initialize_with(&[("authorization", &authorization)])
+                .await
+        }
+    }
 }
 
 /// Passes a 401 with a `DPoP` challenge carrying `algs`; warns when the challenge has no

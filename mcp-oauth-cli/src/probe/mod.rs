@@ -59,14 +59,7 @@ pub async fn run(args: ProbeArgs) -> Result<ExitCode, String> {
     }
     // Reachable at all? A transport error on the first request is exit status 2.
     probe.progress("connecting");
-    let target = probe.url.clone();
-    let first = probe
-        .send(|http| {
-            http.post(&target)
-                .header("accept", ACCEPT)
-                .json(&mcp_initialize(1))
-        })
-        .await;
+    let first = probe.initialize_with(&[]).await;
     if let Err(error) = first {
         return Err(format!("cannot reach {}: {error}", args.url));
     }
@@ -228,6 +221,21 @@ impl Probe {
     /// Sends the request `build` makes, again after each 429 whose `Retry-After` fits in
     /// what is left of [`RETRY_BUDGET`] (a 429 without one is retried after 1 s). Returns the
     /// last answer (a 429 when the budget ran out), or the transport error.
+    /// POSTs an MCP `initialize` to the endpoint with `headers` (an `Authorization`, a
+    /// proof, a foreign `Origin` or `Host`…): the request most checks start from.
+    pub async fn initialize_with(&mut self, headers: &[(&str, &str)]) -> Result<Reply, String> {
+        let url = self.url.clone();
+        self.send(|http| {
+            headers.iter().fold(
+                http.post(&url)
+                    .header("accept", ACCEPT)
+                    .json(&mcp_initialize(1)),
+                |request, (name, value)| request.header(*name, *value),
+            )
+        })
+        .await
+    }
+
     pub async fn send(
         &mut self,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,

@@ -6,7 +6,7 @@ use mcp_oauth::challenge::Scheme;
 use mcp_oauth::tools::TOOL_SCOPES_META_KEY;
 use serde_json::{Value, json};
 
-use super::{ACCEPT, Found, Probe, Reply, clip, mcp_initialize, param, token_scopes};
+use super::{ACCEPT, Found, Probe, Reply, clip, param, token_scopes};
 use crate::ProbeArgs;
 use crate::report::Status;
 
@@ -141,14 +141,9 @@ async fn open(
     spec: &str,
     refused: impl FnOnce(String) -> String,
 ) -> Option<Session> {
-    let url = probe.url.clone();
+    let authorization = format!("Bearer {token}");
     let reply = probe
-        .send(|http| {
-            http.post(&url)
-                .header("accept", ACCEPT)
-                .header("authorization", format!("Bearer {token}"))
-                .json(&mcp_initialize(1))
-        })
+        .initialize_with(&[("authorization", &authorization)])
         .await;
     let reply = match reply {
         Ok(reply) => reply,

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcp_oauth::challenge::Scheme;
 use serde_json::json;
 
-use super::{ACCEPT, Found, Probe, Reply, echoes, mcp_initialize, param};
+use super::{Found, Probe, Reply, echoes, param};
 use crate::report::Status;
 
 /// Runs the group.
@@ -18,19 +18,10 @@ pub async fn run(probe: &mut Probe, found: &Found) {
 
 /// POSTs an `initialize` with `authorization` (none: no header).
 async fn post(probe: &mut Probe, authorization: Option<&str>) -> Result<Reply, String> {
-    let url = probe.url.clone();
-    probe
-        .send(|http| {
-            let request = http
-                .post(&url)
-                .header("accept", ACCEPT)
-                .json(&mcp_initialize(1));
-            match authorization {
-                Some(value) => request.header("authorization", value),
-                None => request,
-            }
-        })
-        .await
+    match authorization {
+        Some(value) => probe.initialize_with(&[("authorization", value)]).await,
+        None => probe.initialize_with(&[]).await,
+    }
 }
 
 async fn discovery_challenge(probe: &mut Probe, found: &Found) {
@@ -315,12 +306,7 @@ async fn rebinding(probe: &mut Probe) {
     const SPEC: &str = "MCP transports (DNS rebinding: servers MUST validate Origin)";
     let url = probe.url.clone();
     match probe
-        .send(|http| {
-            http.post(&url)
-                .header("accept", ACCEPT)
-                .header("origin", "http://evil.example")
-                .json(&mcp_initialize(1))
-        })
+        .initialize_with(&[("origin", "http://evil.example")])
         .await
     {
         Ok(reply) => {
@@ -365,15 +351,7 @@ async fn rebinding(probe: &mut Probe) {
     }
     let port = parsed.and_then(|u| u.port_or_known_default()).unwrap_or(80);
     let host = format!("evil.example:{port}");
-    match probe
-        .send(|http| {
-            http.post(&url)
-                .header("accept", ACCEPT)
-                .header("host", &host)
-                .json(&mcp_initialize(1))
-        })
-        .await
-    {
+    match probe.initialize_with(&[("host", &host)]).await {
         Ok(reply) => {
             if !probe.skipped_for_429(&reply, "rebinding.host", HOST_TITLE, HOST_SPEC) {
                 let refused = matches!(reply.status, 400 | 403 | 421);
