@@ -82,11 +82,21 @@ pub struct ProbeArgs {
     pub url: String,
     /// An access token for the resource: enables the checks that need one (or
     /// MCP_OAUTH_TOKEN, which `ps` does not show).
-    #[arg(long, env = "MCP_OAUTH_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "MCP_OAUTH_TOKEN",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub token: Option<String>,
     /// A token lacking the scopes of the scoped operations (with --call: each must get 403;
     /// or MCP_OAUTH_TOKEN_LOW).
-    #[arg(long, env = "MCP_OAUTH_TOKEN_LOW", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "MCP_OAUTH_TOKEN_LOW",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub token_low: Option<String>,
     /// Get a token by client credentials from the advertised authorization server.
     #[arg(long, requires_all = ["client_id", "client_secret"])]
@@ -95,7 +105,12 @@ pub struct ProbeArgs {
     #[arg(long)]
     pub client_id: Option<String>,
     /// The client secret for --client-credentials (or MCP_OAUTH_CLIENT_SECRET).
-    #[arg(long, env = "MCP_OAUTH_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "MCP_OAUTH_CLIENT_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub client_secret: Option<String>,
     /// Call each scoped operation with --token-low (real calls: a broken server may act on them).
     #[arg(long)]
@@ -133,7 +148,12 @@ pub struct GetArgs {
     #[arg(long)]
     pub client_id: String,
     /// The client secret (client credentials; or MCP_OAUTH_CLIENT_SECRET).
-    #[arg(long, env = "MCP_OAUTH_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "MCP_OAUTH_CLIENT_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub client_secret: Option<String>,
     /// The scopes to ask for, space-separated.
     #[arg(long)]
@@ -197,5 +217,52 @@ async fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Secrets and tokens are base64url: one in 64 begins with `-` (a CI run met one).
+    #[test]
+    fn secrets_and_tokens_may_begin_with_a_hyphen() {
+        let cli = Cli::try_parse_from([
+            "mcp-oauth",
+            "token",
+            "get",
+            "--resource",
+            "https://a.example/mcp",
+            "--client-id",
+            "c",
+            "--client-secret",
+            "-Zsecret",
+        ])
+        .unwrap();
+        let Command::Token(TokenCommand::Get(args)) = cli.command else {
+            panic!("not token get")
+        };
+        assert_eq!(args.client_secret.as_deref(), Some("-Zsecret"));
+
+        let cli = Cli::try_parse_from([
+            "mcp-oauth",
+            "probe",
+            "https://a.example/mcp",
+            "--token",
+            "-a.b.c",
+            "--token-low",
+            "-d.e.f",
+            "--client-id",
+            "c",
+            "--client-secret",
+            "-s",
+        ])
+        .unwrap();
+        let Command::Probe(args) = cli.command else {
+            panic!("not probe")
+        };
+        assert_eq!(args.token.as_deref(), Some("-a.b.c"));
+        assert_eq!(args.token_low.as_deref(), Some("-d.e.f"));
+        assert_eq!(args.client_secret.as_deref(), Some("-s"));
     }
 }
