@@ -2,9 +2,12 @@
 //!
 //! [`TestIssuer`] serves RFC 8414 / OpenID discovery and a JWKS on 127.0.0.1, mints any
 //! token (any claims, `kid`, `alg`, `typ`, expiry, invalid ones too), rotates and removes keys,
-//! counts requests, and can be made slow, failing or garbage-serving.
+//! counts requests, and can be made slow, failing or garbage-serving. [`HttpsServer`] serves
+//! a router over https on loopback, with a certificate from [`TEST_ROOT_CA_PEM`], a test
+//! root CA whose keys are public.
 
 pub mod dpop;
+pub mod https;
 mod issuer;
 pub mod keys;
 pub(crate) mod listener;
@@ -12,6 +15,7 @@ pub(crate) mod listener;
 mod redis;
 
 pub use dpop::DpopKey;
+pub use https::{HttpsServer, TEST_ROOT_CA_PEM, https_client, trust_only};
 pub use issuer::{Fault, TestIssuer, TestIssuerBuilder, TokenBuilder};
 pub use keys::{SigningAlgorithm, SigningKey, compact_jws};
 #[cfg(feature = "redis")]
