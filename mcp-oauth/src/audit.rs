@@ -33,6 +33,17 @@
 //! | [`remote_addr`](AuditEvent::remote_addr) | `remote_addr` | `remote_addr` | the client address, when known (see [`ClientAddress`](crate::http::ClientAddress)) |
 //! | [`retry_after`](AuditEvent::retry_after) | `retry_after_secs` | `retry_after_secs` | for 429 and 503, the `Retry-After` sent |
 //! | [`rate_limit_fallback`](AuditEvent::rate_limit_fallback) | `rate_limit_fallback` (only when `true`) | `rate_limit_fallback` | the shared rate-limit store was unreachable: this replica applied its local share of each budget (see [`crate::rate_limit::RateLimitStore::is_degraded`]) |
+//! | [`downstream`](AuditEvent::downstream) | `downstream_audience`, `downstream_scopes`, `act`, `downstream_error`, `downstream_fingerprint` | `downstream` (object) | only in token-exchange events, below |
+//!
+//! **Token exchange.** A tool that obtains a token for a downstream API on the caller's
+//! behalf ([`crate::exchange`]) adds one event per exchange to the request's trail, with the
+//! request's `request_id`, `issuer`, `subject`, `client_id` and `fingerprint` (the incoming
+//! token's), and [`downstream`](AuditEvent::downstream): the audience asked for, the scopes
+//! granted (or asked for, when refused), the exchanged token's `act` claim (who acts for
+//! the subject: this server) as compact JSON, the authorization server's error code when
+//! refused, and the exchanged token's fingerprint. Its `reason` is
+//! [`reason::TOKEN_EXCHANGED`], [`reason::TOKEN_EXCHANGE_CACHED`] (no call made: `status` 0)
+//! or [`reason::TOKEN_EXCHANGE_FAILED`]; `status` is the token endpoint's answer.
 //!
 //! The raw token never reaches an event: only its fingerprint does. Subject, client id and
 //! scopes come from a token whose signature verified, never from a refused one.
@@ -111,6 +122,57 @@ pub mod reason {
     /// 503: the shared session store could not say whose the presented session is (fail
     /// closed; see [`crate::http::SessionCheck::Unavailable`]).
     pub const SESSION_STORE_UNAVAILABLE: &str = "session_store_unavailable";
+    /// A token exchange: the authorization server issued a token for a downstream API (see
+    /// [`crate::exchange`]).
+    pub const TOKEN_EXCHANGED: &str = "token_exchanged";
+    /// A token exchange answered from the cache (no call to the authorization server).
+    pub const TOKEN_EXCHANGE_CACHED: &str = "token_exchange_cached";
+    /// A token exchange that produced no token: refused by the authorization server, or
+    /// the server unreachable, or the downstream audience not allowed; the `downstream`
+    /// object's `error` says which.
+    pub const TOKEN_EXCHANGE_FAILED: &str = "token_exchange_failed";
+}
+
+/// What a token exchange asked for and obtained; the [`downstream`](AuditEvent::downstream)
+/// of an exchange event. Never holds a token, only its fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DownstreamAudit {
+    /// The downstream audience (the `audience`/`resource` values, space-separated).
+    pub audience: String,
+    /// The scopes granted (or asked for, when the exchange failed).
+    pub scopes: Vec<String>,
+    /// The exchanged token's `act` claim as compact JSON (`{"sub":"calendar-server"}`),
+    /// when the token is a JWT that carries one.
+    pub act: Option<String>,
+    /// Why the exchange failed: the authorization server's error code (`invalid_grant`,
+    /// `invalid_target`, …) or this library's (`audience_not_allowed`, `unavailable`, …).
+    pub error: Option<String>,
+    /// The exchanged token's fingerprint (never the token).
+    pub token_fingerprint: Option<TokenFingerprint>,
+}
+
+impl DownstreamAudit {
+    /// An exchange of `audience` for `scopes`, nothing else known yet.
+    pub fn new(audience: impl Into<String>, scopes: Vec<String>) -> Self {
+        Self {
+            audience: audience.into(),
+            scopes,
+            act: None,
+            error: None,
+            token_fingerprint: None,
+        }
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "audience": self.audience,
+            "scopes": self.scopes,
+            "act": self.act,
+            "error": self.error,
+            "token_fingerprint": self.token_fingerprint.map(|f| f.to_string()),
+        })
+    }
 }
 
 /// Whether the request went to the endpoint.
@@ -182,6 +244,8 @@ pub struct AuditEvent {
     /// The rate limits were decided on this replica's local share of each budget: the
     /// shared store was unreachable.
     pub rate_limit_fallback: bool,
+    /// For a token-exchange event, what was exchanged (see the module docs).
+    pub downstream: Option<DownstreamAudit>,
 }
 
 impl AuditEvent {
@@ -207,6 +271,7 @@ impl AuditEvent {
             remote_addr: None,
             retry_after: None,
             rate_limit_fallback: false,
+            downstream: None,
         }
     }
 
@@ -238,6 +303,7 @@ impl AuditEvent {
             "remote_addr": self.remote_addr.map(|a| a.to_string()),
             "retry_after_secs": self.retry_after.map(|d| d.as_secs()),
             "rate_limit_fallback": self.rate_limit_fallback,
+            "downstream": self.downstream.as_ref().map(DownstreamAudit::to_json),
         })
     }
 }
@@ -386,6 +452,11 @@ impl TracingSink {
             remote_addr,
             retry_after_secs,
             rate_limit_fallback,
+            downstream_audience,
+            downstream_scopes,
+            act,
+            downstream_error,
+            downstream_fingerprint,
             message
         ) || log::log_enabled!(target: TARGET, log::Level::Info)
     }
@@ -410,6 +481,11 @@ impl AuditSink for TracingSink {
         let fingerprint = event.fingerprint.map(|f| f.to_string());
         let remote_addr = event.remote_addr.map(|a| a.to_string());
         let retry_after = event.retry_after.map(|d| d.as_secs());
+        let downstream = event.downstream.as_ref();
+        let downstream_scopes = downstream.map(|d| join(&d.scopes));
+        let downstream_fingerprint = downstream
+            .and_then(|d| d.token_fingerprint)
+            .map(|f| f.to_string());
         macro_rules! emit {
             ($message:literal) => {
                 tracing::info!(
@@ -433,13 +509,20 @@ impl AuditSink for TracingSink {
                     remote_addr = remote_addr.as_deref(),
                     retry_after_secs = retry_after,
                     rate_limit_fallback = event.rate_limit_fallback.then_some(true),
+                    downstream_audience = downstream.map(|d| d.audience.as_str()),
+                    downstream_scopes = downstream_scopes.as_deref(),
+                    act = downstream.and_then(|d| d.act.as_deref()),
+                    downstream_error = downstream.and_then(|d| d.error.as_deref()),
+                    downstream_fingerprint = downstream_fingerprint.as_deref(),
                     $message
                 )
             };
         }
-        match event.outcome {
-            Outcome::Allowed => emit!("access allowed"),
-            Outcome::Refused => emit!("access refused"),
+        match (event.outcome, downstream.is_some()) {
+            (Outcome::Allowed, false) => emit!("access allowed"),
+            (Outcome::Refused, false) => emit!("access refused"),
+            (Outcome::Allowed, true) => emit!("token exchanged"),
+            (Outcome::Refused, true) => emit!("token exchange failed"),
         }
     }
 }

@@ -64,6 +64,7 @@ pub mod challenge;
 pub mod clock;
 pub mod crypto;
 pub mod dpop;
+pub mod exchange;
 #[cfg(feature = "layer")]
 pub mod http;
 pub mod introspection;

@@ -61,6 +61,9 @@ pub mod names {
     pub const SHARED_STORE_FAILURES: &str = "mcp_oauth_shared_store_failures_total";
     /// Gauge: whether the shared store answers (1) or not (0).
     pub const SHARED_STORE_AVAILABLE: &str = "mcp_oauth_shared_store_available";
+    /// Counter: token exchanges for downstream APIs by `reason` (`token_exchanged`,
+    /// `token_exchange_cached`, `token_exchange_failed`).
+    pub const TOKEN_EXCHANGES: &str = "mcp_oauth_token_exchanges_total";
 }
 
 /// Records a shared-store operation that failed or timed out.
@@ -79,6 +82,14 @@ pub(crate) fn record_shared_store_available(available: bool) {
     ::metrics::gauge!(names::SHARED_STORE_AVAILABLE).set(if available { 1.0 } else { 0.0 });
     #[cfg(not(feature = "metrics"))]
     let _ = available;
+}
+
+/// Records one token exchange (`reason`: its audit reason).
+pub(crate) fn record_token_exchange(reason: &'static str) {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!(names::TOKEN_EXCHANGES, "reason" => reason).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = reason;
 }
 
 /// Records one decision (`outcome`: `allowed` or `refused`; `reason`: its audit reason).

@@ -30,12 +30,17 @@ use std::sync::Arc;
 use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{ErrorCode, MetaObject, Prompt, Resource, ResourceTemplate, Tool};
+use rmcp::handler::server::tool::IntoCallToolResult;
+use rmcp::model::{
+    CallToolResponse, CallToolResult, ContentBlock, ErrorCode, MetaObject, Prompt, Resource,
+    ResourceTemplate, Tool,
+};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 use serde_json::{Value, json};
 
 use crate::access::{AccessPolicy, check_tool_scopes};
+use crate::exchange::{Downstream, ExchangeError};
 use crate::operations::{Operation, PromptTable, ResourceTable};
 use crate::resource::ProtectedResource;
 use crate::scopes::{ScopeHierarchy, ScopeSet};
@@ -196,6 +201,78 @@ impl<C: AsRequestContext> FromContextPart<C> for Authenticated {
         verified_token(context.as_request_context())
             .map(Authenticated)
             .ok_or_else(unauthenticated)
+    }
+}
+
+/// Token exchange for the request a tool serves ([`crate::exchange::Downstream`]), as an
+/// rmcp extractor beside [`Authenticated`]. Fails the call (an error saying
+/// [`ExchangeError::NotConfigured`]) when the HTTP layer keeps no token for exchange ([`OAuthLayerBuilder::token_exchange`](crate::http::OAuthLayerBuilder::token_exchange)).
+impl<C: AsRequestContext> FromContextPart<C> for Downstream {
+    fn from_context_part(context: &mut C) -> Result<Self, ErrorData> {
+        let context = context.as_request_context();
+        let found = match context.extensions.get::<Downstream>() {
+            Some(downstream) => Some(downstream.clone()),
+            None => context
+                .extensions
+                .get::<http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<Downstream>().cloned()),
+        };
+        found.ok_or_else(|| {
+            if verified_token(context).is_none() {
+                unauthenticated()
+            } else {
+                ErrorData::internal_error(ExchangeError::NotConfigured.to_string(), None)
+            }
+        })
+    }
+}
+
+/// A failed exchange as a tool's answer: a step-up the configured mapping gives becomes the
+/// reserved insufficient-scope error (a 403 challenge on this resource, as
+/// [`require_scopes`] raises), anything else a tool error (`isError: true`) whose text says
+/// what happened and whose structured content carries the stable
+/// [`code`](ExchangeError::code), the downstream audience where known, and whether trying
+/// again later may help. A tool returns `Result<CallToolResult, ExchangeError>` and uses `?`.
+impl IntoCallToolResult for ExchangeError {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
+        if let ExchangeError::InsufficientScope {
+            step_up: Some(step_up),
+            ..
+        } = &self
+        {
+            return Err(insufficient_scope_error(step_up));
+        }
+        let audience = match &self {
+            ExchangeError::AudienceNotAllowed(audience)
+            | ExchangeError::InsufficientScope { audience, .. }
+            | ExchangeError::DownstreamRefused { audience, .. }
+            | ExchangeError::DownstreamUnavailable { audience, .. } => Some(audience.clone()),
+            _ => None,
+        };
+        let mut result = CallToolResult::error(vec![ContentBlock::text(self.to_string())]);
+        result.structured_content = Some(json!({
+            "error": self.code(),
+            "audience": audience,
+            "retryable": self.is_transient(),
+        }));
+        Ok(result.into())
+    }
+}
+
+/// A failed exchange as an rmcp error, for tools that return `Result<_, ErrorData>`: the
+/// step-up as [`IntoCallToolResult`] gives it, anything else an internal error carrying the
+/// [`code`](ExchangeError::code). Prefer returning [`ExchangeError`] itself: a tool error
+/// reaches the model, a protocol error only the client.
+impl From<ExchangeError> for ErrorData {
+    fn from(error: ExchangeError) -> Self {
+        if let ExchangeError::InsufficientScope {
+            step_up: Some(step_up),
+            ..
+        } = &error
+        {
+            return insufficient_scope_error(step_up);
+        }
+        ErrorData::internal_error(error.to_string(), Some(json!({ "error": error.code() })))
     }
 }
 

@@ -170,6 +170,7 @@ pub struct OAuthLayerBuilder {
     handle_key: Option<[u8; 32]>,
     dpop: DpopConfig,
     shared_state: Option<Arc<dyn SharedState>>,
+    exchanger: Option<crate::exchange::TokenExchanger>,
 }
 
 impl std::fmt::Debug for OAuthLayerBuilder {
@@ -315,6 +316,16 @@ impl OAuthLayerBuilder {
         self
     }
 
+    /// Lets tools obtain tokens for downstream APIs on the caller's behalf (RFC 8693 token
+    /// exchange; see [`crate::exchange`]). Only then does the layer keep the incoming token,
+    /// sealed in the request's [`Downstream`](crate::exchange::Downstream) (which a tool
+    /// takes as a parameter), never in a header the endpoint could forward; exchanges are
+    /// recorded by this layer's [audit sink](Self::audit_sink).
+    pub fn token_exchange(mut self, exchanger: crate::exchange::TokenExchanger) -> Self {
+        self.exchanger = Some(exchanger);
+        self
+    }
+
     /// The clock of rate limits, DPoP proofs and audit timestamps (default: the system
     /// clock; tests inject a [`ManualClock`](crate::clock::ManualClock)).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -444,6 +455,7 @@ impl OAuthLayerBuilder {
                 metadata_cache_control: cache_control,
                 config: self.config,
                 audit: self.audit,
+                exchanger: self.exchanger,
                 rate_limits: self.rate_limits,
                 client_address: self.client_address,
                 clock: self.clock,
@@ -488,6 +500,8 @@ pub(crate) struct Shared {
     pub(crate) dpop: Option<DpopVerifier>,
     pub(crate) metadata_cache_control: HeaderValue,
     pub(crate) audit: Arc<dyn AuditSink>,
+    /// The token exchanger tools reach through the request's `Downstream`, when configured.
+    pub(crate) exchanger: Option<crate::exchange::TokenExchanger>,
     pub(crate) rate_limits: RateLimits,
     pub(crate) client_address: ClientAddress,
     pub(crate) clock: Arc<dyn Clock>,
@@ -567,6 +581,7 @@ impl OAuthLayer {
             handle_key: None,
             dpop: DpopConfig::default(),
             shared_state: None,
+            exchanger: None,
         }
     }
 

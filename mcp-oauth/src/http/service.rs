@@ -30,6 +30,7 @@ use super::verify::verify_token;
 use crate::access::Requirement;
 use crate::audit::reason;
 use crate::challenge::Scheme;
+use crate::exchange::{AuditTrail, Downstream, IncomingToken};
 
 /// The service [`OAuthLayer`](super::OAuthLayer) wraps around an MCP endpoint.
 #[derive(Clone)]
@@ -269,6 +270,11 @@ where
     let form = form_body(shared, &parts, &mut body).await?;
     let identity = verify_token(shared, decision, presented, &parts, failed_auth).await?;
     let scheme = presented.scheme;
+    // Sealed, and kept only for an exchanger (see `crate::exchange::IncomingToken`).
+    let incoming = shared
+        .exchanger
+        .as_ref()
+        .map(|_| IncomingToken::new(presented.token, &identity));
     let principal = Principal::of(&identity);
     if parts.headers.contains_key(LAST_EVENT_ID_HEADER) {
         resume_for(shared, principal, &mut parts.headers, failed_auth).await?;
@@ -289,6 +295,23 @@ where
 
     // Tools must never see (or log) the raw token: it leaves with the header (and so does
     // the proof, which is bound to it).
+    if let (Some(exchanger), Some(incoming)) = (&shared.exchanger, incoming) {
+        let trail = AuditTrail {
+            sink: shared.audit.clone(),
+            request_id: decision.request_id.as_str().to_owned(),
+            remote_addr: decision.remote,
+            http_method: parts.method.as_str().to_owned(),
+        };
+        let hierarchy = shared.access.hierarchy().clone();
+        let downstream = Downstream::new(
+            exchanger.clone(),
+            incoming,
+            identity.clone(),
+            hierarchy,
+            trail,
+        );
+        parts.extensions.insert(downstream);
+    }
     parts.headers.remove(AUTHORIZATION);
     parts.headers.remove(crate::dpop::HEADER);
     parts.extensions.insert(identity);

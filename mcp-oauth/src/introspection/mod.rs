@@ -70,7 +70,8 @@ use url::Url;
 
 use crate::clock::Clock;
 use crate::http_client;
-use crate::loopback::{is_allowed_discovered_url, is_https_or_loopback_http};
+use crate::http_client::{FetchError, discover_endpoint, read_capped, request_error};
+use crate::loopback::is_https_or_loopback_http;
 use crate::store::StoreFuture;
 use crate::token::jws::{self, TokenShape};
 use crate::token::{
@@ -132,6 +133,42 @@ impl ClientAuth {
         match self {
             ClientAuth::SecretBasic { .. } => "client_secret_basic",
             ClientAuth::SecretPost { .. } => "client_secret_post",
+        }
+    }
+
+    /// Authenticates `request` to the authorization server: a `Basic` header, or the
+    /// credentials added to `form` (the request's form body).
+    pub(crate) fn authenticate(
+        &self,
+        request: reqwest::RequestBuilder,
+        form: &mut url::form_urlencoded::Serializer<'_, String>,
+    ) -> reqwest::RequestBuilder {
+        match self {
+            ClientAuth::SecretBasic {
+                client_id,
+                client_secret,
+            } => {
+                // RFC 6749 §2.3.1: each part form-urlencoded before joining.
+                let encode = |part: &str| {
+                    url::form_urlencoded::byte_serialize(part.as_bytes()).collect::<String>()
+                };
+                let credentials = format!("{}:{}", encode(client_id), encode(client_secret));
+                let mut value = reqwest::header::HeaderValue::try_from(format!(
+                    "Basic {}",
+                    STANDARD.encode(credentials)
+                ))
+                .expect("base64 is a valid header value");
+                value.set_sensitive(true);
+                request.header(reqwest::header::AUTHORIZATION, value)
+            }
+            ClientAuth::SecretPost {
+                client_id,
+                client_secret,
+            } => {
+                form.append_pair("client_id", client_id)
+                    .append_pair("client_secret", client_secret);
+                request
+            }
         }
     }
 }
@@ -969,29 +1006,7 @@ impl Inner {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
             form.append_pair("token", token)
                 .append_pair("token_type_hint", "access_token");
-            match &self.config.client_auth {
-                ClientAuth::SecretBasic {
-                    client_id,
-                    client_secret,
-                } => {
-                    // RFC 6749 §2.3.1: each part form-urlencoded before joining.
-                    let encode = |part: &str| {
-                        url::form_urlencoded::byte_serialize(part.as_bytes()).collect::<String>()
-                    };
-                    let credentials = format!("{}:{}", encode(client_id), encode(client_secret));
-                    request = request.header(
-                        reqwest::header::AUTHORIZATION,
-                        format!("Basic {}", STANDARD.encode(credentials)),
-                    );
-                }
-                ClientAuth::SecretPost {
-                    client_id,
-                    client_secret,
-                } => {
-                    form.append_pair("client_id", client_id)
-                        .append_pair("client_secret", client_secret);
-                }
-            }
+            request = self.config.client_auth.authenticate(request, &mut form);
             form.finish()
         };
         let response = request
@@ -1003,7 +1018,7 @@ impl Inner {
             .body(body)
             .send()
             .await
-            .map_err(request_error)?;
+            .map_err(|error| CallError::from(request_error(error)))?;
         read_body(response, self.config.max_response_bytes).await
     }
 
@@ -1040,85 +1055,34 @@ impl Inner {
 
     async fn discover(&self) -> Option<Url> {
         let issuer = &self.config.issuer;
-        for candidate in crate::key_set::discovery_urls(issuer).ok()? {
-            let Ok(url) = Url::parse(&candidate) else {
-                continue;
-            };
-            let response = match self
-                .client
-                .get(url)
-                .header(reqwest::header::ACCEPT, "application/json")
-                .send()
-                .await
-            {
-                Ok(response) => response,
-                Err(error) => {
-                    tracing::debug!(target: LOG_TARGET, url = %candidate, error = %request_error(error).describe(), "discovery candidate failed");
-                    continue;
+        match discover_endpoint(&self.client, issuer, "introspection_endpoint").await {
+            Ok(url) => Some(url),
+            Err(misses) => {
+                for miss in misses {
+                    tracing::warn!(target: LOG_TARGET, url = %miss.url, why = %miss.why, "discovery candidate failed");
                 }
-            };
-            let Ok(body) = read_body(response, 256 * 1024).await else {
-                continue;
-            };
-            let Ok(document) = serde_json::from_slice::<serde_json::Value>(&body) else {
-                continue;
-            };
-            // RFC 8414 §3.3: the document must be the issuer's own.
-            if document.get("issuer").and_then(|v| v.as_str()) != Some(issuer.as_str()) {
-                tracing::warn!(target: LOG_TARGET, url = %candidate, "discovery document names another issuer; ignored");
-                continue;
-            }
-            // https, or plain http only when the issuer itself is a loopback (dev) issuer: a
-            // real issuer's document must not steer tokens to local services.
-            let endpoint = document
-                .get("introspection_endpoint")
-                .and_then(|v| v.as_str())
-                .and_then(|v| Url::parse(v).ok())
-                .filter(|url| is_allowed_discovered_url(issuer, url));
-            match endpoint {
-                Some(endpoint) => return Some(endpoint),
-                None => {
-                    tracing::warn!(target: LOG_TARGET, url = %candidate, "discovery document has no usable introspection_endpoint")
-                }
+                None
             }
         }
-        None
     }
-}
-
-fn request_error(error: reqwest::Error) -> CallError {
-    if error.is_timeout() {
-        return CallError::Timeout;
-    }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    CallError::Request(text)
 }
 
 /// A 200 response's body, read up to `limit` bytes.
-async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, CallError> {
-    if response.status() != reqwest::StatusCode::OK {
-        return Err(CallError::Status(response.status().as_u16()));
+async fn read_body(response: reqwest::Response, limit: usize) -> Result<Vec<u8>, CallError> {
+    match read_capped(response, limit).await? {
+        (reqwest::StatusCode::OK, body) => Ok(body),
+        (status, _) => Err(CallError::Status(status.as_u16())),
     }
-    if response
-        .content_length()
-        .is_some_and(|len| len > limit as u64)
-    {
-        return Err(CallError::TooLarge);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(request_error)? {
-        if body.len() + chunk.len() > limit {
-            return Err(CallError::TooLarge);
+}
+
+impl From<FetchError> for CallError {
+    fn from(error: FetchError) -> Self {
+        match error {
+            FetchError::Request(text) => CallError::Request(text),
+            FetchError::Timeout => CallError::Timeout,
+            FetchError::TooLarge => CallError::TooLarge,
         }
-        body.extend_from_slice(&chunk);
     }
-    Ok(body)
 }
 
 fn record(elapsed: Duration, outcome: &'static str) {
