@@ -144,13 +144,20 @@ impl Inner {
         let client = self.authenticate(headers, &params, false)?;
         let grant = match params.get("grant_type") {
             None => return Err(OAuthError::invalid_request("grant_type is missing")),
-            Some(name) => GrantType::parse(name).ok_or_else(|| {
-                OAuthError::new(
-                    StatusCode::BAD_REQUEST,
-                    "unsupported_grant_type",
-                    "supported: authorization_code, refresh_token, client_credentials",
-                )
-            })?,
+            Some(name) => GrantType::parse(name)
+                .filter(|grant| self.config.offers(*grant))
+                .ok_or_else(|| {
+                    let supported: Vec<&str> = GrantType::ALL
+                        .into_iter()
+                        .filter(|grant| self.config.offers(*grant))
+                        .map(GrantType::name)
+                        .collect();
+                    OAuthError::new(
+                        StatusCode::BAD_REQUEST,
+                        "unsupported_grant_type",
+                        format!("supported: {}", supported.join(", ")),
+                    )
+                })?,
         };
         if !client.allows(grant) {
             return Err(OAuthError::new(
@@ -166,6 +173,7 @@ impl Inner {
             GrantType::ClientCredentials => self.client_credentials(&client, &params, proof, now),
             GrantType::AuthorizationCode => self.authorization_code(&client, &params, proof, now),
             GrantType::RefreshToken => self.refresh_token(&client, &params, proof, now),
+            GrantType::TokenExchange => self.token_exchange(&client, &params, proof, now),
         }
     }
 
@@ -294,7 +302,7 @@ impl Inner {
             subject: &grant.subject,
             client_id: &client.id,
             scopes: &grant.scopes,
-            audience: &grant.resource,
+            audiences: std::slice::from_ref(&grant.resource),
             dpop: proof,
         };
         let issued = self.sign_access_token(jti, &access, now);
@@ -397,7 +405,7 @@ impl Inner {
             subject: &subject,
             client_id: &client.id,
             scopes: &requested,
-            audience: &audience,
+            audiences: std::slice::from_ref(&audience),
             dpop: proof,
         };
         let issued = self.sign_access_token(jti, &access, now);
@@ -470,6 +478,7 @@ impl Inner {
                 let mut grants = Vec::new();
                 for name in names {
                     let grant = GrantType::parse(&name)
+                        .filter(|grant| *grant != GrantType::TokenExchange)
                         .ok_or_else(|| metadata_error("unsupported grant type"))?;
                     if !grants.contains(&grant) {
                         grants.push(grant);
@@ -595,6 +604,7 @@ impl Inner {
             "iat",
             "jti",
             "cnf",
+            "act",
         ] {
             if let Some(value) = claims.get(name) {
                 response.insert(name.to_owned(), value.clone());
@@ -769,7 +779,11 @@ pub(super) struct OAuthError {
 }
 
 impl OAuthError {
-    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+    pub(super) fn new(
+        status: StatusCode,
+        error: &'static str,
+        description: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             error,
@@ -777,23 +791,23 @@ impl OAuthError {
         }
     }
 
-    fn invalid_request(description: impl Into<String>) -> Self {
+    pub(super) fn invalid_request(description: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
     }
 
-    fn invalid_client(description: impl Into<String>) -> Self {
+    pub(super) fn invalid_client(description: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
     }
 
-    fn invalid_grant(description: impl Into<String>) -> Self {
+    pub(super) fn invalid_grant(description: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
     }
 
-    fn invalid_scope(description: impl Into<String>) -> Self {
+    pub(super) fn invalid_scope(description: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
     }
 
-    fn invalid_target(description: impl Into<String>) -> Self {
+    pub(super) fn invalid_target(description: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_target", description)
     }
 

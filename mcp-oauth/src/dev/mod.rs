@@ -11,9 +11,9 @@
 //! | `GET /jwks` | the public signing key |
 //! | `GET /authorize` | authorization code + PKCE (S256 only) for the dev user: approved at once for a loopback redirect URI, else a consent page |
 //! | `POST /authorize` | the consent page's answer ("Allow" or "Deny") |
-//! | `POST /token` | `authorization_code`, `refresh_token` (rotating), `client_credentials`; with a `DPoP` proof, DPoP-bound tokens |
+//! | `POST /token` | `authorization_code`, `refresh_token` (rotating), `client_credentials`, and RFC 8693 token exchange when [configured](DevAuthorizationServerBuilder::exchange_audiences); with a `DPoP` proof, DPoP-bound tokens |
 //! | `POST /register` | RFC 7591 dynamic client registration (open; loopback redirect URIs only unless [configured](DevAuthorizationServerBuilder::allow_redirect_hosts)) |
-//! | `POST /introspect` | RFC 7662 introspection (client-authenticated) |
+//! | `POST /introspect` | RFC 7662 introspection (client-authenticated; exchanged tokens report `act`) |
 //! | `POST /revoke` | RFC 7009 revocation |
 //!
 //! It is a development tool: plain HTTP on loopback, every authorization request made for a
@@ -43,12 +43,37 @@
 //! and the access tokens refreshed are bound to it. Introspection reports `cnf`. No server
 //! nonces are asked for. Requests without a `DPoP` header get bearer tokens, as ever.
 //!
+//! Token exchange (RFC 8693), offered only when
+//! [`exchange_audiences`](DevAuthorizationServerBuilder::exchange_audiences) are configured:
+//! `grant_type=urn:ietf:params:oauth:grant-type:token-exchange` with a `subject_token` of
+//! type `urn:ietf:params:oauth:token-type:access_token` (the only type taken or issued) and
+//! one or more `audience` and/or `resource` parameters, each in the allow-list
+//! (`invalid_target` otherwise), which become the new token's `aud`. The client must be
+//! confidential (`unauthorized_client` otherwise), authenticated as at every grant, and an
+//! audience of the subject token: its `aud` names the client's id or a resource the client
+//! [is the resource server of](DevAuthorizationServerBuilder::resource_server). The subject
+//! token must be an unexpired, unrevoked access token of this server, and when it carries
+//! `may_act` (RFC 8693 §4.4) that claim must name the client (`sub`; `iss`, if present, this
+//! server); every such refusal is `invalid_grant`. `scope` may ask for scopes both the subject
+//! token and the client have (`invalid_scope` otherwise); without it the token gets those
+//! they share. The new token keeps the subject token's `sub`, names the client in `client_id`
+//! and in `act: {"sub": <client>}` (nesting the subject token's own `act`, if any, under it),
+//! and expires no later than the subject token nor past the access-token lifetime; no refresh
+//! token is issued. An `actor_token` (with `actor_token_type` access_token) is optional and
+//! checked only for consistency: it must be an access token of this server for the client
+//! itself (its `client_credentials` token). With a `DPoP` proof the token is DPoP-bound and
+//! `token_type` is `DPoP`. The response carries `issued_token_type`
+//! (`urn:ietf:params:oauth:token-type:access_token`); each exchange is logged in one line
+//! (the subject token's fingerprint, the client, the audiences and scopes). Exchanged tokens
+//! are introspected and revoked (by the exchanging client) like any other access token.
+//!
 //! Raw tokens and secrets are never logged; log lines carry at most a short SHA-256 prefix.
 
 mod authorize;
 mod cors;
 mod dpop;
 mod endpoints;
+mod exchange;
 mod pages;
 mod params;
 mod server;
@@ -61,7 +86,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
@@ -145,6 +170,8 @@ pub struct DevAuthorizationServerBuilder {
     max_entries: usize,
     redirect_hosts: Vec<String>,
     revocations: Option<crate::revocation::Revocations>,
+    exchange_audiences: Vec<String>,
+    resource_servers: Vec<(String, String)>,
 }
 
 impl fmt::Debug for DevAuthorizationServerBuilder {
@@ -162,6 +189,8 @@ impl fmt::Debug for DevAuthorizationServerBuilder {
             .field("max_entries", &self.max_entries)
             .field("redirect_hosts", &self.redirect_hosts)
             .field("revocations", &self.revocations)
+            .field("exchange_audiences", &self.exchange_audiences)
+            .field("resource_servers", &self.resource_servers)
             .finish()
     }
 }
@@ -181,6 +210,8 @@ impl Default for DevAuthorizationServerBuilder {
             max_entries: DEFAULT_MAX_ENTRIES,
             redirect_hosts: Vec::new(),
             revocations: None,
+            exchange_audiences: Vec::new(),
+            resource_servers: Vec::new(),
         }
     }
 }
@@ -300,6 +331,52 @@ impl DevAuthorizationServerBuilder {
         self
     }
 
+    /// Offers RFC 8693 token exchange for these downstream audiences (adding to those given
+    /// before): a confidential client that is an audience of an access token of this server
+    /// may trade it at `POST /token` for a token whose `aud` is one or more of them (the
+    /// request's `audience` and `resource` parameters), for the same subject, naming the
+    /// client in `act`. See the [module](self) documentation for the rules.
+    ///
+    /// Empty (the default): the grant is not offered, not advertised in
+    /// `grant_types_supported`, and a request for it is `unsupported_grant_type`. An audience
+    /// is any string without whitespace or control characters, compared exactly.
+    ///
+    /// ```
+    /// use mcp_oauth::dev::DevAuthorizationServer;
+    ///
+    /// let builder = DevAuthorizationServer::builder()
+    ///     .exchange_audiences(["https://calendar-api.example.test"]);
+    /// assert!(format!("{builder:?}").contains("calendar-api"));
+    /// ```
+    pub fn exchange_audiences<I, S>(mut self, audiences: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.exchange_audiences
+            .extend(audiences.into_iter().map(Into::into));
+        self
+    }
+
+    /// Declares that the pre-registered confidential client `client_id` (see
+    /// [`client`](Self::client)) *is* the resource server `resource`: it counts as an audience
+    /// of the access tokens whose `aud` contains `resource`, and may exchange them (token
+    /// exchange, [`exchange_audiences`](Self::exchange_audiences)). A client also counts as
+    /// an audience of the tokens whose `aud` contains its `client_id`. Call again to declare
+    /// more.
+    ///
+    /// [`start`](Self::start) fails if `client_id` is not a pre-registered client (the
+    /// default [`DEFAULT_CLIENT_ID`] included); pre-registered clients are all confidential.
+    pub fn resource_server(
+        mut self,
+        client_id: impl Into<String>,
+        resource: impl Into<String>,
+    ) -> Self {
+        self.resource_servers
+            .push((client_id.into(), resource.into()));
+        self
+    }
+
     /// Binds 127.0.0.1 and serves on the current tokio runtime.
     ///
     /// # Errors
@@ -309,7 +386,9 @@ impl DevAuthorizationServerBuilder {
     /// configuration is invalid: a resource that is not an absolute URL without fragment, a
     /// malformed scope, a client scope the server does not grant, an empty or duplicate
     /// client id or secret, a malformed redirect URI, a symmetric signing algorithm, a zero
-    /// lifetime, a malformed [redirect host](Self::allow_redirect_hosts).
+    /// lifetime, a malformed [redirect host](Self::allow_redirect_hosts) or
+    /// [exchange audience](Self::exchange_audiences), a [resource
+    /// server](Self::resource_server) that is not a pre-registered client.
     pub async fn start(self) -> io::Result<DevAuthorizationServer> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(io::Error::other(
@@ -332,6 +411,8 @@ impl DevAuthorizationServerBuilder {
             max_entries: self.max_entries,
             redirect_hosts: self.redirect_hosts,
             revocations: self.revocations,
+            exchange_audiences: self.exchange_audiences,
+            resource_servers: self.resource_servers,
         })?;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).await?;
         let addr = listener.local_addr()?;
@@ -499,10 +580,41 @@ impl DevAuthorizationServer {
     /// checked: `subject`, `client_id` and `scopes` are taken as given (an empty `scopes`
     /// gives a token without `scope`).
     pub fn mint_access_token(&self, subject: &str, client_id: &str, scopes: &[&str]) -> String {
+        self.mint_access_token_with_claims(subject, client_id, scopes, Map::new())
+    }
+
+    /// Mints an access token as [`mint_access_token`](Self::mint_access_token) does, with
+    /// `extra` claims added, for tests: a `may_act` or `act` claim, say. An extra claim
+    /// replaces the standard claim of the same name (`aud`, `exp`, …), so that a test can
+    /// shape the token freely; the token is still signed by the server's key and is judged by
+    /// its endpoints (introspection, token exchange) like any other.
+    ///
+    /// ```
+    /// use mcp_oauth::dev::DevAuthorizationServer;
+    /// use serde_json::json;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// tokio::runtime::Runtime::new()?.block_on(async {
+    ///     let server = DevAuthorizationServer::builder().start().await?;
+    ///     let mut extra = serde_json::Map::new();
+    ///     extra.insert("may_act".into(), json!({ "sub": "calendar-server" }));
+    ///     let token = server.mint_access_token_with_claims("dev-user", "dev-client", &[], extra);
+    ///     assert_eq!(token.split('.').count(), 3);
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
+    pub fn mint_access_token_with_claims(
+        &self,
+        subject: &str,
+        client_id: &str,
+        scopes: &[&str],
+        extra: Map<String, Value>,
+    ) -> String {
         let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
         let now = self.inner.now();
         self.inner
-            .issue_access_token(subject, client_id, &scopes, self.resource(), None, now)
+            .mint_access_token(subject, client_id, &scopes, extra, now)
             .token
     }
 

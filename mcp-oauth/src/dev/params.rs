@@ -10,11 +10,14 @@ use url::Url;
 use crate::crypto::sha256;
 use crate::loopback::is_loopback_http;
 
+/// The parameters that may be repeated: RFC 8707 `resource`, RFC 8693 `audience`.
+const REPEATABLE: [&str; 2] = ["resource", "audience"];
+
 /// The parameters of a form body or query string.
 ///
 /// Parameters sent without a value are treated as omitted (RFC 6749 §3.1); a parameter sent
 /// more than once is remembered in `duplicates` (RFC 6749 §3.1 forbids repeating them), except
-/// `resource`, which RFC 8707 allows to repeat.
+/// `resource` and `audience`, which RFC 8707 and RFC 8693 allow to repeat.
 #[derive(Debug, Default)]
 pub(crate) struct Params {
     values: HashMap<String, Vec<String>>,
@@ -30,7 +33,7 @@ impl Params {
             }
             let values = params.values.entry(name.clone().into_owned()).or_default();
             if !values.is_empty()
-                && name != "resource"
+                && !REPEATABLE.contains(&name.as_ref())
                 && !params.duplicates.iter().any(|d| *d == name)
             {
                 params.duplicates.push(name.into_owned());
@@ -172,13 +175,16 @@ mod tests {
 
     #[test]
     fn params_drop_empty_values_and_note_duplicates() {
-        let params = Params::parse(b"a=1&b=&c=x+y%21&a=2&resource=r1&resource=r2");
+        let params =
+            Params::parse(b"a=1&b=&c=x+y%21&a=2&resource=r1&resource=r2&audience=x&audience=y");
         assert_eq!(params.get("a"), Some("1"));
         assert_eq!(params.get("b"), None);
         assert_eq!(params.get("c"), Some("x y!"));
         assert!(params.is_duplicated("a"));
         assert!(!params.is_duplicated("resource"));
         assert_eq!(params.all("resource"), ["r1", "r2"]);
+        assert!(!params.is_duplicated("audience"));
+        assert_eq!(params.all("audience"), ["x", "y"]);
         assert_eq!(params.first_duplicate(), Some("a"));
     }
 

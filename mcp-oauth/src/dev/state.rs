@@ -41,6 +41,11 @@ pub(crate) struct Config {
     pub(crate) redirect_hosts: Vec<String>,
     /// Where revoked access tokens are also listed (a resource server's denylist).
     pub(crate) revocations: Option<crate::revocation::Revocations>,
+    /// The audiences token exchange may issue tokens for; empty: the grant is not offered.
+    pub(crate) exchange_audiences: Vec<String>,
+    /// `(client id, resource)`: the client is the resource server `resource`, an audience
+    /// of the tokens whose `aud` names it.
+    pub(crate) resource_servers: Vec<(String, String)>,
 }
 
 fn invalid_input(message: String) -> io::Error {
@@ -114,6 +119,16 @@ impl Config {
             }
         }
         dedup(&mut self.redirect_hosts);
+        if let Some(bad) = self
+            .exchange_audiences
+            .iter()
+            .find(|audience| !is_valid_audience(audience))
+        {
+            return Err(invalid_input(format!(
+                "exchange audience {bad:?} is empty or has spaces or control characters"
+            )));
+        }
+        dedup(&mut self.exchange_audiences);
         if !self.clients.iter().any(|c| c.id == DEFAULT_CLIENT_ID) {
             self.clients.push(DevClient {
                 id: DEFAULT_CLIENT_ID.to_owned(),
@@ -125,7 +140,34 @@ impl Config {
                 ],
             });
         }
+        for (client_id, resource) in &self.resource_servers {
+            // Every pre-registered client is confidential (it has a secret); the clients
+            // registered or fetched at run time are not known here.
+            if !self.clients.iter().any(|c| c.id == *client_id) {
+                return Err(invalid_input(format!(
+                    "resource server {resource:?}: client {client_id:?} is not a pre-registered \
+                     (confidential) client"
+                )));
+            }
+            if !is_valid_audience(resource) {
+                return Err(invalid_input(format!(
+                    "resource server {client_id:?}: resource {resource:?} is empty or has \
+                     spaces or control characters"
+                )));
+            }
+        }
+        self.resource_servers.dedup();
         Ok(self)
+    }
+
+    /// Whether the token-exchange grant is offered: some exchange audience is configured.
+    pub(crate) fn offers_token_exchange(&self) -> bool {
+        !self.exchange_audiences.is_empty()
+    }
+
+    /// Whether the server offers the grant type `grant`.
+    pub(crate) fn offers(&self, grant: GrantType) -> bool {
+        grant != GrantType::TokenExchange || self.offers_token_exchange()
     }
 
     /// Whether dynamic registration accepts the redirect URI `uri`: an `http` loopback URI
@@ -140,6 +182,15 @@ impl Config {
                     .host()
                     .is_some_and(|host| self.redirect_hosts.contains(&host.to_string())))
     }
+}
+
+/// Whether `audience` may be a configured audience: not empty, no whitespace or control
+/// characters.
+fn is_valid_audience(audience: &str) -> bool {
+    !audience.is_empty()
+        && !audience
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
 }
 
 fn dedup(list: &mut Vec<String>) {
@@ -205,7 +256,8 @@ pub(crate) struct AccessGrant<'a> {
     pub(crate) subject: &'a str,
     pub(crate) client_id: &'a str,
     pub(crate) scopes: &'a [String],
-    pub(crate) audience: &'a str,
+    /// The `aud`: a string when there is one, else an array.
+    pub(crate) audiences: &'a [String],
     /// The DPoP key the token is bound to (`cnf.jkt`), if any.
     pub(crate) dpop: Option<&'a Thumbprint>,
 }
@@ -273,7 +325,11 @@ impl Inner {
             "revocation_endpoint": self.revocation_endpoint,
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": GrantType::ALL.map(GrantType::name),
+            "grant_types_supported": GrantType::ALL
+                .into_iter()
+                .filter(|grant| self.config.offers(*grant))
+                .map(GrantType::name)
+                .collect::<Vec<_>>(),
             "token_endpoint_auth_methods_supported":
                 ["client_secret_basic", "client_secret_post", "none"],
             "introspection_endpoint_auth_methods_supported": secret_methods,
@@ -311,39 +367,81 @@ impl Inner {
         dpop: Option<&Thumbprint>,
         now: u64,
     ) -> IssuedAccessToken {
+        let audiences = [audience.to_owned()];
         let grant = AccessGrant {
             subject,
             client_id,
             scopes,
-            audience,
+            audiences: &audiences,
             dpop,
         };
         self.sign_access_token(random_id(), &grant, now)
     }
 
+    /// Signs an access token for the default resource with `extra` claims, as
+    /// [`DevAuthorizationServer::mint_access_token_with_claims`](super::DevAuthorizationServer::mint_access_token_with_claims)
+    /// mints it.
+    pub(crate) fn mint_access_token(
+        &self,
+        subject: &str,
+        client_id: &str,
+        scopes: &[String],
+        extra: Map<String, Value>,
+        now: u64,
+    ) -> IssuedAccessToken {
+        let audiences = [self.config.resources[0].clone()];
+        let grant = AccessGrant {
+            subject,
+            client_id,
+            scopes,
+            audiences: &audiences,
+            dpop: None,
+        };
+        let exp = now.saturating_add(self.config.access_token_ttl);
+        self.sign_access_token_with(random_id(), &grant, exp, extra, now)
+    }
+
+    /// Signs an access token valid for the access-token lifetime.
     pub(super) fn sign_access_token(
         &self,
         jti: String,
         grant: &AccessGrant<'_>,
         now: u64,
     ) -> IssuedAccessToken {
+        let exp = now.saturating_add(self.config.access_token_ttl);
+        self.sign_access_token_with(jti, grant, exp, Map::new(), now)
+    }
+
+    /// Signs an access token expiring at `exp`, with `extra` claims added (replacing any
+    /// standard claim of the same name).
+    pub(super) fn sign_access_token_with(
+        &self,
+        jti: String,
+        grant: &AccessGrant<'_>,
+        exp: u64,
+        extra: Map<String, Value>,
+        now: u64,
+    ) -> IssuedAccessToken {
         let AccessGrant {
             subject,
             client_id,
             scopes,
-            audience,
+            audiences,
             dpop,
         } = *grant;
-        let exp = now.saturating_add(self.config.access_token_ttl);
         let header = json!({
             "alg": self.key.algorithm().name(),
             "typ": "at+jwt",
             "kid": self.key.kid(),
         });
+        let aud = match audiences {
+            [one] => json!(one),
+            many => json!(many),
+        };
         let mut claims = json!({
             "iss": self.issuer,
             "sub": subject,
-            "aud": audience,
+            "aud": aud,
             "client_id": client_id,
             "iat": now,
             "exp": exp,
@@ -355,8 +453,18 @@ impl Inner {
         if let Some(thumbprint) = dpop {
             claims["cnf"] = json!({ "jkt": jkt(thumbprint) });
         }
+        if let Value::Object(members) = &mut claims {
+            members.extend(extra);
+        }
+        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(exp);
         let token = compact_jws(&header, &claims, &self.key);
-        tracing::debug!(%client_id, %jti, aud = %audience, dpop = dpop.is_some(), "dev authorization server: issued an access token");
+        tracing::debug!(
+            %client_id,
+            %jti,
+            aud = %audiences.join(" "),
+            dpop = dpop.is_some(),
+            "dev authorization server: issued an access token"
+        );
         IssuedAccessToken {
             token,
             exp,

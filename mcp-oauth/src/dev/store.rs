@@ -116,13 +116,19 @@ pub(crate) enum GrantType {
     AuthorizationCode,
     RefreshToken,
     ClientCredentials,
+    /// RFC 8693 token exchange, offered only when exchange audiences are configured.
+    TokenExchange,
 }
 
+/// The `grant_type` of RFC 8693 token exchange.
+pub(crate) const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
 impl GrantType {
-    pub(crate) const ALL: [GrantType; 3] = [
+    pub(crate) const ALL: [GrantType; 4] = [
         GrantType::AuthorizationCode,
         GrantType::RefreshToken,
         GrantType::ClientCredentials,
+        GrantType::TokenExchange,
     ];
 
     pub(crate) fn parse(name: &str) -> Option<Self> {
@@ -130,6 +136,7 @@ impl GrantType {
             "authorization_code" => Some(GrantType::AuthorizationCode),
             "refresh_token" => Some(GrantType::RefreshToken),
             "client_credentials" => Some(GrantType::ClientCredentials),
+            TOKEN_EXCHANGE_GRANT => Some(GrantType::TokenExchange),
             _ => None,
         }
     }
@@ -139,6 +146,7 @@ impl GrantType {
             GrantType::AuthorizationCode => "authorization_code",
             GrantType::RefreshToken => "refresh_token",
             GrantType::ClientCredentials => "client_credentials",
+            GrantType::TokenExchange => TOKEN_EXCHANGE_GRANT,
         }
     }
 }
