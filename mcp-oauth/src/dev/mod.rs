@@ -9,8 +9,8 @@
 //! | `GET /.well-known/oauth-authorization-server` | RFC 8414 metadata |
 //! | `GET /.well-known/openid-configuration` | the same, as OpenID discovery |
 //! | `GET /jwks` | the public signing key |
-//! | `GET /authorize` | authorization code + PKCE (S256 only) for the dev user: approved at once for a loopback redirect URI, else a consent page |
-//! | `POST /authorize` | the consent page's answer ("Allow" or "Deny") |
+//! | `GET /authorize` | authorization code + PKCE (S256 only) for the dev user: approved at once for a loopback redirect URI, else a consent page; every redirect carries `iss` (RFC 9207) |
+//! | `POST /authorize` | the consent page's answer ("Allow" or "Deny"), redirected with `iss` too |
 //! | `POST /token` | `authorization_code`, `refresh_token` (rotating), `client_credentials`, and RFC 8693 token exchange when [configured](DevAuthorizationServerBuilder::exchange_audiences); with a `DPoP` proof, DPoP-bound tokens |
 //! | `POST /register` | RFC 7591 dynamic client registration (open; loopback redirect URIs only unless [configured](DevAuthorizationServerBuilder::allow_redirect_hosts)) |
 //! | `POST /introspect` | RFC 7662 introspection (client-authenticated; exchanged tokens report `act`) |
@@ -30,9 +30,13 @@
 //! whose redirect URI is loopback (`http` on `127.x`, `[::1]` or `localhost`, as a native MCP
 //! client uses, RFC 8252 §7.3) is approved at once, any other is shown a consent page naming
 //! the client and the redirect host, and only its "Allow" button issues the code ("Deny"
-//! redirects with `error=access_denied`). Dynamic registration accepts loopback redirect URIs
-//! only unless [`allow_redirect_hosts`](DevAuthorizationServerBuilder::allow_redirect_hosts)
-//! says otherwise.
+//! redirects with `error=access_denied`). Every redirect back to the client, the code and
+//! every error alike, carries `iss=<issuer>` (RFC 9207, MCP SEP-2468), advertised as
+//! `authorization_response_iss_parameter_supported`, so that a client talking to several
+//! authorization servers can tell which one answered (mix-up attacks). Dynamic registration
+//! accepts loopback redirect URIs only unless
+//! [`allow_redirect_hosts`](DevAuthorizationServerBuilder::allow_redirect_hosts) says
+//! otherwise.
 //!
 //! DPoP (RFC 9449): a token request with a `DPoP` header (a proof for `POST` to the token
 //! endpoint, signed with one of [`DEFAULT_PROOF_ALGORITHMS`](crate::dpop::DEFAULT_PROOF_ALGORITHMS),
