@@ -33,8 +33,7 @@
 //!   return `Result<_, ExchangeError>` directly.
 //!
 //! ```no_run
-//! use mcp_oauth::exchange::{Target, TokenExchanger};
-//! use mcp_oauth::introspection::ClientAuth;
+//! use mcp_oauth::exchange::{ClientAuth, Target, TokenExchanger};
 //!
 //! # fn demo() -> Result<(), mcp_oauth::exchange::ExchangeConfigError> {
 //! let exchanger = TokenExchanger::builder(ClientAuth::SecretBasic {
@@ -71,9 +70,8 @@ use quick_cache::sync::{Cache, EntryAction, EntryResult};
 use tokio::sync::OnceCell;
 use url::Url;
 
-pub use incoming::IncomingToken;
-
-use crate::audit::{AuditEvent, AuditSink, DownstreamAudit, Outcome, reason};
+/// How the server authenticates to the token endpoint (the type introspection uses too).
+pub use crate::audit::{AuditEvent, AuditSink, DownstreamAudit, Outcome, reason};
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::sha256;
 use crate::http_client::{discover_endpoint, read_capped, request_error};
@@ -81,6 +79,7 @@ use crate::introspection::ClientAuth;
 use crate::scopes::{ScopeHierarchy, ScopeSet, is_valid_scope_token};
 use crate::tools::InsufficientScope;
 use crate::validation::{TokenFingerprint, VerifiedToken};
+pub use incoming::IncomingToken;
 
 const LOG_TARGET: &str = "mcp_oauth::exchange";
 
