@@ -474,14 +474,23 @@ impl RedisState {
     }
 
     /// Runs an operation off the request path (sharing a revocation) with a longer timeout,
-    /// whether or not the store is marked available, without changing that mark.
+    /// whether or not the store is marked available, without changing that mark. A
+    /// connection found broken (Redis restarted since the last command) is tried once more:
+    /// the connection manager reconnects after reporting it.
     pub(crate) async fn run_detached<T, F, Fut>(&self, call: F) -> Result<T, Unavailable>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = ::redis::RedisResult<T>>,
     {
-        let connection = self.inner.detached.clone();
-        match tokio::time::timeout(DETACHED_TIMEOUT, call(connection)).await {
+        let attempt = async {
+            match call(self.inner.detached.clone()).await {
+                Err(error) if error.is_connection_dropped() || error.is_io_error() => {
+                    call(self.inner.detached.clone()).await
+                }
+                answer => answer,
+            }
+        };
+        match tokio::time::timeout(DETACHED_TIMEOUT, attempt).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(Unavailable(error.to_string())),
             Err(_) => Err(Unavailable(format!(

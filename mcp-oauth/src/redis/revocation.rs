@@ -73,25 +73,33 @@ impl RedisState {
         let member = revocation.encode();
         let message = format!("{until} {member}");
         let expired = format!("({}", unix_now().saturating_sub(GRACE));
-        self.run_detached(|mut connection| async move {
-            ::redis::pipe()
-                .cmd("ZADD")
-                .arg(&key)
-                .arg("GT")
-                .arg(until)
-                .arg(&member)
-                .ignore()
-                .cmd("ZREMRANGEBYSCORE")
-                .arg(&key)
-                .arg("-inf")
-                .arg(expired)
-                .ignore()
-                .cmd("PUBLISH")
-                .arg(&key)
-                .arg(message)
-                .ignore()
-                .query_async::<()>(&mut connection)
-                .await
+        self.run_detached(|mut connection| {
+            let (key, member, message, expired) = (
+                key.clone(),
+                member.clone(),
+                message.clone(),
+                expired.clone(),
+            );
+            async move {
+                ::redis::pipe()
+                    .cmd("ZADD")
+                    .arg(&key)
+                    .arg("GT")
+                    .arg(until)
+                    .arg(&member)
+                    .ignore()
+                    .cmd("ZREMRANGEBYSCORE")
+                    .arg(&key)
+                    .arg("-inf")
+                    .arg(expired)
+                    .ignore()
+                    .cmd("PUBLISH")
+                    .arg(&key)
+                    .arg(message)
+                    .ignore()
+                    .query_async::<()>(&mut connection)
+                    .await
+            }
         })
         .await
         .map_err(|error| RevocationError(error.0))
