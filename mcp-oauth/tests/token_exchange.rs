@@ -300,6 +300,14 @@ impl World {
         self.issuer.token().subject("alice").scope(scope).sign()
     }
 
+    /// The value of `name` in the `call`-th token request (0-based).
+    fn sent(&self, call: usize, name: &str) -> Option<String> {
+        self.server.forms.lock()[call]
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+
     fn calls(&self) -> usize {
         self.server.calls.load(Ordering::SeqCst)
     }
@@ -335,19 +343,14 @@ async fn the_same_token_and_target_hit_the_cache_and_others_do_not() {
     assert_eq!(first.scopes(), ["holidays:read"]);
     assert_eq!(first.act(), Some(r#"{"sub":"calendar-server"}"#));
     // The request the server sent: RFC 8693, authenticated as the server's own client.
-    let form = world.server.forms.lock()[0].clone();
-    let value = |name: &str| {
-        form.iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let value = |name: &str| world.sent(0, name);
     assert_eq!(
-        value("grant_type"),
+        value("grant_type").as_deref(),
         Some("urn:ietf:params:oauth:grant-type:token-exchange")
     );
-    assert_eq!(value("subject_token"), Some(alice.as_str()));
-    assert_eq!(value("audience"), Some(API));
-    assert_eq!(value("scope"), Some("holidays:read"));
+    assert_eq!(value("subject_token").as_deref(), Some(alice.as_str()));
+    assert_eq!(value("audience").as_deref(), Some(API));
+    assert_eq!(value("scope").as_deref(), Some("holidays:read"));
     assert!(value("authorization").unwrap().starts_with("Basic "));
 
     // Another request with the same token: the cache answers.
@@ -681,22 +684,23 @@ async fn entra_on_behalf_of_sends_the_jwt_bearer_request() {
     let downstream = downstream_for(&world, exchanger, &alice).await;
     let target = Target::audience("api://holidays").scopes(["Holidays.Read"]);
     downstream.token(&target).await.unwrap();
-    let form = world.server.forms.lock()[0].clone();
-    let value = |name: &str| {
-        form.iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let value = |name: &str| world.sent(0, name);
     assert_eq!(
-        value("grant_type"),
+        value("grant_type").as_deref(),
         Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
     );
-    assert_eq!(value("assertion"), Some(alice.as_str()));
-    assert_eq!(value("requested_token_use"), Some("on_behalf_of"));
-    assert_eq!(value("scope"), Some("api://holidays/Holidays.Read"));
-    assert_eq!(value("client_id"), Some(SERVER_ID));
-    assert_eq!(value("client_secret"), Some(SERVER_SECRET));
-    assert_eq!(value("authorization"), None);
+    assert_eq!(value("assertion").as_deref(), Some(alice.as_str()));
+    assert_eq!(
+        value("requested_token_use").as_deref(),
+        Some("on_behalf_of")
+    );
+    assert_eq!(
+        value("scope").as_deref(),
+        Some("api://holidays/Holidays.Read")
+    );
+    assert_eq!(value("client_id").as_deref(), Some(SERVER_ID));
+    assert_eq!(value("client_secret").as_deref(), Some(SERVER_SECRET));
+    assert_eq!(value("authorization").as_deref(), None);
 }
 
 #[tokio::test]
