@@ -66,6 +66,10 @@ pub struct Settings {
     pub filter_tools: bool,
     /// Token introspection (RFC 7662) for opaque tokens (`MCP_OAUTH_INTROSPECTION_*`).
     pub introspection: Option<Introspection>,
+    /// Token exchange (RFC 8693, or Entra ID's on-behalf-of flow): tools call downstream APIs
+    /// with tokens obtained for them, never the caller's (`MCP_OAUTH_EXCHANGE_*`; see
+    /// [`crate::exchange`]).
+    pub token_exchange: Option<TokenExchange>,
     /// Where audit events go (`MCP_OAUTH_AUDIT_LOG`: `stderr`, or a JSON-lines file path);
     /// default: `tracing` events under the `mcp_oauth::audit` target.
     pub audit_log: Option<AuditLog>,
@@ -94,6 +98,31 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The grant token exchange sends, when it is configured: the one `token_exchange`
+    /// names, else Entra ID's on-behalf-of flow with the Entra provider, else RFC 8693.
+    ///
+    /// ```
+    /// use mcp_oauth::settings::{ExchangeGrant, Settings};
+    ///
+    /// let entra = Settings::from_lookup([
+    ///     ("MCP_OAUTH_PROVIDER", "entra"),
+    ///     ("MCP_OAUTH_ENTRA_TENANT", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
+    ///     ("MCP_OAUTH_EXCHANGE_CLIENT_ID", "api://calendar"),
+    ///     ("MCP_OAUTH_EXCHANGE_CLIENT_SECRET", "from-a-vault"),
+    ///     ("MCP_OAUTH_EXCHANGE_AUDIENCES", "api://holidays"),
+    /// ].map(|(k, v)| (k.to_string(), v.to_string())))?;
+    /// assert_eq!(entra.token_exchange_grant(), Some(ExchangeGrant::EntraObo));
+    /// assert_eq!(Settings::default().token_exchange_grant(), None);
+    /// # Ok::<(), mcp_oauth::settings::SettingsError>(())
+    /// ```
+    pub fn token_exchange_grant(&self) -> Option<ExchangeGrant> {
+        let exchange = self.token_exchange.as_ref()?;
+        Some(exchange.grant.unwrap_or(match self.provider {
+            Some(Provider::Entra { .. }) => ExchangeGrant::EntraObo,
+            _ => ExchangeGrant::TokenExchange,
+        }))
+    }
+
     /// The Redis members: a `redis://` or `rediss://` URL (never echoed: it may hold a
     /// password), the others only with it, the timeout within 1 to 10,000 ms, at least one
     /// replica.
@@ -257,6 +286,100 @@ impl fmt::Debug for Introspection {
     }
 }
 
+/// Token exchange (RFC 8693): this server's confidential client at the authorization server,
+/// the downstream audiences it may ask tokens for, where and how it asks. The one-call setup
+/// turns it into a [`TokenExchanger`](crate::exchange::TokenExchanger).
+///
+/// ```
+/// use mcp_oauth::settings::{ExchangeGrant, Settings};
+///
+/// let settings: Settings = serde_json::from_str(r#"{
+///     "issuers": ["https://auth.example.com"],
+///     "token_exchange": {
+///         "client_id": "calendar-server",
+///         "client_secret": "from-a-vault",
+///         "audiences": ["https://holidays.example.com"]
+///     }
+/// }"#).unwrap();
+/// settings.validate().unwrap();
+/// assert_eq!(settings.token_exchange_grant(), Some(ExchangeGrant::TokenExchange));
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TokenExchange {
+    /// This server's client id (`MCP_OAUTH_EXCHANGE_CLIENT_ID`), named in the `act` claim of
+    /// the tokens it obtains. Set with the secret; both may be absent only when the embedded
+    /// dev authorization server runs (it registers the server's client itself).
+    pub client_id: Option<String>,
+    /// Its secret (`MCP_OAUTH_EXCHANGE_CLIENT_SECRET`, or a file named by
+    /// `MCP_OAUTH_EXCHANGE_CLIENT_SECRET_FILE`). Never printed.
+    pub client_secret: Option<Secret>,
+    /// The token endpoint (`MCP_OAUTH_EXCHANGE_TOKEN_ENDPOINT`): https, or http on a loopback
+    /// host; default: discovered from the issuer's metadata (one issuer).
+    pub token_endpoint: Option<String>,
+    /// The downstream audiences (or resources) tools may ask tokens for
+    /// (`MCP_OAUTH_EXCHANGE_AUDIENCES`, comma-separated): the exchanger's allow-list.
+    /// Required.
+    pub audiences: Vec<String>,
+    /// The grant (`MCP_OAUTH_EXCHANGE_GRANT`); default: [`ExchangeGrant::EntraObo`] with the
+    /// Entra ID provider, else [`ExchangeGrant::TokenExchange`].
+    pub grant: Option<ExchangeGrant>,
+}
+
+impl fmt::Debug for TokenExchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenExchange")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("token_endpoint", &self.token_endpoint)
+            .field("audiences", &self.audiences)
+            .field("grant", &self.grant)
+            .finish()
+    }
+}
+
+/// Which token request a [`TokenExchange`] sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ExchangeGrant {
+    /// RFC 8693 token exchange (`token-exchange`).
+    TokenExchange,
+    /// Microsoft Entra ID's on-behalf-of flow (`entra-obo`).
+    EntraObo,
+}
+
+impl ExchangeGrant {
+    /// `token-exchange` or `entra-obo`, ASCII case-insensitively.
+    ///
+    /// ```
+    /// use mcp_oauth::settings::ExchangeGrant;
+    ///
+    /// assert_eq!(ExchangeGrant::parse("entra-obo"), Some(ExchangeGrant::EntraObo));
+    /// assert_eq!(ExchangeGrant::parse("jwt-bearer"), None);
+    /// ```
+    pub fn parse(value: &str) -> Option<Self> {
+        [ExchangeGrant::TokenExchange, ExchangeGrant::EntraObo]
+            .into_iter()
+            .find(|grant| grant.as_str().eq_ignore_ascii_case(value))
+    }
+
+    /// The name `MCP_OAUTH_EXCHANGE_GRANT` takes.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ExchangeGrant::TokenExchange => "token-exchange",
+            ExchangeGrant::EntraObo => "entra-obo",
+        }
+    }
+}
+
+impl fmt::Display for ExchangeGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A secret value: never printed, logged or echoed in an error.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -371,6 +494,11 @@ const FILTER_TOOLS: &str = "MCP_OAUTH_FILTER_TOOLS";
 const INTROSPECTION_ENDPOINT: &str = "MCP_OAUTH_INTROSPECTION_ENDPOINT";
 const INTROSPECTION_CLIENT_ID: &str = "MCP_OAUTH_INTROSPECTION_CLIENT_ID";
 const INTROSPECTION_CLIENT_SECRET: &str = "MCP_OAUTH_INTROSPECTION_CLIENT_SECRET";
+const EXCHANGE_CLIENT_ID: &str = "MCP_OAUTH_EXCHANGE_CLIENT_ID";
+const EXCHANGE_CLIENT_SECRET: &str = "MCP_OAUTH_EXCHANGE_CLIENT_SECRET";
+const EXCHANGE_TOKEN_ENDPOINT: &str = "MCP_OAUTH_EXCHANGE_TOKEN_ENDPOINT";
+const EXCHANGE_AUDIENCES: &str = "MCP_OAUTH_EXCHANGE_AUDIENCES";
+const EXCHANGE_GRANT: &str = "MCP_OAUTH_EXCHANGE_GRANT";
 const AUDIT_LOG: &str = "MCP_OAUTH_AUDIT_LOG";
 const DPOP: &str = "MCP_OAUTH_DPOP";
 const DPOP_NONCE: &str = "MCP_OAUTH_DPOP_NONCE";
@@ -545,6 +673,35 @@ impl Settings {
             "— (set with the client id)",
             "Its client secret, best given as `MCP_OAUTH_INTROSPECTION_CLIENT_SECRET_FILE`; \
              never printed.",
+        ),
+        (
+            EXCHANGE_CLIENT_ID,
+            "— (set with the secret; the embedded dev server registers one)",
+            "This server's client id for token exchange (RFC 8693): tools call downstream APIs \
+             with tokens obtained for them, whose `act` names this client, never the caller's.",
+        ),
+        (
+            EXCHANGE_CLIENT_SECRET,
+            "— (set with the client id)",
+            "Its client secret, best given as `MCP_OAUTH_EXCHANGE_CLIENT_SECRET_FILE`; never \
+             printed.",
+        ),
+        (
+            EXCHANGE_TOKEN_ENDPOINT,
+            "discovered from the issuer's metadata (one issuer)",
+            "The token endpoint exchanges are sent to: https, or http on a loopback host.",
+        ),
+        (
+            EXCHANGE_AUDIENCES,
+            "— (required for token exchange)",
+            "The downstream audiences (or resource URIs) tools may ask tokens for, \
+             comma-separated: the allow-list.",
+        ),
+        (
+            EXCHANGE_GRANT,
+            "`entra-obo` with `MCP_OAUTH_PROVIDER=entra`, else `token-exchange`",
+            "The token request: `token-exchange` (RFC 8693) or `entra-obo` (Entra ID's \
+             on-behalf-of flow).",
         ),
         (
             AUDIT_LOG,
@@ -747,6 +904,7 @@ impl Settings {
             self.filter_tools = boolean(FILTER_TOOLS, &value)?;
         }
         self.introspection = introspection(self.introspection.take(), &mut vars)?;
+        self.token_exchange = token_exchange(self.token_exchange.take(), &mut vars)?;
         if let Some(value) = vars.take(AUDIT_LOG) {
             self.audit_log = Some(AuditLog::parse(&value));
         }
@@ -796,7 +954,8 @@ impl Settings {
     /// until this runs; [`with_lookup`](Self::with_lookup) runs it): URLs are http(s) with
     /// a host, lists hold what they should, a provider has what it needs and names the
     /// same issuer as `issuers`, a JWKS URL belongs to exactly one issuer, introspection
-    /// has a client id and secret. Errors name the variable.
+    /// has a client id and secret, token exchange has its audiences (and a client id and
+    /// secret, or neither). Errors name the variable.
     ///
     /// ```
     /// use mcp_oauth::settings::Settings;
@@ -891,6 +1050,9 @@ impl Settings {
             if introspection.client_secret.expose().trim().is_empty() {
                 return Err(invalid(INTROSPECTION_CLIENT_SECRET, "is empty"));
             }
+        }
+        if let Some(exchange) = &self.token_exchange {
+            validate_token_exchange(exchange)?;
         }
         if let Some(AuditLog::File(path)) = &self.audit_log
             && path.as_os_str().is_empty()
@@ -1163,7 +1325,7 @@ fn read_file(name: &'static str, path: &str) -> Result<Option<String>, SettingsE
             content.pop();
         }
     }
-    if name != INTROSPECTION_CLIENT_SECRET {
+    if !matches!(name, INTROSPECTION_CLIENT_SECRET | EXCHANGE_CLIENT_SECRET) {
         content = content.trim().to_owned();
     }
     Ok(Some(content).filter(|c| !c.is_empty()))
@@ -1443,6 +1605,108 @@ fn introspection(
             format!("required with {INTROSPECTION_CLIENT_SECRET}: set both or neither"),
         )),
     }
+}
+
+/// Token exchange after the variables: each one replaces its member (the audiences the
+/// whole list); `None` when nothing is set.
+fn token_exchange(
+    current: Option<TokenExchange>,
+    vars: &mut Vars,
+) -> Result<Option<TokenExchange>, SettingsError> {
+    let mut exchange = current.unwrap_or_default();
+    if let Some(value) = vars.take(EXCHANGE_CLIENT_ID) {
+        exchange.client_id = Some(value);
+    }
+    if let Some(value) = vars.take(EXCHANGE_CLIENT_SECRET) {
+        exchange.client_secret = Some(Secret::new(value));
+    }
+    if let Some(value) = vars.take(EXCHANGE_TOKEN_ENDPOINT) {
+        exchange.token_endpoint = Some(value);
+    }
+    if let Some(value) = vars.take(EXCHANGE_AUDIENCES) {
+        exchange.audiences = list(&value);
+    }
+    if let Some(value) = vars.take(EXCHANGE_GRANT) {
+        exchange.grant = Some(ExchangeGrant::parse(&value).ok_or_else(|| {
+            invalid(
+                EXCHANGE_GRANT,
+                format!("{value:?} is not token-exchange or entra-obo"),
+            )
+        })?);
+    }
+    Ok((exchange != TokenExchange::default()).then_some(exchange))
+}
+
+/// The token exchange members: the client id and secret together, audiences with them (or
+/// alone, for the embedded dev server, which `build` checks), an endpoint only with the
+/// client's credentials and https (or http on loopback: the secret and the user's token
+/// travel there), audiences without spaces, each once.
+fn validate_token_exchange(exchange: &TokenExchange) -> Result<(), SettingsError> {
+    match (&exchange.client_id, &exchange.client_secret) {
+        (Some(id), _) if id.trim().is_empty() => {
+            return Err(invalid(EXCHANGE_CLIENT_ID, "is empty"));
+        }
+        (_, Some(secret)) if secret.expose().trim().is_empty() => {
+            return Err(invalid(EXCHANGE_CLIENT_SECRET, "is empty"));
+        }
+        (Some(_), None) => {
+            return Err(invalid(
+                EXCHANGE_CLIENT_SECRET,
+                format!("required with {EXCHANGE_CLIENT_ID}: set both or neither"),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                EXCHANGE_CLIENT_ID,
+                format!("required with {EXCHANGE_CLIENT_SECRET}: set both or neither"),
+            ));
+        }
+        _ => {}
+    }
+    if let Some(endpoint) = &exchange.token_endpoint {
+        if exchange.client_id.is_none() {
+            return Err(invalid(
+                EXCHANGE_TOKEN_ENDPOINT,
+                format!("needs {EXCHANGE_CLIENT_ID} and {EXCHANGE_CLIENT_SECRET} too"),
+            ));
+        }
+        let url = http_url(EXCHANGE_TOKEN_ENDPOINT, endpoint)?;
+        if !crate::is_https_or_loopback(&url) {
+            return Err(invalid(
+                EXCHANGE_TOKEN_ENDPOINT,
+                format!(
+                    "{endpoint:?} is not https (plain http only on a loopback host): the client \
+                     secret and the users' tokens would travel in the clear"
+                ),
+            ));
+        }
+    }
+    if exchange.audiences.is_empty() {
+        return Err(invalid(
+            EXCHANGE_AUDIENCES,
+            "required for token exchange: the downstream audiences tools may ask tokens for \
+             (none would refuse every exchange)",
+        ));
+    }
+    for (i, audience) in exchange.audiences.iter().enumerate() {
+        if audience.is_empty()
+            || audience
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(invalid(
+                EXCHANGE_AUDIENCES,
+                format!("{audience:?} is not an audience: empty, or has spaces"),
+            ));
+        }
+        if exchange.audiences[..i].contains(audience) {
+            return Err(invalid(
+                EXCHANGE_AUDIENCES,
+                format!("{audience:?} is listed twice"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An http(s) URL with a host, no fragment and no credentials (whose value is then not
@@ -2391,6 +2655,227 @@ mod tests {
     }
 
     #[test]
+    fn token_exchange_reads_the_client_endpoint_audiences_and_grant() {
+        let settings = read(&[
+            (EXCHANGE_CLIENT_ID, "calendar-server"),
+            (EXCHANGE_CLIENT_SECRET, SECRET),
+            (EXCHANGE_TOKEN_ENDPOINT, "https://auth.example.com/token"),
+            (
+                EXCHANGE_AUDIENCES,
+                " https://holidays.example.com , api://rooms,",
+            ),
+            (EXCHANGE_GRANT, "Token-Exchange"),
+        ]);
+        let exchange = settings.token_exchange.as_ref().unwrap();
+        assert_eq!(exchange.client_id.as_deref(), Some("calendar-server"));
+        assert_eq!(exchange.client_secret.as_ref().unwrap().expose(), SECRET);
+        assert_eq!(
+            exchange.token_endpoint.as_deref(),
+            Some("https://auth.example.com/token")
+        );
+        assert_eq!(
+            exchange.audiences,
+            ["https://holidays.example.com", "api://rooms"]
+        );
+        assert_eq!(exchange.grant, Some(ExchangeGrant::TokenExchange));
+        assert_eq!(
+            settings.token_exchange_grant(),
+            Some(ExchangeGrant::TokenExchange)
+        );
+        // Nothing set: no token exchange.
+        assert_eq!(read(&[]).token_exchange, None);
+        assert_eq!(read(&[]).token_exchange_grant(), None);
+        // A plain http endpoint on loopback is accepted (a local authorization server).
+        let local = read(&[
+            (EXCHANGE_CLIENT_ID, "calendar-server"),
+            (EXCHANGE_CLIENT_SECRET, SECRET),
+            (EXCHANGE_TOKEN_ENDPOINT, "http://127.0.0.1:9000/token"),
+            (EXCHANGE_AUDIENCES, "http://127.0.0.1:8081"),
+        ]);
+        assert!(local.token_exchange.unwrap().token_endpoint.is_some());
+    }
+
+    #[test]
+    fn token_exchange_audiences_alone_are_settings_for_the_dev_server() {
+        // Whether a dev server runs is decided at startup: the settings accept them.
+        let settings = read(&[(EXCHANGE_AUDIENCES, "http://127.0.0.1:8081")]);
+        let exchange = settings.token_exchange.unwrap();
+        assert_eq!(exchange.client_id, None);
+        assert!(exchange.client_secret.is_none());
+        assert_eq!(exchange.audiences, ["http://127.0.0.1:8081"]);
+    }
+
+    #[test]
+    fn token_exchange_client_id_and_secret_come_together_with_audiences() {
+        let audiences = (EXCHANGE_AUDIENCES, "https://holidays.example.com");
+        assert_invalid(
+            &[(EXCHANGE_CLIENT_ID, "calendar-server"), audiences],
+            EXCHANGE_CLIENT_SECRET,
+            "set both or neither",
+        );
+        assert_invalid(
+            &[(EXCHANGE_CLIENT_SECRET, SECRET), audiences],
+            EXCHANGE_CLIENT_ID,
+            "set both or neither",
+        );
+        assert_invalid(
+            &[
+                (EXCHANGE_CLIENT_ID, "calendar-server"),
+                (EXCHANGE_CLIENT_SECRET, SECRET),
+            ],
+            EXCHANGE_AUDIENCES,
+            "required for token exchange",
+        );
+        // An endpoint or a grant alone is not a configuration either.
+        assert_invalid(
+            &[(EXCHANGE_TOKEN_ENDPOINT, "https://auth.example.com/token")],
+            EXCHANGE_TOKEN_ENDPOINT,
+            "needs MCP_OAUTH_EXCHANGE_CLIENT_ID and MCP_OAUTH_EXCHANGE_CLIENT_SECRET",
+        );
+        assert_invalid(
+            &[(EXCHANGE_GRANT, "entra-obo")],
+            EXCHANGE_AUDIENCES,
+            "required for token exchange",
+        );
+        assert_invalid(
+            &[(EXCHANGE_CLIENT_ID, "calendar-server"), audiences],
+            EXCHANGE_CLIENT_SECRET,
+            "set both or neither",
+        );
+    }
+
+    #[test]
+    fn token_exchange_values_are_checked() {
+        let client = [
+            (EXCHANGE_CLIENT_ID, "calendar-server"),
+            (EXCHANGE_CLIENT_SECRET, SECRET),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = client.to_vec();
+            pairs.extend_from_slice(extra);
+            pairs
+        };
+        let audiences = (EXCHANGE_AUDIENCES, "https://holidays.example.com");
+        assert_invalid(
+            &with(&[
+                (EXCHANGE_TOKEN_ENDPOINT, "http://auth.example.com/token"),
+                audiences,
+            ]),
+            EXCHANGE_TOKEN_ENDPOINT,
+            "is not https (plain http only on a loopback host)",
+        );
+        assert_invalid(
+            &with(&[(EXCHANGE_TOKEN_ENDPOINT, "/token"), audiences]),
+            EXCHANGE_TOKEN_ENDPOINT,
+            "is not an http(s) URL",
+        );
+        assert_invalid(
+            &with(&[audiences, (EXCHANGE_GRANT, "jwt-bearer")]),
+            EXCHANGE_GRANT,
+            "is not token-exchange or entra-obo",
+        );
+        assert_invalid(
+            &with(&[(
+                EXCHANGE_AUDIENCES,
+                "https://a.example.com,https://a.example.com",
+            )]),
+            EXCHANGE_AUDIENCES,
+            "is listed twice",
+        );
+        assert_invalid(
+            &with(&[(EXCHANGE_AUDIENCES, "api://rooms api://holidays")]),
+            EXCHANGE_AUDIENCES,
+            "has spaces",
+        );
+        // Empty values are unset, as everywhere; a document's empty members are refused.
+        let empty = Settings {
+            token_exchange: Some(TokenExchange {
+                client_id: Some(" ".into()),
+                client_secret: Some(Secret::new(SECRET)),
+                audiences: vec!["https://holidays.example.com".into()],
+                ..TokenExchange::default()
+            }),
+            ..Settings::default()
+        };
+        assert!(matches!(
+            empty.validate(),
+            Err(SettingsError::Invalid { name, .. }) if name == EXCHANGE_CLIENT_ID
+        ));
+    }
+
+    #[test]
+    fn token_exchange_grant_defaults_to_on_behalf_of_with_entra() {
+        let entra = [
+            (PROVIDER, "entra"),
+            (ENTRA_TENANT, TENANT),
+            (EXCHANGE_CLIENT_ID, "api://calendar"),
+            (EXCHANGE_CLIENT_SECRET, SECRET),
+            (EXCHANGE_AUDIENCES, "api://holidays"),
+        ];
+        assert_eq!(
+            read(&entra).token_exchange_grant(),
+            Some(ExchangeGrant::EntraObo)
+        );
+        let mut explicit = entra.to_vec();
+        explicit.push((EXCHANGE_GRANT, "token-exchange"));
+        assert_eq!(
+            read(&explicit).token_exchange_grant(),
+            Some(ExchangeGrant::TokenExchange)
+        );
+        let keycloak = read(&[
+            (PROVIDER, "keycloak"),
+            (KEYCLOAK_URL, "https://kc.example.com"),
+            (KEYCLOAK_REALM, "acme"),
+            (EXCHANGE_CLIENT_ID, "calendar-server"),
+            (EXCHANGE_CLIENT_SECRET, SECRET),
+            (EXCHANGE_AUDIENCES, "holidays"),
+        ]);
+        assert_eq!(
+            keycloak.token_exchange_grant(),
+            Some(ExchangeGrant::TokenExchange)
+        );
+    }
+
+    #[test]
+    fn token_exchange_variables_refine_the_settings() {
+        // A program's default audience, credentials from the environment.
+        let base = Settings {
+            token_exchange: Some(TokenExchange {
+                audiences: vec!["https://holidays.example.com".into()],
+                ..TokenExchange::default()
+            }),
+            ..Settings::default()
+        };
+        let settings = base
+            .clone()
+            .with_lookup(vars(&[
+                (EXCHANGE_CLIENT_ID, "calendar-server"),
+                (EXCHANGE_CLIENT_SECRET, SECRET),
+            ]))
+            .unwrap();
+        let exchange = settings.token_exchange.unwrap();
+        assert_eq!(exchange.client_id.as_deref(), Some("calendar-server"));
+        assert_eq!(exchange.audiences, ["https://holidays.example.com"]);
+        // The variable replaces the whole list.
+        let settings = base
+            .with_lookup(vars(&[(EXCHANGE_AUDIENCES, "api://rooms")]))
+            .unwrap();
+        assert_eq!(settings.token_exchange.unwrap().audiences, ["api://rooms"]);
+    }
+
+    #[test]
+    fn token_exchange_secret_from_a_file_is_kept_as_written() {
+        let secret = TempFile::new("exchange-secret", " s3cr3t \n");
+        let settings = read(&[
+            (EXCHANGE_CLIENT_ID, "calendar-server"),
+            ("MCP_OAUTH_EXCHANGE_CLIENT_SECRET_FILE", secret.path()),
+            (EXCHANGE_AUDIENCES, "https://holidays.example.com"),
+        ]);
+        let exchange = settings.token_exchange.unwrap();
+        assert_eq!(exchange.client_secret.unwrap().expose(), " s3cr3t ");
+    }
+
+    #[test]
     fn audit_log_is_stderr_or_a_file_path() {
         assert_eq!(
             read(&[(AUDIT_LOG, "stderr")]).audit_log,
@@ -2596,7 +3081,23 @@ mod tests {
     #[test]
     fn no_error_shows_the_secret() {
         let file = TempFile::new("shown", SECRET);
-        let scenarios: [&[(&str, &str)]; 5] = [
+        let scenarios: [&[(&str, &str)]; 8] = [
+            // The exchange secret without its client id, or without audiences.
+            &[
+                (EXCHANGE_CLIENT_SECRET, SECRET),
+                (EXCHANGE_AUDIENCES, "https://holidays.example.com"),
+            ],
+            &[
+                (EXCHANGE_CLIENT_ID, "calendar-server"),
+                (EXCHANGE_CLIENT_SECRET, SECRET),
+            ],
+            // A bad exchange endpoint beside a good secret.
+            &[
+                (EXCHANGE_CLIENT_ID, "calendar-server"),
+                (EXCHANGE_CLIENT_SECRET, SECRET),
+                (EXCHANGE_TOKEN_ENDPOINT, "http://auth.example.com/token"),
+                (EXCHANGE_AUDIENCES, "https://holidays.example.com"),
+            ],
             // The secret without its client id.
             &[(INTROSPECTION_CLIENT_SECRET, SECRET)],
             // The secret from a file without its client id.
@@ -2628,6 +3129,9 @@ mod tests {
         let settings = read(&[
             (INTROSPECTION_CLIENT_ID, "calendar"),
             (INTROSPECTION_CLIENT_SECRET, SECRET),
+            (EXCHANGE_CLIENT_ID, "calendar-server"),
+            (EXCHANGE_CLIENT_SECRET, SECRET),
+            (EXCHANGE_AUDIENCES, "https://holidays.example.com"),
         ]);
         assert!(!format!("{settings:?}").contains(SECRET));
     }
@@ -2740,6 +3244,13 @@ mod tests {
                 "requests_per_minute": 600,
                 "filter_tools": true,
                 "introspection": {{ "client_id": "calendar", "client_secret": "{SECRET}" }},
+                "token_exchange": {{
+                    "client_id": "api://calendar",
+                    "client_secret": "{SECRET}",
+                    "token_endpoint": "https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token",
+                    "audiences": ["api://holidays"],
+                    "grant": "entra-obo"
+                }},
                 "audit_log": "stderr"
             }}"#
         );
@@ -2782,6 +3293,14 @@ mod tests {
             (FILTER_TOOLS, "1"),
             (INTROSPECTION_CLIENT_ID, "calendar"),
             (INTROSPECTION_CLIENT_SECRET, SECRET),
+            (EXCHANGE_CLIENT_ID, "api://calendar"),
+            (EXCHANGE_CLIENT_SECRET, SECRET),
+            (
+                EXCHANGE_TOKEN_ENDPOINT,
+                &format!("https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token"),
+            ),
+            (EXCHANGE_AUDIENCES, "api://holidays"),
+            (EXCHANGE_GRANT, "entra-obo"),
             (AUDIT_LOG, "stderr"),
         ]);
         assert_eq!(from_vars, settings);
@@ -2798,6 +3317,10 @@ mod tests {
             (
                 r#"{ "introspection": { "client_id": "c", "client_secret": "s", "endpiont": "https://a" } }"#,
                 "endpiont",
+            ),
+            (
+                r#"{ "token_exchange": { "audience": ["https://a"] } }"#,
+                "audience",
             ),
         ];
         for (document, member) in cases {
