@@ -815,23 +815,26 @@ impl TokenExchanger {
             Ok(endpoint) => endpoint.clone(),
             Err(error) => return (Err(error), 0),
         };
-        let mut form = protocol::form(
-            self.0.grant,
-            incoming.expose(),
-            target,
-            self.0.actor.as_ref(),
-        );
-        let request = self.0.client.post(endpoint);
-        let request = self.0.client_auth.authenticate(request, &mut form);
-        let response = request
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .header(reqwest::header::ACCEPT, "application/json")
-            .body(form.finish())
-            .send()
-            .await;
+        // The form serializer is not `Sync`: it must not live across an await, or a tool's
+        // future (which rmcp needs `Send`) would not be.
+        let request = {
+            let mut form = protocol::form(
+                self.0.grant,
+                incoming.expose(),
+                target,
+                self.0.actor.as_ref(),
+            );
+            let request = self.0.client.post(endpoint);
+            let request = self.0.client_auth.authenticate(request, &mut form);
+            request
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .header(reqwest::header::ACCEPT, "application/json")
+                .body(form.finish())
+        };
+        let response = request.send().await;
         let response = match response {
             Ok(response) => response,
             Err(error) => {
@@ -1190,6 +1193,14 @@ fn insufficient_scope(headers: &reqwest::header::HeaderMap) -> Option<Vec<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tools run on rmcp, which needs their futures `Send`.
+    #[allow(dead_code)]
+    fn the_futures_a_tool_awaits_are_send(downstream: &Downstream, target: &Target) {
+        fn send<T: Send>(_: T) {}
+        send(downstream.token(target));
+        send(downstream.send(target, reqwest::Client::new().get("http://127.0.0.1:9/")));
+    }
 
     #[test]
     fn targets_key_the_same_whatever_the_order_of_scopes() {
