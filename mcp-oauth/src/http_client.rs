@@ -32,11 +32,13 @@ impl FetchError {
     }
 }
 
-/// A reqwest error with its causes, as one line.
+/// A reqwest error with its causes, as one line, without the URL (whose query may hold
+/// what should not be repeated; callers name the endpoint themselves).
 pub(crate) fn request_error(error: reqwest::Error) -> FetchError {
     if error.is_timeout() {
         return FetchError::Timeout;
     }
+    let error = error.without_url();
     let mut text = error.to_string();
     let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {

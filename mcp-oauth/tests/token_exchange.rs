@@ -242,6 +242,7 @@ impl World {
             client_secret: SERVER_SECRET.into(),
         })
         .token_endpoint(&self.token_endpoint)
+        .subject_issuer(self.issuer.issuer())
         .allow_audience(API)
         .clock(self.clock.clone())
     }
@@ -551,23 +552,29 @@ async fn insufficient_scope_is_a_step_up_only_through_the_mapping() {
     let alice = world.user_token("calendar:read");
     let write = Target::audience(API).scopes(["holidays:write"]);
 
-    // From the authorization server: invalid_scope.
-    for (exchanger, mapped) in [(plain.clone(), false), (mapped.clone(), true)] {
-        world.answer_next(Answer::Status(400, json!({"error": "invalid_scope"})));
-        let downstream = downstream_for(&world, exchanger, &alice).await;
-        match downstream.token(&write).await {
-            Err(ExchangeError::InsufficientScope {
-                scopes, step_up, ..
-            }) => {
-                assert_eq!(scopes, ["holidays:write"]);
-                assert_eq!(step_up.is_some(), mapped);
-                if let Some(step_up) = step_up {
-                    assert!(step_up.missing.contains("calendar:write"));
-                }
-            }
-            other => panic!("{other:?}"),
-        }
+    // Unmapped, the authorization server's invalid_scope is a tool error.
+    world.answer_next(Answer::Status(400, json!({"error": "invalid_scope"})));
+    let downstream = downstream_for(&world, plain, &alice).await;
+    match downstream.token(&write).await {
+        Err(ExchangeError::InsufficientScope {
+            scopes,
+            step_up: None,
+            ..
+        }) => assert_eq!(scopes, ["holidays:write"]),
+        other => panic!("{other:?}"),
     }
+    assert_eq!(world.calls(), 1);
+    // Mapped, a caller without calendar:write is asked to step up before anything is sent:
+    // the server does not obtain for a caller what the caller could not do here.
+    let downstream = downstream_for(&world, mapped.clone(), &alice).await;
+    match downstream.token(&write).await {
+        Err(ExchangeError::InsufficientScope {
+            step_up: Some(step_up),
+            ..
+        }) => assert!(step_up.missing.contains("calendar:write")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(world.calls(), 1);
 
     // From the API: 403 with an insufficient_scope challenge.
     let downstream = downstream_for(&world, mapped.clone(), &alice).await;
@@ -675,6 +682,7 @@ async fn entra_on_behalf_of_sends_the_jwt_bearer_request() {
         client_secret: SERVER_SECRET.into(),
     })
     .token_endpoint(&world.token_endpoint)
+    .subject_issuer(world.issuer.issuer())
     .allow_audience("api://holidays")
     .entra_on_behalf_of()
     .clock(world.clock.clone())
@@ -756,4 +764,64 @@ fn a_failed_exchange_is_a_tool_error_or_the_mapped_step_up() {
         unmapped.into_call_tool_result(),
         Ok(CallToolResponse::Complete(result)) if result.is_error == Some(true)
     ));
+}
+
+#[tokio::test]
+async fn nothing_is_sent_for_another_issuers_token_an_expired_one_or_an_entra_scope_of_another_api()
+{
+    let world = world().await;
+    let alice = world.user_token("calendar:read");
+
+    // An exchanger for another issuer's tokens: this one is never sent there.
+    let elsewhere = TokenExchanger::builder(ClientAuth::SecretBasic {
+        client_id: SERVER_ID.into(),
+        client_secret: SERVER_SECRET.into(),
+    })
+    .token_endpoint(&world.token_endpoint)
+    .subject_issuer("https://another-issuer.example.com")
+    .allow_audience(API)
+    .build()
+    .unwrap();
+    let downstream = downstream_for(&world, elsewhere, &alice).await;
+    assert_eq!(
+        downstream.token(&target()).await.unwrap_err().code(),
+        "issuer_not_accepted"
+    );
+
+    // Expired since the request was verified (a tool that kept its Downstream).
+    let downstream = downstream_for(&world, world.exchanger().build().unwrap(), &alice).await;
+    world.clock.advance(Duration::from_secs(24 * 3600));
+    assert_eq!(
+        downstream.token(&target()).await.unwrap_err(),
+        ExchangeError::SubjectExpired
+    );
+
+    // Entra names the API in the scopes: one naming another API would pass the allow-list.
+    let entra = world.exchanger().entra_on_behalf_of().build().unwrap();
+    world
+        .clock
+        .set(mcp_oauth::clock::SystemClock.now_duration());
+    let downstream = downstream_for(&world, entra, &alice).await;
+    let graph = Target::audience(API).scopes(["https://graph.microsoft.com/Mail.Send"]);
+    assert!(matches!(
+        downstream.token(&graph).await,
+        Err(ExchangeError::InvalidScope(scope)) if scope.contains("graph")
+    ));
+    assert_eq!(world.calls(), 0);
+}
+
+#[tokio::test]
+async fn with_caching_off_each_call_exchanges_and_concurrent_ones_still_share() {
+    let world = world().await;
+    let exchanger = world.exchanger().cache_capacity(0).build().unwrap();
+    let alice = world.user_token("calendar:read");
+    let downstream = downstream_for(&world, exchanger, &alice).await;
+    *world.server.delay.lock() = Duration::from_millis(300);
+    let target = target();
+    let answers = futures::future::join_all((0..6).map(|_| downstream.token(&target))).await;
+    assert!(answers.iter().all(Result::is_ok));
+    assert_eq!(world.calls(), 1);
+    *world.server.delay.lock() = Duration::ZERO;
+    assert!(!downstream.token(&target).await.unwrap().from_cache());
+    assert_eq!(world.calls(), 2);
 }

@@ -18,6 +18,7 @@ pub struct IncomingToken(Arc<Sealed>);
 
 struct Sealed {
     raw: Box<str>,
+    issuer: Box<str>,
     hash: [u8; 32],
     expires_at: u64,
 }
@@ -28,6 +29,7 @@ impl IncomingToken {
     pub(crate) fn new(raw: &str, identity: &VerifiedToken) -> Self {
         Self(Arc::new(Sealed {
             raw: raw.into(),
+            issuer: identity.issuer().into(),
             hash: *identity.token_hash(),
             expires_at: identity.expires_at(),
         }))
@@ -41,6 +43,11 @@ impl IncomingToken {
     /// The token's full SHA-256 (the exchange cache's key, never the short fingerprint).
     pub(crate) fn sha256(&self) -> &[u8; 32] {
         &self.0.hash
+    }
+
+    /// The issuer that verified the token (its `iss`): the only server it may be sent to.
+    pub fn issuer(&self) -> &str {
+        &self.0.issuer
     }
 
     /// The token's expiry (`exp`), seconds since the Unix epoch.
@@ -58,6 +65,7 @@ impl fmt::Debug for IncomingToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IncomingToken")
             .field("fingerprint", &self.fingerprint())
+            .field("issuer", &self.0.issuer)
             .field("expires_at", &self.0.expires_at)
             .finish_non_exhaustive()
     }

@@ -64,7 +64,7 @@ mod protocol;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use quick_cache::sync::{Cache, EntryAction, EntryResult};
 use tokio::sync::OnceCell;
@@ -90,6 +90,8 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(30);
 /// The default timeout of one call to the token endpoint.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a failed discovery of the token endpoint, how long exchanges fail at once.
+const DISCOVERY_RETRY: Duration = Duration::from_secs(5);
 /// The bound of a token endpoint's answer.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
@@ -283,9 +285,17 @@ pub enum ExchangeError {
     /// ([`TokenExchangerBuilder::allow_audience`]); nothing was sent.
     #[error("the downstream audience {0:?} is not allowed")]
     AudienceNotAllowed(String),
-    /// A scope of the target is not a scope token (RFC 6749 §3.3); nothing was sent.
-    #[error("the scope {0:?} is not a valid scope")]
+    /// A scope of the target is not a scope token (RFC 6749 §3.3), or (Entra) names another
+    /// API than the target; nothing was sent.
+    #[error("the scope {0:?} is not a valid scope for this target")]
     InvalidScope(String),
+    /// The incoming token's issuer is not one this exchanger sends tokens to (only the
+    /// authorization server that issued a token may see it); nothing was sent.
+    #[error("tokens of issuer {0:?} are not exchanged here")]
+    IssuerNotAccepted(String),
+    /// The incoming token has expired; nothing was sent.
+    #[error("the incoming token has expired")]
+    SubjectExpired,
     /// The downstream API's scopes are not granted: the authorization server answered
     /// `invalid_scope`, or the API `403 insufficient_scope`. `step_up` is what this
     /// resource's client must obtain for it, when a configured mapping says so and the
@@ -310,7 +320,8 @@ pub enum ExchangeError {
     },
     /// The authorization server refused the exchange (`invalid_grant`, `invalid_target`,
     /// `unauthorized_client`, …).
-    #[error("the authorization server refused the token exchange: {error}{}", description.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    // The description is the server's text: logged, never part of what a model reads.
+    #[error("the authorization server refused the token exchange: {error}")]
     Refused {
         /// The HTTP status.
         status: u16,
@@ -354,6 +365,8 @@ impl ExchangeError {
             ExchangeError::NotConfigured => "not_configured",
             ExchangeError::AudienceNotAllowed(_) => "audience_not_allowed",
             ExchangeError::InvalidScope(_) => "invalid_scope",
+            ExchangeError::IssuerNotAccepted(_) => "issuer_not_accepted",
+            ExchangeError::SubjectExpired => "subject_expired",
             ExchangeError::InsufficientScope { .. } => "insufficient_scope",
             ExchangeError::InteractionRequired { error, .. } => error,
             ExchangeError::Refused { error, .. } => error,
@@ -384,6 +397,16 @@ pub enum ExchangeConfigError {
     /// client secret and the user's token would travel in the clear.
     #[error("{0:?} is not https (plain http only on a loopback host)")]
     NotHttps(String),
+    /// Only a token endpoint is configured: which issuer's tokens may be sent to it is not
+    /// known ([`TokenExchangerBuilder::subject_issuer`]).
+    #[error(
+        "token exchange with a configured token endpoint needs the issuer whose tokens it exchanges (subject_issuer)"
+    )]
+    NoSubjectIssuer,
+    /// An allowed audience is empty or holds whitespace, or a step-up mapping names an
+    /// audience that is not allowed.
+    #[error("{0:?} is not a usable downstream audience here")]
+    InvalidAudience(String),
     /// No downstream audience is allowed: every exchange would be refused.
     #[error("token exchange allows no downstream audience: add them with allow_audience")]
     NoAudience,
@@ -412,6 +435,7 @@ pub struct TokenExchangerBuilder {
     client_auth: ClientAuth,
     endpoint: Option<String>,
     issuer: Option<String>,
+    subject_issuers: Vec<String>,
     grant: Grant,
     allowed: Vec<String>,
     step_ups: Vec<StepUpRule>,
@@ -444,9 +468,21 @@ impl TokenExchangerBuilder {
     }
 
     /// The authorization server whose RFC 8414 / OpenID metadata names the token endpoint
-    /// (discovered on first use; a failure is retried on the next exchange).
+    /// (discovered on first use; after a failure, again after a pause). Its tokens are the
+    /// ones exchanged ([`subject_issuer`](Self::subject_issuer)).
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuer = Some(issuer.into());
+        let issuer = issuer.into();
+        self.subject_issuers.push(issuer.clone());
+        self.issuer = Some(issuer);
+        self
+    }
+
+    /// Exchanges tokens of this issuer (the `iss` of the incoming token): required with a
+    /// configured [`token_endpoint`](Self::token_endpoint), implied by
+    /// [`issuer`](Self::issuer). A token of any other issuer is never sent: the server at
+    /// the endpoint could replay it to this resource.
+    pub fn subject_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.subject_issuers.push(issuer.into());
         self
     }
 
@@ -505,7 +541,7 @@ impl TokenExchangerBuilder {
     }
 
     /// The cache's bound, in entries (default [`DEFAULT_CACHE_CAPACITY`]; 0 turns caching
-    /// off, single-flight stays).
+    /// off: each call exchanges, concurrent calls for the same key still share one).
     pub fn cache_capacity(mut self, entries: usize) -> Self {
         self.capacity = entries;
         self
@@ -546,8 +582,24 @@ impl TokenExchangerBuilder {
         if endpoint.is_none() && self.issuer.is_none() {
             return Err(ExchangeConfigError::NoEndpoint);
         }
+        if self.subject_issuers.is_empty() {
+            return Err(ExchangeConfigError::NoSubjectIssuer);
+        }
         if self.allowed.is_empty() {
             return Err(ExchangeConfigError::NoAudience);
+        }
+        if let Some(audience) = self
+            .allowed
+            .iter()
+            .find(|a| a.is_empty() || a.chars().any(char::is_whitespace))
+            .or_else(|| {
+                self.step_ups
+                    .iter()
+                    .map(|rule| &rule.audience)
+                    .find(|a| !self.allowed.contains(a))
+            })
+        {
+            return Err(ExchangeConfigError::InvalidAudience(audience.clone()));
         }
         let (ClientAuth::SecretBasic {
             client_id,
@@ -576,6 +628,8 @@ impl TokenExchangerBuilder {
         Ok(TokenExchanger(Arc::new(Inner {
             client_auth: self.client_auth,
             issuer: self.issuer,
+            subject_issuers: self.subject_issuers,
+            discovery_failed_at: parking_lot::Mutex::new(None),
             endpoint: discovered,
             grant: self.grant,
             allowed: self.allowed,
@@ -598,6 +652,9 @@ pub struct TokenExchanger(Arc<Inner>);
 struct Inner {
     client_auth: ClientAuth,
     issuer: Option<String>,
+    subject_issuers: Vec<String>,
+    /// When discovery last failed: callers within [`DISCOVERY_RETRY`] fail at once.
+    discovery_failed_at: parking_lot::Mutex<Option<Instant>>,
     endpoint: OnceCell<Url>,
     grant: Grant,
     allowed: Vec<String>,
@@ -648,6 +705,7 @@ impl TokenExchanger {
             client_auth,
             endpoint: None,
             issuer: None,
+            subject_issuers: Vec::new(),
             grant: Grant::TokenExchange,
             allowed: Vec::new(),
             step_ups: Vec::new(),
@@ -703,6 +761,20 @@ impl TokenExchanger {
             answer: Err(error),
             status: 0,
         };
+        // The incoming token goes only to its own issuer: any other could replay it here.
+        if !self
+            .0
+            .subject_issuers
+            .iter()
+            .any(|i| i == incoming.issuer())
+        {
+            return refused(ExchangeError::IssuerNotAccepted(
+                incoming.issuer().to_owned(),
+            ));
+        }
+        if incoming.expires_at() <= self.now() {
+            return refused(ExchangeError::SubjectExpired);
+        }
         if let Some(name) = target.names().find(|name| !self.0.allowed.contains(name)) {
             return refused(ExchangeError::AudienceNotAllowed(name.clone()));
         }
@@ -712,13 +784,27 @@ impl TokenExchanger {
         if let Some(scope) = target.scopes.iter().find(|s| !is_valid_scope_token(s)) {
             return refused(ExchangeError::InvalidScope(scope.clone()));
         }
+        // Entra names the API through the scopes: one naming another API than the target
+        // would fetch a token for it, past the allow-list.
+        if self.0.grant == Grant::EntraOnBehalfOf {
+            let prefix = format!("{}/", target.name().trim_end_matches('/'));
+            if let Some(scope) = target
+                .scopes
+                .iter()
+                .find(|s| s.contains('/') && !s.starts_with(&prefix))
+            {
+                return refused(ExchangeError::InvalidScope(scope.clone()));
+            }
+        }
         let key = cache_key(incoming, target);
         let started = Instant::now();
         let now = self.now();
         let margin = self.0.refresh_margin;
+        let caching = self.0.caching;
         let usable = |flight: &Flight| {
             flight.landed >= started
-                || matches!(&flight.answer, Ok(token) if token.expires_at > now.saturating_add(margin))
+                || (caching
+                    && matches!(&flight.answer, Ok(token) if token.expires_at > now.saturating_add(margin)))
         };
         let guard = match self
             .0
@@ -739,17 +825,17 @@ impl TokenExchanger {
                 return refused(ExchangeError::Unavailable("cache contention".into()));
             }
         };
+        // A lifetime counts from when the request left, not from when the answer came.
+        let sent_at = self.now();
         let (answer, status) = self.call(incoming, target).await;
-        let answer = answer.map(|issued| self.downstream_token(issued, incoming, target));
+        let answer = answer.map(|issued| self.downstream_token(issued, incoming, target, sent_at));
+        // Kept even with caching off: the callers waiting on this call take it from there.
         let flight = Arc::new(Flight {
             answer: answer.clone(),
             landed: Instant::now(),
             status,
         });
         let _ = guard.insert(flight);
-        if !self.0.caching {
-            self.0.cache.remove(&key);
-        }
         Exchanged { answer, status }
     }
 
@@ -767,8 +853,8 @@ impl TokenExchanger {
         issued: protocol::Issued,
         incoming: &IncomingToken,
         target: &Target,
+        now: u64,
     ) -> DownstreamToken {
-        let now = self.now();
         // Unknown lifetime: never cached past the waiters (0), the token still handed out.
         let own_expiry = match (issued.expires_in, issued.jwt_expires_at) {
             (Some(lifetime), Some(exp)) => now.saturating_add(lifetime.as_secs()).min(exp),
@@ -787,19 +873,35 @@ impl TokenExchanger {
     }
 
     async fn endpoint(&self) -> Result<&Url, ExchangeError> {
+        let issuer = self.0.issuer.as_deref().unwrap_or_default();
+        let unavailable = || {
+            ExchangeError::Unavailable(format!(
+                "no token_endpoint could be discovered for {issuer}"
+            ))
+        };
+        if let Some(endpoint) = self.0.endpoint.get() {
+            return Ok(endpoint);
+        }
+        // Queued callers would each try every discovery URL again: a pause after a failure.
+        let recently_failed =
+            |at: &Option<Instant>| at.is_some_and(|at| at.elapsed() < DISCOVERY_RETRY);
+        if recently_failed(&self.0.discovery_failed_at.lock()) {
+            return Err(unavailable());
+        }
         self.0
             .endpoint
             .get_or_try_init(|| async {
-                let issuer = self.0.issuer.as_deref().unwrap_or_default();
+                if recently_failed(&self.0.discovery_failed_at.lock()) {
+                    return Err(unavailable());
+                }
                 discover_endpoint(&self.0.client, issuer, "token_endpoint")
                     .await
                     .map_err(|misses| {
                         for miss in &misses {
                             tracing::warn!(target: LOG_TARGET, url = %miss.url, why = %miss.why, "token endpoint discovery candidate failed");
                         }
-                        ExchangeError::Unavailable(format!(
-                            "no token_endpoint could be discovered for {issuer}"
-                        ))
+                        *self.0.discovery_failed_at.lock() = Some(Instant::now());
+                        unavailable()
                     })
             })
             .await
@@ -890,6 +992,26 @@ impl TokenExchanger {
         (Err(error), code)
     }
 
+    /// What the caller lacks of the scopes of this resource that the mapping ties to the
+    /// downstream scopes `target` asks for (`None`: nothing, or no mapping applies).
+    fn unearned(
+        &self,
+        target: &Target,
+        identity: &VerifiedToken,
+        hierarchy: &ScopeHierarchy,
+    ) -> Option<InsufficientScope> {
+        let mut required = ScopeSet::new();
+        for rule in &self.0.step_ups {
+            if target.scopes.contains(&rule.downstream_scope)
+                && target.names().any(|name| *name == rule.audience)
+            {
+                required.extend(rule.local.iter());
+            }
+        }
+        let missing = identity.scopes().missing(&required, hierarchy);
+        (!missing.is_empty()).then_some(InsufficientScope { required, missing })
+    }
+
     /// The step-up on this resource that stands for the downstream `scopes` of `audience`:
     /// every one of them must be mapped, and the identity must lack some of the result
     /// (else asking the client again would not help).
@@ -951,6 +1073,8 @@ pub(crate) struct AuditTrail {
     pub(crate) request_id: String,
     pub(crate) remote_addr: Option<IpAddr>,
     pub(crate) http_method: String,
+    /// The layer's clock (the audit's time, as for the layer's own events).
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// Token exchange for one request: the exchanger, the request's sealed token and verified
@@ -1015,8 +1139,24 @@ impl Downstream {
         &self.identity
     }
 
-    /// A token for `target` (cached, or exchanged now), recorded in the audit trail.
+    /// A token for `target` (cached, or exchanged now), recorded in the audit trail. A
+    /// downstream scope the step-up mapping ties to scopes of this resource is asked for
+    /// only when the caller's token holds them: the server must not obtain for a caller
+    /// what the caller could not do here (an authorization server may grant by the
+    /// exchanging client's rights alone).
     pub async fn token(&self, target: &Target) -> Result<DownstreamToken, ExchangeError> {
+        if let Some(step_up) = self
+            .exchanger
+            .unearned(target, &self.identity, &self.hierarchy)
+        {
+            let error = ExchangeError::InsufficientScope {
+                audience: target.joined_names(),
+                scopes: target.scopes.clone(),
+                step_up: Some(step_up),
+            };
+            self.record(target, &Err(error.clone()), 0);
+            return Err(error);
+        }
         let exchanged = self
             .exchanger
             .exchange_recorded(&self.incoming, target)
@@ -1026,7 +1166,8 @@ impl Downstream {
         answer
     }
 
-    /// Sends `request` to the downstream API with a token for `target`. A `401` drops the
+    /// Sends `request` to the downstream API with a token for `target` (the request's URL
+    /// must be that API's: the token goes wherever the request goes). A `401` drops the
     /// cached token and, when the request can be cloned (no streaming body), tries once
     /// more with a fresh one; a `401` again is [`ExchangeError::DownstreamRefused`]. A `403`
     /// whose challenge says `insufficient_scope` is [`ExchangeError::InsufficientScope`]
@@ -1137,7 +1278,7 @@ impl Downstream {
             return;
         }
         let mut event = AuditEvent::new(outcome, reason, status, self.trail.request_id.clone());
-        event.time = SystemTime::now();
+        event.time = UNIX_EPOCH + self.trail.clock.now();
         event.http_method = self.trail.http_method.clone();
         event.issuer = Some(self.identity.issuer().to_owned());
         event.subject = self.identity.subject().map(str::to_owned);
@@ -1223,9 +1364,27 @@ mod tests {
         assert_eq!(
             TokenExchanger::builder(auth())
                 .token_endpoint("https://as.example.com/token")
+                .allow_audience("https://api")
+                .build()
+                .unwrap_err(),
+            ExchangeConfigError::NoSubjectIssuer,
+            "a bare endpoint: whose tokens may go there?"
+        );
+        assert_eq!(
+            TokenExchanger::builder(auth())
+                .issuer("https://as.example.com")
                 .build()
                 .unwrap_err(),
             ExchangeConfigError::NoAudience
+        );
+        assert_eq!(
+            TokenExchanger::builder(auth())
+                .issuer("https://as.example.com")
+                .allow_audience("https://api")
+                .step_up("https://other", "a", ["b"])
+                .build()
+                .unwrap_err(),
+            ExchangeConfigError::InvalidAudience("https://other".into())
         );
         assert!(matches!(
             TokenExchanger::builder(auth())
@@ -1256,6 +1415,7 @@ mod tests {
         assert!(
             TokenExchanger::builder(auth())
                 .token_endpoint("http://127.0.0.1:9/token")
+                .subject_issuer("https://as.example.com")
                 .allow_audience("https://api")
                 .build()
                 .is_ok()
@@ -1268,7 +1428,7 @@ mod tests {
             client_id: "server".into(),
             client_secret: "secret".into(),
         })
-        .token_endpoint("https://as.example.com/token")
+        .issuer("https://as.example.com")
         .allow_audience("https://api")
         .step_up("https://api", "events:write", ["calendar:write"])
         .build()

@@ -78,8 +78,8 @@ fn entra_scope(target: &Target) -> String {
         .join(" ")
 }
 
-/// A token the authorization server issued, read from a 200 answer.
-#[derive(Debug)]
+/// A token the authorization server issued, read from a 200 answer (no `Debug`: it holds
+/// the token).
 pub(crate) struct Issued {
     pub(crate) access_token: String,
     /// `expires_in`, when given.
@@ -139,7 +139,7 @@ pub(crate) fn issued(body: &[u8], subject_token: &str) -> Result<Issued, Exchang
     let scopes = document.get("scope").and_then(Value::as_str).map(|scope| {
         scope
             .split(' ')
-            .filter(|s| !s.is_empty())
+            .filter(|s| crate::scopes::is_valid_scope_token(s))
             .map(str::to_owned)
             .collect()
     });
@@ -205,10 +205,17 @@ pub(crate) fn oauth_error(body: &[u8]) -> Option<OAuthError> {
     {
         return None;
     }
+    // RFC 6749 §5.2's characters only (no control, bidi or invisible characters), bounded:
+    // the text is the server's, and lands in logs.
     let description = document
         .get("error_description")
         .and_then(Value::as_str)
-        .map(|text| text.chars().filter(|c| !c.is_control()).take(300).collect());
+        .map(|text| {
+            text.chars()
+                .filter(|c| matches!(*c, ' '..='!' | '#'..='[' | ']'..='~'))
+                .take(300)
+                .collect()
+        });
     Some(OAuthError {
         error: error.to_owned(),
         description,
@@ -328,7 +335,8 @@ mod tests {
         for (body, why) in cases {
             match issued(body.to_string().as_bytes(), "in.co.ming") {
                 Err(ExchangeError::InvalidResponse(text)) => assert!(text.contains(why), "{text}"),
-                other => panic!("{body}: {other:?}"),
+                Err(other) => panic!("{body}: {other:?}"),
+                Ok(_) => panic!("{body}: accepted"),
             }
         }
         assert!(issued(b"<html>", "x").is_err());

@@ -301,6 +301,7 @@ where
             request_id: decision.request_id.as_str().to_owned(),
             remote_addr: decision.remote,
             http_method: parts.method.as_str().to_owned(),
+            clock: shared.clock.clone(),
         };
         let hierarchy = shared.access.hierarchy().clone();
         let downstream = Downstream::new(
