@@ -3,10 +3,12 @@
 //! A request whose redirect URI is loopback (`http` on `127.x`, `[::1]` or `localhost`: a
 //! native app on this machine, RFC 8252 §7.3) is approved at once. Any other would send the
 //! code off this machine, so `GET /authorize` answers a consent page instead, naming the
-//! client and where the code goes; its "Allow" and "Deny" buttons post a consent id back to
-//! `POST /authorize`. The id is 256 random bits, bound on the server to the checked request
-//! (the form carries nothing else that is trusted: not the redirect URI, not the scopes),
-//! answered once, and forgotten after [`CONSENT_TTL`].
+//! client and where the code goes; so does every request of a client identified by a metadata
+//! document (`client_metadata`), whatever its redirect URI, since anyone can publish one. The
+//! page's "Allow" and "Deny" buttons post a consent id back to `POST /authorize`. The id is
+//! 256 random bits, bound on the server to the checked request (the form carries nothing
+//! else that is trusted: not the redirect URI, not the scopes), answered once, and forgotten
+//! after [`CONSENT_TTL`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,8 +53,8 @@ enum Refusal {
 impl Inner {
     /// `GET /authorize`: a redirect with a code (loopback redirect URI) or an error, the
     /// consent page, or an error page when the redirect URI cannot be trusted.
-    pub(super) fn authorize(&self, query: Option<&str>) -> Response {
-        let (client, request) = match self.check_authorization_request(query) {
+    pub(super) async fn authorize(&self, query: Option<&str>) -> Response {
+        let (client, request) = match self.check_authorization_request(query).await {
             Ok(checked) => checked,
             Err(Refusal::Page(message)) => return error_page(message),
             Err(Refusal::Redirect {
@@ -63,7 +65,7 @@ impl Inner {
             }) => return self.redirect_error(&redirect_uri, state.as_deref(), error, &description),
         };
         let loopback = Url::parse(&request.redirect_uri).is_ok_and(|url| is_loopback_http(&url));
-        if loopback {
+        if loopback && client.document.is_none() {
             self.issue_code(request)
         } else {
             self.ask_consent(&client, request)
@@ -127,7 +129,7 @@ impl Inner {
     }
 
     /// The client and the checked request, or why it is refused.
-    fn check_authorization_request(
+    async fn check_authorization_request(
         &self,
         query: Option<&str>,
     ) -> Result<(Arc<Client>, AuthorizationRequest), Refusal> {
@@ -135,8 +137,13 @@ impl Inner {
         if params.is_duplicated("client_id") || params.is_duplicated("redirect_uri") {
             return Err(Refusal::Page("client_id or redirect_uri is repeated."));
         }
-        let Some(client) = params.get("client_id").and_then(|id| self.store.client(id)) else {
+        let Some(client_id) = params.get("client_id") else {
             return Err(Refusal::Page("Unknown or missing client_id."));
+        };
+        let client = match self.find_client(client_id).await {
+            Ok(Some(client)) => client,
+            Ok(None) => return Err(Refusal::Page("Unknown or missing client_id.")),
+            Err(refusal) => return Err(Refusal::Page(refusal.description())),
         };
         let given_redirect = params.get("redirect_uri");
         let redirect_uri = match given_redirect {
@@ -247,6 +254,7 @@ impl Inner {
         let page = consent_page(&Consent {
             client_name: client.name.as_deref().unwrap_or(&client.id),
             client_id: &client.id,
+            document: client.document.as_ref(),
             redirect_host: &host,
             scopes: &request.scopes,
             resource: &request.resource,
@@ -256,7 +264,8 @@ impl Inner {
         tracing::debug!(
             client_id = %client.id,
             consent = %fingerprint(&consent_id),
-            "dev authorization server: asked for consent (the redirect URI is not loopback)"
+            document = client.document.is_some(),
+            "dev authorization server: asked for consent (a redirect URI off loopback, or a client by metadata document)"
         );
         let expires_at = self.now().saturating_add(CONSENT_TTL.as_secs());
         self.store.consents.lock().insert(

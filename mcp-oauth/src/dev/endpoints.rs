@@ -30,8 +30,9 @@ const MAX_METADATA_STRING: usize = 2048;
 
 impl Inner {
     /// The client a request authenticates as (RFC 6749 §2.3). With `confidential_only`,
-    /// public clients (identified by `client_id` alone) are refused.
-    fn authenticate(
+    /// public clients (identified by `client_id` alone) are refused, and no client metadata
+    /// document is fetched (such clients are public).
+    async fn authenticate(
         &self,
         headers: &HeaderMap,
         params: &Params,
@@ -64,7 +65,14 @@ impl Inner {
             },
         };
         let unknown = || OAuthError::invalid_client("unknown client or wrong credentials");
-        let client = self.store.client(&id).ok_or_else(unknown)?;
+        let client = if confidential_only {
+            self.store.client(&id)
+        } else {
+            self.find_client(&id)
+                .await
+                .map_err(|refusal| OAuthError::invalid_client(refusal.description()))?
+        };
+        let client = client.ok_or_else(unknown)?;
         match secret {
             Some(secret) if client.secret_matches(&secret) => Ok(client),
             Some(_) => Err(unknown()),
@@ -141,7 +149,7 @@ impl Inner {
                 "parameter {name} is repeated"
             )));
         }
-        let client = self.authenticate(headers, &params, false)?;
+        let client = self.authenticate(headers, &params, false).await?;
         let grant = match params.get("grant_type") {
             None => return Err(OAuthError::invalid_request("grant_type is missing")),
             Some(name) => GrantType::parse(name)
@@ -567,13 +575,18 @@ impl Inner {
                 grant_types,
                 scopes,
                 redirect_uris,
+                document: None,
             }),
         );
         tracing::debug!(client_id = %id, "dev authorization server: registered a client");
         Ok(response)
     }
 
-    pub(super) fn introspect(&self, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAuthError> {
+    pub(super) async fn introspect(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Value, OAuthError> {
         check_form_content_type(headers)?;
         let params = Params::parse(body);
         if let Some(name) = params.first_duplicate() {
@@ -581,7 +594,7 @@ impl Inner {
                 "parameter {name} is repeated"
             )));
         }
-        self.authenticate(headers, &params, true)?;
+        self.authenticate(headers, &params, true).await?;
         let token = params
             .get("token")
             .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
@@ -645,7 +658,7 @@ impl Inner {
         Some(response)
     }
 
-    pub(super) fn revoke(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), OAuthError> {
+    pub(super) async fn revoke(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), OAuthError> {
         check_form_content_type(headers)?;
         let params = Params::parse(body);
         if let Some(name) = params.first_duplicate() {
@@ -653,7 +666,7 @@ impl Inner {
                 "parameter {name} is repeated"
             )));
         }
-        let client = self.authenticate(headers, &params, false)?;
+        let client = self.authenticate(headers, &params, false).await?;
         let token = params
             .get("token")
             .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;

@@ -13,6 +13,7 @@
 //! | `POST /authorize` | the consent page's answer ("Allow" or "Deny"), redirected with `iss` too |
 //! | `POST /token` | `authorization_code`, `refresh_token` (rotating), `client_credentials`, and RFC 8693 token exchange when [configured](DevAuthorizationServerBuilder::exchange_audiences); with a `DPoP` proof, DPoP-bound tokens |
 //! | `POST /register` | RFC 7591 dynamic client registration (open; loopback redirect URIs only unless [configured](DevAuthorizationServerBuilder::allow_redirect_hosts)) |
+//! | (any `client_id` that is an `https` URL) | a Client ID Metadata Document, fetched from that URL (SEP-991): a public client, PKCE required, always shown the consent page |
 //! | `POST /introspect` | RFC 7662 introspection (client-authenticated; exchanged tokens report `act`) |
 //! | `POST /revoke` | RFC 7009 revocation |
 //!
@@ -47,6 +48,30 @@
 //! and the access tokens refreshed are bound to it. Introspection reports `cnf`. No server
 //! nonces are asked for. Requests without a `DPoP` header get bearer tokens, as ever.
 //!
+//! Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document, MCP SEP-991),
+//! advertised as `client_id_metadata_document_supported`: a `client_id` that is an `https`
+//! URL (canonical, with a path other than `/`, no fragment, userinfo or dot segments) is the
+//! address of a JSON document describing the client. It is fetched when the client shows up
+//! at the authorization or token endpoint: no redirect followed, at most 5 KiB, within 2 s,
+//! `200` and `application/json` only; never from a private, loopback, link-local, CGNAT,
+//! unique-local, multicast, documentation or otherwise reserved address (checked on the
+//! resolved addresses the connection uses, and on IP-literal hosts), through no proxy. The
+//! document's `client_id` must be the URL exactly, its `token_endpoint_auth_method` must be
+//! `none` (such clients are public, with PKCE S256 as every client; a document with a secret
+//! is refused), its `redirect_uris` are matched as a registered client's, its `grant_types`
+//! (default `authorization_code`) may add `refresh_token`, its `scope` is narrowed to the
+//! server's. Every authorization request of such a client is shown the consent page, even
+//! with a loopback redirect URI (anyone can publish a document): the page names the host that
+//! published the document, the one thing verified, apart from the name and website the
+//! document claims. Documents are cached per URL, bounded like the other tables, for their
+//! `Cache-Control: max-age` up to 5 minutes (1 minute without one, not at all with `no-store`
+//! or `no-cache`); a refused document is remembered for 5 seconds. A refusal is an error page
+//! at the authorization endpoint and `invalid_client` at the token endpoint, with a fixed
+//! description. Tests serve documents from loopback with
+//! [`allow_local_client_metadata`](DevAuthorizationServerBuilder::allow_local_client_metadata).
+//! An `https` `client_id` that breaks the URL rules is refused; any other unknown id is an
+//! unknown client. Dynamic client registration stays.
+//!
 //! Token exchange (RFC 8693), offered only when
 //! [`exchange_audiences`](DevAuthorizationServerBuilder::exchange_audiences) are configured:
 //! `grant_type=urn:ietf:params:oauth:grant-type:token-exchange` with a `subject_token` of
@@ -74,6 +99,7 @@
 //! Raw tokens and secrets are never logged; log lines carry at most a short SHA-256 prefix.
 
 mod authorize;
+mod client_metadata;
 mod cors;
 mod dpop;
 mod endpoints;
@@ -176,6 +202,7 @@ pub struct DevAuthorizationServerBuilder {
     revocations: Option<crate::revocation::Revocations>,
     exchange_audiences: Vec<String>,
     resource_servers: Vec<(String, String)>,
+    local_client_metadata_ca: Option<String>,
 }
 
 impl fmt::Debug for DevAuthorizationServerBuilder {
@@ -195,6 +222,10 @@ impl fmt::Debug for DevAuthorizationServerBuilder {
             .field("revocations", &self.revocations)
             .field("exchange_audiences", &self.exchange_audiences)
             .field("resource_servers", &self.resource_servers)
+            .field(
+                "allow_local_client_metadata",
+                &self.local_client_metadata_ca.is_some(),
+            )
             .finish()
     }
 }
@@ -216,6 +247,7 @@ impl Default for DevAuthorizationServerBuilder {
             revocations: None,
             exchange_audiences: Vec::new(),
             resource_servers: Vec::new(),
+            local_client_metadata_ca: None,
         }
     }
 }
@@ -381,6 +413,22 @@ impl DevAuthorizationServerBuilder {
         self
     }
 
+    /// **For tests only**: lets client metadata documents be fetched from loopback hosts
+    /// (`localhost`, `127.0.0.0/8`, `::1`), over https with a certificate issued by
+    /// `root_ca_pem` (one or more PEM certificates), e.g. a
+    /// [`testing::HttpsServer`](crate::testing::HttpsServer) with
+    /// [`TEST_ROOT_CA_PEM`](crate::testing::TEST_ROOT_CA_PEM).
+    ///
+    /// The root CA is trusted *instead of* the system's roots: a server so configured fetches
+    /// no document from a real https site. Private, link-local and other reserved addresses
+    /// stay refused. Without this setting (the default), documents are fetched from public
+    /// addresses only, with the system's roots. [`start`](Self::start) fails if the PEM holds
+    /// no usable certificate.
+    pub fn allow_local_client_metadata(mut self, root_ca_pem: impl Into<String>) -> Self {
+        self.local_client_metadata_ca = Some(root_ca_pem.into());
+        self
+    }
+
     /// Binds 127.0.0.1 and serves on the current tokio runtime.
     ///
     /// # Errors
@@ -392,7 +440,8 @@ impl DevAuthorizationServerBuilder {
     /// client id or secret, a malformed redirect URI, a symmetric signing algorithm, a zero
     /// lifetime, a malformed [redirect host](Self::allow_redirect_hosts) or
     /// [exchange audience](Self::exchange_audiences), a [resource
-    /// server](Self::resource_server) that is not a pre-registered client.
+    /// server](Self::resource_server) that is not a pre-registered client, an unusable root CA
+    /// for [local client metadata documents](Self::allow_local_client_metadata).
     pub async fn start(self) -> io::Result<DevAuthorizationServer> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(io::Error::other(
@@ -417,6 +466,7 @@ impl DevAuthorizationServerBuilder {
             revocations: self.revocations,
             exchange_audiences: self.exchange_audiences,
             resource_servers: self.resource_servers,
+            local_client_metadata_ca: self.local_client_metadata_ca,
         })?;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).await?;
         let addr = listener.local_addr()?;

@@ -10,6 +10,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use url::Url;
 
+use super::store::MetadataDocument;
+
 /// The page may not run scripts, load anything, or be framed (no clickjacking of "Allow").
 const PAGE_POLICY: &str =
     "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'";
@@ -19,6 +21,8 @@ pub(super) struct Consent<'a> {
     /// The client's registered name, or its id.
     pub(super) client_name: &'a str,
     pub(super) client_id: &'a str,
+    /// For a client identified by a metadata document: where it is published.
+    pub(super) document: Option<&'a MetadataDocument>,
     /// Where the code will be sent (see [`redirect_host`]).
     pub(super) redirect_host: &'a str,
     pub(super) scopes: &'a [String],
@@ -29,8 +33,32 @@ pub(super) struct Consent<'a> {
 }
 
 /// The consent page: names the client and where the code goes, with an "Allow" and a "Deny"
-/// button posting the consent id back to `POST /authorize`.
+/// button posting the consent id back to `POST /authorize`. For a client identified by a
+/// metadata document, it says which host published the document (verified: it was fetched
+/// there over https) apart from what the document claims (its name and website).
 pub(super) fn consent_page(consent: &Consent<'_>) -> Response {
+    let (provenance, publisher) = match consent.document {
+        None => (String::new(), String::new()),
+        Some(document) => {
+            let host = escape_html(&document.host);
+            let claims = match &document.client_uri_host {
+                Some(site) => format!(
+                    "Its name and its website (<strong>{}</strong>) are what the document \
+                     claims, not verified.",
+                    escape_html(site)
+                ),
+                None => "Its name is what the document claims, not verified.".to_owned(),
+            };
+            (
+                format!(
+                    "<p>This client is identified by a metadata document published by \
+                     <strong>{host}</strong>: that host is what this server verified. \
+                     {claims}</p>"
+                ),
+                format!(" from {host}"),
+            )
+        }
+    };
     let scopes = if consent.scopes.is_empty() {
         "<li>(no scope)</li>".to_owned()
     } else {
@@ -44,9 +72,10 @@ pub(super) fn consent_page(consent: &Consent<'_>) -> Response {
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Authorize {name}?</title>\
          <style>body{{font-family:sans-serif;max-width:40em;margin:2em auto}}\
          button{{font-size:1em;margin-right:1em}}</style></head>\
-         <body><h1>Authorize <q>{name}</q>?</h1>\
+         <body><h1>Authorize <q>{name}</q>{publisher}?</h1>\
          <p>The client <q>{name}</q> (client id <code>{id}</code>) asks for access as \
          <strong>{user}</strong> to <code>{resource}</code> with these scopes:</p><ul>{scopes}</ul>\
+         {provenance}\
          <p>If you allow it, the authorization code is sent to <strong>{host}</strong>. \
          Allow only if you started this sign-in and trust that site.</p>\
          <form method=\"post\" action=\"/authorize\">\

@@ -40,7 +40,7 @@ async fn jwks(State(inner): Shared) -> Response {
 }
 
 async fn authorize(State(inner): Shared, uri: Uri) -> Response {
-    inner.authorize(uri.query())
+    inner.authorize(uri.query()).await
 }
 
 async fn answer_consent(State(inner): Shared, headers: HeaderMap, body: Bytes) -> Response {
@@ -56,11 +56,11 @@ async fn register(State(inner): Shared, body: Bytes) -> Response {
 }
 
 async fn introspect(State(inner): Shared, headers: HeaderMap, body: Bytes) -> Response {
-    result_response(inner.introspect(&headers, &body), StatusCode::OK)
+    result_response(inner.introspect(&headers, &body).await, StatusCode::OK)
 }
 
 async fn revoke(State(inner): Shared, headers: HeaderMap, body: Bytes) -> Response {
-    match inner.revoke(&headers, &body) {
+    match inner.revoke(&headers, &body).await {
         Ok(()) => {
             let mut response = Response::new(Body::empty());
             response

@@ -13,6 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 use url::Url;
 
+use super::client_metadata::{ClientMetadataFetcher, DocumentRefusal, is_document_url};
 use super::dpop::{Thumbprint, TokenEndpointDpop, jkt};
 use super::params::{is_valid_redirect_uri, random_token};
 use super::store::{Client, GrantType, Store};
@@ -46,6 +47,9 @@ pub(crate) struct Config {
     /// `(client id, resource)`: the client is the resource server `resource`, an audience
     /// of the tokens whose `aud` names it.
     pub(crate) resource_servers: Vec<(String, String)>,
+    /// The root CA (PEM) client metadata documents are fetched with, loopback hosts allowed
+    /// (tests only); `None`: the system's roots, public addresses only.
+    pub(crate) local_client_metadata_ca: Option<String>,
 }
 
 fn invalid_input(message: String) -> io::Error {
@@ -157,6 +161,13 @@ impl Config {
             }
         }
         self.resource_servers.dedup();
+        if let Some(pem) = &self.local_client_metadata_ca
+            && let Err(error) = crate::testing::trust_only(reqwest::Client::builder(), pem)
+        {
+            return Err(invalid_input(format!(
+                "the root CA for local client metadata documents is unusable: {error}"
+            )));
+        }
         Ok(self)
     }
 
@@ -223,12 +234,29 @@ pub(crate) struct Inner {
     pub(super) next_family: AtomicU64,
     /// The token endpoint's DPoP proof checks and the proofs seen.
     pub(super) dpop: TokenEndpointDpop,
+    /// Client ID Metadata Documents: fetched, checked, cached.
+    pub(super) client_metadata: ClientMetadataFetcher,
 }
 
 impl Inner {
     /// Revokes access tokens by `jti`: refused by introspection here, and listed in the
     /// configured [`Revocations`](crate::revocation::Revocations), which shares them with
     /// the resource servers that consult it.
+    /// The client `id` names: pre-registered, registered, or (an `https` URL) described by
+    /// its metadata document, fetched or cached; `Ok(None)` for an unknown client.
+    pub(super) async fn find_client(
+        &self,
+        id: &str,
+    ) -> Result<Option<Arc<Client>>, DocumentRefusal> {
+        if let Some(client) = self.store.client(id) {
+            return Ok(Some(client));
+        }
+        if !is_document_url(id) {
+            return Ok(None);
+        }
+        self.client_metadata.client(id, self.now()).await.map(Some)
+    }
+
     pub(super) fn revoke_access_tokens(&self, tokens: Vec<(String, u64)>, now: u64) {
         if let Some(revocations) = &self.config.revocations {
             for (jti, exp) in tokens.iter().filter(|(_, exp)| *exp > now) {
@@ -278,6 +306,7 @@ impl Inner {
                 grant_types: GrantType::ALL.to_vec(),
                 scopes: c.scopes.clone(),
                 redirect_uris: c.redirect_uris.clone(),
+                document: None,
             })
             .collect();
         let dev_client = config
@@ -289,6 +318,11 @@ impl Inner {
         let store = Store::new(static_clients, config.max_entries);
         let token_endpoint = format!("{issuer}/token");
         let dpop = TokenEndpointDpop::new(&token_endpoint, config.max_entries)?;
+        let client_metadata = ClientMetadataFetcher::new(
+            config.local_client_metadata_ca.clone(),
+            config.scopes.clone(),
+            config.max_entries,
+        );
         Ok(Inner {
             jwks_uri: format!("{issuer}/jwks"),
             authorization_endpoint: format!("{issuer}/authorize"),
@@ -305,6 +339,7 @@ impl Inner {
             config,
             next_family: AtomicU64::new(0),
             dpop,
+            client_metadata,
         })
     }
 
@@ -337,6 +372,7 @@ impl Inner {
                 ["client_secret_basic", "client_secret_post", "none"],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": true,
+            "client_id_metadata_document_supported": true,
             "dpop_signing_alg_values_supported": DEFAULT_PROOF_ALGORITHMS,
         });
         let members = doc.as_object_mut().expect("an object");

@@ -163,6 +163,34 @@ pub(crate) struct Client {
     pub(crate) grant_types: Vec<GrantType>,
     pub(crate) scopes: Vec<String>,
     pub(crate) redirect_uris: Vec<String>,
+    /// For a client identified by a metadata document (its id is the document's URL): what
+    /// the consent page shows of it.
+    pub(crate) document: Option<MetadataDocument>,
+}
+
+/// What the consent page shows of a client identified by a metadata document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MetadataDocument {
+    /// The host (and port, if any) of the document's URL: the one thing about the client
+    /// this server verified (it fetched the document there, over https).
+    pub(crate) host: String,
+    /// The host of the document's `client_uri`, as the document claims it.
+    pub(crate) client_uri_host: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    /// Without the secret's hash.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("public", &self.is_public())
+            .field("grant_types", &self.grant_types)
+            .field("scopes", &self.scopes)
+            .field("redirect_uris", &self.redirect_uris)
+            .field("document", &self.document)
+            .finish()
+    }
 }
 
 impl Client {
@@ -430,6 +458,7 @@ mod tests {
             grant_types: GrantType::ALL.to_vec(),
             scopes: Vec::new(),
             redirect_uris: Vec::new(),
+            document: None,
         };
         assert!(client.secret_matches("s3cret"));
         assert!(!client.secret_matches("s3cres"));
