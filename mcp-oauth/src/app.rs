@@ -52,13 +52,14 @@ use std::net::SocketAddr;
 
 use crate::audit::{JsonLinesSink, TracingSink};
 use crate::dpop::{DpopConfig, DpopMode, DpopNonces};
+use crate::exchange::{ExchangeConfigError, TokenExchanger};
 use crate::http::{
     ClientAddress, LayerError, OAuthLayer, OAuthLayerBuilder, OriginPolicy, TrustedProxies,
 };
-use crate::introspection::{Introspection, IntrospectionConfigError};
+use crate::introspection::{ClientAuth, Introspection, IntrospectionConfigError};
 use crate::rate_limit::{Budget, RateLimits};
 use crate::resource::{ConfigError, ProtectedResource, ResourceConfig};
-use crate::settings::{AuditLog, Provider, Settings, SettingsError};
+use crate::settings::{AuditLog, ExchangeGrant, Provider, Settings, SettingsError};
 use crate::tools::ToolTable;
 use crate::validation::{IssuerPolicy, PolicyError, Validator, ValidatorError};
 
@@ -88,6 +89,15 @@ pub enum StartupError {
     /// The layer's startup self-check failed.
     #[error("invalid configuration: {0}")]
     Layer(#[from] LayerError),
+    /// The token exchanger could not be built (`MCP_OAUTH_EXCHANGE_*`): the variable, and
+    /// why.
+    #[error("{name}: invalid token exchange configuration: {source}")]
+    TokenExchange {
+        /// The variable to look at.
+        name: &'static str,
+        /// Why.
+        source: ExchangeConfigError,
+    },
     /// No issuer is configured and the embedded dev server may not run here.
     #[error("{0}")]
     NoIssuer(String),
@@ -129,6 +139,8 @@ pub trait ProtectedResourceExt: ProtectedResource + Sized {
             tools: None,
             customize: Vec::new(),
             dev_if_unconfigured: false,
+            #[cfg(feature = "dev")]
+            dev_exchange_audiences: Vec::new(),
             resource: PhantomData,
         }
     }
@@ -145,6 +157,8 @@ pub struct OAuthApp<R> {
     tools: Option<ToolTable>,
     customize: Vec<Customize>,
     dev_if_unconfigured: bool,
+    #[cfg(feature = "dev")]
+    dev_exchange_audiences: Vec<String>,
     resource: PhantomData<fn() -> R>,
 }
 
@@ -224,8 +238,51 @@ impl<R: ProtectedResource> OAuthApp<R> {
         self
     }
 
+    /// With the embedded dev server ([`dev_server_if_unconfigured`](Self::dev_server_if_unconfigured))
+    /// and no token exchange in the settings, token exchange for these downstream audiences
+    /// (adding to those given before): a demo calls its demo API with no configuration.
+    /// The dev server allows them, and registers this server's confidential client for them
+    /// as with `MCP_OAUTH_EXCHANGE_AUDIENCES` alone (see [`build`](Self::build)).
+    /// `MCP_OAUTH_EXCHANGE_*` replaces them; with any other issuer they mean nothing.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "rmcp")] mod example {
+    /// # use mcp_oauth::{ProtectedResourceExt, protected_resource};
+    /// # #[protected_resource(resource = "http://127.0.0.1:8080/mcp", authorization_servers = ["https://auth.example.com"], scopes = ["calendar:read"])]
+    /// # pub struct Calendar;
+    /// # pub async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let app = Calendar::oauth()
+    ///     .with_env()?
+    ///     .dev_server_if_unconfigured()
+    ///     .dev_exchange_audiences(["http://127.0.0.1:8081"])
+    ///     .build()
+    ///     .await?;
+    /// assert!(app.token_exchanger().is_some() || app.dev_server().is_none());
+    /// # Ok(()) }
+    /// # }
+    /// ```
+    #[cfg(feature = "dev")]
+    pub fn dev_exchange_audiences<I, S>(mut self, audiences: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.dev_exchange_audiences
+            .extend(audiences.into_iter().map(Into::into));
+        self
+    }
+
     /// Binds the listener, resolves the issuers (starting the dev server if asked and
     /// allowed), builds the validator and the layer, and preloads the keys.
+    ///
+    /// With [`Settings::token_exchange`], a [`TokenExchanger`] for the layer (tools take a
+    /// [`Downstream`](crate::exchange::Downstream)): the server authenticates with
+    /// `client_secret_basic`, at the configured token endpoint or the one the issuer's
+    /// metadata names (several issuers need the endpoint), with the grant of
+    /// [`Settings::token_exchange_grant`]. With the embedded dev server the audiences alone
+    /// suffice: the dev server registers this server's client (the configured id, or
+    /// `<type>-server`, e.g. `calendar-server`; the configured secret, or a random one
+    /// never shown), as the resource server of its audience, allowed to exchange for them.
     pub async fn build(self) -> Result<OAuthServer, StartupError> {
         let settings = self.settings;
         settings.validate()?;
@@ -286,6 +343,12 @@ impl<R: ProtectedResource> OAuthApp<R> {
             })?;
 
         #[cfg(feature = "dev")]
+        let dev_exchange = if use_dev {
+            dev_exchange_client::<R>(&settings, &self.dev_exchange_audiences)?
+        } else {
+            None
+        };
+        #[cfg(feature = "dev")]
         let mut dev = None;
         let (issuers, policies) = if !issuers.is_empty() {
             let policies = issuer_policies(&settings, &issuers, &audience)?;
@@ -293,7 +356,8 @@ impl<R: ProtectedResource> OAuthApp<R> {
         } else if use_dev {
             #[cfg(feature = "dev")]
             {
-                let server = start_dev_server::<R>(&audience, &revocations).await?;
+                let server =
+                    start_dev_server::<R>(&audience, &revocations, dev_exchange.as_ref()).await?;
                 let policy = IssuerPolicy::builder(server.issuer())
                     .audience(&audience)
                     .jwks_uri(server.jwks_uri())
@@ -344,6 +408,13 @@ impl<R: ProtectedResource> OAuthApp<R> {
         if let Err(error) = validator.preload().await {
             tracing::warn!(%error, "the issuer's keys could not be loaded yet; requests will retry");
         }
+        #[cfg(feature = "dev")]
+        let exchanger = match (&dev, dev_exchange) {
+            (Some(server), Some(client)) => Some(dev_exchanger(server, client)?),
+            _ => token_exchanger(&settings, &issuers)?,
+        };
+        #[cfg(not(feature = "dev"))]
+        let exchanger = token_exchanger(&settings, &issuers)?;
 
         let mut layer = OAuthLayer::builder(config, validator)
             .tools(self.tools.unwrap_or_default())
@@ -352,6 +423,15 @@ impl<R: ProtectedResource> OAuthApp<R> {
             .rate_limits(rate_limits(&settings))
             .client_address(client_address(&settings)?)
             .dpop(dpop);
+        if let Some(exchanger) = &exchanger {
+            tracing::info!(
+                client_id = exchanger.client_id(),
+                grant = ?exchanger.grant(),
+                audiences = ?exchanger.allowed_audiences(),
+                "token exchange for downstream APIs"
+            );
+            layer = layer.token_exchange(exchanger.clone());
+        }
         #[cfg(feature = "redis")]
         if let Some(redis) = &shared {
             layer = layer.shared_state(redis.clone());
@@ -382,6 +462,7 @@ impl<R: ProtectedResource> OAuthApp<R> {
             resource_is_loopback: crate::loopback::is_loopback_url(&resource_url),
             settings,
             issuers,
+            exchanger,
             signals: ShutdownSignals::install(),
             #[cfg(feature = "dev")]
             dev,
@@ -594,16 +675,244 @@ fn shared_state(settings: &Settings) -> Result<Option<std::convert::Infallible>,
 async fn start_dev_server<R: ProtectedResource>(
     audience: &str,
     revocations: &crate::revocation::Revocations,
+    exchange: Option<&DevExchange>,
 ) -> Result<crate::dev::DevAuthorizationServer, StartupError> {
-    crate::dev::DevAuthorizationServer::builder()
+    let mut builder = crate::dev::DevAuthorizationServer::builder()
         .revocations(revocations.clone())
         .resource(audience)
         .scopes(R::DECLARATION.scopes.iter().copied())
         // Banner tokens are pasted by hand: an hour instead of five minutes.
-        .access_token_ttl(std::time::Duration::from_secs(3600))
-        .start()
-        .await
-        .map_err(StartupError::DevServer)
+        .access_token_ttl(std::time::Duration::from_secs(3600));
+    if let Some(exchange) = exchange {
+        // This server's own client, an audience of the tokens issued for this resource,
+        // allowed to exchange them for the downstream audiences.
+        builder = builder
+            .client(exchange.client.clone())
+            .resource_server(exchange.client.id.clone(), audience)
+            .exchange_audiences(exchange.audiences.iter().cloned());
+    }
+    builder.start().await.map_err(StartupError::DevServer)
+}
+
+/// The variables of token exchange, as errors name them.
+const EXCHANGE_CLIENT_ID: &str = "MCP_OAUTH_EXCHANGE_CLIENT_ID";
+const EXCHANGE_TOKEN_ENDPOINT: &str = "MCP_OAUTH_EXCHANGE_TOKEN_ENDPOINT";
+const EXCHANGE_AUDIENCES: &str = "MCP_OAUTH_EXCHANGE_AUDIENCES";
+
+fn exchange_setting(name: &str, reason: impl Into<String>) -> StartupError {
+    StartupError::Settings(SettingsError::Invalid {
+        name: name.to_owned(),
+        reason: reason.into(),
+    })
+}
+
+/// The exchanger [`Settings::token_exchange`] describes, against a configured issuer: the
+/// server's client id and secret are required here (the audiences alone configure it only
+/// with the embedded dev server).
+fn token_exchanger(
+    settings: &Settings,
+    issuers: &[String],
+) -> Result<Option<TokenExchanger>, StartupError> {
+    let Some(exchange) = &settings.token_exchange else {
+        return Ok(None);
+    };
+    let (Some(client_id), Some(client_secret)) = (&exchange.client_id, &exchange.client_secret)
+    else {
+        return Err(exchange_setting(
+            EXCHANGE_CLIENT_ID,
+            format!(
+                "required (with MCP_OAUTH_EXCHANGE_CLIENT_SECRET) for token exchange: this \
+                 server's confidential client at the authorization server. {EXCHANGE_AUDIENCES} \
+                 alone configures it only with the embedded dev server (no issuer configured, \
+                 loopback)"
+            ),
+        ));
+    };
+    let mut builder = TokenExchanger::builder(ClientAuth::SecretBasic {
+        client_id: client_id.clone(),
+        client_secret: client_secret.expose().to_owned(),
+    })
+    .allow_audiences(exchange.audiences.iter().cloned());
+    builder = match (&exchange.token_endpoint, issuers) {
+        // The one issuer's tokens go to the endpoint configured for it.
+        (Some(endpoint), [issuer]) => builder.token_endpoint(endpoint).subject_issuer(issuer),
+        (Some(endpoint), several) => {
+            // Only the tokens of the issuers on the endpoint's host: another authorization
+            // server could replay a token it receives to this resource.
+            let origin = |url: &str| url::Url::parse(url).ok().map(|u| u.origin());
+            let own: Vec<&String> = several
+                .iter()
+                .filter(|issuer| origin(issuer).is_some() && origin(issuer) == origin(endpoint))
+                .collect();
+            if own.is_empty() {
+                return Err(exchange_setting(
+                    EXCHANGE_TOKEN_ENDPOINT,
+                    format!(
+                        "{endpoint:?} is on none of the issuers' hosts ({}): whose tokens may \
+                         it exchange? (with one issuer, its tokens)",
+                        several.join(", ")
+                    ),
+                ));
+            }
+            own.into_iter()
+                .fold(builder.token_endpoint(endpoint), |builder, issuer| {
+                    builder.subject_issuer(issuer)
+                })
+        }
+        (None, [issuer]) => builder.issuer(issuer),
+        (None, []) => {
+            return Err(exchange_setting(
+                EXCHANGE_TOKEN_ENDPOINT,
+                "required: no issuer is configured to discover the token endpoint from",
+            ));
+        }
+        (None, several) => {
+            return Err(exchange_setting(
+                EXCHANGE_TOKEN_ENDPOINT,
+                format!(
+                    "required with several issuers ({}): which token endpoint exchanges the \
+                     users' tokens?",
+                    several.join(", ")
+                ),
+            ));
+        }
+    };
+    if settings.token_exchange_grant() == Some(ExchangeGrant::EntraObo) {
+        builder = builder.entra_on_behalf_of();
+    }
+    builder
+        .build()
+        .map_err(|source| {
+            let name = match &source {
+                ExchangeConfigError::NotHttps(url)
+                    if exchange.token_endpoint.as_ref() != Some(url) =>
+                {
+                    "MCP_OAUTH_ISSUER"
+                }
+                ExchangeConfigError::NoAudience | ExchangeConfigError::InvalidAudience(_) => {
+                    EXCHANGE_AUDIENCES
+                }
+                ExchangeConfigError::NoClientCredentials => EXCHANGE_CLIENT_ID,
+                _ => EXCHANGE_TOKEN_ENDPOINT,
+            };
+            StartupError::TokenExchange { name, source }
+        })
+        .map(Some)
+}
+
+/// This server's client at the embedded dev server, and the audiences it may exchange for.
+#[cfg(feature = "dev")]
+struct DevExchange {
+    client: crate::dev::DevClient,
+    audiences: Vec<String>,
+}
+
+/// The token exchange the embedded dev server is set up for: the settings' (their client, or
+/// one registered here), else the program's [`OAuthApp::dev_exchange_audiences`]; `None`
+/// when neither asks for it.
+#[cfg(feature = "dev")]
+fn dev_exchange_client<R: ProtectedResource>(
+    settings: &Settings,
+    default_audiences: &[String],
+) -> Result<Option<DevExchange>, StartupError> {
+    let (client_id, secret, audiences) = match &settings.token_exchange {
+        Some(exchange) => {
+            if settings.token_exchange_grant() == Some(ExchangeGrant::EntraObo) {
+                return Err(exchange_setting(
+                    "MCP_OAUTH_EXCHANGE_GRANT",
+                    "the embedded dev server speaks RFC 8693 token exchange \
+                     (`token-exchange`), not Entra ID's on-behalf-of flow",
+                ));
+            }
+            if exchange.token_endpoint.is_some() {
+                return Err(exchange_setting(
+                    EXCHANGE_TOKEN_ENDPOINT,
+                    "the embedded dev server's token endpoint is used: unset this, or \
+                     configure the issuer it belongs to (MCP_OAUTH_ISSUER)",
+                ));
+            }
+            (
+                exchange.client_id.clone(),
+                exchange
+                    .client_secret
+                    .as_ref()
+                    .map(|s| s.expose().to_owned()),
+                exchange.audiences.clone(),
+            )
+        }
+        None if !default_audiences.is_empty() => (None, None, default_audiences.to_vec()),
+        None => return Ok(None),
+    };
+    let id = client_id.unwrap_or_else(|| dev_server_client_id(R::DECLARATION.type_name));
+    if id == crate::dev::DEFAULT_CLIENT_ID {
+        return Err(exchange_setting(
+            EXCHANGE_CLIENT_ID,
+            format!(
+                "{id:?} is the dev server's client for MCP clients: this server needs one of \
+                 its own"
+            ),
+        ));
+    }
+    // 256 random bits, never shown: only this process uses it.
+    let secret = secret.unwrap_or_else(|| {
+        format!(
+            "{}{}",
+            crate::crypto::random_id(),
+            crate::crypto::random_id()
+        )
+    });
+    Ok(Some(DevExchange {
+        client: crate::dev::DevClient {
+            id,
+            secret,
+            scopes: R::DECLARATION
+                .scopes
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            redirect_uris: Vec::new(),
+        },
+        audiences,
+    }))
+}
+
+/// `<type>-server`: the resource type's name in lower case, e.g. `calendar-server`.
+#[cfg(feature = "dev")]
+fn dev_server_client_id(type_name: &str) -> String {
+    let name: String = type_name
+        .rsplit("::")
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take_while(|c| *c != '<')
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    if name.is_empty() {
+        "mcp-server".to_owned()
+    } else {
+        format!("{name}-server")
+    }
+}
+
+/// The exchanger of the server's client at the embedded dev server's token endpoint.
+#[cfg(feature = "dev")]
+fn dev_exchanger(
+    server: &crate::dev::DevAuthorizationServer,
+    exchange: DevExchange,
+) -> Result<TokenExchanger, StartupError> {
+    TokenExchanger::builder(ClientAuth::SecretBasic {
+        client_id: exchange.client.id,
+        client_secret: exchange.client.secret,
+    })
+    .token_endpoint(server.token_endpoint())
+    .subject_issuer(server.issuer())
+    .allow_audiences(exchange.audiences)
+    .build()
+    .map_err(|source| StartupError::TokenExchange {
+        name: EXCHANGE_AUDIENCES,
+        source,
+    })
 }
 
 /// A built app: the layer, the bound listener, the issuers (and the dev server, if one
@@ -616,6 +925,7 @@ pub struct OAuthServer {
     resource_is_loopback: bool,
     settings: Settings,
     issuers: Vec<String>,
+    exchanger: Option<TokenExchanger>,
     signals: ShutdownSignals,
     #[cfg(feature = "dev")]
     dev: Option<crate::dev::DevAuthorizationServer>,
@@ -652,6 +962,13 @@ impl OAuthServer {
     /// The issuers the metadata advertises and the validator trusts.
     pub fn issuers(&self) -> &[String] {
         &self.issuers
+    }
+
+    /// The token exchanger the layer hands tools (through each request's
+    /// [`Downstream`](crate::exchange::Downstream)), when token exchange is configured: its
+    /// [`client_id`](TokenExchanger::client_id) is the `act.sub` of the tokens it obtains.
+    pub fn token_exchanger(&self) -> Option<&TokenExchanger> {
+        self.exchanger.as_ref()
     }
 
     /// The revocation list the validator consults: revoke a token here (by issuer and `jti`,
