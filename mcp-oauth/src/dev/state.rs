@@ -160,7 +160,7 @@ impl Config {
                 )));
             }
         }
-        self.resource_servers.dedup();
+        dedup(&mut self.resource_servers);
         if let Some(pem) = &self.local_client_metadata_ca
             && let Err(error) = crate::testing::trust_only(reqwest::Client::builder(), pem)
         {
@@ -204,8 +204,9 @@ fn is_valid_audience(audience: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control())
 }
 
-fn dedup(list: &mut Vec<String>) {
-    let mut seen: Vec<String> = Vec::with_capacity(list.len());
+/// Removes every repeated item, wherever it is, keeping the first of each in order.
+fn dedup<T: PartialEq + Clone>(list: &mut Vec<T>) {
+    let mut seen: Vec<T> = Vec::with_capacity(list.len());
     list.retain(|item| {
         if seen.contains(item) {
             false
@@ -571,4 +572,57 @@ fn verifying_key(key: &SigningKey) -> io::Result<VerifyingKey> {
     };
     VerifyingKey::new(algorithm, material)
         .map_err(|error| io::Error::other(format!("the signing key is unusable: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config {
+            resources: vec!["http://127.0.0.1:8080/mcp".to_owned()],
+            scopes: Vec::new(),
+            dev_user: "dev-user".to_owned(),
+            access_token_ttl: 300,
+            refresh_token_ttl: 3600,
+            clients: vec![DevClient {
+                id: "rs".to_owned(),
+                secret: "rs-secret".to_owned(),
+                scopes: Vec::new(),
+                redirect_uris: Vec::new(),
+            }],
+            algorithm: SigningAlgorithm::ES256,
+            clock: Arc::new(crate::clock::SystemClock),
+            max_entries: 10,
+            redirect_hosts: Vec::new(),
+            revocations: None,
+            exchange_audiences: Vec::new(),
+            resource_servers: Vec::new(),
+            local_client_metadata_ca: None,
+        }
+    }
+
+    #[test]
+    fn repeated_settings_are_kept_once_wherever_they_are() {
+        let pair = |client: &str, resource: &str| (client.to_owned(), resource.to_owned());
+        let mut config = config();
+        config.resource_servers = vec![
+            pair("rs", "https://a.example.test"),
+            pair("rs", "https://b.example.test"),
+            pair("rs", "https://a.example.test"),
+            pair("dev-client", "https://a.example.test"),
+            pair("rs", "https://b.example.test"),
+        ];
+        config.exchange_audiences = ["x", "y", "x"].map(str::to_owned).to_vec();
+        let config = config.check().unwrap();
+        assert_eq!(
+            config.resource_servers,
+            [
+                pair("rs", "https://a.example.test"),
+                pair("rs", "https://b.example.test"),
+                pair("dev-client", "https://a.example.test"),
+            ]
+        );
+        assert_eq!(config.exchange_audiences, ["x", "y"]);
+    }
 }
