@@ -442,6 +442,42 @@ async fn the_subject_token_must_be_a_live_access_token_of_this_server() {
 }
 
 #[tokio::test]
+async fn a_subject_token_is_not_taken_before_its_nbf() {
+    let clock = ManualClock::new(3_000_000);
+    let server = builder().clock(clock.clone()).start().await.unwrap();
+    let early = with_claims(
+        &server,
+        &["calendar:read"],
+        json!({ "nbf": 3_000_000 + 60 }),
+    );
+    assert_eq!(
+        mcp_exchange(&server, &early).await.oauth_error(400),
+        "invalid_grant"
+    );
+    // Introspection judges it the same way (the same check).
+    assert_eq!(
+        introspect(&server, &early).await,
+        json!({ "active": false })
+    );
+    // A malformed nbf never passes.
+    let malformed = with_claims(&server, &["calendar:read"], json!({ "nbf": "soon" }));
+    assert_eq!(
+        mcp_exchange(&server, &malformed).await.oauth_error(400),
+        "invalid_grant"
+    );
+
+    // From its nbf on (the server checks the tokens it signed on its own clock: no leeway).
+    clock.advance(Duration::from_secs(59));
+    assert_eq!(
+        mcp_exchange(&server, &early).await.oauth_error(400),
+        "invalid_grant"
+    );
+    clock.advance(Duration::from_secs(1));
+    mcp_exchange(&server, &early).await.ok();
+    assert_eq!(introspect(&server, &early).await["active"], true);
+}
+
+#[tokio::test]
 async fn audiences_outside_the_allow_list_are_invalid_target() {
     let server = server().await;
     let subject = user_token(&server, &["calendar:read"]);

@@ -81,7 +81,8 @@
 //! confidential (`unauthorized_client` otherwise), authenticated as at every grant, and an
 //! audience of the subject token: its `aud` names the client's id or a resource the client
 //! [is the resource server of](DevAuthorizationServerBuilder::resource_server). The subject
-//! token must be an unexpired, unrevoked access token of this server, and when it carries
+//! token must be an unexpired, unrevoked access token of this server whose `nbf`, if any, has
+//! passed (no leeway: the server checks its own tokens on its own clock), and when it carries
 //! `may_act` (RFC 8693 §4.4) that claim must name the client (`sub`; `iss`, if present, this
 //! server); every such refusal is `invalid_grant`. `scope` may ask for scopes both the subject
 //! token and the client have (`invalid_scope` otherwise); without it the token gets those

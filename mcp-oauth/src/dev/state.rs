@@ -509,8 +509,10 @@ impl Inner {
         }
     }
 
-    /// The claims of an access token this server signed, if its signature holds, it has not
-    /// expired and it was not revoked.
+    /// The claims of an access token this server signed, if its signature holds, it is valid
+    /// already (`nbf`, if any, not after `now`), it has not expired and it was not revoked.
+    /// No leeway either way: the server judges the tokens it signed on the clock it signed
+    /// them with.
     pub(super) fn verify_access_token(&self, token: &str, now: u64) -> Option<Map<String, Value>> {
         let (signing_input, signature) = token.rsplit_once('.')?;
         let (header, claims) = signing_input.split_once('.')?;
@@ -531,6 +533,9 @@ impl Inner {
         };
         let live = claims.get("iss")?.as_str()? == self.issuer
             && claims.get("exp")?.as_u64()? > now
+            && claims
+                .get("nbf")
+                .is_none_or(|nbf| nbf.as_u64().is_some_and(|nbf| nbf <= now))
             && !self.store.is_revoked(claims.get("jti")?.as_str()?);
         live.then_some(claims)
     }
