@@ -610,6 +610,44 @@ async fn scopes_are_limited_to_the_subjects_and_the_clients() {
 }
 
 #[tokio::test]
+async fn an_exchange_that_would_grant_no_scope_is_refused() {
+    let server = server().await;
+    // `mail:send` is not the client's; an unscoped token shares nothing with anyone.
+    let unshared = user_token(&server, &["mail:send"]);
+    let unscoped = user_token(&server, &[]);
+    for subject in [&unshared, &unscoped] {
+        let reply = mcp_exchange(&server, subject).await;
+        assert_eq!(reply.oauth_error(400), "invalid_scope");
+        assert_eq!(
+            reply.body["error_description"],
+            "no scope the subject token and the client share"
+        );
+    }
+    // `scope=` is no `scope` (RFC 6749 §3.1); one of spaces only asks for nothing: refused
+    // too, rather than a token without scope.
+    let blank = exchange(
+        &server,
+        Auth::Basic(MCP, MCP_SECRET),
+        &unshared,
+        &[("audience", DOWNSTREAM), ("scope", "")],
+    )
+    .await;
+    assert_eq!(
+        blank.body["error_description"],
+        "no scope the subject token and the client share"
+    );
+    let subject = user_token(&server, &["calendar:read"]);
+    let spaces = exchange(
+        &server,
+        Auth::Basic(MCP, MCP_SECRET),
+        &subject,
+        &[("audience", DOWNSTREAM), ("scope", "  ")],
+    )
+    .await;
+    assert_eq!(spaces.oauth_error(400), "invalid_scope");
+}
+
+#[tokio::test]
 async fn may_act_names_who_may_exchange() {
     let server = server().await;
     let allowed = [
@@ -822,13 +860,14 @@ async fn the_configuration_is_checked_at_start() {
     }
     // The default dev client may be declared a resource server.
     let server = DevAuthorizationServer::builder()
+        .scopes(["calendar:read"])
         .resource_server("dev-client", RESOURCE)
         .exchange_audiences([DOWNSTREAM])
         .start()
         .await
         .unwrap();
     let dev = server.dev_client().clone();
-    let subject = server.mint_access_token("alice", "some-app", &[]);
+    let subject = server.mint_access_token("alice", "some-app", &["calendar:read"]);
     let reply = exchange(
         &server,
         Auth::Basic(&dev.id, &dev.secret),

@@ -237,6 +237,9 @@ impl Inner {
 
 /// The scopes of the exchanged token: the requested ones if each is both the subject token's
 /// and the client's (`invalid_scope` otherwise), or, without `scope`, those the two share.
+/// Never none: a token with no scope is refused (`invalid_scope`) rather than issued, so that
+/// the response's `scope` always says what was granted (RFC 6749 §5.1 requires it whenever it
+/// differs from the request).
 fn exchange_scopes(
     requested: Option<&str>,
     claims: &Map<String, Value>,
@@ -248,22 +251,31 @@ fn exchange_scopes(
         .map(split_scopes)
         .unwrap_or_default();
     let shared = |scope: &String| subject_scopes.contains(scope) && client_scopes.contains(scope);
-    match requested {
-        None => Ok(subject_scopes
+    let Some(requested) = requested else {
+        let scopes: Vec<String> = subject_scopes
             .iter()
             .filter(|s| shared(s))
             .cloned()
-            .collect()),
-        Some(requested) => {
-            let requested = split_scopes(requested);
-            if requested.iter().all(shared) {
-                Ok(requested)
-            } else {
-                Err(OAuthError::invalid_scope(
-                    "a requested scope is not both the subject token's and the client's",
-                ))
-            }
+            .collect();
+        if scopes.is_empty() {
+            return Err(OAuthError::invalid_scope(
+                "no scope the subject token and the client share",
+            ));
         }
+        return Ok(scopes);
+    };
+    let requested = split_scopes(requested);
+    if requested.is_empty() {
+        return Err(OAuthError::invalid_scope(
+            "scope is empty: name at least one scope, or leave it out",
+        ));
+    }
+    if requested.iter().all(shared) {
+        Ok(requested)
+    } else {
+        Err(OAuthError::invalid_scope(
+            "a requested scope is not both the subject token's and the client's",
+        ))
     }
 }
 
@@ -291,12 +303,17 @@ mod tests {
             let error = exchange_scopes(Some(refused), &subject, &client).unwrap_err();
             assert_eq!(error.error, "invalid_scope", "{refused}");
         }
+        // Nothing shared, nothing asked for: refused, not a token without scope.
         let unscoped = claims(json!({}));
-        assert!(
-            exchange_scopes(None, &unscoped, &client)
-                .unwrap()
-                .is_empty()
-        );
+        let unshared = claims(json!({ "scope": "a" }));
+        for subject in [&unscoped, &unshared] {
+            let error = exchange_scopes(None, subject, &client).unwrap_err();
+            assert_eq!(error.error, "invalid_scope");
+        }
         assert!(exchange_scopes(Some("b"), &unscoped, &client).is_err());
+        for empty in ["", "  "] {
+            let error = exchange_scopes(Some(empty), &subject, &client).unwrap_err();
+            assert_eq!(error.error, "invalid_scope", "{empty:?}");
+        }
     }
 }

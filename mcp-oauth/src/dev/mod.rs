@@ -86,7 +86,9 @@
 //! `may_act` (RFC 8693 §4.4) that claim must name the client (`sub`; `iss`, if present, this
 //! server); every such refusal is `invalid_grant`. `scope` may ask for scopes both the subject
 //! token and the client have (`invalid_scope` otherwise); without it the token gets those
-//! they share. The new token keeps the subject token's `sub`, names the client in `client_id`
+//! they share. A token with no scope is never issued: an empty `scope`, or none when the two
+//! share nothing, is `invalid_scope` ("no scope the subject token and the client share"), so
+//! that the response's `scope` always names what was granted. The new token keeps the subject token's `sub`, names the client in `client_id`
 //! and in `act: {"sub": <client>}` (nesting the subject token's own `act`, if any, under it),
 //! and expires no later than the subject token nor past the access-token lifetime; no refresh
 //! token is issued. An `actor_token` (with `actor_token_type` access_token) is optional and
