@@ -29,26 +29,43 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    // The downstream API of `public_holidays`; with the dev server, its exchange audience.
+    let holidays_api = std::env::var("CALENDAR_HOLIDAYS_API")
+        .unwrap_or_else(|_| server::DEFAULT_HOLIDAYS_API.to_owned());
     let app = Calendar::oauth()
         .with_env()?
         .tool_router(&Calendar::tool_router())
         .prompt_router(&Calendar::prompt_router())
         .dev_server_if_unconfigured()
+        .dev_exchange_audiences([holidays_api.clone()])
         .build()
         .await?;
-    print_banner(&app);
+    print_banner(&app, &holidays_api);
     // One calendar, shared by every session (the factory runs per session).
-    let calendar = Calendar::new().filtering_tools(app.settings().filter_tools);
+    let calendar = Calendar::new()
+        .filtering_tools(app.settings().filter_tools)
+        .with_holidays_api(&holidays_api);
     app.serve_rmcp(move || Ok(calendar.clone())).await?;
     Ok(())
 }
 
-fn print_banner(app: &OAuthServer) {
+fn print_banner(app: &OAuthServer, holidays_api: &str) {
     let resource = app.layer().resource_url();
     println!("mcp-oauth calendar example");
     println!("  MCP endpoint:      {resource}");
     println!("  metadata:          {}", app.layer().metadata_url());
     println!("  issuer:            {}", app.issuers().join(", "));
+    match app.token_exchanger() {
+        Some(exchanger) => {
+            println!("  public_holidays:   calls {holidays_api} with a token exchanged for it");
+            println!("  exchange client:   {}", exchanger.client_id());
+            println!(
+                "  holidays API:      MCP_OAUTH_ISSUER={} CALENDAR_HOLIDAYS_API={holidays_api} cargo run --example holidays_api",
+                app.issuers().join(",")
+            );
+        }
+        None => println!("  public_holidays:   needs token exchange (MCP_OAUTH_EXCHANGE_*)"),
+    }
     let Some(dev) = app.dev_server() else {
         println!("  tokens:            from {}", app.issuers().join(", "));
         println!("ready");

@@ -1,8 +1,10 @@
-//! The calendar MCP server: five tools, a prompt and a resource template, each with its scopes,
-//! declared with the attributes; deleting someone else's event steps up from inside the tool.
+//! The calendar MCP server: six tools, a prompt and a resource template, each with its scopes,
+//! declared with the attributes; deleting someone else's event steps up from inside the tool,
+//! and `public_holidays` calls a downstream API with a token exchanged for it (RFC 8693).
 
 use std::sync::Arc;
 
+use mcp_oauth::exchange::{Downstream, ExchangeError, Target};
 use mcp_oauth::rmcp::{Authenticated, require_scopes};
 use mcp_oauth::{mcp_prompt, mcp_tool, protected_resource};
 use parking_lot::Mutex;
@@ -38,7 +40,13 @@ pub struct Calendar {
     events: Arc<Mutex<Vec<Event>>>,
     /// List only the tools the caller's token may call (SEP-1881); off by default.
     filter_tools: bool,
+    /// The holidays API `public_holidays` calls: its URL is its audience.
+    holidays_api: Arc<str>,
+    http: reqwest::Client,
 }
+
+/// The holidays API's URL when `CALENDAR_HOLIDAYS_API` is unset (`examples/holidays_api.rs`).
+pub const DEFAULT_HOLIDAYS_API: &str = "http://127.0.0.1:8081";
 
 /// A calendar event.
 #[derive(Debug, Clone, Serialize, Deserialize, rmcp::schemars::JsonSchema)]
@@ -92,13 +100,19 @@ impl Calendar {
         self.filter_tools = on;
         self
     }
+
+    /// The holidays API `public_holidays` calls (default [`DEFAULT_HOLIDAYS_API`]).
+    pub fn with_holidays_api(mut self, url: &str) -> Self {
+        self.holidays_api = url.into();
+        self
+    }
 }
 
 #[tool_router(vis = "pub")]
 impl Calendar {
     /// A calendar with one event in it.
     pub fn new() -> Self {
-        let calendar = Self::default();
+        let calendar = Self::default().with_holidays_api(DEFAULT_HOLIDAYS_API);
         calendar.events.lock().push(Event {
             id: 1,
             title: "Stand-up".into(),
@@ -161,6 +175,33 @@ impl Calendar {
         let deleted = events.len();
         events.clear();
         json_result(&serde_json::json!({ "deleted": deleted }))
+    }
+
+    #[mcp_tool(scopes = ["calendar:read"])]
+    #[tool(
+        description = "Public holidays, from the holidays API (called with a token exchanged for it, never yours)"
+    )]
+    async fn public_holidays(
+        &self,
+        downstream: Downstream,
+    ) -> Result<CallToolResult, ExchangeError> {
+        // A token whose audience is the API, for the user, naming this server in `act`.
+        let api = &*self.holidays_api;
+        let target = Target::audience(api).scopes(["calendar:read"]);
+        let request = self
+            .http
+            .get(format!("{}/holidays", api.trim_end_matches('/')));
+        let response = downstream.send(&target, request).await?;
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        Ok(match serde_json::from_str::<serde_json::Value>(&body) {
+            Ok(holidays) if status.is_success() => {
+                CallToolResult::success(vec![ContentBlock::text(holidays.to_string())])
+            }
+            _ => CallToolResult::error(vec![ContentBlock::text(format!(
+                "the holidays API answered {status} without holidays"
+            ))]),
+        })
     }
 
     #[mcp_tool(scopes = [])]
