@@ -697,6 +697,115 @@ fn every_variable_refuses_an_invalid_value() {
             ],
             "MCP_OAUTH_INTROSPECTION_CLIENT_ID",
         ),
+        (
+            vec![
+                issuer,
+                ("MCP_OAUTH_EXCHANGE_CLIENT_ID", "calendar-server"),
+                (
+                    "MCP_OAUTH_EXCHANGE_AUDIENCES",
+                    "https://holidays.example.com",
+                ),
+            ],
+            "MCP_OAUTH_EXCHANGE_CLIENT_SECRET",
+        ),
+        (
+            vec![
+                issuer,
+                ("MCP_OAUTH_EXCHANGE_CLIENT_ID", "calendar-server"),
+                ("MCP_OAUTH_EXCHANGE_CLIENT_SECRET", SECRET),
+            ],
+            "MCP_OAUTH_EXCHANGE_AUDIENCES",
+        ),
+        (
+            // Audiences alone configure token exchange with the embedded dev server only.
+            vec![
+                issuer,
+                (
+                    "MCP_OAUTH_EXCHANGE_AUDIENCES",
+                    "https://holidays.example.com",
+                ),
+            ],
+            "MCP_OAUTH_EXCHANGE_CLIENT_ID",
+        ),
+        (
+            // Which issuer's token endpoint?
+            vec![
+                ("MCP_OAUTH_ISSUER", "http://127.0.0.1:9,http://127.0.0.1:10"),
+                ("MCP_OAUTH_EXCHANGE_CLIENT_ID", "calendar-server"),
+                ("MCP_OAUTH_EXCHANGE_CLIENT_SECRET", SECRET),
+                (
+                    "MCP_OAUTH_EXCHANGE_AUDIENCES",
+                    "https://holidays.example.com",
+                ),
+            ],
+            "MCP_OAUTH_EXCHANGE_TOKEN_ENDPOINT",
+        ),
+        (
+            // The secret and the users' tokens in the clear.
+            vec![
+                issuer,
+                ("MCP_OAUTH_EXCHANGE_CLIENT_ID", "calendar-server"),
+                ("MCP_OAUTH_EXCHANGE_CLIENT_SECRET", SECRET),
+                (
+                    "MCP_OAUTH_EXCHANGE_AUDIENCES",
+                    "https://holidays.example.com",
+                ),
+                (
+                    "MCP_OAUTH_EXCHANGE_TOKEN_ENDPOINT",
+                    "http://auth.example.com/token",
+                ),
+            ],
+            "MCP_OAUTH_EXCHANGE_TOKEN_ENDPOINT",
+        ),
+        (
+            vec![
+                (
+                    "MCP_OAUTH_EXCHANGE_AUDIENCES",
+                    "https://holidays.example.com",
+                ),
+                ("MCP_OAUTH_EXCHANGE_GRANT", "saml2-bearer"),
+            ],
+            "MCP_OAUTH_EXCHANGE_GRANT",
+        ),
+        (
+            // The embedded dev server speaks RFC 8693, not Entra's on-behalf-of flow.
+            vec![
+                (
+                    "MCP_OAUTH_EXCHANGE_AUDIENCES",
+                    "https://holidays.example.com",
+                ),
+                ("MCP_OAUTH_EXCHANGE_GRANT", "entra-obo"),
+            ],
+            "MCP_OAUTH_EXCHANGE_GRANT",
+        ),
+        (
+            // The dev server's client for MCP clients is not this server's.
+            vec![
+                ("MCP_OAUTH_EXCHANGE_CLIENT_ID", "dev-client"),
+                ("MCP_OAUTH_EXCHANGE_CLIENT_SECRET", SECRET),
+                (
+                    "MCP_OAUTH_EXCHANGE_AUDIENCES",
+                    "https://holidays.example.com",
+                ),
+            ],
+            "MCP_OAUTH_EXCHANGE_CLIENT_ID",
+        ),
+        (
+            // The embedded dev server's token endpoint is the one.
+            vec![
+                ("MCP_OAUTH_EXCHANGE_CLIENT_ID", "calendar-server"),
+                ("MCP_OAUTH_EXCHANGE_CLIENT_SECRET", SECRET),
+                (
+                    "MCP_OAUTH_EXCHANGE_AUDIENCES",
+                    "https://holidays.example.com",
+                ),
+                (
+                    "MCP_OAUTH_EXCHANGE_TOKEN_ENDPOINT",
+                    "http://127.0.0.1:9/token",
+                ),
+            ],
+            "MCP_OAUTH_EXCHANGE_TOKEN_ENDPOINT",
+        ),
     ];
     let resource = loopback_resource();
     let mut failures = Vec::new();
@@ -736,6 +845,17 @@ fn with_no_issuer_a_loopback_resource_gets_the_dev_server_and_its_banner() {
     );
     let issuer = calendar.banner_value("issuer:");
     assert!(issuer.starts_with("http://127.0.0.1:"), "{issuer}");
+    // Token exchange for the holidays API, with a client the dev server registered.
+    assert_eq!(
+        calendar.banner_value("public_holidays:"),
+        "calls http://127.0.0.1:8081 with a token exchanged for it"
+    );
+    assert_eq!(calendar.banner_value("exchange client:"), "calendar-server");
+    assert!(
+        calendar
+            .banner_value("holidays API:")
+            .contains("cargo run --example holidays_api")
+    );
     for label in [
         "dev client id:",
         "dev client secret:",
@@ -1488,6 +1608,7 @@ async fn filter_tools_hides_the_tools_a_token_may_not_call() {
         "delete_calendar",
         "delete_event",
         "list_events",
+        "public_holidays",
         "whoami",
     ];
 
@@ -1501,11 +1622,17 @@ async fn filter_tools_hides_the_tools_a_token_may_not_call() {
     let admin = calendar.banner_value("admin token (calendar:admin):");
     assert_eq!(
         list_tools(&resource, &read).await,
-        ["list_events", "whoami"]
+        ["list_events", "public_holidays", "whoami"]
     );
     assert_eq!(
         list_tools(&resource, &write).await,
-        ["create_event", "delete_event", "list_events", "whoami"]
+        [
+            "create_event",
+            "delete_event",
+            "list_events",
+            "public_holidays",
+            "whoami"
+        ]
     );
     assert_eq!(list_tools(&resource, &admin).await, all);
     drop(calendar);

@@ -248,6 +248,7 @@ async fn the_table_read_from_the_router_holds_exactly_the_annotated_tools() {
             "delete_calendar",
             "delete_event",
             "list_events",
+            "public_holidays",
             "whoami"
         ]
     );
@@ -256,6 +257,7 @@ async fn the_table_read_from_the_router_holds_exactly_the_annotated_tools() {
         ToolRequirement::Unannotated => panic!("{tool} is annotated"),
     };
     assert_eq!(scopes("list_events"), "calendar:read");
+    assert_eq!(scopes("public_holidays"), "calendar:read");
     assert_eq!(scopes("create_event"), "calendar:write");
     assert_eq!(scopes("delete_calendar"), "calendar:admin");
     assert_eq!(scopes("whoami"), "");
@@ -351,16 +353,22 @@ async fn tools_list_can_be_filtered_to_what_the_token_may_call() {
     };
     assert_eq!(
         list(server.issuer.token().scope("calendar:read").sign()).await,
-        ["list_events", "whoami"]
+        ["list_events", "public_holidays", "whoami"]
     );
     assert_eq!(
         list(server.issuer.token().scope("calendar:write").sign()).await,
-        ["create_event", "delete_event", "list_events", "whoami"]
+        [
+            "create_event",
+            "delete_event",
+            "list_events",
+            "public_holidays",
+            "whoami"
+        ]
     );
     assert_eq!(
         list(server.issuer.token().scope("calendar:admin").sign())
             .await
             .len(),
-        5
+        6
     );
 }
