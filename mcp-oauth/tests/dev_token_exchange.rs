@@ -705,6 +705,115 @@ async fn an_earlier_actor_is_nested_under_the_new_one() {
     assert_eq!(issued["sub"], "alice");
 }
 
+/// An `act` chain of these actors, the first outermost.
+fn act_chain(actors: &[&str]) -> Value {
+    actors.iter().rev().fold(Value::Null, |inner, actor| {
+        let mut act = json!({ "sub": actor });
+        if !inner.is_null() {
+            act["act"] = inner;
+        }
+        act
+    })
+}
+
+/// How many actors the `act` chain of `token` names.
+fn act_depth(token: &str) -> usize {
+    let mut depth = 0;
+    let mut act = claims(token)["act"].clone();
+    while act.is_object() {
+        depth += 1;
+        act = act["act"].clone();
+    }
+    depth
+}
+
+#[tokio::test]
+async fn an_act_chain_is_at_most_four_actors_deep() {
+    let server = builder()
+        .exchange_audiences([RESOURCE, OTHER])
+        .start()
+        .await
+        .unwrap();
+    // Three earlier actors: the new token names four.
+    let three = with_claims(
+        &server,
+        &["calendar:read"],
+        json!({ "act": act_chain(&["a", "b", "c"]) }),
+    );
+    let reply = mcp_exchange(&server, &three).await;
+    assert_eq!(act_depth(reply.ok()["access_token"].as_str().unwrap()), 4);
+    // Four: a fifth is one too many.
+    let four = with_claims(
+        &server,
+        &["calendar:read"],
+        json!({ "act": act_chain(&["a", "b", "c", "d"]) }),
+    );
+    let reply = mcp_exchange(&server, &four).await;
+    assert_eq!(reply.oauth_error(400), "invalid_grant");
+    let description = reply.body["error_description"].as_str().unwrap();
+    assert!(description.contains("limit of 4"), "{description}");
+    // An `act` that is not a chain of objects is no chain to extend.
+    for act in [json!("gateway"), json!({ "sub": "a", "act": ["b"] })] {
+        let subject = with_claims(&server, &["calendar:read"], json!({ "act": act }));
+        let reply = mcp_exchange(&server, &subject).await;
+        assert_eq!(reply.oauth_error(400), "invalid_grant", "{act}");
+    }
+
+    // Through the server itself: OTHER and MCP exchange the token back and forth, each
+    // exchange adding an actor, until the fifth is refused.
+    let mut token = with_claims(&server, &["calendar:read"], json!({ "aud": OTHER }));
+    for depth in 1..=5 {
+        let (auth, target) = if depth % 2 == 1 {
+            (Auth::Basic(OTHER, OTHER_SECRET), ("resource", RESOURCE))
+        } else {
+            (Auth::Basic(MCP, MCP_SECRET), ("audience", OTHER))
+        };
+        let reply = exchange(&server, auth, &token, &[target]).await;
+        if depth == 5 {
+            assert_eq!(reply.oauth_error(400), "invalid_grant");
+            break;
+        }
+        token = reply.ok()["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(act_depth(&token), depth);
+        assert_eq!(claims(&token)["sub"], "alice");
+    }
+}
+
+#[tokio::test]
+async fn a_client_may_not_exchange_a_token_it_already_acts_in() {
+    let server = builder()
+        .exchange_audiences([RESOURCE])
+        .start()
+        .await
+        .unwrap();
+    // MCP exchanges the user's token for its own resource: it is the actor.
+    let subject = user_token(&server, &["calendar:read"]);
+    let reply = exchange(
+        &server,
+        Auth::Basic(MCP, MCP_SECRET),
+        &subject,
+        &[("resource", RESOURCE)],
+    )
+    .await;
+    let own = reply.ok()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(claims(&own)["act"], json!({ "sub": MCP }));
+    // Exchanging that one again would name no new actor.
+    let reply = mcp_exchange(&server, &own).await;
+    assert_eq!(reply.oauth_error(400), "invalid_grant");
+    let description = reply.body["error_description"].as_str().unwrap();
+    assert!(description.contains("already"), "{description}");
+
+    // The same for a token minted so, whatever may_act says.
+    for extra in [
+        json!({ "act": { "sub": MCP } }),
+        json!({ "act": { "sub": MCP, "act": { "sub": "edge" } }, "may_act": { "sub": MCP } }),
+    ] {
+        let subject = with_claims(&server, &["calendar:read"], extra.clone());
+        let reply = mcp_exchange(&server, &subject).await;
+        assert_eq!(reply.oauth_error(400), "invalid_grant", "{extra}");
+    }
+}
+
 #[tokio::test]
 async fn the_new_token_expires_no_later_than_the_subject_token() {
     let clock = ManualClock::new(2_000_000);

@@ -11,6 +11,11 @@
 //! §4.1, nesting any earlier actor). A `may_act` claim in the subject token (§4.4) limits who
 //! may act to the party it names.
 //!
+//! Chains: an exchanged token may be exchanged again (by one of its audiences), each time
+//! adding an actor, up to [`MAX_ACT_DEPTH`] actors in the new token's `act`; a longer chain,
+//! an `act` that is not a chain of JSON objects, or a client exchanging a token whose current
+//! actor (`act.sub`) is already itself (no new actor) is `invalid_grant`.
+//!
 //! An `actor_token` is accepted only as a consistency check: an access token of this server
 //! whose `sub` and `client_id` are the exchanging client itself (its own `client_credentials`
 //! token); the client's authentication already proves who acts, and the `act` claim names it
@@ -29,6 +34,9 @@ use crate::crypto::random_id;
 
 /// The one token type the exchange takes and issues (RFC 8693 §3).
 pub(crate) const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// The most actors an exchanged token's `act` chain names, the new actor included.
+pub(crate) const MAX_ACT_DEPTH: usize = 4;
 
 impl Inner {
     /// `grant_type=urn:ietf:params:oauth:grant-type:token-exchange` for an authenticated
@@ -84,6 +92,7 @@ impl Inner {
             ));
         }
         self.check_may_act(client, &claims)?;
+        check_act_chain(client, &claims)?;
         self.check_actor_token(client, params, now)?;
         let scopes = exchange_scopes(params.get("scope"), &claims, &client.scopes)?;
         let (Some(subject), Some(subject_exp)) = (
@@ -233,6 +242,40 @@ impl Inner {
             ))
         }
     }
+}
+
+/// The subject token's `act` chain (RFC 8693 §4.1), if any, must be one the client may
+/// extend: JSON objects nested through `act`, not naming the client as the current actor
+/// (exchanging a token it already acts in adds no actor), and shorter than
+/// [`MAX_ACT_DEPTH`], so that the new token's chain is at most that deep.
+fn check_act_chain(client: &Client, claims: &Map<String, Value>) -> Result<(), OAuthError> {
+    let Some(act) = claims.get("act") else {
+        return Ok(());
+    };
+    let mut depth = 0;
+    let mut actor = Some(act);
+    while let Some(value) = actor {
+        let Some(object) = value.as_object() else {
+            return Err(OAuthError::invalid_grant(
+                "the subject token's act claim is not a chain of JSON objects",
+            ));
+        };
+        depth += 1;
+        actor = object.get("act");
+    }
+    if act.get("sub").and_then(Value::as_str) == Some(client.id.as_str()) {
+        return Err(OAuthError::invalid_grant(
+            "the client already is the subject token's actor: exchanging it again would add \
+             no actor",
+        ));
+    }
+    if depth >= MAX_ACT_DEPTH {
+        return Err(OAuthError::invalid_grant(format!(
+            "the subject token's act chain already names {depth} actors: another would exceed \
+             the limit of {MAX_ACT_DEPTH}"
+        )));
+    }
+    Ok(())
 }
 
 /// The scopes of the exchanged token: the requested ones if each is both the subject token's

@@ -73,31 +73,36 @@
 //! unknown client. Dynamic client registration stays.
 //!
 //! Token exchange (RFC 8693), offered only when
-//! [`exchange_audiences`](DevAuthorizationServerBuilder::exchange_audiences) are configured:
-//! `grant_type=urn:ietf:params:oauth:grant-type:token-exchange` with a `subject_token` of
-//! type `urn:ietf:params:oauth:token-type:access_token` (the only type taken or issued) and
-//! one or more `audience` and/or `resource` parameters, each in the allow-list
-//! (`invalid_target` otherwise), which become the new token's `aud`. The client must be
-//! confidential (`unauthorized_client` otherwise), authenticated as at every grant, and an
-//! audience of the subject token: its `aud` names the client's id or a resource the client
-//! [is the resource server of](DevAuthorizationServerBuilder::resource_server). The subject
-//! token must be an unexpired, unrevoked access token of this server whose `nbf`, if any, has
-//! passed (no leeway: the server checks its own tokens on its own clock), and when it carries
-//! `may_act` (RFC 8693 §4.4) that claim must name the client (`sub`; `iss`, if present, this
-//! server); every such refusal is `invalid_grant`. `scope` may ask for scopes both the subject
-//! token and the client have (`invalid_scope` otherwise); without it the token gets those
-//! they share. A token with no scope is never issued: an empty `scope`, or none when the two
-//! share nothing, is `invalid_scope` ("no scope the subject token and the client share"), so
-//! that the response's `scope` always names what was granted. The new token keeps the subject token's `sub`, names the client in `client_id`
-//! and in `act: {"sub": <client>}` (nesting the subject token's own `act`, if any, under it),
-//! and expires no later than the subject token nor past the access-token lifetime; no refresh
-//! token is issued. An `actor_token` (with `actor_token_type` access_token) is optional and
+//! [`exchange_audiences`](DevAuthorizationServerBuilder::exchange_audiences) are
+//! configured: `grant_type=urn:ietf:params:oauth:grant-type:token-exchange` with a
+//! `subject_token` of type `urn:ietf:params:oauth:token-type:access_token` (the only type
+//! taken or issued) and one or more `audience` and/or `resource` parameters, each in the
+//! allow-list (`invalid_target` otherwise), which become the new token's `aud`. The client
+//! must be confidential (`unauthorized_client` otherwise), authenticated as at every grant,
+//! and an audience of the subject token: its `aud` names the client's id or a resource the
+//! client [is the resource server of](DevAuthorizationServerBuilder::resource_server). The
+//! subject token must be an unexpired, unrevoked access token of this server whose `nbf`,
+//! if any, has passed (no leeway: the server checks its own tokens on its own clock), and
+//! when it carries `may_act` (RFC 8693 §4.4) that claim must name the client (`sub`; `iss`,
+//! if present, this server); every such refusal is `invalid_grant`. `scope` may ask for
+//! scopes both the subject token and the client have (`invalid_scope` otherwise); without
+//! it the token gets those they share. A token with no scope is never issued: an empty
+//! `scope`, or none when the two share nothing, is `invalid_scope` ("no scope the subject
+//! token and the client share"), so that the response's `scope` always names what was
+//! granted. The new token keeps the subject token's `sub`, names the client in `client_id`
+//! and in `act: {"sub": <client>}` (nesting the subject token's own `act`, if any, under
+//! it), and expires no later than the subject token nor past the access-token lifetime; no
+//! refresh token is issued. An exchanged token may itself be exchanged again by one of its
+//! audiences (a chain), up to 4 actors in the new `act`; a deeper chain, a malformed `act`,
+//! or a client exchanging a token whose current actor (`act.sub`) is already itself is
+//! `invalid_grant`. An `actor_token` (with `actor_token_type` access_token) is optional and
 //! checked only for consistency: it must be an access token of this server for the client
 //! itself (its `client_credentials` token). With a `DPoP` proof the token is DPoP-bound and
 //! `token_type` is `DPoP`. The response carries `issued_token_type`
 //! (`urn:ietf:params:oauth:token-type:access_token`); each exchange is logged in one line
-//! (the subject token's fingerprint, the client, the audiences and scopes). Exchanged tokens
-//! are introspected and revoked (by the exchanging client) like any other access token.
+//! (the subject token's fingerprint, the client, the audiences and scopes). Exchanged
+//! tokens are introspected and revoked (by the exchanging client) like any other access
+//! token.
 //!
 //! Raw tokens and secrets are never logged; log lines carry at most a short SHA-256 prefix.
 
