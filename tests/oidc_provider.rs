@@ -770,6 +770,7 @@ fn the_typescript_sdk_discovers_oidc_provider_from_a_401_and_calls_each_tool() {
             "delete_calendar",
             "delete_event",
             "list_events",
+            "public_holidays",
             "whoami"
         ]
     );
@@ -1172,6 +1173,7 @@ async fn a_dpop_bound_token_from_oidc_provider_is_accepted_with_a_fresh_proof_pe
             "delete_calendar",
             "delete_event",
             "list_events",
+            "public_holidays",
             "whoami"
         ]
     );
