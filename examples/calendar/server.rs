@@ -112,7 +112,10 @@ impl Calendar {
 impl Calendar {
     /// A calendar with one event in it.
     pub fn new() -> Self {
-        let calendar = Self::default().with_holidays_api(DEFAULT_HOLIDAYS_API);
+        let mut calendar = Self::default().with_holidays_api(DEFAULT_HOLIDAYS_API);
+        // A hung API must not hang the tool.
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10));
+        calendar.http = http.build().unwrap_or_default();
         calendar.events.lock().push(Event {
             id: 1,
             title: "Stand-up".into(),
