@@ -9,6 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcp_oauth::dev::{DevAuthorizationServer, DevAuthorizationServerBuilder, DevClient};
+use mcp_oauth::revocation::{Revocation, Revocations};
 use mcp_oauth::testing::DpopKey;
 use mcp_oauth::{IssuerPolicy, ManualClock, Validator};
 use parking_lot::Mutex;
@@ -928,6 +929,238 @@ async fn exchanged_tokens_are_introspected_and_revoked_like_others() {
     );
     // The subject token lives on.
     assert_eq!(introspect(&server, &subject).await["active"], true);
+}
+
+/// The `jti` of a token.
+fn jti(token: &str) -> String {
+    claims(token)["jti"].as_str().unwrap().to_owned()
+}
+
+/// The `access_token` of a successful reply.
+fn access_token(reply: &Reply) -> String {
+    reply.ok()["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Whether the resource servers' list (as [`DevAuthorizationServerBuilder::revocations`]
+/// fills it) holds `token`.
+fn listed(server: &DevAuthorizationServer, list: &Revocations, token: &str) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    list.contains(&Revocation::jwt_id(server.issuer(), jti(token)), now)
+}
+
+const VERIFIER: &str = "dev-token-exchange-test-verifier-0123456789-abcdef";
+
+/// The dev client's authorization-code flow for [`RESOURCE`]: the code (not yet redeemed).
+async fn dev_code(server: &DevAuthorizationServer) -> String {
+    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(VERIFIER.as_bytes()));
+    let pairs = [
+        ("response_type", "code"),
+        ("client_id", "dev-client"),
+        ("redirect_uri", "http://127.0.0.1/callback"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("scope", "calendar:read"),
+        ("resource", RESOURCE),
+    ];
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&pairs)
+        .finish();
+    let response = mcp_oauth::testing::http_client()
+        .get(format!("{}?{query}", server.authorization_endpoint()))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let location = response.headers()["location"].to_str().unwrap();
+    let location = url::Url::parse(location).unwrap();
+    let code = location.query_pairs().find(|(name, _)| name == "code");
+    code.expect("a code").1.into_owned()
+}
+
+/// Redeems `code` for the dev client.
+async fn redeem(server: &DevAuthorizationServer, code: &str) -> Reply {
+    let dev = server.dev_client();
+    post(
+        server.token_endpoint(),
+        Auth::Basic(&dev.id, &dev.secret),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", "http://127.0.0.1/callback"),
+            ("code_verifier", VERIFIER),
+        ],
+        None,
+    )
+    .await
+}
+
+/// RFC 7009 revocation of `token` by the dev client.
+async fn dev_revoke(server: &DevAuthorizationServer, token: &str) {
+    let dev = server.dev_client();
+    let reply = post(
+        server.revocation_endpoint(),
+        Auth::Basic(&dev.id, &dev.secret),
+        &[("token", token)],
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn revoking_a_subject_token_revokes_what_was_exchanged_from_it() {
+    let list = Revocations::new();
+    let server = builder()
+        .exchange_audiences([OTHER])
+        .revocations(list.clone())
+        .start()
+        .await
+        .unwrap();
+    let subject = user_token(&server, &["calendar:read"]);
+    // MCP exchanges it twice, for the downstream API and for OTHER; OTHER exchanges its
+    // token again (a chain).
+    let downstream = access_token(&mcp_exchange(&server, &subject).await);
+    let for_other = exchange(
+        &server,
+        Auth::Basic(MCP, MCP_SECRET),
+        &subject,
+        &[("audience", OTHER)],
+    )
+    .await;
+    let for_other = access_token(&for_other);
+    let chained = exchange(
+        &server,
+        Auth::Basic(OTHER, OTHER_SECRET),
+        &for_other,
+        &[("audience", DOWNSTREAM)],
+    )
+    .await;
+    let chained = access_token(&chained);
+    // Another user token's exchange is no concern of this one's revocation.
+    let unrelated =
+        access_token(&mcp_exchange(&server, &user_token(&server, &["calendar:read"])).await);
+
+    let downstream_api = Validator::builder()
+        .issuer(
+            IssuerPolicy::builder(server.issuer())
+                .audience(DOWNSTREAM)
+                .build()
+                .unwrap(),
+        )
+        .revocations(list.clone())
+        .build()
+        .unwrap();
+    downstream_api.validate(&chained).await.unwrap();
+
+    dev_revoke(&server, &subject).await;
+    for (what, token) in [
+        ("the subject token", &subject),
+        ("exchanged", &downstream),
+        ("exchanged for OTHER", &for_other),
+        ("exchanged from an exchanged token", &chained),
+    ] {
+        assert_eq!(
+            introspect(&server, token).await,
+            json!({ "active": false }),
+            "{what}"
+        );
+        assert!(listed(&server, &list, token), "{what}");
+    }
+    // The resource servers consulting the list refuse them at once.
+    assert!(downstream_api.validate(&chained).await.is_err());
+    assert!(downstream_api.validate(&downstream).await.is_err());
+    // Nor may they be exchanged again.
+    let reply = exchange(
+        &server,
+        Auth::Basic(OTHER, OTHER_SECRET),
+        &for_other,
+        &[("audience", MAIL)],
+    )
+    .await;
+    assert_eq!(reply.oauth_error(400), "invalid_grant");
+    assert_eq!(introspect(&server, &unrelated).await["active"], true);
+    assert!(!listed(&server, &list, &unrelated));
+    downstream_api.validate(&unrelated).await.unwrap();
+
+    // Revoking an exchanged token revokes what was exchanged from it, not its subject.
+    let subject = user_token(&server, &["calendar:read"]);
+    let for_other = exchange(
+        &server,
+        Auth::Basic(MCP, MCP_SECRET),
+        &subject,
+        &[("audience", OTHER)],
+    )
+    .await;
+    let for_other = access_token(&for_other);
+    let chained = exchange(
+        &server,
+        Auth::Basic(OTHER, OTHER_SECRET),
+        &for_other,
+        &[("audience", DOWNSTREAM)],
+    )
+    .await;
+    let chained = access_token(&chained);
+    let reply = post(
+        server.revocation_endpoint(),
+        Auth::Basic(MCP, MCP_SECRET),
+        &[("token", &for_other)],
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(introspect(&server, &chained).await["active"], false);
+    assert!(listed(&server, &list, &chained));
+    assert_eq!(introspect(&server, &subject).await["active"], true);
+}
+
+#[tokio::test]
+async fn a_replayed_code_revokes_what_was_exchanged_from_its_token() {
+    let list = Revocations::new();
+    let server = builder().revocations(list.clone()).start().await.unwrap();
+    let code = dev_code(&server).await;
+    let access = access_token(&redeem(&server, &code).await);
+    let exchanged = access_token(&mcp_exchange(&server, &access).await);
+    assert_eq!(introspect(&server, &exchanged).await["active"], true);
+
+    let replay = redeem(&server, &code).await;
+    assert_eq!(replay.oauth_error(400), "invalid_grant");
+    for token in [&access, &exchanged] {
+        assert_eq!(introspect(&server, token).await["active"], false);
+        assert!(listed(&server, &list, token));
+    }
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_family_revokes_what_was_exchanged_from_it() {
+    let list = Revocations::new();
+    let server = builder().revocations(list.clone()).start().await.unwrap();
+    let code = dev_code(&server).await;
+    let tokens = redeem(&server, &code).await;
+    let first = access_token(&tokens);
+    let refresh = tokens.ok()["refresh_token"].as_str().unwrap().to_owned();
+    let dev = server.dev_client();
+    let refreshed = post(
+        server.token_endpoint(),
+        Auth::Basic(&dev.id, &dev.secret),
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        None,
+    )
+    .await;
+    let second = access_token(&refreshed);
+    let refresh = refreshed.ok()["refresh_token"].as_str().unwrap().to_owned();
+    let exchanged = [
+        access_token(&mcp_exchange(&server, &first).await),
+        access_token(&mcp_exchange(&server, &second).await),
+    ];
+
+    dev_revoke(&server, &refresh).await;
+    for token in exchanged.iter().chain([&first, &second]) {
+        assert_eq!(introspect(&server, token).await["active"], false);
+        assert!(listed(&server, &list, token));
+    }
 }
 
 #[tokio::test]

@@ -11,6 +11,12 @@
 //! §4.1, nesting any earlier actor). A `may_act` claim in the subject token (§4.4) limits who
 //! may act to the party it names.
 //!
+//! Revocation: the `jti` and `exp` of every token issued here are recorded under the `jti`
+//! of its subject token (bounded like the other tables), and revoking a token (RFC 7009
+//! `/revoke`, a replayed code, a revoked refresh-token family) revokes the tokens exchanged
+//! from it with it, transitively through chained exchanges, in the configured
+//! [`Revocations`](crate::revocation::Revocations) too.
+//!
 //! Chains: an exchanged token may be exchanged again (by one of its audiences), each time
 //! adding an actor, up to [`MAX_ACT_DEPTH`] actors in the new token's `act`; a longer chain,
 //! an `act` that is not a chain of JSON objects, or a client exchanging a token whose current
@@ -95,12 +101,13 @@ impl Inner {
         check_act_chain(client, &claims)?;
         self.check_actor_token(client, params, now)?;
         let scopes = exchange_scopes(params.get("scope"), &claims, &client.scopes)?;
-        let (Some(subject), Some(subject_exp)) = (
+        let (Some(subject), Some(subject_exp), Some(subject_jti)) = (
             claims.get("sub").and_then(Value::as_str),
             claims.get("exp").and_then(Value::as_u64),
+            claims.get("jti").and_then(Value::as_str),
         ) else {
             return Err(OAuthError::invalid_grant(
-                "the subject token has no sub or exp",
+                "the subject token has no sub, exp or jti",
             ));
         };
         let exp = now
@@ -120,7 +127,19 @@ impl Inner {
             audiences: &targets,
             dpop: proof,
         };
-        let issued = self.sign_access_token_with(random_id(), &grant, exp, extra, now);
+        let jti = random_id();
+        // Recorded before the subject token is checked again: a revocation of it either ran
+        // before that check (refused here) or finds the new token and revokes it too.
+        self.store
+            .exchanged
+            .lock()
+            .record(subject_jti, jti.clone(), exp);
+        if self.store.is_revoked(subject_jti) {
+            return Err(OAuthError::invalid_grant(
+                "the subject token was revoked while it was being exchanged",
+            ));
+        }
+        let issued = self.sign_access_token_with(jti, &grant, exp, extra, now);
         tracing::info!(
             subject_token = %fingerprint(subject_token),
             client_id = %client.id,

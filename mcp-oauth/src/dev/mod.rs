@@ -18,8 +18,9 @@
 //! | `POST /revoke` | RFC 7009 revocation |
 //!
 //! It is a development tool: plain HTTP on loopback, every authorization request made for a
-//! single configured user, all state in memory (bounded: the oldest codes, refresh tokens
-//! and registered clients are evicted past [`DEFAULT_MAX_ENTRIES`] each). Never expose it.
+//! single configured user, all state in memory (bounded: the oldest codes, refresh tokens,
+//! registered clients and exchanged-token records are evicted past [`DEFAULT_MAX_ENTRIES`]
+//! each). Never expose it.
 //!
 //! Browsers: the metadata documents and the JWKS are readable from any origin (they are
 //! public); every other endpoint answers web pages on loopback origins only (`localhost`,
@@ -102,7 +103,13 @@
 //! (`urn:ietf:params:oauth:token-type:access_token`); each exchange is logged in one line
 //! (the subject token's fingerprint, the client, the audiences and scopes). Exchanged
 //! tokens are introspected and revoked (by the exchanging client) like any other access
-//! token.
+//! token, and revoked with the token they were exchanged from: revoking an access token (at
+//! `/revoke`, by a replayed code, with its refresh-token family) revokes every token
+//! exchanged from it, transitively through chained exchanges, in the
+//! [`revocations`](DevAuthorizationServerBuilder::revocations) list too. The server remembers
+//! the last [`DEFAULT_MAX_ENTRIES`] exchanged tokens so; an older one evicted from that table
+//! is no longer revoked with its subject token and lives until its `exp` (no later than the
+//! subject token's, at most the access-token lifetime).
 //!
 //! Raw tokens and secrets are never logged; log lines carry at most a short SHA-256 prefix.
 
@@ -146,7 +153,8 @@ pub const DEFAULT_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 /// The lifetime of authorization codes.
 pub const AUTHORIZATION_CODE_TTL: Duration = Duration::from_secs(60);
 /// The default bound of each in-memory table (codes, refresh tokens, registered clients,
-/// revoked tokens, the DPoP proofs seen within their `iat` window).
+/// revoked tokens, exchanged tokens by their subject token, the DPoP proofs seen within their
+/// `iat` window).
 pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
 
 /// A pre-registered confidential client of a [`DevAuthorizationServer`].
@@ -366,7 +374,8 @@ impl DevAuthorizationServerBuilder {
     }
 
     /// Lists the access tokens revoked at `POST /revoke` (and those revoked with a replayed
-    /// code or refresh token) in `revocations` too, by issuer and `jti`: give it a resource
+    /// code or refresh token, and those [exchanged](Self::exchange_audiences) from any of
+    /// them, transitively) in `revocations` too, by issuer and `jti`: give it a resource
     /// server's validator list ([`Validator::revocations`](crate::Validator::revocations)) and
     /// the resource server refuses them at once; shared through Redis
     /// ([`crate::redis`]), every replica does.

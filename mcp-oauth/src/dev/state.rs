@@ -240,9 +240,6 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// Revokes access tokens by `jti`: refused by introspection here, and listed in the
-    /// configured [`Revocations`](crate::revocation::Revocations), which shares them with
-    /// the resource servers that consult it.
     /// The client `id` names: pre-registered, registered, or (an `https` URL) described by
     /// its metadata document, fetched or cached; `Ok(None)` for an unknown client.
     pub(super) async fn find_client(
@@ -258,16 +255,27 @@ impl Inner {
         self.client_metadata.client(id, self.now()).await.map(Some)
     }
 
+    /// Revokes access tokens by `jti`, with the tokens exchanged from them (transitively):
+    /// refused by introspection and token exchange here, and listed in the configured
+    /// [`Revocations`](crate::revocation::Revocations), which shares them with the resource
+    /// servers that consult it.
     pub(super) fn revoke_access_tokens(&self, tokens: Vec<(String, u64)>, now: u64) {
+        let given = tokens.len();
+        let revoked = self.store.revoke_access_tokens(tokens, now);
+        if revoked.len() > given {
+            tracing::debug!(
+                exchanged = revoked.len() - given,
+                "dev authorization server: revoked the tokens exchanged from revoked ones"
+            );
+        }
         if let Some(revocations) = &self.config.revocations {
-            for (jti, exp) in tokens.iter().filter(|(_, exp)| *exp > now) {
+            for (jti, exp) in revoked.iter().filter(|(_, exp)| *exp > now) {
                 revocations.revoke_in_background(
                     crate::revocation::Revocation::jwt_id(&self.issuer, jti),
                     *exp,
                 );
             }
         }
-        self.store.revoke_access_tokens(tokens, now);
     }
 }
 

@@ -38,17 +38,27 @@ impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
     /// Inserts (or replaces, which counts as the newest insertion), evicting the oldest
     /// entries beyond the capacity.
     pub(crate) fn insert(&mut self, key: K, value: V) {
+        self.insert_evicting(key, value);
+    }
+
+    /// [`insert`](Self::insert), returning the entries evicted to make room (not the one
+    /// replaced).
+    pub(crate) fn insert_evicting(&mut self, key: K, value: V) -> Vec<(K, V)> {
         self.remove(&key);
+        let mut evicted = Vec::new();
         while self.entries.len() >= self.capacity {
             let Some((_, oldest)) = self.order.pop_first() else {
                 break;
             };
-            self.entries.remove(&oldest);
+            if let Some((_, value)) = self.entries.remove(&oldest) {
+                evicted.push((oldest, value));
+            }
         }
         let seq = self.next;
         self.next += 1;
         self.order.insert(seq, key.clone());
         self.entries.insert(key, (seq, value));
+        evicted
     }
 
     pub(crate) fn get<Q>(&self, key: &Q) -> Option<&V>
@@ -351,6 +361,65 @@ impl RefreshTables {
     }
 }
 
+/// The access tokens issued by token exchange (RFC 8693), by the `jti` of the subject token
+/// each was exchanged from, so that revoking a token revokes what was exchanged from it (and,
+/// the subject of a chained exchange being itself an exchanged token, what was exchanged from
+/// that in turn). One entry per exchanged token, the oldest evicted past the bound: a token
+/// evicted so is no longer revoked with its subject token, and lives until its `exp` (no
+/// later than its subject token's).
+pub(crate) struct ExchangedTokens {
+    /// Exchanged token `jti` → (its subject token's `jti`, its `exp`).
+    tokens: BoundedMap<String, (String, u64)>,
+    /// Subject token `jti` → the `jti`s exchanged from it: an index of `tokens`.
+    by_subject: HashMap<String, Vec<String>>,
+}
+
+impl ExchangedTokens {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            tokens: BoundedMap::new(capacity),
+            by_subject: HashMap::new(),
+        }
+    }
+
+    /// Remembers that the token `jti`, expiring at `exp`, was exchanged from the token
+    /// `subject` (both `jti`s).
+    pub(crate) fn record(&mut self, subject: &str, jti: String, exp: u64) {
+        let evicted = self
+            .tokens
+            .insert_evicting(jti.clone(), (subject.to_owned(), exp));
+        for (old, (old_subject, _)) in evicted {
+            self.unindex(&old_subject, &old);
+        }
+        self.by_subject
+            .entry(subject.to_owned())
+            .or_default()
+            .push(jti);
+    }
+
+    /// Forgets and returns the tokens exchanged from `subject`: `(jti, exp)`.
+    pub(crate) fn take_exchanged_from(&mut self, subject: &str) -> Vec<(String, u64)> {
+        let Some(jtis) = self.by_subject.remove(subject) else {
+            return Vec::new();
+        };
+        jtis.into_iter()
+            .filter_map(|jti| {
+                let (_, exp) = self.tokens.remove(&jti)?;
+                Some((jti, exp))
+            })
+            .collect()
+    }
+
+    fn unindex(&mut self, subject: &str, jti: &str) {
+        if let Some(jtis) = self.by_subject.get_mut(subject) {
+            jtis.retain(|have| have != jti);
+            if jtis.is_empty() {
+                self.by_subject.remove(subject);
+            }
+        }
+    }
+}
+
 /// All mutable state of a dev server.
 pub(crate) struct Store {
     pub(crate) static_clients: HashMap<String, Arc<Client>>,
@@ -360,6 +429,8 @@ pub(crate) struct Store {
     pub(crate) refresh: Mutex<RefreshTables>,
     /// Revoked access tokens: `jti` → `exp`.
     pub(crate) revoked: Mutex<BoundedMap<String, u64>>,
+    /// The tokens exchanged from each access token, revoked with it.
+    pub(crate) exchanged: Mutex<ExchangedTokens>,
 }
 
 impl Store {
@@ -377,6 +448,7 @@ impl Store {
                 families: BoundedMap::new(capacity),
             }),
             revoked: Mutex::new(BoundedMap::new(capacity)),
+            exchanged: Mutex::new(ExchangedTokens::new(capacity)),
         }
     }
 
@@ -387,14 +459,41 @@ impl Store {
         self.registered.lock().get(id).cloned()
     }
 
-    /// Revokes access tokens by `jti` (expired ones need no entry).
-    pub(crate) fn revoke_access_tokens(&self, tokens: Vec<(String, u64)>, now: u64) {
-        let mut revoked = self.revoked.lock();
-        for (jti, exp) in tokens {
-            if exp > now {
-                revoked.insert(jti, exp);
+    /// Revokes access tokens by `jti` (expired ones need no entry) with every token exchanged
+    /// from them, transitively; returns them all, `(jti, exp)`, the given ones first.
+    ///
+    /// Each token is listed as revoked before what was exchanged from it is looked up: an
+    /// exchange that checks its subject token after recording the new token
+    /// ([`ExchangedTokens::record`], then [`is_revoked`](Self::is_revoked)) either sees the
+    /// revocation or had its token found here.
+    pub(crate) fn revoke_access_tokens(
+        &self,
+        tokens: Vec<(String, u64)>,
+        now: u64,
+    ) -> Vec<(String, u64)> {
+        let mut all = Vec::new();
+        let mut level = tokens;
+        // Each token is taken out of the exchange table once: this ends.
+        while !level.is_empty() {
+            {
+                let mut revoked = self.revoked.lock();
+                for (jti, exp) in &level {
+                    if *exp > now {
+                        revoked.insert(jti.clone(), *exp);
+                    }
+                }
             }
+            let next: Vec<(String, u64)> = {
+                let mut exchanged = self.exchanged.lock();
+                level
+                    .iter()
+                    .flat_map(|(jti, _)| exchanged.take_exchanged_from(jti))
+                    .collect()
+            };
+            all.extend(level);
+            level = next;
         }
+        all
     }
 
     pub(crate) fn is_revoked(&self, jti: &str) -> bool {
@@ -447,6 +546,70 @@ mod tests {
         assert_eq!(family.access_tokens.len(), ACCESS_TOKENS_PER_FAMILY);
         family.remember("fresh".into(), 2_000, 1_500);
         assert_eq!(family.access_tokens, [("fresh".to_owned(), 2_000)]);
+    }
+
+    #[test]
+    fn revoking_a_token_revokes_what_was_exchanged_from_it_transitively() {
+        let store = Store::new(Vec::new(), 100);
+        {
+            let mut exchanged = store.exchanged.lock();
+            exchanged.record("root", "a".into(), 50);
+            exchanged.record("root", "b".into(), 60);
+            exchanged.record("a", "a1".into(), 40);
+            exchanged.record("a1", "a11".into(), 30);
+            exchanged.record("other", "x".into(), 70);
+        }
+        let mut revoked = store.revoke_access_tokens(vec![("root".into(), 90)], 10);
+        revoked.sort();
+        let expected = [("a", 50), ("a1", 40), ("a11", 30), ("b", 60), ("root", 90)];
+        assert_eq!(revoked, expected.map(|(jti, exp)| (jti.to_owned(), exp)));
+        for (jti, _) in expected {
+            assert!(store.is_revoked(jti), "{jti}");
+        }
+        assert!(!store.is_revoked("x") && !store.is_revoked("other"));
+        // Taken once: revoking again finds nothing more.
+        assert_eq!(
+            store
+                .revoke_access_tokens(vec![("root".into(), 90)], 10)
+                .len(),
+            1
+        );
+        assert!(store.exchanged.lock().by_subject.contains_key("other"));
+        // Expired ones are returned but need no entry.
+        store.exchanged.lock().record("old", "old1".into(), 5);
+        let revoked = store.revoke_access_tokens(vec![("old".into(), 8)], 10);
+        assert_eq!(revoked.len(), 2);
+        assert!(!store.is_revoked("old1"));
+    }
+
+    #[test]
+    fn exchanged_tokens_are_bounded_and_their_index_kept_in_step() {
+        let mut exchanged = ExchangedTokens::new(3);
+        for i in 0..5 {
+            exchanged.record(&format!("s{}", i % 2), format!("t{i}"), 100);
+        }
+        // t0 and t1 evicted, from the index too.
+        assert_eq!(exchanged.tokens.len(), 3);
+        assert_eq!(exchanged.by_subject["s0"], ["t2", "t4"]);
+        assert_eq!(exchanged.by_subject["s1"], ["t3"]);
+        for i in 5..8 {
+            exchanged.record("s2", format!("t{i}"), 100);
+        }
+        assert!(!exchanged.by_subject.contains_key("s0"));
+        assert!(exchanged.take_exchanged_from("s1").is_empty());
+        assert_eq!(exchanged.take_exchanged_from("s2").len(), 3);
+        assert_eq!(exchanged.tokens.len(), 0);
+        assert!(exchanged.by_subject.is_empty());
+    }
+
+    #[test]
+    fn bounded_map_reports_what_it_evicts() {
+        let mut map = BoundedMap::new(2);
+        assert!(map.insert_evicting(1, "a").is_empty());
+        assert!(map.insert_evicting(2, "b").is_empty());
+        // Replacing evicts nothing.
+        assert!(map.insert_evicting(1, "c").is_empty());
+        assert_eq!(map.insert_evicting(3, "d"), [(2, "b")]);
     }
 
     #[test]
