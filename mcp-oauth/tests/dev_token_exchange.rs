@@ -1187,6 +1187,46 @@ async fn a_dpop_proof_binds_the_exchanged_token() {
 }
 
 #[tokio::test]
+async fn a_dpop_bound_subject_tokens_binding_does_not_carry_over() {
+    // The user's token is bound to the user's key, which the MCP server does not hold.
+    let server = server().await;
+    let user_key = DpopKey::es256();
+    let subject = with_claims(
+        &server,
+        &["calendar:read"],
+        json!({ "cnf": { "jkt": user_key.jkt() } }),
+    );
+    assert_eq!(introspect(&server, &subject).await["token_type"], "DPoP");
+
+    // Without a proof: a bearer token of the server's own for the downstream API.
+    let reply = mcp_exchange(&server, &subject).await;
+    let body = reply.ok();
+    assert_eq!(body["token_type"], "Bearer");
+    let issued = claims(body["access_token"].as_str().unwrap());
+    assert!(issued.get("cnf").is_none(), "{issued}");
+
+    // With the MCP server's own proof: bound to the MCP server's key, never the user's.
+    let mcp_key = DpopKey::es256();
+    let reply = post(
+        server.token_endpoint(),
+        Auth::Basic(MCP, MCP_SECRET),
+        &[
+            ("grant_type", GRANT),
+            ("subject_token", &subject),
+            ("subject_token_type", ACCESS_TOKEN),
+            ("audience", DOWNSTREAM),
+        ],
+        Some(mcp_key.proof("POST", server.token_endpoint(), None)),
+    )
+    .await;
+    let body = reply.ok();
+    assert_eq!(body["token_type"], "DPoP");
+    let issued = claims(body["access_token"].as_str().unwrap());
+    assert_eq!(issued["cnf"], json!({ "jkt": mcp_key.jkt() }));
+    assert_ne!(issued["cnf"]["jkt"], user_key.jkt());
+}
+
+#[tokio::test]
 async fn the_configuration_is_checked_at_start() {
     let unknown = builder().resource_server("nobody", RESOURCE).start().await;
     assert_eq!(unknown.unwrap_err().kind(), io::ErrorKind::InvalidInput);

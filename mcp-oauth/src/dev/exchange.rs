@@ -25,8 +25,16 @@
 //! An `actor_token` is accepted only as a consistency check: an access token of this server
 //! whose `sub` and `client_id` are the exchanging client itself (its own `client_credentials`
 //! token); the client's authentication already proves who acts, and the `act` claim names it
-//! either way. With a `DPoP` proof the new token is bound to the proof's key, as at every
-//! grant.
+//! either way.
+//!
+//! DPoP: with a `DPoP` proof the new token is bound to the proof's key, the exchanging
+//! client's, as at every grant; without one it is a bearer token. A DPoP-bound subject
+//! token's `cnf.jkt` does not carry over and no proof of its key is asked for, by design:
+//! the exchanging client is not the holder of the user's key and cannot prove possession of
+//! it. It proves who it is with its own credentials, it must be an audience of the subject
+//! token (a resource server that takes DPoP-bound tokens checked the user's proof when the
+//! token reached it), and what it gets is a token of this server's own, issued to it for
+//! the downstream audience: each hop's token is bound to the party presenting it.
 
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};

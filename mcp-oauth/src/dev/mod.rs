@@ -47,7 +47,12 @@
 //! `dpop_jkt` on the authorization request binds the code to that key. A public client's
 //! refresh token issued with a proof is bound to its key too: refreshing needs a proof by it,
 //! and the access tokens refreshed are bound to it. Introspection reports `cnf`. No server
-//! nonces are asked for. Requests without a `DPoP` header get bearer tokens, as ever.
+//! nonces are asked for. Requests without a `DPoP` header get bearer tokens, as ever. Token
+//! exchange follows the same rule, for the exchanging client's own key: a DPoP-bound subject
+//! token's binding does not carry over (the exchanging client is not the holder of the
+//! user's key and cannot prove possession of it); the server issues a token of its own for
+//! the downstream audience, bound to the client's key if it sends a proof, a bearer token
+//! otherwise (see below).
 //!
 //! Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document, MCP SEP-991),
 //! advertised as `client_id_metadata_document_supported`: a `client_id` that is an `https`
@@ -85,31 +90,45 @@
 //! subject token must be an unexpired, unrevoked access token of this server whose `nbf`,
 //! if any, has passed (no leeway: the server checks its own tokens on its own clock), and
 //! when it carries `may_act` (RFC 8693 §4.4) that claim must name the client (`sub`; `iss`,
-//! if present, this server); every such refusal is `invalid_grant`. `scope` may ask for
-//! scopes both the subject token and the client have (`invalid_scope` otherwise); without
-//! it the token gets those they share. A token with no scope is never issued: an empty
-//! `scope`, or none when the two share nothing, is `invalid_scope` ("no scope the subject
-//! token and the client share"), so that the response's `scope` always names what was
-//! granted. The new token keeps the subject token's `sub`, names the client in `client_id`
-//! and in `act: {"sub": <client>}` (nesting the subject token's own `act`, if any, under
-//! it), and expires no later than the subject token nor past the access-token lifetime; no
-//! refresh token is issued. An exchanged token may itself be exchanged again by one of its
-//! audiences (a chain), up to 4 actors in the new `act`; a deeper chain, a malformed `act`,
-//! or a client exchanging a token whose current actor (`act.sub`) is already itself is
-//! `invalid_grant`. An `actor_token` (with `actor_token_type` access_token) is optional and
-//! checked only for consistency: it must be an access token of this server for the client
-//! itself (its `client_credentials` token). With a `DPoP` proof the token is DPoP-bound and
-//! `token_type` is `DPoP`. The response carries `issued_token_type`
-//! (`urn:ietf:params:oauth:token-type:access_token`); each exchange is logged in one line
-//! (the subject token's fingerprint, the client, the audiences and scopes). Exchanged
-//! tokens are introspected and revoked (by the exchanging client) like any other access
-//! token, and revoked with the token they were exchanged from: revoking an access token (at
-//! `/revoke`, by a replayed code, with its refresh-token family) revokes every token
-//! exchanged from it, transitively through chained exchanges, in the
-//! [`revocations`](DevAuthorizationServerBuilder::revocations) list too. The server remembers
-//! the last [`DEFAULT_MAX_ENTRIES`] exchanged tokens so; an older one evicted from that table
-//! is no longer revoked with its subject token and lives until its `exp` (no later than the
-//! subject token's, at most the access-token lifetime).
+//! if present, this server); every such refusal is `invalid_grant`. An `actor_token` (with
+//! `actor_token_type` access_token) is optional and checked only for consistency: it must
+//! be an access token of this server for the client itself (its `client_credentials`
+//! token).
+//!
+//! `scope` may ask for scopes both the subject token and the client have (`invalid_scope`
+//! otherwise); without it the token gets those they share. A token with no scope is never
+//! issued: an empty `scope`, or none when the two share nothing, is `invalid_scope` ("no
+//! scope the subject token and the client share"), so that the response's `scope` always
+//! names what was granted.
+//!
+//! The new token keeps the subject token's `sub`, names the client in `client_id` and in
+//! `act: {"sub": <client>}` (nesting the subject token's own `act`, if any, under it), and
+//! expires no later than the subject token nor past the access-token lifetime; no refresh
+//! token is issued. The response carries `issued_token_type`
+//! (`urn:ietf:params:oauth:token-type:access_token`). An exchanged token may itself be
+//! exchanged again by one of its audiences (a chain), up to 4 actors in the new `act`; a
+//! deeper chain, a malformed `act`, or a client exchanging a token whose current actor
+//! (`act.sub`) is already itself is `invalid_grant`.
+//!
+//! DPoP at token exchange: the new token is the server's own, issued to the exchanging
+//! client for the downstream audience, and the subject token's binding (`cnf.jkt`) does not
+//! carry over. The exchanging client is not the holder of the user's key, so it cannot prove
+//! possession of it, and no proof of that key is asked for: the client proves who it is with
+//! its own credentials and must be an audience of the subject token (a resource server that
+//! takes DPoP-bound tokens checked the user's proof when the token reached it). With a `DPoP`
+//! proof of its own, the client's new token is bound to the client's key (`token_type:
+//! DPoP`); without one it is a bearer token, whether or not the subject token was bound.
+//! This is the intended design: each hop's token is bound to the party presenting it.
+//!
+//! Each exchange is logged in one line (the subject token's fingerprint, the client, the
+//! audiences and scopes). Exchanged tokens are introspected and revoked (by the exchanging
+//! client) like any other access token, and revoked with the token they were exchanged
+//! from: revoking an access token (at `/revoke`, by a replayed code, with its refresh-token
+//! family) revokes every token exchanged from it, transitively through chained exchanges, in
+//! the [`revocations`](DevAuthorizationServerBuilder::revocations) list too. The server
+//! remembers the last [`DEFAULT_MAX_ENTRIES`] exchanged tokens so; an older one evicted from
+//! that table is no longer revoked with its subject token and lives until its `exp` (no
+//! later than the subject token's, at most the access-token lifetime).
 //!
 //! Raw tokens and secrets are never logged; log lines carry at most a short SHA-256 prefix.
 
