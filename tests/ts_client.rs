@@ -116,6 +116,7 @@ fn the_typescript_sdk_discovers_everything_from_a_401_and_calls_each_tool_with_c
             "delete_calendar",
             "delete_event",
             "list_events",
+            "public_holidays",
             "whoami"
         ]
     );

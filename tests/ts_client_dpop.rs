@@ -216,6 +216,7 @@ fn the_typescript_client_gets_dpop_bound_tokens_with_client_credentials_and_call
             "delete_calendar",
             "delete_event",
             "list_events",
+            "public_holidays",
             "whoami"
         ]
     );
