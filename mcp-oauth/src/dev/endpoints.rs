@@ -514,7 +514,8 @@ impl Inner {
         }
         if redirect_uris.iter().any(|uri| !is_valid_redirect_uri(uri)) {
             return Err(redirect_error(
-                "a redirect URI is not an absolute URL without fragment",
+                "a redirect URI is not an absolute URL without fragment, or its query carries \
+                 code, state, error, error_description or iss",
             ));
         }
         if !redirect_uris

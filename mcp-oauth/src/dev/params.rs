@@ -137,9 +137,23 @@ pub(crate) fn s256(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(sha256(verifier.as_bytes()))
 }
 
-/// Whether a redirect URI may be registered: absolute, without a fragment.
+/// The parameters the server adds to a redirect URI's query (the code or the error,
+/// `state`, RFC 9207's `iss`): a redirect URI may not carry them already.
+const RESPONSE_PARAMETERS: [&str; 5] = ["code", "state", "error", "error_description", "iss"];
+
+/// Whether a redirect URI may be registered: absolute, without a fragment, and with none of
+/// the authorization response's parameters in its query. A redirect carrying a second
+/// `code`, `state`, `error` or `iss` leaves the client to pick one: a client that reads the
+/// first would take the registered URI's, and RFC 9207's mix-up check on `iss` would check
+/// the wrong value.
 pub(crate) fn is_valid_redirect_uri(uri: &str) -> bool {
-    Url::parse(uri).is_ok_and(|url| url.fragment().is_none() && !url.cannot_be_a_base())
+    Url::parse(uri).is_ok_and(|url| {
+        url.fragment().is_none()
+            && !url.cannot_be_a_base()
+            && !url
+                .query_pairs()
+                .any(|(name, _)| RESPONSE_PARAMETERS.contains(&name.as_ref()))
+    })
 }
 
 /// Whether `requested` matches the `registered` redirect URI: exactly, or, for `http`
@@ -221,6 +235,32 @@ mod tests {
         assert!(!is_s256_challenge("too-short"));
         assert!(!is_s256_challenge(&format!("{verifier}A")));
         assert!(!is_s256_challenge(&"*".repeat(43)));
+    }
+
+    #[test]
+    fn redirect_uris_carry_no_response_parameter() {
+        for good in [
+            "http://127.0.0.1/cb",
+            "https://app.example/cb?tenant=a&codes=1",
+            "com.example.app:/cb",
+            "https://app.example/cb?",
+        ] {
+            assert!(is_valid_redirect_uri(good), "{good}");
+        }
+        for bad in [
+            "https://app.example/cb?code=x",
+            "https://app.example/cb?a=1&state=s",
+            "https://app.example/cb?error=access_denied",
+            "https://app.example/cb?error_description=x",
+            "https://app.example/cb?iss=https%3A%2F%2Fevil.example",
+            "http://127.0.0.1/cb?i%73s=x",
+            "http://127.0.0.1/cb?code",
+            "https://app.example/cb#f",
+            "/relative",
+            "mailto:a@example.com",
+        ] {
+            assert!(!is_valid_redirect_uri(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -107,7 +107,8 @@ impl Config {
                 .find(|uri| !is_valid_redirect_uri(uri))
             {
                 return Err(invalid_input(format!(
-                    "client {:?} has redirect URI {uri:?}, not an absolute URL without fragment",
+                    "client {:?} has redirect URI {uri:?}, not an absolute URL without fragment \
+                     whose query carries none of code, state, error, error_description or iss",
                     client.id
                 )));
             }
