@@ -466,7 +466,7 @@ async fn a_confidential_document_is_refused_clearly() {
         });
         authorize(&server, &client_id, CALLBACK, &challenge)
             .await
-            .assert_error_page(r#"token_endpoint_auth_method "none""#);
+            .assert_error_page("token_endpoint_auth_method none:");
     }
 }
 
@@ -780,4 +780,379 @@ async fn start_refuses_an_unusable_root_ca() {
             .unwrap_err();
         assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput, "{pem:?}");
     }
+}
+
+/// A GET of the authorization endpoint with exactly these parameters.
+async fn authorize_with(server: &DevAuthorizationServer, pairs: &[(&str, &str)]) -> Reply {
+    let url = format!("{}?{}", server.authorization_endpoint(), form(pairs));
+    reply(mcp_oauth::testing::http_client().get(url)).await
+}
+
+#[tokio::test]
+async fn errors_before_consent_are_not_redirected_off_loopback() {
+    const WEB: &str = "https://calendar-web.example.test/callback";
+    let documents = Documents::start().await;
+    let client_id = documents.document("/web.json", |doc| {
+        doc["redirect_uris"] = json!([CALLBACK, WEB]);
+    });
+    let server = server().await;
+    let (_, challenge) = pkce();
+    let request = |redirect_uri: &'static str, change: &[(&'static str, &'static str)]| {
+        let mut pairs: Vec<(&str, &str)> = vec![
+            ("response_type", "code"),
+            ("client_id", &client_id),
+            ("redirect_uri", redirect_uri),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("state", "st"),
+        ];
+        for (name, value) in change {
+            pairs.retain(|(n, _)| n != name);
+            if !value.is_empty() {
+                pairs.push((name, value));
+            }
+        }
+        pairs
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let cases: [(&[(&str, &str)], &str); 6] = [
+        (&[("response_type", "token")], "unsupported_response_type"),
+        (&[("response_type", "")], "invalid_request"),
+        (&[("code_challenge", "")], "invalid_request"),
+        (&[("code_challenge_method", "plain")], "invalid_request"),
+        (&[("scope", "admin")], "invalid_scope"),
+        (
+            &[("resource", "https://elsewhere.example.test/mcp")],
+            "invalid_target",
+        ),
+    ];
+    for (change, error) in cases {
+        // To the document's https redirect URI: an error page, no redirect.
+        let pairs = request(WEB, change);
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (&**n, &**v)).collect();
+        let page = authorize_with(&server, &pairs).await;
+        page.assert_error_page(&format!("(<code>{error}</code>)"));
+        assert!(!page.body.contains("calendar-web"), "{}", page.body);
+        // To its loopback one (this machine): redirected, as for any client.
+        let pairs = request(CALLBACK, change);
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (&**n, &**v)).collect();
+        let redirect = authorize_with(&server, &pairs).await;
+        let params = redirect.redirect_params();
+        assert_eq!(params["error"], error, "{change:?}");
+        assert_eq!(params["iss"], server.issuer());
+    }
+    // A repeated parameter: the page does not echo its name.
+    let page = authorize_with(
+        &server,
+        &[
+            ("response_type", "code"),
+            ("client_id", &client_id),
+            ("redirect_uri", WEB),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("scope", "calendar:read"),
+            ("scope", "calendar:write"),
+        ],
+    )
+    .await;
+    page.assert_error_page("a parameter is repeated");
+    // A valid request still gets the consent page, and "Deny" redirects there (the user
+    // chose to answer the client).
+    let page = authorize(&server, &client_id, WEB, &challenge).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("calendar-web.example.test"));
+}
+
+#[tokio::test]
+async fn documents_may_redirect_only_to_https_loopback_or_private_use_schemes() {
+    let documents = Documents::start().await;
+    let server = server().await;
+    let (_, challenge) = pkce();
+    for (i, unsafe_uri) in [
+        "javascript:alert(document.domain)//",
+        "data:text/html,<script>alert(1)</script>",
+        "file:///etc/passwd",
+        "http://calendar-web.example.test/callback",
+        "myapp:/callback",
+        "https://calendar-web.example.test/callback?code=planted",
+        "https://calendar-web.example.test/callback?iss=https%3A%2F%2Fevil.example.test",
+        "http://127.0.0.1:8977/callback?state=planted",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let client_id = documents.document(&format!("/unsafe-{i}.json"), |doc| {
+            doc["redirect_uris"] = json!([CALLBACK, unsafe_uri]);
+        });
+        authorize(&server, &client_id, CALLBACK, &challenge)
+            .await
+            .assert_error_page("must list redirect_uris");
+    }
+    // A native app's private-use scheme (reverse domain name): the consent page names it.
+    const NATIVE: &str = "com.example.calendar-desktop:/oauth2redirect";
+    let client_id = documents.document("/native.json", |doc| {
+        doc["redirect_uris"] = json!([NATIVE]);
+    });
+    let page = authorize(&server, &client_id, NATIVE, &challenge).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains("<strong>com.example.calendar-desktop:</strong>"),
+        "{}",
+        page.body
+    );
+    let redirect = allow(&server, &page).await;
+    assert!(
+        redirect
+            .location
+            .as_deref()
+            .unwrap()
+            .starts_with("com.example.calendar-desktop:/oauth2redirect?code=")
+    );
+}
+
+#[tokio::test]
+async fn no_redirect_uri_may_carry_the_response_parameters() {
+    use mcp_oauth::dev::DevClient;
+    for uri in [
+        "http://127.0.0.1/callback?state=fixed",
+        "http://127.0.0.1/callback?iss=http%3A%2F%2F127.0.0.1%3A1",
+        "https://app.example.test/cb?code=x",
+        "https://app.example.test/cb?error=access_denied",
+    ] {
+        let error = DevAuthorizationServer::builder()
+            .client(DevClient {
+                id: "static".into(),
+                secret: "static-secret".into(),
+                scopes: Vec::new(),
+                redirect_uris: vec![uri.into()],
+            })
+            .start()
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput, "{uri}");
+        assert!(error.to_string().contains("iss"), "{error}");
+
+        let server = server().await;
+        let registration = reply(
+            mcp_oauth::testing::http_client()
+                .post(server.registration_endpoint())
+                .header("content-type", "application/json")
+                .body(
+                    json!({
+                        "redirect_uris": [uri],
+                        "token_endpoint_auth_method": "none",
+                    })
+                    .to_string(),
+                ),
+        )
+        .await;
+        assert_eq!(registration.status, 400, "{uri}: {}", registration.body);
+        assert_eq!(registration.json()["error"], "invalid_redirect_uri");
+    }
+    // Other query parameters stay allowed.
+    let server = server().await;
+    let registration = reply(
+        mcp_oauth::testing::http_client()
+            .post(server.registration_endpoint())
+            .header("content-type", "application/json")
+            .body(
+                json!({
+                    "redirect_uris": ["http://127.0.0.1/callback?tenant=a"],
+                    "token_endpoint_auth_method": "none",
+                })
+                .to_string(),
+            ),
+    )
+    .await;
+    assert_eq!(registration.status, 201, "{}", registration.body);
+}
+
+#[tokio::test]
+async fn a_client_id_over_two_kib_is_refused_unfetched() {
+    let documents = Documents::start().await;
+    let path = format!("/{}.json", "a".repeat(2 * 1024));
+    let client_id = documents.document(&path, |_| {});
+    assert!(client_id.len() > 2 * 1024);
+    let server = server().await;
+    let (_, challenge) = pkce();
+    authorize(&server, &client_id, CALLBACK, &challenge)
+        .await
+        .assert_error_page("longer than 2 KiB");
+    let reply = token(
+        &server,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", "x"),
+            ("code_verifier", &"v".repeat(43)),
+            ("client_id", &client_id),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert_eq!(reply.json()["error"], "invalid_client");
+    assert_eq!(documents.hits(&path), 0);
+}
+
+#[tokio::test]
+async fn concurrent_requests_for_one_document_share_one_fetch() {
+    let documents = Documents::start().await;
+    let url = documents.url("/shared.json");
+    let mut answer = Answer::json(&json!({
+        "client_id": url,
+        "redirect_uris": [CALLBACK],
+        "token_endpoint_auth_method": "none",
+    }));
+    answer.delay = Duration::from_millis(500);
+    documents.answer("/shared.json", answer);
+    let server = server().await;
+    let (_, challenge) = pkce();
+    let pages =
+        futures::future::join_all((0..8).map(|_| authorize(&server, &url, CALLBACK, &challenge)))
+            .await;
+    for page in pages {
+        assert_eq!(page.status, 200, "{}", page.body);
+    }
+    assert_eq!(documents.hits("/shared.json"), 1);
+}
+
+#[tokio::test]
+async fn at_most_sixteen_documents_are_fetched_at_once() {
+    let documents = Documents::start().await;
+    let server = server().await;
+    let (_, challenge) = pkce();
+    // Sixteen documents that take longer than the fetch timeout: each holds a fetch for 2 s.
+    let slow: Vec<String> = (0..16)
+        .map(|i| {
+            let path = format!("/slow-{i}.json");
+            let url = documents.url(&path);
+            let mut answer = Answer::json(&json!({
+                "client_id": url,
+                "redirect_uris": [CALLBACK],
+                "token_endpoint_auth_method": "none",
+            }));
+            answer.delay = Duration::from_secs(4);
+            documents.answer(&path, answer)
+        })
+        .collect();
+    let pending = futures::future::join_all(
+        slow.iter()
+            .map(|url| authorize(&server, url, CALLBACK, &challenge)),
+    );
+    let seventeenth = documents.document("/seventeenth.json", |_| {});
+    let eighteenth = documents.document("/eighteenth.json", |_| {});
+    let busy = async {
+        let all_started = async {
+            while (0..16)
+                .map(|i| documents.hits(&format!("/slow-{i}.json")))
+                .sum::<usize>()
+                < 16
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(2), all_started)
+            .await
+            .expect("sixteen fetches under way");
+        let page = authorize(&server, &seventeenth, CALLBACK, &challenge).await;
+        let tokens = token(
+            &server,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", "x"),
+                ("code_verifier", &"v".repeat(43)),
+                ("client_id", &eighteenth),
+            ],
+        )
+        .await;
+        (page, tokens)
+    };
+    let (slow_pages, (page, tokens)) = tokio::join!(pending, busy);
+    // Refused at once, unfetched.
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(page.body.contains("too many client metadata documents"));
+    assert_eq!(tokens.status, 503, "{}", tokens.body);
+    assert_eq!(tokens.json()["error"], "temporarily_unavailable");
+    assert_eq!(documents.hits("/seventeenth.json"), 0);
+    assert_eq!(documents.hits("/eighteenth.json"), 0);
+    for page in slow_pages {
+        page.assert_error_page("timed out");
+    }
+    // Being busy is not remembered: with the fetches done, the document is fetched.
+    let page = authorize(&server, &seventeenth, CALLBACK, &challenge).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+}
+
+/// The events logged on this thread while `run` runs, as text, with their levels.
+async fn logged<F: std::future::Future>(run: F) -> (F::Output, Vec<(tracing::Level, String)>) {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<(tracing::Level, String)>>>);
+    struct Text<'a>(&'a mut String);
+    impl tracing::field::Visit for Text<'_> {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
+        }
+        fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+            self.0.push_str(&format!(" {}={value}", field.name()));
+        }
+    }
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Captured {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            let mut text = String::new();
+            event.record(&mut Text(&mut text));
+            self.0.lock().push((*event.metadata().level(), text));
+        }
+    }
+
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::registry().with(captured.clone());
+    // The test's runtime is single-threaded: the server runs on this thread too.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let output = run.await;
+    let events = captured.0.lock().clone();
+    (output, events)
+}
+
+#[tokio::test]
+async fn logs_name_refused_client_ids_safely_and_warn_of_the_test_setting() {
+    let documents = Documents::start().await;
+    let port = documents.server.addr().port();
+    let (_, challenge) = pkce();
+    let hostile = format!(
+        "https://localhost:{port}/\u{202E}\nINFO forged line {}",
+        "x".repeat(1000)
+    );
+    let (_, events) = logged(async {
+        let server = server().await;
+        authorize(&server, &hostile, CALLBACK, &challenge)
+            .await
+            .assert_error_page("not a valid client metadata document URL");
+    })
+    .await;
+    assert!(
+        events
+            .iter()
+            .any(|(level, text)| *level == tracing::Level::WARN
+                && text.contains("allow_local_client_metadata")),
+        "{events:#?}"
+    );
+    let refusals: Vec<&String> = events
+        .iter()
+        .map(|(_, text)| text)
+        .filter(|text| text.contains("refused a client metadata document"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "{events:#?}");
+    let refusal = refusals[0];
+    assert!(!refusal.contains('\u{202E}'), "{refusal}");
+    assert!(!refusal.contains('\n'), "{refusal}");
+    assert!(!refusal.contains(&"x".repeat(100)), "{refusal}");
+    assert!(refusal.contains("InvalidUrl"), "{refusal}");
 }

@@ -9,6 +9,12 @@
 //! 256 random bits, bound on the server to the checked request (the form carries nothing
 //! else that is trusted: not the redirect URI, not the scopes), answered once, and forgotten
 //! after [`CONSENT_TTL`].
+//!
+//! Errors found once the redirect URI is established are sent to it (RFC 6749 §4.1.2.1)
+//! only when it is trusted (RFC 9700 §4.11.2): registered with this server, or loopback. A
+//! document client's other redirect URIs are whatever its publisher listed: until the user
+//! consents, its errors are shown on an error page instead, so that the server is no open
+//! redirector for anyone who publishes a document.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,9 +25,13 @@ use axum::response::Response;
 use url::Url;
 
 use super::AUTHORIZATION_CODE_TTL;
+use super::client_metadata::DocumentRefusal;
 use super::dpop::parse_jkt;
 use super::endpoints::check_form_content_type;
-use super::pages::{Consent, consent_page, error_page, redirect_host, redirect_to};
+use super::pages::{
+    Consent, consent_page, error_page, redirect_host, redirect_to, refused_request_page,
+    unavailable_page,
+};
 use super::params::{
     Params, is_s256_challenge, is_valid_redirect_uri, random_token, redirect_uri_matches,
     requested_scopes,
@@ -41,6 +51,14 @@ enum Refusal {
     /// While the redirect URI is not established: an error page, never a redirect
     /// (RFC 6749 §4.1.2.1). A fixed text.
     Page(&'static str),
+    /// The request cannot be served now (a `503` page). A fixed text.
+    Unavailable(&'static str),
+    /// An error of a request whose redirect URI is not trusted before consent: shown on a
+    /// page, not redirected (RFC 9700 §4.11.2). Fixed texts.
+    Shown {
+        error: &'static str,
+        description: &'static str,
+    },
     /// An error sent to the redirect URI.
     Redirect {
         redirect_uri: String,
@@ -57,6 +75,10 @@ impl Inner {
         let (client, request) = match self.check_authorization_request(query).await {
             Ok(checked) => checked,
             Err(Refusal::Page(message)) => return error_page(message),
+            Err(Refusal::Unavailable(message)) => return unavailable_page(message),
+            Err(Refusal::Shown { error, description }) => {
+                return refused_request_page(error, description);
+            }
             Err(Refusal::Redirect {
                 redirect_uri,
                 state,
@@ -143,6 +165,9 @@ impl Inner {
         let client = match self.find_client(client_id).await {
             Ok(Some(client)) => client,
             Ok(None) => return Err(Refusal::Page("Unknown or missing client_id.")),
+            Err(refusal @ DocumentRefusal::Busy) => {
+                return Err(Refusal::Unavailable(refusal.description()));
+            }
             Err(refusal) => return Err(Refusal::Page(refusal.description())),
         };
         let given_redirect = params.get("redirect_uri");
@@ -165,17 +190,36 @@ impl Inner {
                 _ => return Err(Refusal::Page("redirect_uri is missing.")),
             },
         };
+        // RFC 9700 §4.11.2: an error is redirected automatically only to a trusted URI, one
+        // registered here (by the developer, or through registration's checks) or loopback;
+        // a document client's is its publisher's choice, so its errors are shown here.
+        let trusted = client.document.is_none()
+            || Url::parse(&redirect_uri).is_ok_and(|url| is_loopback_http(&url));
         let state = params.get("state");
-        let error = |code: &'static str, description: &str| Refusal::Redirect {
-            redirect_uri: redirect_uri.clone(),
-            state: state.map(str::to_owned),
-            error: code,
-            description: description.to_owned(),
+        // `shown` is the fixed text a page shows instead of `description`.
+        let refuse = |code: &'static str, description: String, shown: &'static str| {
+            if trusted {
+                Refusal::Redirect {
+                    redirect_uri: redirect_uri.clone(),
+                    state: state.map(str::to_owned),
+                    error: code,
+                    description,
+                }
+            } else {
+                Refusal::Shown {
+                    error: code,
+                    description: shown,
+                }
+            }
+        };
+        let error = |code: &'static str, description: &'static str| {
+            refuse(code, description.to_owned(), description)
         };
         if let Some(name) = params.first_duplicate() {
-            return Err(error(
+            return Err(refuse(
                 "invalid_request",
-                &format!("parameter {name} is repeated"),
+                format!("parameter {name} is repeated"),
+                "a parameter is repeated",
             ));
         }
         match params.get("response_type") {
@@ -220,7 +264,14 @@ impl Inner {
         };
         let resource = match self.requested_resource(&params) {
             Ok(resource) => resource.unwrap_or_else(|| self.default_resource()),
-            Err(e) => return Err(error(e.error, &e.description)),
+            Err(e) => {
+                return Err(refuse(
+                    e.error,
+                    e.description,
+                    "the resource is not served by this authorization server, or more than \
+                     one is given",
+                ));
+            }
         };
         let dpop_jkt = match params.get("dpop_jkt") {
             None => None,

@@ -4,11 +4,16 @@
 //!
 //! The URL must be `https`, with a host and a path other than `/`, without fragment,
 //! userinfo or dot segments, in its canonical form (the document's `client_id` must equal it
-//! exactly, so a second spelling would be a second client). The fetch follows no redirect,
-//! reads at most [`MAX_DOCUMENT_BYTES`], gives up after [`FETCH_TIMEOUT`], and takes only
-//! `200` with an `application/json` body. The document must name the URL as its
+//! exactly, so a second spelling would be a second client), and at most
+//! [`MAX_CLIENT_ID_BYTES`] long (checked before anything else). The fetch follows no
+//! redirect, reads at most [`MAX_DOCUMENT_BYTES`], gives up after [`FETCH_TIMEOUT`], and takes
+//! only `200` with an `application/json` body. The document must name the URL as its
 //! `client_id`, list its `redirect_uris`, and say `token_endpoint_auth_method: none`: such a
-//! client is public (PKCE S256, as for every client); one with a secret is refused.
+//! client is public (PKCE S256, as for every client); one with a secret is refused. Its
+//! redirect URIs must be `https`, `http` on a loopback host, or an RFC 8252 §7.1 private-use
+//! scheme (one with a dot, reverse-domain style: `com.example.app:/cb`); never `javascript:`,
+//! `data:`, `file:` or plain `http` elsewhere, nor (as for every client) one whose query
+//! already carries a parameter of the authorization response.
 //!
 //! SSRF: the fetcher never connects to a private, loopback, link-local, unspecified,
 //! multicast, shared (CGNAT `100.64.0.0/10`), unique-local (`fc00::/7`), documentation,
@@ -19,27 +24,59 @@
 //! A test may allow loopback hosts
 //! ([`allow_local_client_metadata`](super::DevAuthorizationServerBuilder::allow_local_client_metadata)).
 //!
+//! TLS: the certificate is checked against the system's root certificates, loaded once per
+//! process (`rustls-native-certs`), by rustls' own verifier, through this build's crypto
+//! provider. Not through the platform verifier other fetches use: on Windows and macOS it may
+//! fetch the intermediate certificates, CRLs or OCSP answers named in the (attacker's)
+//! certificate, from addresses the resolver above never sees, for up to seconds. Checking the
+//! chain here touches no network.
+//!
+//! Resources: at most [`MAX_CONCURRENT_FETCHES`] documents are fetched at once per server;
+//! past that a request is refused at once ([`DocumentRefusal::Busy`]). Concurrent requests for
+//! the same URL share one fetch. Host names are resolved by the system's `getaddrinfo`, on
+//! tokio's blocking pool: [`FETCH_TIMEOUT`] gives up on the answer but cannot cancel the
+//! lookup, which goes on in its thread; the resolver therefore holds one of at most
+//! [`MAX_CONCURRENT_FETCHES`] lookup slots until the lookup itself returns, so slow DNS ties up
+//! that many blocking threads at most.
+//!
 //! Documents are cached per URL (bounded like the other tables): for their `Cache-Control:
 //! max-age`, at most [`MAX_CACHE_TTL`], [`DEFAULT_CACHE_TTL`] without one, not at all with
-//! `no-store` or `no-cache`; a failure for [`FAILURE_CACHE_TTL`].
+//! `no-store` or `no-cache`; a refusal for [`FAILURE_CACHE_TTL`], but only one that cost a
+//! fetch (or a lookup): a `client_id` refused on its face (its length, its form, an IP-literal
+//! host) is never cached, so that made-up strings cannot fill the cache.
+//!
+//! Logs name a refused `client_id` by [`LoggedId`]: its first characters, escaped, and a
+//! fingerprint of the whole.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs as _};
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
+use tokio::sync::{OnceCell, Semaphore};
+use tokio_rustls::rustls::RootCertStore;
 use url::{Host, Url};
 
+use super::endpoints::OAuthError;
 use super::params::is_valid_redirect_uri;
-use super::store::{BoundedMap, Client, GrantType, MetadataDocument};
+use super::store::{BoundedMap, Client, GrantType, MetadataDocument, fingerprint};
 use crate::http_client::{FetchError, read_capped};
+use crate::loopback::is_loopback_http;
 
+/// The longest `client_id` taken as a document URL: 2 KiB; a longer one is refused before
+/// it is parsed, looked up or fetched.
+pub(crate) const MAX_CLIENT_ID_BYTES: usize = 2 * 1024;
 /// The largest document read: 5 KiB (reading stops past it).
 pub(crate) const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
 /// The whole fetch (resolution, connection, TLS, the body) must end within this.
 pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How many documents are fetched at once at most (and how many host name lookups run at
+/// most, abandoned ones included); past it, [`DocumentRefusal::Busy`].
+pub(crate) const MAX_CONCURRENT_FETCHES: usize = 16;
 /// How long a document is cached at most, whatever its `max-age`.
 pub(crate) const MAX_CACHE_TTL: u64 = 300;
 /// How long a document without `max-age` is cached.
@@ -48,6 +85,8 @@ pub(crate) const DEFAULT_CACHE_TTL: u64 = 60;
 pub(crate) const FAILURE_CACHE_TTL: u64 = 5;
 /// The most redirect URIs a document may list.
 const MAX_REDIRECT_URIS: usize = 20;
+/// How many characters of a `client_id` a log line shows.
+const LOGGED_ID_CHARS: usize = 64;
 
 /// Whether `client_id` is meant as a metadata document URL: it says `https://`. Only such
 /// ids are ever fetched; any other unknown id is an unknown client.
@@ -61,6 +100,8 @@ pub(crate) fn is_document_url(client_id: &str) -> bool {
 /// document or its server said is echoed to the browser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DocumentRefusal {
+    /// The `client_id` is longer than [`MAX_CLIENT_ID_BYTES`].
+    TooLong,
     /// The URL breaks the rules for a client id URL.
     InvalidUrl,
     /// The host is, or resolves only to, an address the fetcher may not reach.
@@ -93,12 +134,17 @@ pub(crate) enum DocumentRefusal {
     Malformed,
     /// The fetcher could not be set up (TLS).
     Unavailable,
+    /// [`MAX_CONCURRENT_FETCHES`] documents are being fetched (or host names looked up)
+    /// already.
+    Busy,
 }
 
 impl DocumentRefusal {
-    /// A fixed description, for the error page and the token endpoint's `error_description`.
+    /// A fixed description, for the error page and the token endpoint's `error_description`
+    /// (so within RFC 6749's characters for it: printable ASCII but `"` and `\`).
     pub(crate) fn description(self) -> &'static str {
         match self {
+            Self::TooLong => "The client_id is longer than 2 KiB.",
             Self::InvalidUrl => {
                 "The client_id is not a valid client metadata document URL (https, a host and a \
                  path, no fragment, userinfo or dot segments, in canonical form)."
@@ -120,13 +166,15 @@ impl DocumentRefusal {
                 "The client metadata document's client_id is not the URL it was fetched from."
             }
             Self::AuthMethod => {
-                "The client metadata document must say token_endpoint_auth_method \"none\": this \
+                "The client metadata document must say token_endpoint_auth_method none: this \
                  server accepts only public clients (with PKCE) by metadata document."
             }
             Self::Secret => "A client metadata document must not carry a client_secret.",
             Self::RedirectUris => {
-                "The client metadata document must list redirect_uris: absolute URLs without \
-                 fragment, at most 20."
+                "The client metadata document must list redirect_uris, at most 20: https URLs, \
+                 http URLs on a loopback host, or private-use schemes (with a dot, as \
+                 com.example.app:/cb); without fragment, nor code, state, error or iss in \
+                 their query."
             }
             Self::GrantTypes => {
                 "The client metadata document's grant_types must include authorization_code \
@@ -134,15 +182,69 @@ impl DocumentRefusal {
             }
             Self::Malformed => "A member of the client metadata document has the wrong type.",
             Self::Unavailable => "This server cannot fetch client metadata documents now.",
+            Self::Busy => {
+                "This server is fetching too many client metadata documents now: try again in \
+                 a moment."
+            }
+        }
+    }
+
+    /// Whether the refusal is remembered for [`FAILURE_CACHE_TTL`]: only if finding it cost
+    /// a fetch or a lookup. A refusal on the `client_id`'s face (its length, its form, an
+    /// IP-literal host) costs nothing to repeat, and caching it would let anyone fill the
+    /// cache with made-up ids; one for want of resources (busy, no TLS) says nothing of the
+    /// document.
+    fn is_cached(self) -> bool {
+        !matches!(
+            self,
+            Self::TooLong | Self::InvalidUrl | Self::Unavailable | Self::Busy
+        )
+    }
+}
+
+impl From<DocumentRefusal> for OAuthError {
+    /// At the token endpoint: `503 temporarily_unavailable` when busy, else `401
+    /// invalid_client`; the fixed description either way.
+    fn from(refusal: DocumentRefusal) -> Self {
+        match refusal {
+            DocumentRefusal::Busy => OAuthError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                refusal.description(),
+            ),
+            _ => OAuthError::invalid_client(refusal.description()),
         }
     }
 }
 
-/// A cached outcome: the client, or why it was refused; until `expires_at`.
+/// How a log line names a `client_id` (any string a request sent): its first
+/// [`LOGGED_ID_CHARS`] characters, escaped as a Rust string literal (no control or format
+/// character, no line break, reaches the log), `…` if cut, and the fingerprint of the whole.
+pub(crate) struct LoggedId<'a>(pub(crate) &'a str);
+
+impl std::fmt::Display for LoggedId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let id = self.0;
+        let end = id
+            .char_indices()
+            .nth(LOGGED_ID_CHARS)
+            .map_or(id.len(), |(at, _)| at);
+        let cut = if end < id.len() { "…" } else { "" };
+        write!(f, "{:?}{cut} #{}", &id[..end], fingerprint(id))
+    }
+}
+
+/// What a lookup of a document ends in: the client, or why it was refused.
+type Outcome = Result<Arc<Client>, DocumentRefusal>;
+
+/// A cached outcome, until `expires_at`.
 struct Cached {
-    outcome: Result<Arc<Client>, DocumentRefusal>,
+    outcome: Outcome,
     expires_at: u64,
 }
+
+/// A fetch under way, which the requests for the same URL wait for.
+type Flight = Arc<OnceCell<Outcome>>;
 
 /// Fetches, checks and caches client metadata documents.
 pub(crate) struct ClientMetadataFetcher {
@@ -150,11 +252,40 @@ pub(crate) struct ClientMetadataFetcher {
     /// the only root CA trusted, and loopback hosts allowed.
     local_root_ca: Option<String>,
     /// Built on first use (so that a server whose clients never use documents never loads
-    /// root certificates).
-    client: OnceLock<Result<reqwest::Client, String>>,
+    /// root certificates); an error is not kept (the next fetch tries again).
+    client: OnceCell<reqwest::Client>,
     cache: Mutex<BoundedMap<String, Cached>>,
+    /// The fetches under way, by URL: one per URL (single flight). An entry lives as long as
+    /// the request that started the fetch.
+    flights: Mutex<HashMap<String, Flight>>,
+    /// One permit per fetch under way ([`MAX_CONCURRENT_FETCHES`]).
+    fetches: Semaphore,
+    /// One permit per host name lookup running, held until `getaddrinfo` returns, even when
+    /// the fetch that asked has given up ([`MAX_CONCURRENT_FETCHES`]).
+    lookups: Arc<Semaphore>,
     /// The scopes the server grants: a document's `scope` is narrowed to them.
     server_scopes: Vec<String>,
+}
+
+/// Removes its URL's flight from [`ClientMetadataFetcher::flights`] when the request that
+/// started the fetch ends, done or dropped. Requests already waiting keep the flight: if it
+/// was dropped unfinished, one of them fetches instead.
+struct FlightGuard<'a> {
+    flights: &'a Mutex<HashMap<String, Flight>>,
+    url: &'a str,
+    flight: Flight,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut flights = self.flights.lock();
+        if flights
+            .get(self.url)
+            .is_some_and(|flight| Arc::ptr_eq(flight, &self.flight))
+        {
+            flights.remove(self.url);
+        }
+    }
 }
 
 impl ClientMetadataFetcher {
@@ -163,10 +294,20 @@ impl ClientMetadataFetcher {
         server_scopes: Vec<String>,
         capacity: usize,
     ) -> Self {
+        if local_root_ca.is_some() {
+            tracing::warn!(
+                "dev authorization server: allow_local_client_metadata is set (tests only): \
+                 client metadata documents may be fetched from loopback hosts, and only the \
+                 given root CA is trusted for them"
+            );
+        }
         Self {
             local_root_ca,
-            client: OnceLock::new(),
+            client: OnceCell::new(),
             cache: Mutex::new(BoundedMap::new(capacity)),
+            flights: Mutex::new(HashMap::new()),
+            fetches: Semaphore::new(MAX_CONCURRENT_FETCHES),
+            lookups: Arc::new(Semaphore::new(MAX_CONCURRENT_FETCHES)),
             server_scopes,
         }
     }
@@ -176,22 +317,81 @@ impl ClientMetadataFetcher {
         self.local_root_ca.is_some()
     }
 
-    /// The client whose metadata document `url` is, from the cache or fetched now.
-    pub(crate) async fn client(&self, url: &str, now: u64) -> Result<Arc<Client>, DocumentRefusal> {
+    /// The client whose metadata document `url` is, from the cache or fetched now (or by a
+    /// request for the same URL already fetching it).
+    pub(crate) async fn client(&self, url: &str, now: u64) -> Outcome {
+        let parsed = self.check_on_its_face(url).inspect_err(|refusal| {
+            tracing::debug!(
+                client_id = %LoggedId(url),
+                ?refusal,
+                "dev authorization server: refused a client metadata document URL"
+            );
+        })?;
         if let Some(cached) = self.cache.lock().get(url)
             && cached.expires_at > now
         {
             return cached.outcome.clone();
         }
-        let (outcome, ttl) = match self.fetch(url).await {
+        let (flight, _guard) = {
+            let mut flights = self.flights.lock();
+            match flights.get(url) {
+                Some(flight) => (Arc::clone(flight), None),
+                None => {
+                    let flight = Flight::default();
+                    flights.insert(url.to_owned(), Arc::clone(&flight));
+                    let guard = FlightGuard {
+                        flights: &self.flights,
+                        url,
+                        flight: Arc::clone(&flight),
+                    };
+                    (flight, Some(guard))
+                }
+            }
+        };
+        flight
+            .get_or_init(|| self.fetch_and_cache(url, &parsed, now))
+            .await
+            .clone()
+    }
+
+    /// What is refused without a fetch: a `client_id` too long (before anything else), not a
+    /// valid document URL, or with an IP-literal host the fetcher may not reach.
+    fn check_on_its_face(&self, url: &str) -> Result<Url, DocumentRefusal> {
+        if url.len() > MAX_CLIENT_ID_BYTES {
+            return Err(DocumentRefusal::TooLong);
+        }
+        let parsed = check_url(url)?;
+        let literal = match parsed.host() {
+            Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            Some(Host::Domain(_)) | None => None,
+        };
+        if literal.is_some_and(|ip| !is_fetchable(ip, self.allow_loopback())) {
+            return Err(DocumentRefusal::ForbiddenAddress);
+        }
+        Ok(parsed)
+    }
+
+    /// Fetches the document (if a fetch slot is free), caches the outcome, and returns it.
+    async fn fetch_and_cache(&self, url: &str, parsed: &Url, now: u64) -> Outcome {
+        let outcome = match self.fetches.try_acquire() {
+            Ok(_permit) => self.fetch(parsed, url).await,
+            Err(_) => Err(DocumentRefusal::Busy),
+        };
+        let (outcome, ttl) = match outcome {
             Ok((client, ttl)) => (Ok(Arc::new(client)), ttl),
             Err(refusal) => {
                 tracing::debug!(
-                    client_id = %url,
+                    client_id = %LoggedId(url),
                     ?refusal,
                     "dev authorization server: refused a client metadata document"
                 );
-                (Err(refusal), FAILURE_CACHE_TTL)
+                let ttl = if refusal.is_cached() {
+                    FAILURE_CACHE_TTL
+                } else {
+                    0
+                };
+                (Err(refusal), ttl)
             }
         };
         if ttl > 0 {
@@ -208,23 +408,13 @@ impl ClientMetadataFetcher {
         outcome
     }
 
-    /// Fetches and checks the document at `url`: the client and how long to cache it.
-    async fn fetch(&self, url: &str) -> Result<(Client, u64), DocumentRefusal> {
-        let parsed = check_url(url)?;
-        if let Some(host) = parsed.host() {
-            let literal = match host {
-                Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
-                Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
-                Host::Domain(_) => None,
-            };
-            if literal.is_some_and(|ip| !is_fetchable(ip, self.allow_loopback())) {
-                return Err(DocumentRefusal::ForbiddenAddress);
-            }
-        }
+    /// Fetches and checks the document at `url` (checked on its face already): the client
+    /// and how long to cache it.
+    async fn fetch(&self, parsed: &Url, url: &str) -> Result<(Client, u64), DocumentRefusal> {
         let client = self
             .client
-            .get_or_init(|| self.build_client())
-            .as_ref()
+            .get_or_try_init(|| self.build_client())
+            .await
             .map_err(|error| {
                 tracing::error!(%error, "dev authorization server: cannot fetch client metadata documents");
                 DocumentRefusal::Unavailable
@@ -262,11 +452,11 @@ impl ClientMetadataFetcher {
         let Ok(Value::Object(document)) = serde_json::from_slice::<Value>(&body) else {
             return Err(DocumentRefusal::NotJson);
         };
-        let client = document_client(url, &parsed, &document, &self.server_scopes)?;
+        let client = document_client(url, parsed, &document, &self.server_scopes)?;
         Ok((client, ttl))
     }
 
-    fn build_client(&self) -> Result<reqwest::Client, String> {
+    async fn build_client(&self) -> Result<reqwest::Client, String> {
         let builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -274,14 +464,51 @@ impl ClientMetadataFetcher {
             .connect_timeout(FETCH_TIMEOUT)
             .dns_resolver(Arc::new(FilteringResolver {
                 allow_loopback: self.allow_loopback(),
+                lookups: Arc::clone(&self.lookups),
             }))
             .user_agent(concat!("mcp-oauth-dev/", env!("CARGO_PKG_VERSION")));
+        // Either way rustls' own verifier over a fixed set of roots: nothing fetched while
+        // checking a certificate (see the module documentation).
         let builder = match &self.local_root_ca {
-            Some(pem) => crate::testing::trust_only(builder, pem).map_err(|e| e.to_string())?,
-            None => crate::http_client::with_tls_backend(builder),
-        };
+            Some(pem) => crate::testing::trust_only(builder, pem),
+            None => crate::testing::https::trust_roots(builder, system_roots().await?),
+        }
+        .map_err(|error| error.to_string())?;
         builder.build().map_err(|error| error.to_string())
     }
+}
+
+/// The system's root certificates, loaded once per process (on the blocking pool: it reads
+/// files, or asks the OS's store); a failure is not kept.
+async fn system_roots() -> Result<Arc<RootCertStore>, String> {
+    static ROOTS: OnceCell<Arc<RootCertStore>> = OnceCell::const_new();
+    ROOTS
+        .get_or_try_init(|| async {
+            tokio::task::spawn_blocking(load_system_roots)
+                .await
+                .map_err(|error| error.to_string())?
+        })
+        .await
+        .cloned()
+}
+
+fn load_system_roots() -> Result<Arc<RootCertStore>, String> {
+    let loaded = rustls_native_certs::load_native_certs();
+    for error in &loaded.errors {
+        tracing::debug!(%error, "dev authorization server: a system root certificate store could not be read");
+    }
+    let mut roots = RootCertStore::empty();
+    let (_, unusable) = roots.add_parsable_certificates(loaded.certs);
+    if unusable > 0 {
+        tracing::debug!(
+            unusable,
+            "dev authorization server: system root certificates left out (unparsable)"
+        );
+    }
+    if roots.is_empty() {
+        return Err("no usable root certificate in the system's store".to_owned());
+    }
+    Ok(Arc::new(roots))
 }
 
 /// The refusal for a failed request: a forbidden address if the resolver said so.
@@ -294,6 +521,9 @@ fn refusal_of(error: &reqwest::Error) -> DocumentRefusal {
     while let Some(cause) = source {
         if cause.downcast_ref::<NoFetchableAddress>().is_some() {
             return DocumentRefusal::ForbiddenAddress;
+        }
+        if cause.downcast_ref::<LookupsBusy>().is_some() {
+            return DocumentRefusal::Busy;
         }
         source = cause.source();
     }
@@ -400,7 +630,9 @@ fn document_client(
         strings("redirect_uris", DocumentRefusal::RedirectUris)?.unwrap_or_default();
     if redirect_uris.is_empty()
         || redirect_uris.len() > MAX_REDIRECT_URIS
-        || !redirect_uris.iter().all(|uri| is_valid_redirect_uri(uri))
+        || !redirect_uris
+            .iter()
+            .all(|uri| is_valid_redirect_uri(uri) && is_document_redirect_uri(uri))
     {
         return Err(DocumentRefusal::RedirectUris);
     }
@@ -454,6 +686,22 @@ fn document_client(
     })
 }
 
+/// Whether a document may list `uri` (valid already) as a redirect URI: `https`; `http` on a
+/// loopback host (RFC 8252 §7.3); or a private-use scheme (RFC 8252 §7.1), which must
+/// contain a dot (reverse domain name, `com.example.app:/cb`). Never a scheme a browser runs
+/// or reads locally (`javascript:`, `data:`, `file:`, …), nor plain `http` off this machine:
+/// whoever publishes a document chooses where codes and errors go.
+fn is_document_redirect_uri(uri: &str) -> bool {
+    let Ok(url) = Url::parse(uri) else {
+        return false;
+    };
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => is_loopback_http(&url),
+        scheme => scheme.contains('.'),
+    }
+}
+
 /// The error the resolver gives when no address of a host may be fetched from.
 #[derive(Debug)]
 struct NoFetchableAddress;
@@ -466,19 +714,46 @@ impl std::fmt::Display for NoFetchableAddress {
 
 impl std::error::Error for NoFetchableAddress {}
 
+/// The error the resolver gives when [`MAX_CONCURRENT_FETCHES`] lookups are running.
+#[derive(Debug)]
+struct LookupsBusy;
+
+impl std::fmt::Display for LookupsBusy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("too many host name lookups are running")
+    }
+}
+
+impl std::error::Error for LookupsBusy {}
+
 /// A DNS resolver that drops every address [`is_fetchable`] refuses from the answer, so
 /// that the addresses checked are the ones connected to (no time-of-check/time-of-use gap,
 /// no DNS rebinding between the two).
+///
+/// The lookup is the system's `getaddrinfo`, on tokio's blocking pool, which nothing can
+/// cancel: each holds one of the `lookups` permits until it returns, whoever still waits for
+/// it, and none is started without one.
 pub(crate) struct FilteringResolver {
     allow_loopback: bool,
+    lookups: Arc<Semaphore>,
 }
 
 impl reqwest::dns::Resolve for FilteringResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().to_owned();
         let allow_loopback = self.allow_loopback;
+        let permit = Arc::clone(&self.lookups).try_acquire_owned();
         Box::pin(async move {
-            let resolved = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let Ok(permit) = permit else {
+                return Err(Box::new(LookupsBusy) as Box<dyn std::error::Error + Send + Sync>);
+            };
+            let resolved = tokio::task::spawn_blocking(move || {
+                let resolved = (host.as_str(), 0).to_socket_addrs();
+                drop(permit);
+                resolved
+            })
+            .await
+            .map_err(std::io::Error::other)??;
             let fetchable: Vec<SocketAddr> = resolved
                 .filter(|addr| is_fetchable(addr.ip(), allow_loopback))
                 .collect();
@@ -696,6 +971,7 @@ mod tests {
         use reqwest::dns::Resolve as _;
         let strict = FilteringResolver {
             allow_loopback: false,
+            lookups: Arc::new(Semaphore::new(1)),
         };
         let error = strict
             .resolve("localhost".parse().unwrap())
@@ -708,6 +984,7 @@ mod tests {
         );
         let local = FilteringResolver {
             allow_loopback: true,
+            lookups: Arc::new(Semaphore::new(1)),
         };
         let addrs: Vec<SocketAddr> = local
             .resolve("localhost".parse().unwrap())
@@ -810,6 +1087,99 @@ mod tests {
         assert_eq!(minimal.name, None);
         assert_eq!(minimal.grant_types, [GrantType::AuthorizationCode]);
         assert_eq!(minimal.scopes, ["calendar:read", "calendar:write"]);
+
+        // Redirect URIs: https, http on loopback, private-use schemes with a dot.
+        let mut document = valid();
+        let uris = [
+            "https://app.example.com/cb?tenant=1",
+            "http://localhost:3000/cb",
+            "http://[::1]/cb",
+            "com.example.app:/oauth2redirect",
+            "com.example.app:///cb",
+        ];
+        document["redirect_uris"] = json!(uris);
+        assert_eq!(judge(document).unwrap().redirect_uris, uris);
+    }
+
+    #[test]
+    fn descriptions_stay_within_rfc_6749_characters() {
+        use DocumentRefusal::*;
+        for refusal in [
+            TooLong,
+            InvalidUrl,
+            ForbiddenAddress,
+            Unreachable,
+            Timeout,
+            Redirect,
+            Status,
+            ContentType,
+            TooLarge,
+            NotJson,
+            ClientIdMismatch,
+            AuthMethod,
+            Secret,
+            RedirectUris,
+            GrantTypes,
+            Malformed,
+            Unavailable,
+            Busy,
+        ] {
+            let description = refusal.description();
+            // RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E.
+            assert!(
+                description
+                    .bytes()
+                    .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)),
+                "{refusal:?}: {description}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn refusals_on_the_face_of_a_client_id_are_not_cached() {
+        let fetcher = ClientMetadataFetcher::new(None, Vec::new(), 100);
+        let long = format!(
+            "https://app.example.com/{}",
+            "a".repeat(MAX_CLIENT_ID_BYTES)
+        );
+        for (client_id, refusal) in [
+            (long.as_str(), DocumentRefusal::TooLong),
+            ("https://app.example.com/", DocumentRefusal::InvalidUrl),
+            ("https://App.example.com/c", DocumentRefusal::InvalidUrl),
+            ("https://app.example.com/c#x", DocumentRefusal::InvalidUrl),
+            ("https://10.0.0.1/c.json", DocumentRefusal::ForbiddenAddress),
+            ("https://[::1]/c.json", DocumentRefusal::ForbiddenAddress),
+        ] {
+            assert_eq!(fetcher.client(client_id, 1000).await.unwrap_err(), refusal);
+        }
+        assert_eq!(fetcher.cache.lock().len(), 0);
+        assert!(fetcher.flights.lock().is_empty());
+        // Refusals for want of resources are not kept either; those a fetch found are.
+        assert!(!DocumentRefusal::Busy.is_cached() && !DocumentRefusal::Unavailable.is_cached());
+        assert!(DocumentRefusal::Status.is_cached() && DocumentRefusal::Timeout.is_cached());
+    }
+
+    #[test]
+    fn logs_show_a_client_id_cut_escaped_and_fingerprinted() {
+        let short = "https://a.example/c";
+        assert_eq!(
+            LoggedId(short).to_string(),
+            format!("\"{short}\" #{}", fingerprint(short))
+        );
+        let hostile = format!("https://a.example/\u{202E}\n\u{1b}[2J\"{}", "é".repeat(100));
+        let logged = LoggedId(&hostile).to_string();
+        for raw in ['\u{202E}', '\n', '\u{1b}'] {
+            assert!(!logged.contains(raw), "{logged}");
+        }
+        assert!(
+            logged.starts_with(r#""https://a.example/\u{202e}\n\u{1b}[2J\"éé"#),
+            "{logged}"
+        );
+        assert!(
+            logged.ends_with(&format!("é\"… #{}", fingerprint(&hostile))),
+            "{logged}"
+        );
+        assert_eq!(logged.matches('é').count(), LOGGED_ID_CHARS - 25);
     }
 
     #[test]
@@ -864,6 +1234,25 @@ mod tests {
             GrantTypes
         );
         assert_eq!(with("response_types", json!(["token"])), GrantTypes);
+        for unsafe_uri in [
+            "javascript:alert(1)//",
+            "data:text/html,<script>alert(1)</script>",
+            "file:///etc/passwd",
+            "http://app.example.com/cb",
+            "http://10.0.0.1/cb",
+            "ftp://app.example.com/cb",
+            "custom:/cb",
+            "https://app.example.com/cb?code=x",
+            "https://app.example.com/cb?iss=https%3A%2F%2Fevil.example",
+            "http://127.0.0.1/cb?state=s",
+            "com.example.app:/cb?error=x",
+        ] {
+            assert_eq!(
+                with("redirect_uris", json!(["http://127.0.0.1/cb", unsafe_uri])),
+                RedirectUris,
+                "{unsafe_uri}"
+            );
+        }
         assert_eq!(with("client_name", json!(42)), Malformed);
         assert_eq!(with("scope", json!(["calendar:read"])), Malformed);
         assert_eq!(with("client_uri", json!({})), Malformed);

@@ -70,7 +70,7 @@ impl Inner {
         } else {
             self.find_client(&id)
                 .await
-                .map_err(|refusal| OAuthError::invalid_client(refusal.description()))?
+                .map_err(OAuthError::from)?
         };
         let client = client.ok_or_else(unknown)?;
         match secret {

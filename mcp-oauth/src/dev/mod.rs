@@ -56,27 +56,43 @@
 //!
 //! Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document, MCP SEP-991),
 //! advertised as `client_id_metadata_document_supported`: a `client_id` that is an `https`
-//! URL (canonical, with a path other than `/`, no fragment, userinfo or dot segments) is the
-//! address of a JSON document describing the client. It is fetched when the client shows up
-//! at the authorization or token endpoint: no redirect followed, at most 5 KiB, within 2 s,
-//! `200` and `application/json` only; never from a private, loopback, link-local, CGNAT,
-//! unique-local, multicast, documentation or otherwise reserved address (checked on the
-//! resolved addresses the connection uses, and on IP-literal hosts), through no proxy. The
-//! document's `client_id` must be the URL exactly, its `token_endpoint_auth_method` must be
-//! `none` (such clients are public, with PKCE S256 as every client; a document with a secret
-//! is refused), its `redirect_uris` are matched as a registered client's, its `grant_types`
-//! (default `authorization_code`) may add `refresh_token`, its `scope` is narrowed to the
-//! server's. Every authorization request of such a client is shown the consent page, even
-//! with a loopback redirect URI (anyone can publish a document): the page names the host that
-//! published the document, the one thing verified, apart from the name and website the
-//! document claims. Documents are cached per URL, bounded like the other tables, for their
-//! `Cache-Control: max-age` up to 5 minutes (1 minute without one, not at all with `no-store`
-//! or `no-cache`); a refused document is remembered for 5 seconds. A refusal is an error page
-//! at the authorization endpoint and `invalid_client` at the token endpoint, with a fixed
-//! description. Tests serve documents from loopback with
+//! URL (canonical, with a path other than `/`, no fragment, userinfo or dot segments, at most
+//! 2 KiB) is the address of a JSON document describing the client. It is fetched when the
+//! client shows up at the authorization or token endpoint: no redirect followed, at most
+//! 5 KiB, within 2 s, `200` and `application/json` only; never from a private, loopback,
+//! link-local, CGNAT, unique-local, multicast, documentation or otherwise reserved address
+//! (checked on the resolved addresses the connection uses, and on IP-literal hosts), through
+//! no proxy; its certificate checked against the system's root certificates by rustls'
+//! own verifier, which fetches nothing (no AIA, CRL or OCSP). At most 16 documents are
+//! fetched at once (past that, refused at once: a `503` error page, or `503
+//! temporarily_unavailable` at the token endpoint), and concurrent requests for one URL share
+//! one fetch. The document's `client_id`
+//! must be the URL exactly, its `token_endpoint_auth_method` must be `none` (such clients are
+//! public, with PKCE S256 as every client; a document with a secret is refused), its
+//! `redirect_uris` are matched as a registered client's and must each be `https`, `http` on a
+//! loopback host, or a private-use scheme with a dot (`com.example.app:/cb`, RFC 8252 §7.1),
+//! its `grant_types` (default `authorization_code`) may add `refresh_token`, its `scope` is
+//! narrowed to the server's. Every authorization request of such a client is shown the
+//! consent page, even with a loopback redirect URI (anyone can publish a document): the page
+//! names the host that published the document, the one thing verified (in its title too),
+//! apart from the name and website the document claims (the name without control or format
+//! characters, at most 100 characters, isolated from the text around it). Until the user
+//! consents, an error in such a client's request is redirected only to a loopback redirect
+//! URI, and shown on an error page otherwise (RFC 9700 §4.11.2: the server redirects
+//! automatically only to URIs it trusts). Documents are cached per URL, bounded like the other
+//! tables, for their `Cache-Control: max-age` up to 5 minutes (1 minute without one, not at
+//! all with `no-store` or `no-cache`); a document refused once fetched (or looked up) is
+//! remembered for 5 seconds, a `client_id` refused on its face never. A refusal is an error
+//! page at the authorization endpoint and `invalid_client` at the token endpoint, with a fixed
+//! description; logs name the `client_id` by its first characters, escaped, and a
+//! fingerprint. Tests serve documents from loopback with
 //! [`allow_local_client_metadata`](DevAuthorizationServerBuilder::allow_local_client_metadata).
 //! An `https` `client_id` that breaks the URL rules is refused; any other unknown id is an
 //! unknown client. Dynamic client registration stays.
+//!
+//! No redirect URI (pre-registered, registered or in a document) may carry `code`, `state`,
+//! `error`, `error_description` or `iss` in its query: the server adds them, and a second
+//! `iss` would defeat the client's RFC 9207 check.
 //!
 //! Token exchange (RFC 8693), offered only when
 //! [`exchange_audiences`](DevAuthorizationServerBuilder::exchange_audiences) are
@@ -205,6 +221,7 @@ pub struct DevClient {
     /// The redirect URIs of the authorization-code flow, matched exactly, except that
     /// `http` loopback URIs (`127.0.0.1`, `[::1]`, `localhost`) match with any port
     /// (RFC 8252 §7.3). A request redirecting to any other URI is shown a consent page.
+    /// Their query may not carry `code`, `state`, `error`, `error_description` or `iss`.
     pub redirect_uris: Vec<String>,
 }
 
@@ -459,7 +476,7 @@ impl DevAuthorizationServerBuilder {
     /// no document from a real https site. Private, link-local and other reserved addresses
     /// stay refused. Without this setting (the default), documents are fetched from public
     /// addresses only, with the system's roots. [`start`](Self::start) fails if the PEM holds
-    /// no usable certificate.
+    /// no usable certificate, and logs a warning that the setting is on.
     pub fn allow_local_client_metadata(mut self, root_ca_pem: impl Into<String>) -> Self {
         self.local_client_metadata_ca = Some(root_ca_pem.into());
         self
@@ -473,7 +490,8 @@ impl DevAuthorizationServerBuilder {
     /// called outside a tokio runtime, or ([`io::ErrorKind::InvalidInput`]) if the
     /// configuration is invalid: a resource that is not an absolute URL without fragment, a
     /// malformed scope, a client scope the server does not grant, an empty or duplicate
-    /// client id or secret, a malformed redirect URI, a symmetric signing algorithm, a zero
+    /// client id or secret, a malformed redirect URI (or one whose query carries a parameter
+    /// of the authorization response), a symmetric signing algorithm, a zero
     /// lifetime, a malformed [redirect host](Self::allow_redirect_hosts) or
     /// [exchange audience](Self::exchange_audiences), a [resource
     /// server](Self::resource_server) that is not a pre-registered client, an unusable root CA

@@ -146,12 +146,39 @@ pub(super) fn redirect_to(redirect_uri: &str, pairs: &[(&str, &str)]) -> Respons
 /// A `400` HTML page for errors that must not redirect (RFC 6749 §4.1.2.1). `message` is a
 /// fixed text, never request input.
 pub(super) fn error_page(message: &'static str) -> Response {
+    page(StatusCode::BAD_REQUEST, message)
+}
+
+/// A `503` HTML page: the request cannot be served now (`temporarily_unavailable`), try
+/// again. `message` is a fixed text.
+pub(super) fn unavailable_page(message: &'static str) -> Response {
+    page(StatusCode::SERVICE_UNAVAILABLE, message)
+}
+
+/// A `400` HTML page for an error of an authorization request whose redirect URI is not
+/// trusted before consent (RFC 9700 §4.11.2: a client identified by a metadata document,
+/// redirecting off loopback): the error is shown here, not sent there. `error` and
+/// `description` are fixed texts.
+pub(super) fn refused_request_page(error: &'static str, description: &'static str) -> Response {
+    let html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Authorization error</title></head>\
+         <body><h1>Authorization error</h1><p>The authorization request is refused \
+         (<code>{error}</code>): {description}.</p>\
+         <p>The error is shown here rather than sent to the client's redirect URI: a client \
+         identified by a metadata document is sent back to a site other than this machine only \
+         once you allow it.</p>\
+         <p>This is the mcp-oauth development authorization server.</p></body></html>\n"
+    );
+    html_response(StatusCode::BAD_REQUEST, html)
+}
+
+fn page(status: StatusCode, message: &'static str) -> Response {
     let html = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Authorization error</title></head>\
          <body><h1>Authorization error</h1><p>{message}</p>\
          <p>This is the mcp-oauth development authorization server.</p></body></html>\n"
     );
-    html_response(StatusCode::BAD_REQUEST, html)
+    html_response(status, html)
 }
 
 /// An HTML page that is never cached, framed, or given scripts.

@@ -208,6 +208,16 @@ pub fn trust_only(
             "no certificate in the root CA PEM",
         ));
     }
+    trust_roots(builder, Arc::new(roots))
+}
+
+/// Sets `builder`'s TLS as [`trust_only`] does, for the root certificates `roots`: rustls'
+/// own verifier (webpki, which fetches nothing: no AIA, CRL or OCSP), through this build's
+/// crypto provider. The dev server's client metadata fetcher uses it with the system's roots.
+pub(crate) fn trust_roots(
+    builder: reqwest::ClientBuilder,
+    roots: Arc<rustls::RootCertStore>,
+) -> io::Result<reqwest::ClientBuilder> {
     let config = rustls::ClientConfig::builder_with_provider(provider()?)
         .with_safe_default_protocol_versions()
         .map_err(invalid_data)?
