@@ -1085,6 +1085,43 @@ async fn at_most_sixteen_documents_are_fetched_at_once() {
     assert_eq!(page.status, 200, "{}", page.body);
 }
 
+#[tokio::test]
+async fn the_consent_page_shows_a_claimed_name_tamed() {
+    let documents = Documents::start().await;
+    let spoof = format!(
+        "Calendar\u{202E}Desktop\u{202C}\u{200B} {}",
+        "Official ".repeat(20)
+    );
+    let client_id = documents.document("/spoof.json", |doc| doc["client_name"] = json!(spoof));
+    let server = server().await;
+    let (_, challenge) = pkce();
+    let page = authorize(&server, &client_id, CALLBACK, &challenge).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for hidden in ['\u{202E}', '\u{202C}', '\u{200B}'] {
+        assert!(!page.body.contains(hidden), "{:?}", page.body);
+    }
+    let host = format!("localhost:{}", documents.server.addr().port());
+    let title = page.body.split("<title>").nth(1).unwrap();
+    let title = &title[..title.find("</title>").unwrap()];
+    assert!(
+        title.starts_with("Authorize \u{2068}CalendarDesktop Official"),
+        "{title}"
+    );
+    assert!(
+        title.ends_with(&format!("…\u{2069} from {host}?")),
+        "{title}"
+    );
+    assert!(
+        page.body
+            .contains("<h1>Authorize <q><bdi>CalendarDesktop Official"),
+        "{}",
+        page.body
+    );
+    let shown = page.body.split("<bdi>").nth(1).unwrap();
+    let shown = &shown[..shown.find("</bdi>").unwrap()];
+    assert_eq!(shown.chars().count(), 101, "{shown}");
+}
+
 /// The events logged on this thread while `run` runs, as text, with their levels.
 async fn logged<F: std::future::Future>(run: F) -> (F::Output, Vec<(tracing::Level, String)>) {
     use tracing_subscriber::layer::SubscriberExt;

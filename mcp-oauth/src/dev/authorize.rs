@@ -303,7 +303,7 @@ impl Inner {
         let consent_id = random_token("");
         let host = redirect_host(&request.redirect_uri);
         let page = consent_page(&Consent {
-            client_name: client.name.as_deref().unwrap_or(&client.id),
+            client_name: client.name.as_deref(),
             client_id: &client.id,
             document: client.document.as_ref(),
             redirect_host: &host,
