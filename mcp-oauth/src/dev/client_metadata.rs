@@ -53,7 +53,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs as _};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
@@ -61,7 +60,6 @@ use tokio::sync::{OnceCell, Semaphore};
 use tokio_rustls::rustls::RootCertStore;
 use url::{Host, Url};
 
-use super::endpoints::OAuthError;
 use super::params::is_valid_redirect_uri;
 use super::store::{BoundedMap, Client, GrantType, MetadataDocument, fingerprint};
 use crate::http_client::{FetchError, read_capped};
@@ -199,21 +197,6 @@ impl DocumentRefusal {
             self,
             Self::TooLong | Self::InvalidUrl | Self::Unavailable | Self::Busy
         )
-    }
-}
-
-impl From<DocumentRefusal> for OAuthError {
-    /// At the token endpoint: `503 temporarily_unavailable` when busy, else `401
-    /// invalid_client`; the fixed description either way.
-    fn from(refusal: DocumentRefusal) -> Self {
-        match refusal {
-            DocumentRefusal::Busy => OAuthError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                refusal.description(),
-            ),
-            _ => OAuthError::invalid_client(refusal.description()),
-        }
     }
 }
 

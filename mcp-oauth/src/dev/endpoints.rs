@@ -13,6 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
+use super::client_metadata::DocumentRefusal;
 use super::dpop::{BoundGrant, DpopRefusal, Thumbprint, check_bound, jkt};
 use super::params::{
     Params, form_decode, is_code_verifier, is_valid_redirect_uri, random_token, requested_scopes,
@@ -68,9 +69,7 @@ impl Inner {
         let client = if confidential_only {
             self.store.client(&id)
         } else {
-            self.find_client(&id)
-                .await
-                .map_err(OAuthError::from)?
+            self.find_client(&id).await.map_err(OAuthError::from)?
         };
         let client = client.ok_or_else(unknown)?;
         match secret {
@@ -853,5 +852,20 @@ pub(super) fn result_response(result: Result<Value, OAuthError>, status: StatusC
     match result {
         Ok(body) => json_response(status, &body, true),
         Err(error) => error.into_response(),
+    }
+}
+
+impl From<DocumentRefusal> for OAuthError {
+    /// At the token endpoint: `503 temporarily_unavailable` when busy, else `401
+    /// invalid_client`; the fixed description either way.
+    fn from(refusal: DocumentRefusal) -> Self {
+        match refusal {
+            DocumentRefusal::Busy => OAuthError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                refusal.description(),
+            ),
+            _ => OAuthError::invalid_client(refusal.description()),
+        }
     }
 }
