@@ -1087,7 +1087,7 @@ async fn authorize_off_loopback_answers_a_consent_page_not_a_code() {
     .await;
     assert_eq!(page.status, 200);
     let html = String::from_utf8_lossy(&page.body);
-    assert!(html.contains("<q>web-app</q>"), "{html}");
+    assert!(html.contains("<q><bdi>web-app</bdi></q>"), "{html}");
     assert!(html.contains("<strong>app.example:8443</strong>"), "{html}");
 }
 
