@@ -70,12 +70,12 @@ use quick_cache::sync::{Cache, EntryAction, EntryResult};
 use tokio::sync::OnceCell;
 use url::Url;
 
-/// How the server authenticates to the token endpoint (the type introspection uses too).
-pub use crate::audit::{AuditEvent, AuditSink, DownstreamAudit, Outcome, reason};
+use crate::audit::{AuditEvent, AuditSink, DownstreamAudit, Outcome, reason};
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::sha256;
 use crate::http_client::{discover_endpoint, read_capped, request_error};
-use crate::introspection::ClientAuth;
+/// How the server authenticates to the token endpoint (the type introspection uses too).
+pub use crate::introspection::ClientAuth;
 use crate::scopes::{ScopeHierarchy, ScopeSet, is_valid_scope_token};
 use crate::tools::InsufficientScope;
 use crate::validation::{TokenFingerprint, VerifiedToken};
