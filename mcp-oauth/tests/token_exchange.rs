@@ -503,7 +503,7 @@ async fn the_downstream_api_sees_only_exchanged_tokens_and_a_401_gets_a_fresh_on
     let exchanger = world.exchanger().build().unwrap();
     let alice = world.user_token("calendar:read");
     let downstream = downstream_for(&world, exchanger.clone(), &alice).await;
-    let http = reqwest::Client::new();
+    let http = mcp_oauth::testing::http_client();
 
     let response = downstream
         .send(&target(), http.get(&world.api_url))
@@ -582,7 +582,7 @@ async fn insufficient_scope_is_a_step_up_only_through_the_mapping() {
         403,
         Some("Bearer error=\"insufficient_scope\", scope=\"holidays:write\""),
     ));
-    let http = reqwest::Client::new();
+    let http = mcp_oauth::testing::http_client();
     match downstream.send(&target(), http.get(&world.api_url)).await {
         Err(ExchangeError::InsufficientScope {
             scopes,
