@@ -761,40 +761,8 @@ impl TokenExchanger {
             answer: Err(error),
             status: 0,
         };
-        // The incoming token goes only to its own issuer: any other could replay it here.
-        if !self
-            .0
-            .subject_issuers
-            .iter()
-            .any(|i| i == incoming.issuer())
-        {
-            return refused(ExchangeError::IssuerNotAccepted(
-                incoming.issuer().to_owned(),
-            ));
-        }
-        if incoming.expires_at() <= self.now() {
-            return refused(ExchangeError::SubjectExpired);
-        }
-        if let Some(name) = target.names().find(|name| !self.0.allowed.contains(name)) {
-            return refused(ExchangeError::AudienceNotAllowed(name.clone()));
-        }
-        if target.names().next().is_none() {
-            return refused(ExchangeError::AudienceNotAllowed(String::new()));
-        }
-        if let Some(scope) = target.scopes.iter().find(|s| !is_valid_scope_token(s)) {
-            return refused(ExchangeError::InvalidScope(scope.clone()));
-        }
-        // Entra names the API through the scopes: one naming another API than the target
-        // would fetch a token for it, past the allow-list.
-        if self.0.grant == Grant::EntraOnBehalfOf {
-            let prefix = format!("{}/", target.name().trim_end_matches('/'));
-            if let Some(scope) = target
-                .scopes
-                .iter()
-                .find(|s| s.contains('/') && !s.starts_with(&prefix))
-            {
-                return refused(ExchangeError::InvalidScope(scope.clone()));
-            }
+        if let Some(error) = self.refusal(incoming, target) {
+            return refused(error);
         }
         let key = cache_key(incoming, target);
         let started = Instant::now();
@@ -837,6 +805,48 @@ impl TokenExchanger {
         });
         let _ = guard.insert(flight);
         Exchanged { answer, status }
+    }
+
+    /// What is refused before anything is sent: another issuer's token, an expired one, an
+    /// audience off the allow-list, a scope that is no scope token or (Entra) names another
+    /// API.
+    fn refusal(&self, incoming: &IncomingToken, target: &Target) -> Option<ExchangeError> {
+        // The incoming token goes only to its own issuer: any other could replay it here.
+        if !self
+            .0
+            .subject_issuers
+            .iter()
+            .any(|i| i == incoming.issuer())
+        {
+            return Some(ExchangeError::IssuerNotAccepted(
+                incoming.issuer().to_owned(),
+            ));
+        }
+        if incoming.expires_at() <= self.now() {
+            return Some(ExchangeError::SubjectExpired);
+        }
+        if let Some(name) = target.names().find(|name| !self.0.allowed.contains(name)) {
+            return Some(ExchangeError::AudienceNotAllowed(name.clone()));
+        }
+        if target.names().next().is_none() {
+            return Some(ExchangeError::AudienceNotAllowed(String::new()));
+        }
+        if let Some(scope) = target.scopes.iter().find(|s| !is_valid_scope_token(s)) {
+            return Some(ExchangeError::InvalidScope(scope.clone()));
+        }
+        // Entra names the API through the scopes: one naming another API than the target
+        // would fetch a token for it, past the allow-list.
+        if self.0.grant == Grant::EntraOnBehalfOf {
+            let prefix = format!("{}/", target.name().trim_end_matches('/'));
+            if let Some(scope) = target
+                .scopes
+                .iter()
+                .find(|s| s.contains('/') && !s.starts_with(&prefix))
+            {
+                return Some(ExchangeError::InvalidScope(scope.clone()));
+            }
+        }
+        None
     }
 
     /// Forgets the cached token for `target`, e.g. after the downstream API refused it.
