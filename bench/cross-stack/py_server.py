@@ -72,6 +72,8 @@ def build() -> MCPServer:
             issuer_url=ISSUER,
             resource_server_url=RESOURCE,
             required_scopes=["calendar:read"],
+            # The verifier checks the audience itself (PyJWT's `audience=`).
+            validate_token_resource=False,
         )
     server = MCPServer("calendar-py", **options)
 
