@@ -102,7 +102,7 @@ fn main() {
 
 // ---------------------------------------------------------------------------------------------
 // Our server without its auth: the calendar's tools behind rmcp as the example configures it,
-// with no layer. `#[mcp_tool]` still checks scopes inside the tools, so each request is handed
+// with its logging, and no layer. `#[mcp_tool]` still checks scopes inside the tools, so each request is handed
 // an identity verified once at startup (as `loadgen e2e` does for its unguarded variant).
 
 fn serve_unguarded(port: u16) {
@@ -112,6 +112,14 @@ fn serve_unguarded(port: u16) {
         StreamableHttpServerConfig, StreamableHttpService,
     };
 
+    // The example's logging: INFO to stderr (rmcp logs a line per stateless request).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,mcp_oauth=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     // The example's runtime: `#[tokio::main]`, a worker per core.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
