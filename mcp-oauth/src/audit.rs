@@ -52,6 +52,7 @@ use std::fmt;
 use std::io::Write;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
@@ -162,6 +163,21 @@ impl DownstreamAudit {
             error: None,
             token_fingerprint: None,
         }
+    }
+
+    /// [`Self::to_json`], written directly (keys in `serde_json`'s order).
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"act\":");
+        json::opt_str(out, self.act.as_deref());
+        out.extend_from_slice(b",\"audience\":");
+        json::str(out, &self.audience);
+        out.extend_from_slice(b",\"error\":");
+        json::opt_str(out, self.error.as_deref());
+        out.extend_from_slice(b",\"scopes\":");
+        json::strs(out, &self.scopes);
+        out.extend_from_slice(b",\"token_fingerprint\":");
+        json::fingerprint(out, self.token_fingerprint);
+        out.push(b'}');
     }
 
     fn to_json(&self) -> serde_json::Value {
@@ -305,6 +321,245 @@ impl AuditEvent {
             "rate_limit_fallback": self.rate_limit_fallback,
             "downstream": self.downstream.as_ref().map(DownstreamAudit::to_json),
         })
+    }
+
+    /// Appends the event to `out` as one line of JSON, ending in `\n`: the object of
+    /// [`to_json`](Self::to_json), byte for byte as `serde_json` writes it (the same keys in
+    /// the same order), written directly with no intermediate map and no formatting
+    /// machinery. What [`JsonLinesSink`] writes.
+    pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        out.reserve(JSON_LINE_CAPACITY);
+        out.extend_from_slice(b"{\"client_id\":");
+        json::opt_str(out, self.client_id.as_deref());
+        out.extend_from_slice(b",\"downstream\":");
+        match &self.downstream {
+            Some(downstream) => downstream.write_json(out),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"dpop_jkt\":");
+        json::opt_str(out, self.dpop_jkt.as_deref());
+        out.extend_from_slice(b",\"fingerprint\":");
+        json::fingerprint(out, self.fingerprint);
+        out.extend_from_slice(b",\"granted_scopes\":");
+        json::opt_strs(out, self.granted_scopes.as_deref());
+        out.extend_from_slice(b",\"http_method\":");
+        json::str(out, &self.http_method);
+        out.extend_from_slice(b",\"issuer\":");
+        json::opt_str(out, self.issuer.as_deref());
+        out.extend_from_slice(b",\"outcome\":");
+        json::str(out, self.outcome.as_str());
+        out.extend_from_slice(b",\"rate_limit_fallback\":");
+        out.extend_from_slice(if self.rate_limit_fallback {
+            b"true"
+        } else {
+            b"false"
+        });
+        out.extend_from_slice(b",\"reason\":");
+        json::str(out, self.reason);
+        out.extend_from_slice(b",\"remote_addr\":");
+        json::ip(out, self.remote_addr);
+        out.extend_from_slice(b",\"request_id\":");
+        json::str(out, &self.request_id);
+        out.extend_from_slice(b",\"required_scopes\":");
+        json::opt_strs(out, self.required_scopes.as_deref());
+        out.extend_from_slice(b",\"retry_after_secs\":");
+        match self.retry_after {
+            Some(after) => json::uint(out, after.as_secs()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"rpc_methods\":");
+        json::strs(out, &self.rpc_methods);
+        out.extend_from_slice(b",\"scheme\":");
+        json::opt_str(out, self.scheme);
+        out.extend_from_slice(b",\"status\":");
+        json::uint(out, u64::from(self.status));
+        out.extend_from_slice(b",\"subject\":");
+        json::opt_str(out, self.subject.as_deref());
+        out.extend_from_slice(b",\"time\":");
+        let since_epoch = self.time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        match crate::clock::rfc3339_bytes(since_epoch) {
+            Some(time) => {
+                out.push(b'"');
+                out.extend_from_slice(&time);
+                out.push(b'"');
+            }
+            None => json::str(out, &rfc3339(since_epoch)),
+        }
+        out.extend_from_slice(b",\"tools\":");
+        json::strs(out, &self.tools);
+        out.extend_from_slice(b"}\n");
+    }
+}
+
+/// What a JSON line is reserved at: an allowed `tools/call` event with a subject, a client
+/// and a few scopes is 450–600 bytes.
+const JSON_LINE_CAPACITY: usize = 768;
+
+/// JSON written straight into a byte buffer, as `serde_json` writes it (compact; strings
+/// escaped as its `to_string` escapes them: `"`, `\\`, and the control characters, `\b \f
+/// \n \r \t` by name, the others as `\u00XX`; everything else, Unicode included, as is).
+mod json {
+    use std::net::IpAddr;
+
+    use crate::validation::TokenFingerprint;
+
+    /// For each byte: 0 copied as is, else the escape (`b'u'` for `\u00XX`).
+    static ESCAPE: [u8; 256] = {
+        let mut table = [0u8; 256];
+        let mut i = 0;
+        while i < 0x20 {
+            table[i] = b'u';
+            i += 1;
+        }
+        table[0x08] = b'b';
+        table[0x09] = b't';
+        table[0x0a] = b'n';
+        table[0x0c] = b'f';
+        table[0x0d] = b'r';
+        table[b'"' as usize] = b'"';
+        table[b'\\' as usize] = b'\\';
+        table
+    };
+
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+
+    pub(super) fn str(out: &mut Vec<u8>, value: &str) {
+        let bytes = value.as_bytes();
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        let mut start = 0;
+        for (i, &byte) in bytes.iter().enumerate() {
+            let escape = ESCAPE[usize::from(byte)];
+            if escape == 0 {
+                continue;
+            }
+            out.extend_from_slice(&bytes[start..i]);
+            match escape {
+                b'u' => out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(byte >> 4)],
+                    HEX[usize::from(byte & 0xf)],
+                ]),
+                other => out.extend_from_slice(&[b'\\', other]),
+            }
+            start = i + 1;
+        }
+        out.extend_from_slice(&bytes[start..]);
+        out.push(b'"');
+    }
+
+    pub(super) fn opt_str(out: &mut Vec<u8>, value: Option<&str>) {
+        match value {
+            Some(value) => str(out, value),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+
+    pub(super) fn strs<S: AsRef<str>>(out: &mut Vec<u8>, values: &[S]) {
+        out.push(b'[');
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            str(out, value.as_ref());
+        }
+        out.push(b']');
+    }
+
+    pub(super) fn opt_strs<S: AsRef<str>>(out: &mut Vec<u8>, values: Option<&[S]>) {
+        match values {
+            Some(values) => strs(out, values),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+
+    pub(super) fn uint(out: &mut Vec<u8>, mut value: u64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(&digits[at..]);
+    }
+
+    /// 16 hex digits, quoted, or `null`. `TokenFingerprint` shows its bytes only through
+    /// `Display`: written into a stack buffer, never a `String`.
+    pub(super) fn fingerprint(out: &mut Vec<u8>, value: Option<TokenFingerprint>) {
+        let Some(fingerprint) = value else {
+            out.extend_from_slice(b"null");
+            return;
+        };
+        let mut hex = Stack::<16>::default();
+        let _ = std::fmt::Write::write_fmt(&mut hex, format_args!("{fingerprint}"));
+        out.push(b'"');
+        out.extend_from_slice(hex.as_bytes());
+        out.push(b'"');
+    }
+
+    /// An address as `IpAddr`'s `Display` writes it (no escaping needed), or `null`.
+    pub(super) fn ip(out: &mut Vec<u8>, value: Option<IpAddr>) {
+        match value {
+            Some(IpAddr::V4(v4)) => {
+                out.push(b'"');
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'.');
+                    }
+                    uint(out, u64::from(octet));
+                }
+                out.push(b'"');
+            }
+            Some(v6) => {
+                let mut text = Stack::<64>::default();
+                let _ = std::fmt::Write::write_fmt(&mut text, format_args!("{v6}"));
+                out.push(b'"');
+                out.extend_from_slice(text.as_bytes());
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+
+    /// A fixed buffer `Display` writes into; what does not fit is cut (never the case for
+    /// the values written here).
+    struct Stack<const N: usize> {
+        bytes: [u8; N],
+        len: usize,
+    }
+
+    impl<const N: usize> Default for Stack<N> {
+        fn default() -> Self {
+            Self {
+                bytes: [0; N],
+                len: 0,
+            }
+        }
+    }
+
+    impl<const N: usize> Stack<N> {
+        fn as_bytes(&self) -> &[u8] {
+            &self.bytes[..self.len]
+        }
+    }
+
+    impl<const N: usize> std::fmt::Write for Stack<N> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let end = self.len + s.len();
+            if end > N {
+                return Err(std::fmt::Error);
+            }
+            self.bytes[self.len..end].copy_from_slice(s.as_bytes());
+            self.len = end;
+            Ok(())
+        }
     }
 }
 
@@ -527,58 +782,288 @@ impl AuditSink for TracingSink {
     }
 }
 
-/// Writes each event as one line of JSON ([`AuditEvent::to_json`]) to a writer, flushing
-/// after each line. A write error is reported once through `tracing` (target
-/// `mcp_oauth::audit::sink`) and the event is dropped: the request is not failed for it.
+/// Writes each event as one line of JSON ([`AuditEvent::write_json_line`]: the object of
+/// [`AuditEvent::to_json`], written directly into a reused, pre-sized buffer) to a writer.
+///
+/// Two modes:
+///
+/// - [`new`](Self::new): the line is written and the writer flushed before
+///   [`record`](AuditSink::record) returns (so before the response leaves). The request pays
+///   the write: for a file or a pipe, a system call.
+/// - [`non_blocking`](Self::non_blocking): the line is appended to a bounded in-memory buffer
+///   and a thread of the sink (`mcp-oauth-audit`) writes what has gathered, about every
+///   millisecond under load. A request never waits for the writer: it holds a lock only to
+///   copy its line in. When the buffer is full (the writer cannot keep up, or is stuck) the
+///   event is **dropped and counted** ([`dropped`](Self::dropped)), and the writer thread
+///   reports the count through `tracing` (target `mcp_oauth::audit::sink`, `WARN`); a
+///   request is never blocked for it. Dropping the sink (or [`into_inner`](Self::into_inner))
+///   writes what is buffered and flushes the writer; a process that exits without dropping
+///   it loses at most the last millisecond's lines.
+///
+/// A write error is reported once through `tracing` (target `mcp_oauth::audit::sink`) and
+/// the events are dropped: the request is not failed for it.
 ///
 /// ```no_run
 /// # fn demo() -> std::io::Result<()> {
 /// use mcp_oauth::audit::{JsonLinesSink, TracingSink};
 ///
 /// let file = std::fs::OpenOptions::new().create(true).append(true).open("audit.jsonl")?;
-/// let sink = (TracingSink, JsonLinesSink::new(file));
+/// let sink = (TracingSink, JsonLinesSink::non_blocking(file)?);
 /// // OAuthLayer::builder(config, validator).audit_sink(sink)
 /// # Ok(()) }
 /// ```
 pub struct JsonLinesSink<W> {
-    writer: Mutex<W>,
-    failed: std::sync::atomic::AtomicBool,
+    mode: Mode<W>,
+}
+
+enum Mode<W> {
+    Direct {
+        /// The writer, and the line buffer reused for every event.
+        writer: Mutex<(W, Vec<u8>)>,
+        failed: AtomicBool,
+    },
+    Background(Background<W>),
 }
 
 impl<W> fmt::Debug for JsonLinesSink<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JsonLinesSink").finish_non_exhaustive()
+        let mode = match &self.mode {
+            Mode::Direct { .. } => "direct",
+            Mode::Background(_) => "non_blocking",
+        };
+        f.debug_struct("JsonLinesSink")
+            .field("mode", &mode)
+            .finish_non_exhaustive()
     }
 }
 
+/// What a non-blocking sink buffers by default before it drops events: about 2,000 lines.
+pub const DEFAULT_BUFFER_BYTES: usize = 1 << 20;
+
+/// How long the writer thread lets lines gather after the first one wakes it.
+const GATHER: Duration = Duration::from_millis(1);
+
 impl<W: Write + Send + 'static> JsonLinesSink<W> {
-    /// A sink writing to `writer`.
+    /// A sink writing each line to `writer` and flushing it before the request goes on.
     pub fn new(writer: W) -> Self {
         Self {
-            writer: Mutex::new(writer),
-            failed: std::sync::atomic::AtomicBool::new(false),
+            mode: Mode::Direct {
+                writer: Mutex::new((writer, Vec::with_capacity(JSON_LINE_CAPACITY))),
+                failed: AtomicBool::new(false),
+            },
         }
     }
 
-    /// The writer back.
+    /// A sink whose lines are written by its own thread, off the request path, buffering at
+    /// most [`DEFAULT_BUFFER_BYTES`]; see the type's docs. Fails only when the thread cannot
+    /// be started.
+    pub fn non_blocking(writer: W) -> std::io::Result<Self> {
+        Self::non_blocking_with_capacity(writer, DEFAULT_BUFFER_BYTES)
+    }
+
+    /// [`non_blocking`](Self::non_blocking), buffering at most `bytes` of lines (at least one
+    /// line's worth).
+    pub fn non_blocking_with_capacity(writer: W, bytes: usize) -> std::io::Result<Self> {
+        Ok(Self {
+            mode: Mode::Background(Background::start(writer, bytes)?),
+        })
+    }
+
+    /// How many events were dropped because the buffer of a non-blocking sink was full (0
+    /// for a sink made with [`new`](Self::new)).
+    pub fn dropped(&self) -> u64 {
+        match &self.mode {
+            Mode::Direct { .. } => 0,
+            Mode::Background(background) => background.queue.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The writer back, after every buffered line was written and the writer flushed.
     pub fn into_inner(self) -> W {
-        self.writer.into_inner()
+        match self.mode {
+            Mode::Direct { writer, .. } => writer.into_inner().0,
+            Mode::Background(mut background) => background.stop().expect("stopped once"),
+        }
     }
 }
 
 impl<W: Write + Send + 'static> AuditSink for JsonLinesSink<W> {
     fn record(&self, event: &AuditEvent) {
-        let mut line = event.to_json().to_string();
-        line.push('\n');
-        let mut writer = self.writer.lock();
-        let result = writer
-            .write_all(line.as_bytes())
-            .and_then(|()| writer.flush());
-        drop(writer);
-        if let Err(error) = result
-            && !self.failed.swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            tracing::error!(target: "mcp_oauth::audit::sink", %error, "the audit log cannot be written; events are dropped");
+        match &self.mode {
+            Mode::Direct { writer, failed } => {
+                let mut guard = writer.lock();
+                let (writer, line) = &mut *guard;
+                line.clear();
+                event.write_json_line(line);
+                let result = writer.write_all(line).and_then(|()| writer.flush());
+                if line.capacity() > 4 * JSON_LINE_CAPACITY {
+                    *line = Vec::with_capacity(JSON_LINE_CAPACITY);
+                }
+                drop(guard);
+                if let Err(error) = result {
+                    report_write_error(failed, &error);
+                }
+            }
+            Mode::Background(background) => background.record(event),
+        }
+    }
+}
+
+fn report_write_error(failed: &AtomicBool, error: &std::io::Error) {
+    if !failed.swap(true, Ordering::Relaxed) {
+        tracing::error!(target: "mcp_oauth::audit::sink", %error, "the audit log cannot be written; events are dropped");
+    }
+}
+
+/// The buffer a non-blocking sink's requests append to and its thread empties.
+struct Queue {
+    pending: Mutex<Vec<u8>>,
+    capacity: usize,
+    dropped: AtomicU64,
+    closed: AtomicBool,
+}
+
+struct Background<W> {
+    queue: Arc<Queue>,
+    /// The writer thread, woken when the first line lands in an empty buffer.
+    thread: std::thread::Thread,
+    join: Option<std::thread::JoinHandle<W>>,
+}
+
+thread_local! {
+    /// Each request thread's line buffer: the line is written outside the lock.
+    static LINE: std::cell::RefCell<Vec<u8>> =
+        std::cell::RefCell::new(Vec::with_capacity(JSON_LINE_CAPACITY));
+}
+
+impl<W: Write + Send + 'static> Background<W> {
+    fn start(writer: W, capacity: usize) -> std::io::Result<Self> {
+        let capacity = capacity.max(JSON_LINE_CAPACITY);
+        let queue = Arc::new(Queue {
+            pending: Mutex::new(Vec::with_capacity(capacity.min(64 * 1024))),
+            capacity,
+            dropped: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        });
+        let join = std::thread::Builder::new()
+            .name("mcp-oauth-audit".into())
+            .spawn({
+                let queue = queue.clone();
+                move || write_lines(&queue, writer)
+            })?;
+        Ok(Self {
+            queue,
+            thread: join.thread().clone(),
+            join: Some(join),
+        })
+    }
+
+    fn record(&self, event: &AuditEvent) {
+        let appended = LINE.with(|line| {
+            let Ok(mut line) = line.try_borrow_mut() else {
+                // Re-entered from inside a write (a `Display` of the event recording another
+                // event): a fresh buffer.
+                let mut line = Vec::with_capacity(JSON_LINE_CAPACITY);
+                event.write_json_line(&mut line);
+                return self.queue.append(&line);
+            };
+            line.clear();
+            event.write_json_line(&mut line);
+            let appended = self.queue.append(&line);
+            if line.capacity() > 4 * JSON_LINE_CAPACITY {
+                *line = Vec::with_capacity(JSON_LINE_CAPACITY);
+            }
+            appended
+        });
+        match appended {
+            Appended::First => self.thread.unpark(),
+            Appended::More => {}
+            Appended::Dropped => {
+                self.queue.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Writes what is buffered, stops the thread and returns the writer (`None` when the
+    /// thread panicked, or was stopped already).
+    fn stop(&mut self) -> Option<W> {
+        let join = self.join.take()?;
+        self.queue.closed.store(true, Ordering::Release);
+        self.thread.unpark();
+        join.join().ok()
+    }
+}
+
+impl<W> Drop for Background<W> {
+    fn drop(&mut self) {
+        if let Some(join) = self.join.take() {
+            self.queue.closed.store(true, Ordering::Release);
+            self.thread.unpark();
+            let _ = join.join();
+        }
+    }
+}
+
+enum Appended {
+    /// Into an empty buffer: the writer thread may be asleep.
+    First,
+    More,
+    Dropped,
+}
+
+impl Queue {
+    fn append(&self, line: &[u8]) -> Appended {
+        let mut pending = self.pending.lock();
+        if pending.len() + line.len() > self.capacity {
+            return Appended::Dropped;
+        }
+        let first = pending.is_empty();
+        pending.extend_from_slice(line);
+        if first {
+            Appended::First
+        } else {
+            Appended::More
+        }
+    }
+}
+
+/// The writer thread: takes the gathered lines (swapping buffers under the lock, never
+/// writing under it), writes and flushes them, and sleeps when there is nothing.
+fn write_lines<W: Write>(queue: &Queue, mut writer: W) -> W {
+    let mut batch: Vec<u8> = Vec::with_capacity(queue.capacity.min(64 * 1024));
+    let failed = AtomicBool::new(false);
+    let mut reported_drops = 0;
+    loop {
+        std::mem::swap(&mut *queue.pending.lock(), &mut batch);
+        if batch.is_empty() {
+            let dropped = queue.dropped.load(Ordering::Relaxed);
+            if dropped > reported_drops {
+                tracing::warn!(
+                    target: "mcp_oauth::audit::sink",
+                    dropped = dropped - reported_drops,
+                    total = dropped,
+                    "the audit log's buffer was full: events were dropped"
+                );
+                reported_drops = dropped;
+            }
+            if queue.closed.load(Ordering::Acquire) {
+                if let Err(error) = writer.flush() {
+                    report_write_error(&failed, &error);
+                }
+                return writer;
+            }
+            std::thread::park();
+            if !queue.closed.load(Ordering::Acquire) {
+                std::thread::sleep(GATHER);
+            }
+            continue;
+        }
+        if let Err(error) = writer.write_all(&batch).and_then(|()| writer.flush()) {
+            report_write_error(&failed, &error);
+        }
+        batch.clear();
+        if batch.capacity() > queue.capacity {
+            batch = Vec::with_capacity(queue.capacity.min(64 * 1024));
         }
     }
 }
@@ -635,5 +1120,121 @@ mod tests {
         let written = String::from_utf8(sink.into_inner()).unwrap();
         assert_eq!(written.lines().count(), 2);
         assert!(written.ends_with('\n'));
+    }
+
+    /// Every field set, with strings that need escaping: control characters, quotes,
+    /// backslashes, DEL, non-ASCII and astral characters.
+    fn full_event(text: &str) -> AuditEvent {
+        let mut event = AuditEvent::new(Outcome::Allowed, reason::ALLOWED, 200, text.into());
+        event.time = UNIX_EPOCH + Duration::from_millis(1_796_000_000_123);
+        event.http_method = "POST".into();
+        event.issuer = Some(format!("https://issuer.example/{text}"));
+        event.subject = Some(text.into());
+        event.client_id = Some(String::new());
+        event.tools = vec![text.into(), "list_events".into()];
+        event.rpc_methods = vec!["tools/call".into()];
+        event.required_scopes = Some(vec!["calendar:read".into()]);
+        event.granted_scopes = Some(Vec::new());
+        event.fingerprint = Some(TokenFingerprint::of(text));
+        event.scheme = Some("DPoP");
+        event.dpop_jkt = Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into());
+        event.remote_addr = Some("2001:db8::1".parse().unwrap());
+        event.retry_after = Some(Duration::from_secs(u64::MAX));
+        event.rate_limit_fallback = true;
+        let mut downstream = DownstreamAudit::new(text, vec!["a".into(), text.into()]);
+        downstream.act = Some(r#"{"sub":"calendar-server"}"#.into());
+        downstream.token_fingerprint = Some(TokenFingerprint::of("x"));
+        event.downstream = Some(downstream);
+        event
+    }
+
+    #[test]
+    fn the_direct_json_line_is_serde_jsons_byte_for_byte() {
+        let every_control: String = (0u8..0x20).map(char::from).collect();
+        let texts = [
+            String::new(),
+            "alice".to_owned(),
+            every_control,
+            "quote \" backslash \\ slash / del \u{7f} nul \u{0}".to_owned(),
+            "é ü 漢字 \u{2028}\u{2029} \u{1F600} \u{FEFF}".to_owned(),
+            "\u{1b}[31mred\u{1b}[0m\r\nforged: line".to_owned(),
+        ];
+        for text in &texts {
+            let mut minimal =
+                AuditEvent::new(Outcome::Refused, reason::NO_CREDENTIALS, 401, text.clone());
+            minimal.remote_addr = Some("192.168.10.254".parse().unwrap());
+            minimal.retry_after = Some(Duration::from_secs(0));
+            for event in [full_event(text), minimal] {
+                let mut line = Vec::new();
+                event.write_json_line(&mut line);
+                let line = String::from_utf8(line).unwrap();
+                assert_eq!(line, format!("{}\n", event.to_json()), "{text:?}");
+                assert_eq!(line.matches('\n').count(), 1, "one line: {line:?}");
+                let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+                assert_eq!(parsed, event.to_json());
+                assert_eq!(parsed["request_id"], text.as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn a_non_blocking_sink_writes_every_line_by_the_time_it_is_dropped() {
+        let sink = JsonLinesSink::non_blocking(Vec::new()).unwrap();
+        let event = full_event("bob");
+        for _ in 0..1000 {
+            sink.record(&event);
+        }
+        assert_eq!(sink.dropped(), 0);
+        let written = String::from_utf8(sink.into_inner()).unwrap();
+        let mut expected = Vec::new();
+        event.write_json_line(&mut expected);
+        assert_eq!(written.lines().count(), 1000);
+        assert!(
+            written
+                .lines()
+                .all(|line| line.as_bytes() == &expected[..expected.len() - 1])
+        );
+    }
+
+    /// A writer whose writes wait until the gate opens.
+    struct Gated(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+    impl Write for Gated {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let (open, changed) = &*self.0;
+            let mut open = open.lock().unwrap();
+            while !*open {
+                open = changed.wait(open).unwrap();
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_full_buffer_drops_and_counts_events_and_never_blocks() {
+        let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let event = full_event("carol");
+        let mut line = Vec::new();
+        event.write_json_line(&mut line);
+        let sink =
+            JsonLinesSink::non_blocking_with_capacity(Gated(gate.clone()), 3 * line.len()).unwrap();
+        // The writer takes the first lines and waits in its write; three more fill the
+        // buffer, and every one after them is dropped at once.
+        for _ in 0..10_000 {
+            sink.record(&event);
+        }
+        let started = std::time::Instant::now();
+        for _ in 0..10_000 {
+            sink.record(&event);
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(sink.dropped() >= 10_000, "{}", sink.dropped());
+        assert!(sink.dropped() <= 20_000 - 3);
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+        drop(sink);
     }
 }
