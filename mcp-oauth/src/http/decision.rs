@@ -41,6 +41,9 @@ pub(super) struct Decision {
     pub(super) required: Option<ScopeSet>,
     /// The rate limits were decided on the local fallback share.
     pub(super) rate_limit_fallback: bool,
+    /// Whether the sink records events of either outcome: when not, what only the event
+    /// would carry (the tools' and methods' names) is not copied.
+    pub(super) audited: bool,
 }
 
 impl Decision {
@@ -73,6 +76,8 @@ impl Decision {
             rpc_methods: Vec::new(),
             required: None,
             rate_limit_fallback: false,
+            audited: shared.audit.enabled(Outcome::Allowed)
+                || shared.audit.enabled(Outcome::Refused),
         }
     }
 

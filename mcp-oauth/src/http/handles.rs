@@ -235,6 +235,21 @@ impl<B> SealedEventIds<B> {
     }
 }
 
+/// Whether a line of `data` (which starts a line) may be an `id` field: one starting with
+/// `id` (`idle:` too; those take the line-by-line path, which tells them apart).
+fn may_name_an_id(data: &[u8]) -> bool {
+    let mut rest = data;
+    loop {
+        if rest.starts_with(b"id") {
+            return true;
+        }
+        match rest.iter().position(|b| matches!(b, b'\n' | b'\r')) {
+            Some(i) => rest = &rest[i + 1..],
+            None => return false,
+        }
+    }
+}
+
 /// The value of an `id` field line (`id`, `id:x`, `id: x`), per the SSE grammar.
 fn event_id(line: &[u8]) -> Option<&[u8]> {
     let rest = line.strip_prefix(b"id")?;
@@ -284,6 +299,15 @@ where
             }
             match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
                 Some(Ok(frame)) => match frame.into_data() {
+                    // Whole lines, none of them an `id` field (what a stream without an
+                    // event store sends): passed on as they came, not copied.
+                    Ok(data)
+                        if this.partial.is_empty()
+                            && data.last().is_some_and(|b| matches!(b, b'\n' | b'\r'))
+                            && !may_name_an_id(&data) =>
+                    {
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
                     Ok(data) => {
                         this.partial.extend_from_slice(&data);
                         if let Some(lines) = this.take_lines(false) {
@@ -408,6 +432,24 @@ mod tests {
         // An id line cut across frames, and data lines that merely mention ids.
         let out = sealed(&["data: id: 9\ni", "d: 2\n\n", "idle: 1\n"]).await;
         assert_eq!(out, format!("data: id: 9\nid: {two}\n\nidle: 1\n"));
+        // Whole frames without ids pass as they are, around frames that need sealing.
+        let out = sealed(&[
+            "data: {\"id\":1}\n\n",
+            "event: message\r\ndata: x\r\n\r\n",
+            "id: 1\ndata: y\n\n",
+            "data: z\nid",
+            ": 2\n\n",
+        ])
+        .await;
+        assert_eq!(
+            out,
+            format!(
+                "data: {{\"id\":1}}\n\nevent: message\r\ndata: x\r\n\r\nid: {one}\ndata: y\n\ndata: z\nid: {two}\n\n"
+            )
+        );
+        assert!(!may_name_an_id(b"data: {\"id\":1}\n\nevent: id\n"));
+        assert!(may_name_an_id(b"data: x\r\nid: 3\r\n"));
+        assert!(may_name_an_id(b"id\n"));
         // An empty id (which resets the client's last id) stays empty; an unterminated last
         // line is flushed.
         let out = sealed(&["id\n", "id:\n", "id: 2"]).await;

@@ -50,11 +50,13 @@ where
     let Ok(calls) = jsonrpc::calls(&bytes) else {
         return Err(unreadable_jsonrpc());
     };
-    decision.rpc_methods = calls.iter().map(|call| call.method.to_string()).collect();
-    decision.tools = calls
-        .iter()
-        .filter_map(|call| call.tool().map(str::to_owned))
-        .collect();
+    if decision.audited {
+        decision.rpc_methods = calls.iter().map(|call| call.method.to_string()).collect();
+        decision.tools = calls
+            .iter()
+            .filter_map(|call| call.tool().map(str::to_owned))
+            .collect();
+    }
     if let Err(mismatch) = headers_agree(&parts.headers, &calls) {
         return Err(Refusal::new(
             reason::MCP_HEADERS_DISAGREE,
@@ -142,11 +144,12 @@ pub(super) fn step_up_rule(headers: &HeaderMap) -> StepUpScopes {
     StepUpScopes::for_protocol_version(version)
 }
 
-pub(super) const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
+pub(super) const PROTOCOL_VERSION_HEADER: http::HeaderName =
+    http::HeaderName::from_static("mcp-protocol-version");
 
-pub(super) const METHOD_HEADER: &str = "mcp-method";
+pub(super) const METHOD_HEADER: http::HeaderName = http::HeaderName::from_static("mcp-method");
 
-pub(super) const NAME_HEADER: &str = "mcp-name";
+pub(super) const NAME_HEADER: http::HeaderName = http::HeaderName::from_static("mcp-name");
 
 const SUBSCRIPTIONS_LISTEN: &str = "subscriptions/listen";
 
@@ -245,7 +248,7 @@ pub(super) fn headers_agree(
     headers: &HeaderMap,
     calls: &[jsonrpc::Call<'_>],
 ) -> Result<(), &'static str> {
-    let header = |name: &str| -> Result<Option<String>, ()> {
+    let header = |name: http::HeaderName| -> Result<Option<String>, ()> {
         let mut values = headers.get_all(name).iter();
         let Some(value) = values.next() else {
             return Ok(None);

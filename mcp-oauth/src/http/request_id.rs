@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use http::HeaderMap;
 
 /// The header read, set on the request passed to the endpoint, and echoed in the response.
-pub(crate) const HEADER: &str = "x-request-id";
+pub(crate) const HEADER: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// The longest request id taken from a client.
 const MAX_LEN: usize = 128;

@@ -209,6 +209,9 @@ where
     Ok(with_cors(response, origin.as_ref()))
 }
 
+/// The `DPoP` header, a name parsed once.
+const DPOP_HEADER: http::HeaderName = http::HeaderName::from_static(crate::dpop::HEADER);
+
 /// Whether `path` is the guarded route or below it. Routers mount services under a prefix
 /// (`nest_service("/mcp", …)` also serves `/mcp/` and `/mcp/x`, and rmcp ignores the path),
 /// so everything below the route is guarded too: failing closed, never open.
@@ -314,7 +317,7 @@ where
         parts.extensions.insert(downstream);
     }
     parts.headers.remove(AUTHORIZATION);
-    parts.headers.remove(crate::dpop::HEADER);
+    parts.headers.remove(DPOP_HEADER);
     parts.extensions.insert(identity);
     // The rules the endpoint's list filtering applies: the very ones decided with here.
     parts.extensions.insert(shared.access.clone());

@@ -61,9 +61,10 @@ pub(super) async fn session_of(
     }
 }
 
-pub(super) const SESSION_HEADER: &str = "mcp-session-id";
+pub(super) const SESSION_HEADER: http::HeaderName = http::HeaderName::from_static("mcp-session-id");
 
-pub(super) const LAST_EVENT_ID_HEADER: &str = "last-event-id";
+pub(super) const LAST_EVENT_ID_HEADER: http::HeaderName =
+    http::HeaderName::from_static("last-event-id");
 
 pub(super) enum SessionState {
     /// The request presented a session it owns (bound already).
