@@ -438,17 +438,26 @@ impl<R: ProtectedResource> OAuthApp<R> {
         }
         layer = match &settings.audit_log {
             None => layer.audit_sink(TracingSink),
-            Some(AuditLog::Stderr) => layer.audit_sink(JsonLinesSink::new(std::io::stderr())),
+            // Written by the sink's own thread: a request never waits for the log.
+            Some(AuditLog::Stderr) => layer.audit_sink(
+                JsonLinesSink::non_blocking(std::io::stderr()).map_err(|source| {
+                    StartupError::AuditLog {
+                        path: "stderr".to_owned(),
+                        source,
+                    }
+                })?,
+            ),
             Some(AuditLog::File(path)) => {
+                let failed = |source| StartupError::AuditLog {
+                    path: path.display().to_string(),
+                    source,
+                };
                 let file = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(path)
-                    .map_err(|source| StartupError::AuditLog {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
-                layer.audit_sink(JsonLinesSink::new(file))
+                    .map_err(failed)?;
+                layer.audit_sink(JsonLinesSink::non_blocking(file).map_err(failed)?)
             }
         };
         for customize in self.customize {
