@@ -24,6 +24,12 @@
 //! - `tool-name`: `POST /mcp` with a `tools/call` body of 1 KiB and 64 KiB through the layer,
 //!   cache warm (the layer reads the body and extracts the tool names), against `GET` (no body)
 //!   and against one `serde_json` pass over the same bodies.
+//! - `audit`: one allowed `tools/call` audit event as a JSON line: `to_json-to_string` (the
+//!   `serde_json::Value` path, what `JsonLinesSink` wrote before) against `write_json_line`
+//!   (the direct writer into a reused buffer); then `JsonLinesSink::record`, direct
+//!   (`direct-*`: written and flushed before it returns) and non-blocking (`non_blocking-*`:
+//!   the request's share only, the sink's thread writes), to `io::sink()`, `/dev/null` and a
+//!   file in the temporary directory.
 
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -31,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use mcp_oauth::audit::{self, AuditEvent, AuditSink, JsonLinesSink, Outcome};
 use mcp_oauth::challenge::Challenge;
 use mcp_oauth::crypto::Algorithm;
 use mcp_oauth::validation::ErrorCode;
@@ -316,6 +323,114 @@ fn tool_name(c: &mut Criterion, s: &Setup) {
     group.finish();
 }
 
+/// An allowed `tools/call` event as the layer records it: verified identity, scopes, tool,
+/// fingerprint, address, generated request id.
+fn audit_event() -> AuditEvent {
+    let mut event = AuditEvent::new(
+        Outcome::Allowed,
+        audit::reason::ALLOWED,
+        200,
+        "6f1c0e8a9b2d4c7e6f1c0e8a9b2d4c7e".into(),
+    );
+    event.http_method = "POST".into();
+    event.issuer = Some("https://auth.example.com/realms/calendar".into());
+    event.subject = Some("248289761001".into());
+    event.client_id = Some("calendar-desktop-client".into());
+    event.tools = vec!["list_events".into()];
+    event.rpc_methods = vec!["tools/call".into()];
+    event.required_scopes = Some(vec!["calendar:read".into()]);
+    event.granted_scopes = Some(vec!["calendar:read".into(), "calendar:write".into()]);
+    event.fingerprint = Some(mcp_oauth::validation::TokenFingerprint::of("token"));
+    event.scheme = Some("Bearer");
+    event.remote_addr = Some(std::net::IpAddr::from([192, 168, 17, 42]));
+    event
+}
+
+fn audit_sink_bench<W: std::io::Write + Send + 'static>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    sink: JsonLinesSink<W>,
+    event: &AuditEvent,
+) {
+    group.bench_function(name, |b| b.iter(|| sink.record(black_box(event))));
+    if sink.dropped() > 0 {
+        eprintln!(
+            "audit/{name}: {} events dropped (buffer full)",
+            sink.dropped()
+        );
+    }
+}
+
+fn audit_events(c: &mut Criterion) {
+    let event = audit_event();
+    let mut group = c.benchmark_group("audit");
+    group.bench_function("to_json-to_string", |b| {
+        b.iter(|| {
+            let mut line = black_box(&event).to_json().to_string();
+            line.push('\n');
+            line
+        })
+    });
+    let mut line = Vec::with_capacity(1024);
+    group.bench_function("write_json_line", |b| {
+        b.iter(|| {
+            line.clear();
+            black_box(&event).write_json_line(&mut line);
+            line.len()
+        })
+    });
+    let devnull = || std::fs::OpenOptions::new().write(true).open("/dev/null");
+    let path = std::env::temp_dir().join(format!(
+        "mcp-oauth-bench-audit-{}.jsonl",
+        std::process::id()
+    ));
+    let file = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+    };
+    audit_sink_bench(
+        &mut group,
+        "direct-io_sink",
+        JsonLinesSink::new(std::io::sink()),
+        &event,
+    );
+    audit_sink_bench(
+        &mut group,
+        "direct-dev_null",
+        JsonLinesSink::new(devnull().expect("/dev/null")),
+        &event,
+    );
+    audit_sink_bench(
+        &mut group,
+        "direct-file",
+        JsonLinesSink::new(file().expect("temp file")),
+        &event,
+    );
+    let non_blocking = |writer| JsonLinesSink::non_blocking(writer).expect("audit thread");
+    audit_sink_bench(
+        &mut group,
+        "non_blocking-io_sink",
+        non_blocking(Box::new(std::io::sink()) as Box<dyn std::io::Write + Send>),
+        &event,
+    );
+    audit_sink_bench(
+        &mut group,
+        "non_blocking-dev_null",
+        non_blocking(Box::new(devnull().expect("/dev/null"))),
+        &event,
+    );
+    audit_sink_bench(
+        &mut group,
+        "non_blocking-file",
+        non_blocking(Box::new(file().expect("temp file"))),
+        &event,
+    );
+    group.finish();
+    let _ = std::fs::remove_file(&path);
+}
+
 fn benches(c: &mut Criterion) {
     let s = setup();
     cold(c, &s);
@@ -325,6 +440,7 @@ fn benches(c: &mut Criterion) {
     keyset(c, &s);
     challenge(c);
     tool_name(c, &s);
+    audit_events(c);
 }
 
 criterion_group! {

@@ -53,7 +53,7 @@ const USAGE: &str = "usage: loadgen <command> [options]
   redis        [--rounds 10] [--ops 3000] [--local-ops 100000] [--keys 10000]
                [--seconds 5] [--e2e-rounds 5] [--tokens 1000] [--concurrency 16]
                [--only stores|e2e]       shared state on Redis against the in-memory stores
-  cost         <cold-RS256|floor-RS256|jsonwebtoken-RS256|warm-1KiB|layer-warm> [iterations]";
+  cost         <cold-RS256|floor-RS256|jsonwebtoken-RS256|warm-1KiB|layer-warm|call-guarded|call-unguarded> [iterations]";
 
 struct Args(Vec<String>);
 
@@ -885,6 +885,41 @@ fn cost(args: &Args) {
                 let response = block_on(layer.clone().oneshot(mcp_oauth_bench::get_mcp(&big)));
                 assert!(response.expect("infallible").status().is_success());
             }
+        }
+        // The end-to-end request without the sockets: `tools/call list_events` through the
+        // example's app, guarded (token cached) or not, in process on one runtime thread, the
+        // response body read to its end. The difference of the two is the guard's own cost in
+        // the running server, minus the few more bytes on the wire.
+        "call-guarded" | "call-unguarded" => {
+            let token = issuer.token(Alg::RS256);
+            let identity = rt.block_on(warm.validate(&token)).expect("valid token");
+            let guarded = name == "call-guarded";
+            let app: tower::util::BoxCloneService<
+                Request,
+                axum::response::Response,
+                std::convert::Infallible,
+            > = if guarded {
+                tower::util::BoxCloneService::new(guarded_app(&issuer, warm.clone()))
+            } else {
+                tower::util::BoxCloneService::new(unguarded_app(identity))
+            };
+            let body = tools_call(1);
+            rt.block_on(async {
+                use tower::ServiceExt;
+                for _ in 0..iterations {
+                    let request =
+                        mcp_oauth_bench::post_mcp(&token, body.clone()).map(axum::body::Body::new);
+                    let response = app.clone().oneshot(request).await.expect("infallible");
+                    assert!(response.status().is_success(), "{}", response.status());
+                    let bytes = response
+                        .into_body()
+                        .collect()
+                        .await
+                        .expect("body")
+                        .to_bytes();
+                    assert!(bytes.windows(8).any(|w| w == b"Stand-up"));
+                }
+            });
         }
         _ => {
             eprintln!("{USAGE}");
