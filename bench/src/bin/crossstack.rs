@@ -126,6 +126,10 @@ fn serve_unguarded(port: u16) {
         .build()
         .expect("runtime");
     rt.block_on(async move {
+        // Bound first: the issuer below takes a port of its own, never this one.
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind");
         let issuer = mcp_oauth_bench::Issuer::start(mcp_oauth_bench::AUDIENCE).await;
         let validator = issuer.validator(false).await;
         let identity = validator
@@ -154,9 +158,6 @@ fn serve_unguarded(port: u16) {
             })
             .service(service);
         let router = axum::Router::new().route_service("/mcp", service);
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .expect("bind");
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });
