@@ -9,6 +9,7 @@
 //!   refuses a point of small order, under which forged signatures verify; so the encodings of
 //!   those points are refused here (see [`Key::new`]).
 
+use aws_lc_rs::digest::{self, Digest};
 use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
 
 use super::{Algorithm, KeyError, PublicKeyMaterial, SignatureError};
@@ -56,6 +57,22 @@ impl Key {
     pub(super) fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
         self.parsed
             .verify_sig(message, signature)
+            .map_err(|_| SignatureError)
+    }
+
+    /// Verifies a JWS signature over the message whose SHA-256 is `digest` (aws-lc's
+    /// `EVP_PKEY_verify` on the digest: the same padding and key-size checks as
+    /// [`verify`](Self::verify), without the hashing). A key of an algorithm that hashes with
+    /// another digest, or Ed25519, refuses.
+    pub(super) fn verify_sha256_digest(
+        &self,
+        digest: &[u8; 32],
+        signature: &[u8],
+    ) -> Result<(), SignatureError> {
+        let digest =
+            Digest::import_less_safe(digest, &digest::SHA256).map_err(|_| SignatureError)?;
+        self.parsed
+            .verify_digest_sig(&digest, signature)
             .map_err(|_| SignatureError)
     }
 }

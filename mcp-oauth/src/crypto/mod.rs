@@ -25,7 +25,7 @@ mod random;
 #[cfg(feature = "rust-crypto")]
 mod rust_crypto;
 
-pub(crate) use digest::{base64url_32, sha256};
+pub(crate) use digest::{PrefixSha256, base64url_32, sha256};
 #[cfg(feature = "testing")]
 pub(crate) use random::random_id;
 
@@ -100,6 +100,13 @@ impl Algorithm {
             Algorithm::ES256 | Algorithm::ES384 => KeyType::Ec,
             Algorithm::EdDSA => KeyType::Okp,
         }
+    }
+
+    /// Whether the signature covers the message's SHA-256 (RS256, PS256, ES256): then
+    /// [`VerifyingKey::verify_sha256_digest`] verifies it from that digest, which the
+    /// validator has already computed on its way to the token's own SHA-256.
+    pub(crate) const fn signs_sha256(self) -> bool {
+        matches!(self, Algorithm::RS256 | Algorithm::PS256 | Algorithm::ES256)
     }
 
     const fn bit(self) -> u16 {
@@ -370,6 +377,28 @@ impl VerifyingKey {
             BackendKey::Unavailable(never) => match *never {},
         }
     }
+
+    /// Verifies `signature` over the message whose SHA-256 is `digest`, for a key whose
+    /// algorithm [signs a SHA-256 digest](Algorithm::signs_sha256) (RS256, PS256, ES256):
+    /// the same verdict as [`verify`](Self::verify) of that message, without hashing it again.
+    /// Any other algorithm's key refuses.
+    pub(crate) fn verify_sha256_digest(
+        &self,
+        digest: &[u8; 32],
+        signature: &[u8],
+    ) -> Result<(), SignatureError> {
+        if !self.algorithm.signs_sha256() {
+            return Err(SignatureError);
+        }
+        match &self.inner {
+            #[cfg(feature = "aws-lc-rs")]
+            BackendKey::AwsLc(key) => key.verify_sha256_digest(digest, signature),
+            #[cfg(feature = "rust-crypto")]
+            BackendKey::RustCrypto(key) => key.verify_sha256_digest(digest, signature),
+            #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+            BackendKey::Unavailable(never) => match *never {},
+        }
+    }
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -454,6 +483,52 @@ macro_rules! backend_conformance_tests {
                 let message = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9";
                 let signature = signing_key.sign(message);
                 assert_eq!(key.verify(message, &signature), Ok(()), "{algorithm}");
+            }
+        }
+
+        #[test]
+        fn the_sha256_digest_path_gives_the_message_path_verdict() {
+            for algorithm in Algorithm::ALL {
+                let signing_key = SigningKey::generate(signing_algorithm(algorithm), "k");
+                let key = key_for(&signing_key, algorithm).unwrap();
+                let message = b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9";
+                let digest = crate::crypto::sha256(message);
+                let signature = signing_key.sign(message);
+                if !algorithm.signs_sha256() {
+                    assert_eq!(
+                        key.verify_sha256_digest(&digest, &signature),
+                        Err(SignatureError),
+                        "{algorithm}"
+                    );
+                    continue;
+                }
+                assert_eq!(
+                    key.verify_sha256_digest(&digest, &signature),
+                    Ok(()),
+                    "{algorithm}"
+                );
+                let mut other = digest;
+                other[31] ^= 1;
+                assert_eq!(
+                    key.verify_sha256_digest(&other, &signature),
+                    Err(SignatureError),
+                    "{algorithm}"
+                );
+                let mut tampered = signature.clone();
+                tampered[0] ^= 0x80;
+                assert_eq!(
+                    key.verify_sha256_digest(&digest, &tampered),
+                    Err(SignatureError),
+                    "{algorithm}"
+                );
+                assert_eq!(key.verify_sha256_digest(&digest, &[]), Err(SignatureError));
+                let mut longer = signature.clone();
+                longer.push(0);
+                assert_eq!(
+                    key.verify_sha256_digest(&digest, &longer),
+                    Err(SignatureError),
+                    "{algorithm}"
+                );
             }
         }
 

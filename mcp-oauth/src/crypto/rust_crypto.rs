@@ -4,6 +4,7 @@
 //! curve, the Ed25519 point decoded and refused if off the curve or of small order).
 
 use rsa::signature::Verifier;
+use rsa::signature::hazmat::PrehashVerifier;
 use rsa::{BigUint, RsaPublicKey, pkcs1v15, pss};
 use sha2::{Sha256, Sha384, Sha512};
 
@@ -104,6 +105,38 @@ impl Key {
             Err(SignatureError)
         }
     }
+}
+
+impl Key {
+    /// Verifies a JWS signature over the message whose SHA-256 is `digest`, for RS256, PS256
+    /// and ES256 keys (the crates' prehash verification: the same checks as
+    /// [`verify`](Self::verify), without the hashing). Any other key refuses.
+    pub(super) fn verify_sha256_digest(
+        &self,
+        digest: &[u8; 32],
+        signature: &[u8],
+    ) -> Result<(), SignatureError> {
+        let verified = match &self.inner {
+            Inner::Rs256(key) => verify_rsa_prehash::<pkcs1v15::Signature>(key, digest, signature),
+            Inner::Ps256(key) => verify_rsa_prehash::<pss::Signature>(key, digest, signature),
+            Inner::Es256(key) => p256::ecdsa::Signature::from_slice(signature)
+                .is_ok_and(|signature| key.verify_prehash(digest, &signature).is_ok()),
+            _ => false,
+        };
+        if verified {
+            Ok(())
+        } else {
+            Err(SignatureError)
+        }
+    }
+}
+
+/// An RSA signature check of a message given by its digest, as [`verify_rsa`].
+fn verify_rsa_prehash<S>(key: &impl PrehashVerifier<S>, digest: &[u8], signature: &[u8]) -> bool
+where
+    S: for<'a> TryFrom<&'a [u8]>,
+{
+    S::try_from(signature).is_ok_and(|signature| key.verify_prehash(digest, &signature).is_ok())
 }
 
 /// An RSA signature check. The conversion never fails; a signature of another length than the

@@ -41,7 +41,7 @@ use super::jwt::{
 use super::policy::{IssuerMatch, TypPolicy};
 use super::{Validator, check_bearer_binding};
 use crate::clock::rfc3339;
-use crate::crypto::Algorithm;
+use crate::crypto::{Algorithm, PrefixSha256};
 use crate::token::claims::{self, ClaimsView, ID_TOKEN_CLAIMS};
 use crate::token::jws::{self, Header};
 use crate::token::{Claim, TokenError, check_not_before, read_issued_at, read_scopes};
@@ -835,7 +835,12 @@ async fn judge_signature(
                 "signature",
                 "signature",
                 "RFC 7515 §5.2",
-                check_signature(&key, parts, signature),
+                check_signature(
+                    &key,
+                    parts,
+                    &PrefixSha256::new(parts.signing_input.as_bytes()),
+                    signature,
+                ),
                 |()| format!("verifies with the key of `{}` ({shown_kid})", policy.issuer),
                 |_| {
                     format!(

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::policy::{IssuerMatch, IssuerPolicy, IssuerTemplate, TypPolicy};
 use crate::clock::Clock;
-use crate::crypto::{Algorithm, VerifyingKey, sha256};
+use crate::crypto::{Algorithm, PrefixSha256, VerifyingKey};
 use crate::key_set::{KeyLookupError, KeyUnavailable, RemoteKeySet};
 use crate::token::claims::{self, ClaimsView, Registered, audience_matches};
 use crate::token::jws::{self, Compact, Header};
@@ -95,11 +95,16 @@ impl JwtVerifier {
         // The one clock read of a validation: the cache, the key set and the claims are all
         // judged at this instant.
         let now = self.clock.now();
-        // SHA-256 of the token: the cache key, and the identity's fingerprint. With the cache
-        // off it is computed only for a token that verified (see `fingerprint` below).
+        // SHA-256 of the token: the cache key, and the identity's fingerprint. It is computed in
+        // one pass with the SHA-256 of `header.payload`, which RS256, PS256 and ES256 sign: the
+        // hash of that prefix is kept open and continued over `.signature` (`PrefixSha256`).
+        // With the cache off it is computed only for a token that reached its signature check.
         let mut token_hash = None;
+        let mut signing_input_hash = None;
         if let Some(cache) = &self.cache {
-            let hash = sha256(token.as_bytes());
+            // `header.payload` ends at the last dot, if `jws::split` accepts the token.
+            let prefix = PrefixSha256::new(jws::signing_input_of(token).as_bytes());
+            let hash = prefix.then(&token.as_bytes()[prefix.len()..]);
             let cache_key = CacheKey {
                 policy: self.id,
                 token_hash: hash,
@@ -117,6 +122,7 @@ impl JwtVerifier {
                 return entry.answer.clone();
             }
             token_hash = Some(hash);
+            signing_input_hash = Some(prefix);
         }
 
         let parts = jws::split(token)?;
@@ -178,14 +184,21 @@ impl JwtVerifier {
         // meanwhile is refused as expired, not accepted on the time read before the wait.
         check_expiry(expires_at, self.clock.now().as_secs(), leeway)?;
         self.signature_checks.fetch_add(1, Ordering::Relaxed);
-        check_signature(&key, &parts, signature)?;
+        let signing_input_hash = match signing_input_hash {
+            Some(prefix) if prefix.len() == parts.signing_input.len() => prefix,
+            _ => PrefixSha256::new(parts.signing_input.as_bytes()),
+        };
+        check_signature(&key, &parts, &signing_input_hash, signature)?;
 
         // The fingerprint is the first 8 bytes of the token's SHA-256, whether or not the
         // cache needed the hash: the same token has the same fingerprint in every log and
         // audit event (`TokenFingerprint::of`), and a cheaper keyed or truncated hash would
-        // break that. With the cache off only accepted tokens pay for it (a refused one is
+        // break that. With the cache off it continues the hash of `header.payload` over
+        // `.signature`, and only accepted tokens pay for that part (a refused one is
         // fingerprinted by the debug log alone, when that log is on).
-        let token_hash = token_hash.unwrap_or_else(|| sha256(token.as_bytes()));
+        let token_hash = token_hash.unwrap_or_else(|| {
+            signing_input_hash.then(&token.as_bytes()[parts.signing_input.len()..])
+        });
         let weight = (payload.len() + token.len() / 4 + 256) as u64;
         let verified = VerifiedToken::new(Identity {
             issuer: issuer_name.into_owned(),
@@ -353,14 +366,24 @@ pub(super) fn key_error(error: KeyUnavailable) -> TokenError {
 }
 
 /// The signature over `header.payload`, with the key bound to the header's algorithm.
+/// `signing_input_hash` is the SHA-256 of this token's `header.payload`: for the algorithms
+/// that sign that digest (RS256, PS256, ES256) it is verified from it, without hashing the
+/// signing input again; the others hash it with their own digest.
 #[inline]
 pub(super) fn check_signature(
     key: &VerifyingKey,
     parts: &Compact<'_>,
+    signing_input_hash: &PrefixSha256,
     signature: &[u8],
 ) -> Result<(), TokenError> {
-    key.verify(parts.signing_input.as_bytes(), signature)
-        .map_err(|_| TokenError::InvalidSignature)
+    let verdict = if key.algorithm().signs_sha256()
+        && signing_input_hash.len() == parts.signing_input.len()
+    {
+        key.verify_sha256_digest(&signing_input_hash.digest(), signature)
+    } else {
+        key.verify(parts.signing_input.as_bytes(), signature)
+    };
+    verdict.map_err(|_| TokenError::InvalidSignature)
 }
 
 /// For a template policy: the token's tenant claim must name the tenant of its `iss`, and
