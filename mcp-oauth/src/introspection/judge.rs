@@ -3,12 +3,13 @@
 //! required members, the scopes.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::Introspection;
 use crate::token::claims::{self, ClaimsView, audience_matches};
 use crate::token::{
-    Claim, Identity, TokenError, Verification, VerifiedToken, check_not_before, is_expired,
+    Claim, Identity, Names, TokenError, Verification, VerifiedToken, check_not_before, is_expired,
     read_issued_at, read_scopes,
 };
 
@@ -154,15 +155,22 @@ fn judge_active(
     let scopes = read_scopes(view, std::slice::from_ref(&config.scope_claim))?;
 
     let token = VerifiedToken::new(Identity {
-        issuer: config.issuer.clone(),
-        subject: subject.map(Cow::into_owned),
-        client_id: client_id.map(Cow::into_owned),
+        names: Names::new(
+            &config.issuer,
+            subject.as_deref(),
+            client_id.as_deref(),
+            jwt_id.as_deref(),
+            username.as_deref(),
+        ),
         scopes,
-        audiences: audiences.into_iter().map(Cow::into_owned).collect(),
+        audiences: OnceLock::from(
+            audiences
+                .into_iter()
+                .map(Cow::into_owned)
+                .collect::<Box<[_]>>(),
+        ),
         expires_at,
         issued_at,
-        jwt_id: jwt_id.map(Cow::into_owned),
-        username: username.map(Cow::into_owned),
         verification: Verification::Introspection,
         payload: body.into(),
         token_hash: *token_hash,

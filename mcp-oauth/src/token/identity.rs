@@ -1,11 +1,13 @@
 //! The verified identity a valid token yields.
 
+use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use super::claims::{self, ClaimsView};
 use super::fingerprint::TokenFingerprint;
 use crate::json::ObjectView;
 use crate::scopes::ScopeSet;
@@ -40,15 +42,14 @@ impl Verification {
 pub struct VerifiedToken(Arc<Identity>);
 
 pub(crate) struct Identity {
-    pub issuer: String,
-    pub subject: Option<String>,
-    pub client_id: Option<String>,
+    /// Issuer, subject, client id, token id and username, in one allocation.
+    pub names: Names,
     pub scopes: ScopeSet,
-    pub audiences: Vec<String>,
+    /// The audiences, read from the payload when first asked for: a validation checks them
+    /// without keeping them, and most requests never ask.
+    pub audiences: OnceLock<Box<[String]>>,
     pub expires_at: u64,
     pub issued_at: Option<u64>,
-    pub jwt_id: Option<String>,
-    pub username: Option<String>,
     pub verification: Verification,
     pub payload: Box<[u8]>,
     /// The token's full SHA-256: the revocation denylist's key (never the short
@@ -56,6 +57,66 @@ pub(crate) struct Identity {
     pub token_hash: [u8; 32],
     /// `cnf.jkt`: the SHA-256 thumbprint of the DPoP key the token is bound to.
     pub dpop_jkt: Option<[u8; 32]>,
+}
+
+/// The string claims of an identity, concatenated into one allocation instead of one
+/// `String` each (a validation built five of them, plus the audiences).
+pub(crate) struct Names {
+    text: Box<str>,
+    /// Where each name ends in `text` (issuer, subject, client id, token id, username), each
+    /// starting where the previous one ends; `None` for an absent one.
+    ends: [Option<u32>; 5],
+}
+
+impl Names {
+    const ISSUER: usize = 0;
+    const SUBJECT: usize = 1;
+    const CLIENT_ID: usize = 2;
+    const JWT_ID: usize = 3;
+    const USERNAME: usize = 4;
+
+    pub(crate) fn new(
+        issuer: &str,
+        subject: Option<&str>,
+        client_id: Option<&str>,
+        jwt_id: Option<&str>,
+        username: Option<&str>,
+    ) -> Self {
+        let names = [Some(issuer), subject, client_id, jwt_id, username];
+        let len = names.iter().flatten().map(|name| name.len()).sum();
+        let mut text = String::with_capacity(len);
+        let ends = names.map(|name| {
+            name.map(|name| {
+                text.push_str(name);
+                // Names come from a token or an introspection response, within the crate's
+                // size caps, far below 4 GiB.
+                u32::try_from(text.len()).expect("names shorter than 4 GiB")
+            })
+        });
+        Self {
+            text: text.into_boxed_str(),
+            ends,
+        }
+    }
+
+    fn get(&self, which: usize) -> Option<&str> {
+        let end = self.ends[which]? as usize;
+        let start = self.ends[..which].iter().rev().find_map(|end| *end);
+        Some(&self.text[start.map_or(0, |start| start as usize)..end])
+    }
+
+    fn issuer(&self) -> &str {
+        self.get(Self::ISSUER).unwrap_or_default()
+    }
+}
+
+/// The audiences of a payload, as the validation read them (an absent `aud`: none).
+fn audiences_of(payload: &[u8]) -> Box<[String]> {
+    ClaimsView::parse(payload)
+        .ok()
+        .and_then(|claims| claims::audiences(claims.registered.aud).ok().flatten())
+        .map(|audiences| audiences.into_iter().map(Cow::into_owned).collect())
+        .unwrap_or_default()
 }
 
 impl VerifiedToken {
@@ -67,19 +128,19 @@ impl VerifiedToken {
     /// of the token's tenant (`https://login.microsoftonline.com/{tid}/v2.0`). For an
     /// introspected token, the introspection endpoint's issuer.
     pub fn issuer(&self) -> &str {
-        &self.0.issuer
+        self.0.names.issuer()
     }
 
     /// The subject (`sub`): the user, or the client for client-credentials tokens.
     /// `None` only when the policy made `sub` optional and the token has none.
     pub fn subject(&self) -> Option<&str> {
-        self.0.subject.as_deref()
+        self.0.names.get(Names::SUBJECT)
     }
 
     /// The OAuth client the token was issued to (`client_id`, or the policy's
     /// configured alternative such as `azp`).
     pub fn client_id(&self) -> Option<&str> {
-        self.0.client_id.as_deref()
+        self.0.names.get(Names::CLIENT_ID)
     }
 
     /// The granted scopes.
@@ -89,7 +150,9 @@ impl VerifiedToken {
 
     /// The audiences (`aud`), as presented.
     pub fn audiences(&self) -> &[String] {
-        &self.0.audiences
+        self.0
+            .audiences
+            .get_or_init(|| audiences_of(&self.0.payload))
     }
 
     /// Expiry (`exp`) as seconds since the Unix epoch. For an introspected token without
@@ -111,13 +174,13 @@ impl VerifiedToken {
 
     /// The token id (`jti`).
     pub fn jwt_id(&self) -> Option<&str> {
-        self.0.jwt_id.as_deref()
+        self.0.names.get(Names::JWT_ID)
     }
 
     /// The resource owner's human-readable name (`username`), when the token carries one;
     /// introspection responses often do (RFC 7662 §2.2).
     pub fn username(&self) -> Option<&str> {
-        self.0.username.as_deref()
+        self.0.names.get(Names::USERNAME)
     }
 
     /// How the token was verified: a JWT signature or an introspection call.
@@ -202,15 +265,17 @@ impl VerifiedToken {
     #[cfg(all(test, any(feature = "rmcp", feature = "layer")))]
     pub(crate) fn for_tests(scopes: &str) -> Self {
         Self::new(Identity {
-            issuer: "https://as.example.com".into(),
-            subject: Some("user".into()),
-            client_id: Some("client".into()),
+            names: Names::new(
+                "https://as.example.com",
+                Some("user"),
+                Some("client"),
+                None,
+                None,
+            ),
             scopes: ScopeSet::from_space_separated(scopes),
-            audiences: vec!["https://mcp.example.com/mcp".into()],
+            audiences: OnceLock::from(Box::from(["https://mcp.example.com/mcp".to_owned()])),
             expires_at: u64::MAX / 2,
             issued_at: None,
-            jwt_id: None,
-            username: None,
             verification: Verification::Signature,
             payload: Box::default(),
             token_hash: [0; 32],
@@ -227,9 +292,7 @@ impl VerifiedToken {
     ) -> Self {
         let mut token = Self::for_tests("");
         let identity = std::sync::Arc::get_mut(&mut token.0).expect("a fresh token");
-        identity.issuer = issuer.to_owned();
-        identity.subject = subject.map(str::to_owned);
-        identity.client_id = client_id.map(str::to_owned);
+        identity.names = Names::new(issuer, subject, client_id, None, None);
         token
     }
 
@@ -243,13 +306,42 @@ impl VerifiedToken {
 impl fmt::Debug for VerifiedToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifiedToken")
-            .field("issuer", &self.0.issuer)
-            .field("subject", &self.0.subject)
-            .field("client_id", &self.0.client_id)
+            .field("issuer", &self.issuer())
+            .field("subject", &self.subject())
+            .field("client_id", &self.client_id())
             .field("scopes", &self.0.scopes)
             .field("expires_at", &self.0.expires_at)
             .field("verification", &self.0.verification)
             .field("fingerprint", &self.fingerprint())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_keep_each_claim_and_its_absence() {
+        let names = Names::new("https://as", Some(""), None, Some("jti-1"), Some("Zoë"));
+        assert_eq!(names.issuer(), "https://as");
+        assert_eq!(names.get(Names::SUBJECT), Some(""));
+        assert_eq!(names.get(Names::CLIENT_ID), None);
+        assert_eq!(names.get(Names::JWT_ID), Some("jti-1"));
+        assert_eq!(names.get(Names::USERNAME), Some("Zoë"));
+        let none = Names::new("", None, None, None, None);
+        assert_eq!(none.issuer(), "");
+        assert_eq!(none.get(Names::USERNAME), None);
+    }
+
+    #[test]
+    fn audiences_are_read_from_the_payload_as_presented() {
+        assert_eq!(
+            &*audiences_of(br#"{"aud":"https:\/\/a","sub":"x"}"#),
+            ["https://a"]
+        );
+        assert_eq!(&*audiences_of(br#"{"aud":["a","b"]}"#), ["a", "b"]);
+        assert!(audiences_of(br#"{"sub":"x"}"#).is_empty());
+        assert!(audiences_of(b"").is_empty());
     }
 }

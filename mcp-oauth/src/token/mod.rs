@@ -17,7 +17,7 @@ mod rules;
 
 pub use error::{Claim, ErrorCode, TokenError};
 pub use fingerprint::TokenFingerprint;
-pub(crate) use identity::Identity;
+pub(crate) use identity::{Identity, Names};
 pub use identity::{Verification, VerifiedToken};
 pub use rules::{MAX_LEEWAY, RequiredClaims, ScopeClaim, ScopeFormat};
 pub(crate) use rules::{check_not_before, is_expired, read_issued_at, read_scopes};

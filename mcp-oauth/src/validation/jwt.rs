@@ -4,8 +4,8 @@
 //! share the [`TokenCache`] type; the [`Validator`](super::Validator) only dispatches.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::policy::{IssuerMatch, IssuerPolicy, IssuerTemplate, TypPolicy};
@@ -15,7 +15,7 @@ use crate::key_set::{KeyLookupError, KeyUnavailable, RemoteKeySet};
 use crate::token::claims::{self, ClaimsView, Registered, audience_matches};
 use crate::token::jws::{self, Compact, Header};
 use crate::token::{
-    Claim, Identity, TokenError, Verification, VerifiedToken, check_not_before, is_expired,
+    Claim, Identity, Names, TokenError, Verification, VerifiedToken, check_not_before, is_expired,
     read_issued_at, read_scopes,
 };
 use crate::token_cache::{CacheEntry, CacheKey, SignedBy, TokenCache};
@@ -200,16 +200,20 @@ impl JwtVerifier {
             signing_input_hash.then(&token.as_bytes()[parts.signing_input.len()..])
         });
         let weight = (payload.len() + token.len() / 4 + 256) as u64;
+        let names = Names::new(
+            &issuer_name,
+            subject.as_deref(),
+            client_id.as_deref(),
+            jwt_id.as_deref(),
+            username.as_deref(),
+        );
         let verified = VerifiedToken::new(Identity {
-            issuer: issuer_name.into_owned(),
-            subject: subject.map(Cow::into_owned),
-            client_id: client_id.map(Cow::into_owned),
+            names,
             scopes,
-            audiences: audiences.into_iter().map(Cow::into_owned).collect(),
+            // Read again from the payload if asked for (`VerifiedToken::audiences`).
+            audiences: OnceLock::new(),
             expires_at,
             issued_at,
-            jwt_id: jwt_id.map(Cow::into_owned),
-            username: username.map(Cow::into_owned),
             verification: Verification::Signature,
             token_hash,
             dpop_jkt,
