@@ -40,12 +40,6 @@ pub(crate) fn split(token: &str) -> Result<Compact<'_>, TokenError> {
     })
 }
 
-/// What the signature of `token` covers if [`split`] accepts it: the text before its last dot
-/// (`header.payload`); the whole token when it has no dot.
-pub(crate) fn signing_input_of(token: &str) -> &str {
-    token.rfind('.').map_or(token, |last| &token[..last])
-}
-
 /// What a bearer token looks like, before anything is verified: which verifier it goes to.
 pub(crate) enum TokenShape<'a> {
     /// Not a JOSE object: an opaque token (introspection's, when configured).
@@ -226,23 +220,6 @@ mod tests {
         ] {
             assert!(matches!(shape(opaque), TokenShape::Opaque), "{opaque}");
         }
-    }
-
-    #[test]
-    fn the_signing_input_found_before_splitting_is_the_one_split_finds() {
-        for token in [
-            "a.b.c",
-            "..",
-            "a..",
-            "ab.cd.",
-            ".b.c",
-            "header.payload.signature",
-        ] {
-            let parts = split(token).unwrap();
-            assert_eq!(signing_input_of(token), parts.signing_input, "{token}");
-        }
-        assert_eq!(signing_input_of("opaque"), "opaque");
-        assert_eq!(signing_input_of("a.b"), "a");
     }
 
     #[test]

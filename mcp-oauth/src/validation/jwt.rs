@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::policy::{IssuerMatch, IssuerPolicy, IssuerTemplate, TypPolicy};
 use crate::clock::Clock;
-use crate::crypto::{Algorithm, PrefixSha256, VerifyingKey};
+use crate::crypto::{Algorithm, PrefixSha256, VerifyingKey, sha256};
 use crate::key_set::{KeyLookupError, KeyUnavailable, RemoteKeySet};
 use crate::token::claims::{self, ClaimsView, Registered, audience_matches};
 use crate::token::jws::{self, Compact, Header};
@@ -95,16 +95,15 @@ impl JwtVerifier {
         // The one clock read of a validation: the cache, the key set and the claims are all
         // judged at this instant.
         let now = self.clock.now();
-        // SHA-256 of the token: the cache key, and the identity's fingerprint. It is computed in
-        // one pass with the SHA-256 of `header.payload`, which RS256, PS256 and ES256 sign: the
-        // hash of that prefix is kept open and continued over `.signature` (`PrefixSha256`).
-        // With the cache off it is computed only for a token that reached its signature check.
+        // SHA-256 of the token: the cache key, and the identity's fingerprint. With the cache
+        // off it is computed in one pass with the SHA-256 of `header.payload`, which RS256,
+        // PS256 and ES256 sign (see `check_signature` below), and only for a token that reached
+        // its signature check. With the cache on the whole token is hashed at once: a hit must
+        // not pay for finding `header.payload` (the last dot: ≈ 60 ns on a 1 KiB token, a tenth
+        // of the hit), so a miss hashes `header.payload` again.
         let mut token_hash = None;
-        let mut signing_input_hash = None;
         if let Some(cache) = &self.cache {
-            // `header.payload` ends at the last dot, if `jws::split` accepts the token.
-            let prefix = PrefixSha256::new(jws::signing_input_of(token).as_bytes());
-            let hash = prefix.then(&token.as_bytes()[prefix.len()..]);
+            let hash = sha256(token.as_bytes());
             let cache_key = CacheKey {
                 policy: self.id,
                 token_hash: hash,
@@ -122,7 +121,6 @@ impl JwtVerifier {
                 return entry.answer.clone();
             }
             token_hash = Some(hash);
-            signing_input_hash = Some(prefix);
         }
 
         let parts = jws::split(token)?;
@@ -184,10 +182,7 @@ impl JwtVerifier {
         // meanwhile is refused as expired, not accepted on the time read before the wait.
         check_expiry(expires_at, self.clock.now().as_secs(), leeway)?;
         self.signature_checks.fetch_add(1, Ordering::Relaxed);
-        let signing_input_hash = match signing_input_hash {
-            Some(prefix) if prefix.len() == parts.signing_input.len() => prefix,
-            _ => PrefixSha256::new(parts.signing_input.as_bytes()),
-        };
+        let signing_input_hash = PrefixSha256::new(parts.signing_input.as_bytes());
         check_signature(&key, &parts, &signing_input_hash, signature)?;
 
         // The fingerprint is the first 8 bytes of the token's SHA-256, whether or not the
