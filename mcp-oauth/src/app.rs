@@ -439,14 +439,14 @@ impl<R: ProtectedResource> OAuthApp<R> {
         layer = match &settings.audit_log {
             None => layer.audit_sink(TracingSink),
             // Written by the sink's own thread: a request never waits for the log.
-            Some(AuditLog::Stderr) => layer.audit_sink(
-                JsonLinesSink::non_blocking(std::io::stderr()).map_err(|source| {
-                    StartupError::AuditLog {
+            Some(AuditLog::Stderr) => {
+                layer.audit_sink(JsonLinesSink::non_blocking(std::io::stderr()).map_err(
+                    |source| StartupError::AuditLog {
                         path: "stderr".to_owned(),
                         source,
-                    }
-                })?,
-            ),
+                    },
+                )?)
+            }
             Some(AuditLog::File(path)) => {
                 let failed = |source| StartupError::AuditLog {
                     path: path.display().to_string(),
