@@ -429,6 +429,13 @@ struct StepUpRule {
     local: ScopeSet,
 }
 
+impl StepUpRule {
+    /// Whether this rule maps the downstream `scope` of an API named in `names`.
+    fn maps<N: AsRef<str>>(&self, scope: &str, mut names: impl Iterator<Item = N>) -> bool {
+        self.downstream_scope == scope && names.any(|name| name.as_ref() == self.audience)
+    }
+}
+
 /// Configures a [`TokenExchanger`]; from [`TokenExchanger::builder`].
 #[must_use = "call .build() to get the exchanger"]
 pub struct TokenExchangerBuilder {
@@ -1012,14 +1019,15 @@ impl TokenExchanger {
     ) -> Option<InsufficientScope> {
         let mut required = ScopeSet::new();
         for rule in &self.0.step_ups {
-            if target.scopes.contains(&rule.downstream_scope)
-                && target.names().any(|name| *name == rule.audience)
+            if target
+                .scopes
+                .iter()
+                .any(|scope| rule.maps(scope, target.names()))
             {
                 required.extend(rule.local.iter());
             }
         }
-        let missing = identity.scopes().missing(&required, hierarchy);
-        (!missing.is_empty()).then_some(InsufficientScope { required, missing })
+        lacking(required, identity, hierarchy)
     }
 
     /// The step-up on this resource that stands for the downstream `scopes` of `audience`:
@@ -1037,15 +1045,25 @@ impl TokenExchanger {
         }
         let mut required = ScopeSet::new();
         for scope in scopes {
-            let rule = self.0.step_ups.iter().find(|rule| {
-                rule.downstream_scope == *scope
-                    && audience.split(' ').any(|name| name == rule.audience)
-            })?;
+            let rule = self
+                .0
+                .step_ups
+                .iter()
+                .find(|rule| rule.maps(scope, audience.split(' ')))?;
             required.extend(rule.local.iter());
         }
-        let missing = identity.scopes().missing(&required, hierarchy);
-        (!missing.is_empty()).then_some(InsufficientScope { required, missing })
+        lacking(required, identity, hierarchy)
     }
+}
+
+/// `required` as a step-up, when the identity lacks any of it (after the hierarchy).
+fn lacking(
+    required: ScopeSet,
+    identity: &VerifiedToken,
+    hierarchy: &ScopeHierarchy,
+) -> Option<InsufficientScope> {
+    let missing = identity.scopes().missing(&required, hierarchy);
+    (!missing.is_empty()).then_some(InsufficientScope { required, missing })
 }
 
 /// What a waiter or a later caller gets from a flight: the token marked as not fetched for
