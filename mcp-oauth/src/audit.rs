@@ -893,12 +893,9 @@ impl<W: Write + Send + 'static> AuditSink for JsonLinesSink<W> {
             Mode::Direct { writer, failed } => {
                 let mut guard = writer.lock();
                 let (writer, line) = &mut *guard;
-                line.clear();
-                event.write_json_line(line);
-                let result = writer.write_all(line).and_then(|()| writer.flush());
-                if line.capacity() > 4 * JSON_LINE_CAPACITY {
-                    *line = Vec::with_capacity(JSON_LINE_CAPACITY);
-                }
+                let result = with_line(line, event, |line| {
+                    writer.write_all(line).and_then(|()| writer.flush())
+                });
                 drop(guard);
                 if let Err(error) = result {
                     report_write_error(failed, &error);
@@ -907,6 +904,18 @@ impl<W: Write + Send + 'static> AuditSink for JsonLinesSink<W> {
             Mode::Background(background) => background.record(event),
         }
     }
+}
+
+/// Writes `event`'s line into the reused buffer `line` and hands it to `consume`; memory an
+/// unusually long line took is given back afterwards.
+fn with_line<R>(line: &mut Vec<u8>, event: &AuditEvent, consume: impl FnOnce(&[u8]) -> R) -> R {
+    line.clear();
+    event.write_json_line(line);
+    let answer = consume(line);
+    if line.capacity() > 4 * JSON_LINE_CAPACITY {
+        *line = Vec::with_capacity(JSON_LINE_CAPACITY);
+    }
+    answer
 }
 
 fn report_write_error(failed: &AtomicBool, error: &std::io::Error) {
@@ -967,13 +976,7 @@ impl<W: Write + Send + 'static> Background<W> {
                 event.write_json_line(&mut line);
                 return self.queue.append(&line);
             };
-            line.clear();
-            event.write_json_line(&mut line);
-            let appended = self.queue.append(&line);
-            if line.capacity() > 4 * JSON_LINE_CAPACITY {
-                *line = Vec::with_capacity(JSON_LINE_CAPACITY);
-            }
-            appended
+            with_line(&mut line, event, |line| self.queue.append(line))
         });
         match appended {
             Appended::First => self.thread.unpark(),
