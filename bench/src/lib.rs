@@ -412,3 +412,28 @@ pub fn mcp_layer(issuer: &Issuer, validator: Validator) -> McpLayerService {
         .expect("layer");
     tower::util::BoxCloneService::new(tower::Layer::layer(&layer, ok_service()))
 }
+
+/// The command-line arguments of the bench binaries after the command: `--name value` pairs.
+pub struct Args(pub Vec<String>);
+
+impl Args {
+    /// The value after `name`, parsed; `default` when absent (a value that does not parse
+    /// stops the run: it is the operator's typo).
+    pub fn value<T: std::str::FromStr>(&self, name: &str, default: T) -> T {
+        self.string(name)
+            .map(|v| {
+                v.parse()
+                    .unwrap_or_else(|_| panic!("bad value for {name}: {v}"))
+            })
+            .unwrap_or(default)
+    }
+
+    /// The value after `name`, as given.
+    pub fn string(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .position(|arg| arg == name)
+            .and_then(|i| self.0.get(i + 1))
+            .cloned()
+    }
+}

@@ -27,6 +27,7 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use mcp_oauth::testing::{SigningAlgorithm, SigningKey, TestIssuer};
+use mcp_oauth_bench::Args;
 use serde_json::{Value, json};
 
 const USAGE: &str = "usage: crossstack [--seconds 10] [--rounds 3] [--connections 32] [--warmup 3]
@@ -59,27 +60,6 @@ impl Stack {
             Stack::Ts => "TypeScript SDK + requireBearerAuth + jose",
             Stack::Py => "Python SDK (MCPServer, ex-FastMCP) + PyJWT",
         }
-    }
-}
-
-struct Args(Vec<String>);
-
-impl Args {
-    fn value<T: std::str::FromStr>(&self, name: &str, default: T) -> T {
-        self.string(name)
-            .map(|v| {
-                v.parse()
-                    .unwrap_or_else(|_| panic!("bad value for {name}: {v}"))
-            })
-            .unwrap_or(default)
-    }
-
-    fn string(&self, name: &str) -> Option<String> {
-        self.0
-            .iter()
-            .position(|arg| arg == name)
-            .and_then(|i| self.0.get(i + 1))
-            .cloned()
     }
 }
 

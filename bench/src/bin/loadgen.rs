@@ -35,7 +35,7 @@ use mcp_oauth::redis::{RedisConfig, RedisState};
 use mcp_oauth::resource::ResourceConfig;
 use mcp_oauth::testing::RedisServer;
 use mcp_oauth_bench::calendar::Calendar;
-use mcp_oauth_bench::{AUDIENCE, Alg, Issuer, block_on, report_dir, write_report};
+use mcp_oauth_bench::{AUDIENCE, Alg, Args, Issuer, block_on, report_dir, write_report};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
@@ -54,30 +54,6 @@ const USAGE: &str = "usage: loadgen <command> [options]
                [--seconds 5] [--e2e-rounds 5] [--tokens 1000] [--concurrency 16]
                [--only stores|e2e]       shared state on Redis against the in-memory stores
   cost         <cold-RS256|floor-RS256|jsonwebtoken-RS256|warm-1KiB|layer-warm|call-guarded|call-unguarded> [iterations]";
-
-struct Args(Vec<String>);
-
-impl Args {
-    fn value<T: std::str::FromStr>(&self, name: &str, default: T) -> T {
-        self.0
-            .iter()
-            .position(|arg| arg == name)
-            .and_then(|i| self.0.get(i + 1))
-            .map(|v| {
-                v.parse()
-                    .unwrap_or_else(|_| panic!("bad value for {name}: {v}"))
-            })
-            .unwrap_or(default)
-    }
-
-    fn string(&self, name: &str) -> Option<String> {
-        self.0
-            .iter()
-            .position(|arg| arg == name)
-            .and_then(|i| self.0.get(i + 1))
-            .cloned()
-    }
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
