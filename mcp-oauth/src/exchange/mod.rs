@@ -1313,17 +1313,19 @@ impl Downstream {
         event.client_id = self.identity.client_id().map(str::to_owned);
         event.fingerprint = Some(self.incoming.fingerprint());
         event.remote_addr = self.trail.remote_addr;
-        let mut downstream = match answer {
-            Ok(token) => DownstreamAudit::new(&token.audience, token.scopes.clone()),
-            Err(_) => DownstreamAudit::new(target.joined_names(), target.scopes.clone()),
-        };
-        match answer {
+        let downstream = match answer {
             Ok(token) => {
-                downstream.act = token.act.clone();
-                downstream.token_fingerprint = Some(token.fingerprint());
+                let mut audit = DownstreamAudit::new(&token.audience, token.scopes.clone());
+                audit.act = token.act.clone();
+                audit.token_fingerprint = Some(token.fingerprint());
+                audit
             }
-            Err(error) => downstream.error = Some(error.code().to_owned()),
-        }
+            Err(error) => {
+                let mut audit = DownstreamAudit::new(target.joined_names(), target.scopes.clone());
+                audit.error = Some(error.code().to_owned());
+                audit
+            }
+        };
         event.downstream = Some(downstream);
         self.trail.sink.record(&event);
     }
