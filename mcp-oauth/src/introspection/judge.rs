@@ -175,6 +175,7 @@ fn judge_active(
         payload: body.into(),
         token_hash: *token_hash,
         dpop_jkt,
+        principal: OnceLock::new(),
     });
     Ok((token, valid_until))
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 
 use super::claims::{self, ClaimsView};
 use super::fingerprint::TokenFingerprint;
@@ -57,6 +58,9 @@ pub(crate) struct Identity {
     pub token_hash: [u8; 32],
     /// `cnf.jkt`: the SHA-256 thumbprint of the DPoP key the token is bound to.
     pub dpop_jkt: Option<[u8; 32]>,
+    /// [`VerifiedToken::principal_digest`], computed when first asked for: once per verified
+    /// token, not once per request (a cache hit hands out the same identity).
+    pub principal: OnceLock<Option<[u8; 32]>>,
 }
 
 /// The string claims of an identity, concatenated into one allocation instead of one
@@ -141,6 +145,30 @@ impl VerifiedToken {
     /// configured alternative such as `azp`).
     pub fn client_id(&self) -> Option<&str> {
         self.0.names.get(Names::CLIENT_ID)
+    }
+
+    /// Who the token speaks for, as a digest of (issuer, subject, client id), absent and
+    /// empty told apart; `None` when the token names neither a subject nor a client (every
+    /// such token would be the same principal). What sessions, stream handles and task ids
+    /// are bound to (`http::Principal`).
+    pub(crate) fn principal_digest(&self) -> Option<[u8; 32]> {
+        *self.0.principal.get_or_init(|| {
+            if self.subject().is_none() && self.client_id().is_none() {
+                return None;
+            }
+            let mut hash = Sha256::new();
+            for part in [Some(self.issuer()), self.subject(), self.client_id()] {
+                match part {
+                    None => hash.update([0]),
+                    Some(part) => {
+                        hash.update([1]);
+                        hash.update((part.len() as u64).to_be_bytes());
+                        hash.update(part.as_bytes());
+                    }
+                }
+            }
+            Some(hash.finalize().into())
+        })
     }
 
     /// The granted scopes.
@@ -280,6 +308,7 @@ impl VerifiedToken {
             payload: Box::default(),
             token_hash: [0; 32],
             dpop_jkt: None,
+            principal: OnceLock::new(),
         })
     }
 
@@ -293,6 +322,7 @@ impl VerifiedToken {
         let mut token = Self::for_tests("");
         let identity = std::sync::Arc::get_mut(&mut token.0).expect("a fresh token");
         identity.names = Names::new(issuer, subject, client_id, None, None);
+        identity.principal = OnceLock::new();
         token
     }
 

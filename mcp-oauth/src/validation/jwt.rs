@@ -212,6 +212,7 @@ impl JwtVerifier {
             verification: Verification::Signature,
             token_hash,
             dpop_jkt,
+            principal: OnceLock::new(),
             payload: {
                 drop(claims);
                 payload.into_boxed_slice()
