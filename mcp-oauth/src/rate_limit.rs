@@ -169,15 +169,36 @@ impl RateLimitKey {
 
     /// The failed-authentication bucket of a client address (IPv6: its /64).
     pub fn failed_auth(address: IpAddr) -> Self {
-        let text = match address.to_canonical() {
-            IpAddr::V4(v4) => v4.to_string(),
+        match address.to_canonical() {
+            // The dotted quad, as `Ipv4Addr`'s `Display` writes it, without its formatter: this
+            // key is derived for every request on the guarded route.
+            IpAddr::V4(v4) => {
+                let mut text = [0u8; 15];
+                let mut len = 0;
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        text[len] = b'.';
+                        len += 1;
+                    }
+                    for (digit, place) in
+                        [(octet / 100, 100), (octet / 10 % 10, 10), (octet % 10, 1)]
+                    {
+                        if octet >= place || place == 1 {
+                            text[len] = b'0' + digit;
+                            len += 1;
+                        }
+                    }
+                }
+                let text = std::str::from_utf8(&text[..len]).expect("digits and dots are ASCII");
+                Self::digest(BucketKind::FailedAuth, &[text])
+            }
             IpAddr::V6(v6) => {
                 let mut segments = v6.segments();
                 segments[4..].fill(0);
-                format!("{}/64", std::net::Ipv6Addr::from(segments))
+                let text = format!("{}/64", std::net::Ipv6Addr::from(segments));
+                Self::digest(BucketKind::FailedAuth, &[&text])
             }
-        };
-        Self::digest(BucketKind::FailedAuth, &[&text])
+        }
     }
 
     fn digest(kind: BucketKind, parts: &[&str]) -> Self {
@@ -627,6 +648,22 @@ mod tests {
             RateLimitKey::failed_auth(plain)
         );
         assert!(key(1).to_string().starts_with("failed_auth:"));
+    }
+
+    #[test]
+    fn an_ipv4_key_hashes_the_dotted_quad_as_display_writes_it() {
+        // Shared stores keep these keys: the digest must not change with how it is computed.
+        let octets = [0u8, 1, 9, 10, 42, 99, 100, 101, 199, 200, 255];
+        for a in octets {
+            for b in octets {
+                let v4 = std::net::Ipv4Addr::new(a, b, 255 - a, b / 2);
+                assert_eq!(
+                    RateLimitKey::failed_auth(IpAddr::V4(v4)),
+                    RateLimitKey::digest(BucketKind::FailedAuth, &[&v4.to_string()]),
+                    "{v4}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -167,13 +167,16 @@ pub(super) fn identity_encoded(headers: &HeaderMap) -> bool {
 }
 
 pub(super) fn is_form(headers: &HeaderMap) -> bool {
+    const FORM: &[u8] = b"application/x-www-form-urlencoded";
     headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
+            // Case-insensitive, without a lowercased copy of the header per request.
             v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
+                .as_bytes()
+                .get(..FORM.len())
+                .is_some_and(|media_type| media_type.eq_ignore_ascii_case(FORM))
         })
 }
 
