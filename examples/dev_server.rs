@@ -16,6 +16,9 @@
 //! lines, then `ready`, and serves until killed. A bad environment value is reported on stderr
 //! with exit code 2.
 
+#[path = "common/logging.rs"]
+mod logging;
+
 use std::process::ExitCode;
 
 use mcp_oauth::dev::DevAuthorizationServer;
@@ -94,13 +97,7 @@ impl Settings {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,mcp_oauth=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

@@ -2,6 +2,8 @@
 //! (`MCP_OAUTH_*`, the table in the README), with an embedded dev authorization server when
 //! no issuer is configured. `cargo run --example calendar` needs no configuration.
 
+#[path = "../common/logging.rs"]
+mod logging;
 mod server;
 
 use std::process::ExitCode;
@@ -12,13 +14,7 @@ use server::Calendar;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,mcp_oauth=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

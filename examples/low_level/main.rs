@@ -19,6 +19,9 @@
 #[path = "../calendar/server.rs"]
 mod server;
 
+#[path = "../common/logging.rs"]
+mod logging;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -140,13 +143,7 @@ impl Settings {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,mcp_oauth=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

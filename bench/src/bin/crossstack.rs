@@ -12,6 +12,9 @@
 //! Python dependencies. Everything listens on loopback. Nothing here is asserted: the tables
 //! are printed (Markdown) and written to `target/…/mcp-oauth-bench/crossstack.json`.
 
+#[path = "../../../examples/common/logging.rs"]
+mod logging;
+
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
@@ -92,14 +95,8 @@ fn serve_unguarded(port: u16) {
         StreamableHttpServerConfig, StreamableHttpService,
     };
 
-    // The example's logging: INFO to stderr (rmcp logs a line per stateless request).
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,mcp_oauth=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // The example's logging, the very same setup.
+    logging::init();
     // The example's runtime: `#[tokio::main]`, a worker per core.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
