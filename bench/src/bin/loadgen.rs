@@ -7,6 +7,7 @@
 //! cargo run -p mcp-oauth-bench --release --bin loadgen -- memory --example target/release/examples/calendar
 //! cargo run -p mcp-oauth-bench --release --bin loadgen -- unknown-kid
 //! valgrind --tool=callgrind target/release/loadgen cost cold-RS256 2000
+//! cargo run -p mcp-oauth-bench --release --bin loadgen -- guard
 //! cargo run -p mcp-oauth-bench --release --bin loadgen -- dpop
 //! cargo run -p mcp-oauth-bench --release --bin loadgen -- redis
 //! ```
@@ -53,6 +54,7 @@ const USAGE: &str = "usage: loadgen <command> [options]
   redis        [--rounds 10] [--ops 3000] [--local-ops 100000] [--keys 10000]
                [--seconds 5] [--e2e-rounds 5] [--tokens 1000] [--concurrency 16]
                [--only stores|e2e]       shared state on Redis against the in-memory stores
+  guard        [--rounds 30] [--ms 50]   the guard's own CPU per tools/call, in process, paired
   cost         <cold-RS256|floor-RS256|jsonwebtoken-RS256|warm-1KiB|layer-warm|call-guarded|call-unguarded> [iterations]";
 
 fn main() {
@@ -68,6 +70,7 @@ fn main() {
         "unknown-kid" => unknown_kid(&args),
         "cost" => cost(&args),
         "paired" => paired(&args),
+        "guard" => guard(&args),
         "dpop" => dpop(&args),
         "redis" => redis(&args),
         _ => {
@@ -816,6 +819,26 @@ fn unknown_kid(args: &Args) {
     assert_eq!(accepted, tasks);
 }
 
+/// The example's app (or the unguarded one) as one type, called in process.
+type InProcessApp =
+    tower::util::BoxCloneService<Request, axum::response::Response, std::convert::Infallible>;
+
+/// One `tools/call list_events` through `app` in process: the response must be a success and
+/// carry the calendar's event, read to its end.
+async fn call_list_events(app: &InProcessApp, token: &str, body: &Bytes) {
+    use tower::ServiceExt;
+    let request = mcp_oauth_bench::post_mcp(token, body.clone()).map(axum::body::Body::new);
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    assert!(response.status().is_success(), "{}", response.status());
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert!(bytes.windows(8).any(|w| w == b"Stand-up"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Fixed workloads, for `valgrind --tool=callgrind` (instruction counts do not depend on load)
 
@@ -870,30 +893,15 @@ fn cost(args: &Args) {
             let token = issuer.token(Alg::RS256);
             let identity = rt.block_on(warm.validate(&token)).expect("valid token");
             let guarded = name == "call-guarded";
-            let app: tower::util::BoxCloneService<
-                Request,
-                axum::response::Response,
-                std::convert::Infallible,
-            > = if guarded {
-                tower::util::BoxCloneService::new(guarded_app(&issuer, warm.clone()))
+            let app = if guarded {
+                InProcessApp::new(guarded_app(&issuer, warm.clone()))
             } else {
-                tower::util::BoxCloneService::new(unguarded_app(identity))
+                InProcessApp::new(unguarded_app(identity))
             };
             let body = tools_call(1);
             rt.block_on(async {
-                use tower::ServiceExt;
                 for _ in 0..iterations {
-                    let request =
-                        mcp_oauth_bench::post_mcp(&token, body.clone()).map(axum::body::Body::new);
-                    let response = app.clone().oneshot(request).await.expect("infallible");
-                    assert!(response.status().is_success(), "{}", response.status());
-                    let bytes = response
-                        .into_body()
-                        .collect()
-                        .await
-                        .expect("body")
-                        .to_bytes();
-                    assert!(bytes.windows(8).any(|w| w == b"Stand-up"));
+                    call_list_events(&app, &token, &body).await;
                 }
             });
         }
@@ -979,6 +987,114 @@ fn interleave(contenders: &mut [Contender<'_>], rounds: usize, budget: Duration)
 fn median_ratio(a: &[f64], b: &[f64]) -> f64 {
     let mut ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
     median(&mut ratios)
+}
+
+/// The guard's own server CPU per request: `tools/call list_events` through the example's app
+/// in process (no sockets, the response body read to its end), guarded with the token cached
+/// and unguarded, interleaved on one current-thread runtime so that every task rmcp spawns
+/// runs on the measuring thread and is counted in its CPU time. The guarded app is measured
+/// twice: with no audit sink listening, and with the example's `MCP_OAUTH_AUDIT_LOG` sink
+/// (`JsonLinesSink::non_blocking`) writing every event to `/dev/null` (its writer thread's
+/// CPU is not counted here; its figure is criterion's `audit` group).
+fn guard(args: &Args) {
+    let rounds: usize = args.value("--rounds", 30);
+    let budget = Duration::from_millis(args.value("--ms", 50));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let issuer = rt.block_on(Issuer::start(AUDIENCE));
+    let warm = rt.block_on(issuer.validator(true));
+    let token = issuer.token(Alg::RS256);
+    let identity = rt.block_on(warm.validate(&token)).expect("valid token");
+    let devnull = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null");
+    let sink = mcp_oauth::audit::JsonLinesSink::non_blocking(devnull).expect("audit sink");
+    let sink = Arc::new(sink);
+    let audited_sink = sink.clone();
+    type App =
+        tower::util::BoxCloneService<Request, axum::response::Response, std::convert::Infallible>;
+    let apps: Vec<(&str, App)> = vec![
+        ("unguarded", App::new(unguarded_app(identity))),
+        ("guarded", App::new(guarded_app(&issuer, warm.clone()))),
+        (
+            "guarded, audited",
+            App::new(guarded_app_with(&issuer, warm.clone(), move |builder| {
+                builder.audit_sink(audited_sink)
+            })),
+        ),
+    ];
+    let body = tools_call(1);
+    let mut contenders: Vec<Contender<'_>> = apps
+        .into_iter()
+        .map(|(name, app)| {
+            let (rt, token, body) = (&rt, &token, &body);
+            contender(name, move || {
+                rt.block_on(call_list_events(&app, token, body))
+            })
+        })
+        .collect();
+    interleave(&mut contenders, rounds, budget);
+    let samples = |name: &str| {
+        contenders
+            .iter()
+            .find(|c| c.name == name)
+            .expect("contender")
+            .samples
+            .clone()
+    };
+    let (unguarded, guarded, audited) = (
+        samples("unguarded"),
+        samples("guarded"),
+        samples("guarded, audited"),
+    );
+    let diff = |a: &[f64], b: &[f64]| {
+        let mut d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+        median(&mut d)
+    };
+    let guard_ns = diff(&guarded, &unguarded);
+    let audited_ns = diff(&audited, &unguarded);
+    let ratio = median_ratio(&unguarded, &guarded);
+    let audited_ratio = median_ratio(&unguarded, &audited);
+    println!(
+        "guard, in process: {rounds} rounds × {} ms of thread CPU per contender; medians of per-round values\n",
+        budget.as_millis()
+    );
+    println!(
+        "| tools/call list_events | CPU per request | the guard's own | unguarded ÷ guarded |"
+    );
+    println!("|---|---|---|---|");
+    println!(
+        "| unguarded | {:.2} µs | – | – |",
+        median(&mut unguarded.clone()) / 1e3
+    );
+    println!(
+        "| guarded, token cached, no audit sink | {:.2} µs | {:.2} µs | {ratio:.3}× |",
+        median(&mut guarded.clone()) / 1e3,
+        guard_ns / 1e3
+    );
+    println!(
+        "| guarded, token cached, audit to JSON lines (non-blocking) | {:.2} µs | {:.2} µs | {audited_ratio:.3}× |",
+        median(&mut audited.clone()) / 1e3,
+        audited_ns / 1e3
+    );
+    println!(
+        "\naudit events dropped by the non-blocking sink: {}",
+        sink.dropped()
+    );
+    write_report(
+        "guard",
+        &json!({
+            "unguarded_ns": median(&mut unguarded.clone()),
+            "guarded_ns": median(&mut guarded.clone()),
+            "audited_ns": median(&mut audited.clone()),
+            "guard_ns": guard_ns, "guard_audited_ns": audited_ns,
+            "unguarded_over_guarded": ratio, "unguarded_over_audited": audited_ratio,
+            "config": { "rounds": rounds, "budget_ms": budget.as_millis() as u64 },
+        }),
+    );
 }
 
 /// One operation of the scaling runs, shared by the threads.
