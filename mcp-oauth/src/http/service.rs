@@ -248,7 +248,7 @@ where
     let failed_auth = FailedAuth::of(shared, decision).ok_or_else(unknown_address)?;
     // Boxed: every level of `async fn` nesting laid this future (≈ 2.5 KiB) out again in the
     // one above, and `handle`'s future, allocated per request, came to ≈ 32 KiB; ≈ 3.4 KiB
-    // with this box.
+    // with this box and the two in `validation` (the uncached JWT path, introspection).
     let authorized = Box::pin(authorize_with(shared, decision, request, &failed_auth)).await;
     // A reservation still open is a failure the client caused: settled once, here.
     failed_auth.finish().await;

@@ -458,8 +458,9 @@ impl Validator {
         if let Some(introspector) = &inner.introspector
             && introspector.handles(token)
         {
-            // Boxed, as the JWT path past its cache is: this future nests in the HTTP
-            // layer's per-request one, which must stay small for the JWT cache hit.
+            // Boxed (an allocation per introspected request, beside its cache lookup): this
+            // future nests in the HTTP layer's per-request one, which must stay small for
+            // the JWT cache hit.
             return Box::pin(introspector.introspect(token, sha256(token.as_bytes()))).await;
         }
         inner.jwt.verify(token).await
