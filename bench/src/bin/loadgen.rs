@@ -178,11 +178,13 @@ impl Variant {
 }
 
 /// The example's MCP service, stateless (`legacy_session_mode = false`) so that every
-/// `tools/call` is independent of the others; otherwise configured as the example.
+/// `tools/call` is independent of the others, and answering in JSON (`json_response`) as the
+/// example does (`OAuthServer::streamable_http_config`); the Host check is the layer's.
 fn mcp_service() -> StreamableHttpService<Calendar, LocalSessionManager> {
     let calendar = Calendar::new();
     let mut config = StreamableHttpServerConfig::default();
     config.legacy_session_mode = false;
+    config.json_response = true;
     config.allowed_hosts = Vec::new();
     StreamableHttpService::new(
         move || Ok(calendar.clone()),
@@ -229,9 +231,9 @@ fn unguarded_app(identity: VerifiedToken) -> axum::Router {
 }
 
 /// Serves `app` on a fresh loopback port, as the example does, except that accepted sockets
-/// get `TCP_NODELAY` (unless `nodelay` is false): rmcp answers a `tools/call` as an SSE stream
-/// written in several small pieces, and without it Nagle's algorithm meets the client's delayed
-/// ACK and every response waits ~40 ms.
+/// get `TCP_NODELAY` (unless `nodelay` is false): an answer rmcp streams (SSE) is written in
+/// several small pieces, and without it Nagle's algorithm meets the client's delayed ACK and
+/// such a response waits ~40 ms.
 async fn serve<S>(app: S, nodelay: bool) -> SocketAddr
 where
     S: tower::Service<
