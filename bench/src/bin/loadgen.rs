@@ -55,7 +55,7 @@ const USAGE: &str = "usage: loadgen <command> [options]
                [--seconds 5] [--e2e-rounds 5] [--tokens 1000] [--concurrency 16]
                [--only stores|e2e]       shared state on Redis against the in-memory stores
   guard        [--rounds 30] [--ms 50]   the guard's own CPU per tools/call, in process, paired
-  cost         <cold-RS256|floor-RS256|jsonwebtoken-RS256|warm-1KiB|layer-warm|call-guarded|call-unguarded> [iterations]";
+  cost         <cold-RS256|floor-RS256|jsonwebtoken-RS256|warm-1KiB|layer-warm|call-guarded|call-audited|call-unguarded> [iterations]";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -891,14 +891,25 @@ fn cost(args: &Args) {
         // example's app, guarded (token cached) or not, in process on one runtime thread, the
         // response body read to its end. The difference of the two is the guard's own cost in
         // the running server, minus the few more bytes on the wire.
-        "call-guarded" | "call-unguarded" => {
+        "call-guarded" | "call-audited" | "call-unguarded" => {
             let token = issuer.token(Alg::RS256);
             let identity = rt.block_on(warm.validate(&token)).expect("valid token");
-            let guarded = name == "call-guarded";
-            let app = if guarded {
-                InProcessApp::new(guarded_app(&issuer, warm.clone()))
-            } else {
-                InProcessApp::new(unguarded_app(identity))
+            let app = match name.as_str() {
+                "call-guarded" => InProcessApp::new(guarded_app(&issuer, warm.clone())),
+                // With the example's `MCP_OAUTH_AUDIT_LOG` sink, to `/dev/null`: its writer
+                // thread's instructions are counted too.
+                "call-audited" => {
+                    let devnull = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open("/dev/null")
+                        .expect("/dev/null");
+                    let sink = mcp_oauth::audit::JsonLinesSink::non_blocking(devnull)
+                        .expect("audit sink");
+                    InProcessApp::new(guarded_app_with(&issuer, warm.clone(), move |builder| {
+                        builder.audit_sink(sink)
+                    }))
+                }
+                _ => InProcessApp::new(unguarded_app(identity)),
             };
             let body = tools_call(1);
             rt.block_on(async {
