@@ -325,21 +325,23 @@ fn tool_name(c: &mut Criterion, s: &Setup) {
 
 /// An allowed `tools/call` event as the layer records it: verified identity, scopes, tool,
 /// fingerprint, address, generated request id.
-fn audit_event() -> AuditEvent {
+fn audit_event() -> AuditEvent<'static> {
     let mut event = AuditEvent::new(
         Outcome::Allowed,
         audit::reason::ALLOWED,
         200,
-        "6f1c0e8a9b2d4c7e6f1c0e8a9b2d4c7e".into(),
+        "6f1c0e8a9b2d4c7e6f1c0e8a9b2d4c7e",
     );
     event.http_method = "POST".into();
     event.issuer = Some("https://auth.example.com/realms/calendar".into());
     event.subject = Some("248289761001".into());
     event.client_id = Some("calendar-desktop-client".into());
-    event.tools = vec!["list_events".into()];
-    event.rpc_methods = vec!["tools/call".into()];
-    event.required_scopes = Some(vec!["calendar:read".into()]);
-    event.granted_scopes = Some(vec!["calendar:read".into(), "calendar:write".into()]);
+    event.tools = vec!["list_events".into()].into();
+    event.rpc_methods = vec!["tools/call".into()].into();
+    event.required_scopes = Some(ScopeSet::from_space_separated("calendar:read"));
+    event.granted_scopes = Some(ScopeSet::from_space_separated(
+        "calendar:read calendar:write",
+    ));
     event.fingerprint = Some(mcp_oauth::validation::TokenFingerprint::of("token"));
     event.scheme = Some("Bearer");
     event.remote_addr = Some(std::net::IpAddr::from([192, 168, 17, 42]));
@@ -350,7 +352,7 @@ fn audit_sink_bench<W: std::io::Write + Send + 'static>(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     name: &str,
     sink: JsonLinesSink<W>,
-    event: &AuditEvent,
+    event: &AuditEvent<'_>,
 ) {
     group.bench_function(name, |b| b.iter(|| sink.record(black_box(event))));
     if sink.dropped() > 0 {

@@ -48,6 +48,7 @@
 //! The raw token never reaches an event: only its fingerprint does. Subject, client id and
 //! scopes come from a token whose signature verified, never from a refused one.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Write;
 use std::net::IpAddr;
@@ -58,6 +59,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 
 use crate::clock::rfc3339;
+use crate::scopes::ScopeSet;
 use crate::validation::TokenFingerprint;
 
 /// The `tracing` target of every audit event.
@@ -217,9 +219,15 @@ impl fmt::Display for Outcome {
 }
 
 /// One decision of the layer; see the module docs for each field.
+///
+/// The event borrows what the layer already holds (the verified identity's names, the
+/// request id, the tools and methods read from the body) instead of copying it, so building
+/// one costs no allocation: `'a` is the decision's lifetime. A sink that keeps events past
+/// [`AuditSink::record`] (a queue, a test collecting them) keeps
+/// [`into_owned`](Self::into_owned) copies, `AuditEvent<'static>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct AuditEvent {
+pub struct AuditEvent<'a> {
     /// When the request reached the layer (read from the layer's clock).
     pub time: SystemTime,
     /// Allowed or refused.
@@ -230,21 +238,22 @@ pub struct AuditEvent {
     /// The HTTP status sent (for an allowed request, the endpoint's).
     pub status: u16,
     /// The HTTP method.
-    pub http_method: String,
+    pub http_method: Cow<'a, str>,
     /// The verified token's issuer.
-    pub issuer: Option<String>,
+    pub issuer: Option<Cow<'a, str>>,
     /// The verified token's subject.
-    pub subject: Option<String>,
+    pub subject: Option<Cow<'a, str>>,
     /// The verified token's client id.
-    pub client_id: Option<String>,
+    pub client_id: Option<Cow<'a, str>>,
     /// The tools the body calls (empty when the body was not read or calls none).
-    pub tools: Vec<String>,
+    pub tools: Cow<'a, [String]>,
     /// The JSON-RPC methods of the body (empty when the body was not read).
-    pub rpc_methods: Vec<String>,
-    /// The scopes the operation needs, once the layer knew them.
-    pub required_scopes: Option<Vec<String>>,
+    pub rpc_methods: Cow<'a, [String]>,
+    /// The scopes the operation needs, once the layer knew them (a [`ScopeSet`] is shared,
+    /// not copied: cloning one is a reference count).
+    pub required_scopes: Option<ScopeSet>,
     /// The verified token's scopes.
-    pub granted_scopes: Option<Vec<String>>,
+    pub granted_scopes: Option<ScopeSet>,
     /// The fingerprint of the presented bearer token (never the token).
     pub fingerprint: Option<TokenFingerprint>,
     /// The scheme the token was presented with (`Bearer` or `DPoP`).
@@ -252,7 +261,7 @@ pub struct AuditEvent {
     /// The DPoP proof key's thumbprint (base64url), once the proof verified.
     pub dpop_jkt: Option<String>,
     /// The request id (from `X-Request-Id`, or generated).
-    pub request_id: String,
+    pub request_id: Cow<'a, str>,
     /// The client address, when known.
     pub remote_addr: Option<IpAddr>,
     /// The `Retry-After` sent with a 429 or 503.
@@ -264,30 +273,64 @@ pub struct AuditEvent {
     pub downstream: Option<DownstreamAudit>,
 }
 
-impl AuditEvent {
+impl<'a> AuditEvent<'a> {
     /// An event with nothing but the essentials (time: now), for tests of custom sinks.
-    pub fn new(outcome: Outcome, reason: &'static str, status: u16, request_id: String) -> Self {
+    pub fn new(
+        outcome: Outcome,
+        reason: &'static str,
+        status: u16,
+        request_id: impl Into<Cow<'a, str>>,
+    ) -> Self {
         Self {
             time: SystemTime::now(),
             outcome,
             reason,
             status,
-            http_method: String::new(),
+            http_method: Cow::Borrowed(""),
             issuer: None,
             subject: None,
             client_id: None,
-            tools: Vec::new(),
-            rpc_methods: Vec::new(),
+            tools: Cow::Borrowed(&[]),
+            rpc_methods: Cow::Borrowed(&[]),
             required_scopes: None,
             granted_scopes: None,
             fingerprint: None,
             scheme: None,
             dpop_jkt: None,
-            request_id,
+            request_id: request_id.into(),
             remote_addr: None,
             retry_after: None,
             rate_limit_fallback: false,
             downstream: None,
+        }
+    }
+
+    /// The event with everything it borrows copied: one a sink may keep.
+    pub fn into_owned(self) -> AuditEvent<'static> {
+        fn own(value: Cow<'_, str>) -> Cow<'static, str> {
+            Cow::Owned(value.into_owned())
+        }
+        AuditEvent {
+            time: self.time,
+            outcome: self.outcome,
+            reason: self.reason,
+            status: self.status,
+            http_method: own(self.http_method),
+            issuer: self.issuer.map(own),
+            subject: self.subject.map(own),
+            client_id: self.client_id.map(own),
+            tools: Cow::Owned(self.tools.into_owned()),
+            rpc_methods: Cow::Owned(self.rpc_methods.into_owned()),
+            required_scopes: self.required_scopes,
+            granted_scopes: self.granted_scopes,
+            fingerprint: self.fingerprint,
+            scheme: self.scheme,
+            dpop_jkt: self.dpop_jkt,
+            request_id: own(self.request_id),
+            remote_addr: self.remote_addr,
+            retry_after: self.retry_after,
+            rate_limit_fallback: self.rate_limit_fallback,
+            downstream: self.downstream,
         }
     }
 
@@ -310,8 +353,8 @@ impl AuditEvent {
             "client_id": self.client_id,
             "tools": self.tools,
             "rpc_methods": self.rpc_methods,
-            "required_scopes": self.required_scopes,
-            "granted_scopes": self.granted_scopes,
+            "required_scopes": self.required_scopes.as_ref().map(scope_list),
+            "granted_scopes": self.granted_scopes.as_ref().map(scope_list),
             "fingerprint": self.fingerprint.map(|f| f.to_string()),
             "scheme": self.scheme,
             "dpop_jkt": self.dpop_jkt,
@@ -341,7 +384,7 @@ impl AuditEvent {
         out.extend_from_slice(b",\"fingerprint\":");
         json::fingerprint(out, self.fingerprint);
         out.extend_from_slice(b",\"granted_scopes\":");
-        json::opt_strs(out, self.granted_scopes.as_deref());
+        json::opt_scopes(out, self.granted_scopes.as_ref());
         out.extend_from_slice(b",\"http_method\":");
         json::str(out, &self.http_method);
         out.extend_from_slice(b",\"issuer\":");
@@ -361,14 +404,14 @@ impl AuditEvent {
         out.extend_from_slice(b",\"request_id\":");
         json::str(out, &self.request_id);
         out.extend_from_slice(b",\"required_scopes\":");
-        json::opt_strs(out, self.required_scopes.as_deref());
+        json::opt_scopes(out, self.required_scopes.as_ref());
         out.extend_from_slice(b",\"retry_after_secs\":");
         match self.retry_after {
             Some(after) => json::uint(out, after.as_secs()),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"rpc_methods\":");
-        json::strs(out, &self.rpc_methods);
+        json::strs(out, self.rpc_methods.iter());
         out.extend_from_slice(b",\"scheme\":");
         json::opt_str(out, self.scheme);
         out.extend_from_slice(b",\"status\":");
@@ -386,9 +429,14 @@ impl AuditEvent {
             None => json::str(out, &rfc3339(since_epoch)),
         }
         out.extend_from_slice(b",\"tools\":");
-        json::strs(out, &self.tools);
+        json::strs(out, self.tools.iter());
         out.extend_from_slice(b"}\n");
     }
+}
+
+/// A scope set as the JSON array `to_json` writes.
+fn scope_list(scopes: &ScopeSet) -> Vec<&str> {
+    scopes.iter().collect()
 }
 
 /// What a JSON line is reserved at: an allowed `tools/call` event with a subject, a client
@@ -401,6 +449,7 @@ const JSON_LINE_CAPACITY: usize = 768;
 mod json {
     use std::net::IpAddr;
 
+    use crate::scopes::ScopeSet;
     use crate::validation::TokenFingerprint;
 
     /// For each byte: 0 copied as is, else the escape (`b'u'` for `\u00XX`).
@@ -423,10 +472,44 @@ mod json {
 
     const HEX: &[u8; 16] = b"0123456789abcdef";
 
+    /// Whether any of the eight bytes of `word` is a control character, `"` or `\`: the
+    /// usual zero-byte tests (exact for "any"), so that a run of plain text is skipped eight
+    /// bytes at a time.
+    fn any_escaped(word: u64) -> bool {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+        below_space | zero(quote) | zero(backslash) != 0
+    }
+
+    /// Whether `bytes` holds a byte that must be escaped: eight bytes at a time, then the
+    /// tail from the table.
+    fn needs_escaping(bytes: &[u8]) -> bool {
+        let (words, tail) = bytes.as_chunks::<8>();
+        words
+            .iter()
+            .any(|word| any_escaped(u64::from_le_bytes(*word)))
+            || tail.iter().any(|&byte| ESCAPE[usize::from(byte)] != 0)
+    }
+
     pub(super) fn str(out: &mut Vec<u8>, value: &str) {
         let bytes = value.as_bytes();
         out.reserve(bytes.len() + 2);
         out.push(b'"');
+        if needs_escaping(bytes) {
+            escaped(out, bytes);
+        } else {
+            // What every identifier, scope and name of a well-behaved client takes.
+            out.extend_from_slice(bytes);
+        }
+        out.push(b'"');
+    }
+
+    /// `bytes` with each byte the table names escaped.
+    fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
         let mut start = 0;
         for (i, &byte) in bytes.iter().enumerate() {
             let escape = ESCAPE[usize::from(byte)];
@@ -448,7 +531,6 @@ mod json {
             start = i + 1;
         }
         out.extend_from_slice(&bytes[start..]);
-        out.push(b'"');
     }
 
     pub(super) fn opt_str(out: &mut Vec<u8>, value: Option<&str>) {
@@ -458,9 +540,9 @@ mod json {
         }
     }
 
-    pub(super) fn strs<S: AsRef<str>>(out: &mut Vec<u8>, values: &[S]) {
+    pub(super) fn strs<S: AsRef<str>>(out: &mut Vec<u8>, values: impl IntoIterator<Item = S>) {
         out.push(b'[');
-        for (i, value) in values.iter().enumerate() {
+        for (i, value) in values.into_iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -469,7 +551,7 @@ mod json {
         out.push(b']');
     }
 
-    pub(super) fn opt_strs<S: AsRef<str>>(out: &mut Vec<u8>, values: Option<&[S]>) {
+    pub(super) fn opt_scopes(out: &mut Vec<u8>, values: Option<&ScopeSet>) {
         match values {
             Some(values) => strs(out, values),
             None => out.extend_from_slice(b"null"),
@@ -490,17 +572,14 @@ mod json {
         out.extend_from_slice(&digits[at..]);
     }
 
-    /// 16 hex digits, quoted, or `null`. `TokenFingerprint` shows its bytes only through
-    /// `Display`: written into a stack buffer, never a `String`.
+    /// 16 hex digits, quoted, or `null`.
     pub(super) fn fingerprint(out: &mut Vec<u8>, value: Option<TokenFingerprint>) {
         let Some(fingerprint) = value else {
             out.extend_from_slice(b"null");
             return;
         };
-        let mut hex = Stack::<16>::default();
-        let _ = std::fmt::Write::write_fmt(&mut hex, format_args!("{fingerprint}"));
         out.push(b'"');
-        out.extend_from_slice(hex.as_bytes());
+        out.extend_from_slice(&fingerprint.hex());
         out.push(b'"');
     }
 
@@ -566,9 +645,10 @@ mod json {
 /// Where audit events go. Called once per decision, on the request's task: keep it quick
 /// (buffer, or hand off to a channel) and never panic.
 ///
-/// Before building an event (copying the identity's strings, the tools, the scopes), the
-/// layer asks [`enabled`](Self::enabled); a sink that would drop the event says so there and
-/// saves that work. The default says `true`.
+/// Before building an event (and copying the names of the tools and methods from the body
+/// for it), the layer asks [`enabled`](Self::enabled); a sink that would drop the event says
+/// so there and saves that work. The default says `true`. The event borrows from the
+/// request: a sink that keeps it keeps [`AuditEvent::into_owned`].
 ///
 /// ```
 /// use mcp_oauth::audit::{AuditEvent, AuditSink, Outcome};
@@ -576,22 +656,23 @@ mod json {
 ///
 /// /// Keeps refusals only: allowed requests cost no event at all.
 /// #[derive(Default)]
-/// struct Refusals(Mutex<Vec<AuditEvent>>);
+/// struct Refusals(Mutex<Vec<AuditEvent<'static>>>);
 ///
 /// impl AuditSink for Refusals {
 ///     fn enabled(&self, outcome: Outcome) -> bool {
 ///         outcome == Outcome::Refused
 ///     }
-///     fn record(&self, event: &AuditEvent) {
+///     fn record(&self, event: &AuditEvent<'_>) {
 ///         if event.outcome == Outcome::Refused {
-///             self.0.lock().unwrap().push(event.clone());
+///             // The event borrows from the request: keep an owned copy.
+///             self.0.lock().unwrap().push(event.clone().into_owned());
 ///         }
 ///     }
 /// }
 ///
 /// let sink = Refusals::default();
 /// assert!(!sink.enabled(Outcome::Allowed));
-/// sink.record(&AuditEvent::new(Outcome::Refused, "no_credentials", 401, "r1".into()));
+/// sink.record(&AuditEvent::new(Outcome::Refused, "no_credentials", 401, "r1"));
 /// assert_eq!(sink.0.lock().unwrap().len(), 1);
 /// ```
 pub trait AuditSink: Send + Sync + 'static {
@@ -607,7 +688,7 @@ pub trait AuditSink: Send + Sync + 'static {
     }
 
     /// Records one event.
-    fn record(&self, event: &AuditEvent);
+    fn record(&self, event: &AuditEvent<'_>);
 }
 
 impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
@@ -615,7 +696,7 @@ impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
         (**self).enabled(outcome)
     }
 
-    fn record(&self, event: &AuditEvent) {
+    fn record(&self, event: &AuditEvent<'_>) {
         (**self).record(event)
     }
 }
@@ -625,7 +706,7 @@ impl<T: AuditSink + ?Sized> AuditSink for Box<T> {
         (**self).enabled(outcome)
     }
 
-    fn record(&self, event: &AuditEvent) {
+    fn record(&self, event: &AuditEvent<'_>) {
         (**self).record(event)
     }
 }
@@ -636,7 +717,7 @@ impl<A: AuditSink, B: AuditSink> AuditSink for (A, B) {
         self.0.enabled(outcome) || self.1.enabled(outcome)
     }
 
-    fn record(&self, event: &AuditEvent) {
+    fn record(&self, event: &AuditEvent<'_>) {
         self.0.record(event);
         self.1.record(event);
     }
@@ -648,7 +729,7 @@ impl<A: AuditSink, B: AuditSink, C: AuditSink> AuditSink for (A, B, C) {
         self.0.enabled(outcome) || self.1.enabled(outcome) || self.2.enabled(outcome)
     }
 
-    fn record(&self, event: &AuditEvent) {
+    fn record(&self, event: &AuditEvent<'_>) {
         self.0.record(event);
         self.1.record(event);
         self.2.record(event);
@@ -722,7 +803,7 @@ impl AuditSink for TracingSink {
         Self::listening()
     }
 
-    fn record(&self, event: &AuditEvent) {
+    fn record(&self, event: &AuditEvent<'_>) {
         // Called inside a tuple whose other sink listens: nothing to format for `tracing`.
         if !Self::listening() {
             return;
@@ -731,8 +812,14 @@ impl AuditSink for TracingSink {
         let time = event.time_rfc3339();
         let tools = (!event.tools.is_empty()).then(|| join(&event.tools));
         let rpc_methods = (!event.rpc_methods.is_empty()).then(|| join(&event.rpc_methods));
-        let required = event.required_scopes.as_deref().map(join);
-        let granted = event.granted_scopes.as_deref().map(join);
+        let required = event
+            .required_scopes
+            .as_ref()
+            .map(ScopeSet::to_space_separated);
+        let granted = event
+            .granted_scopes
+            .as_ref()
+            .map(ScopeSet::to_space_separated);
         let fingerprint = event.fingerprint.map(|f| f.to_string());
         let remote_addr = event.remote_addr.map(|a| a.to_string());
         let retry_after = event.retry_after.map(|d| d.as_secs());
@@ -888,7 +975,7 @@ impl<W: Write + Send + 'static> JsonLinesSink<W> {
 }
 
 impl<W: Write + Send + 'static> AuditSink for JsonLinesSink<W> {
-    fn record(&self, event: &AuditEvent) {
+    fn record(&self, event: &AuditEvent<'_>) {
         match &self.mode {
             Mode::Direct { writer, failed } => {
                 let mut guard = writer.lock();
@@ -967,7 +1054,7 @@ impl<W: Write + Send + 'static> Background<W> {
         })
     }
 
-    fn record(&self, event: &AuditEvent) {
+    fn record(&self, event: &AuditEvent<'_>) {
         let appended = LINE.with(|line| {
             let Ok(mut line) = line.try_borrow_mut() else {
                 // Re-entered from inside a write (a `Display` of the event recording another
@@ -1080,7 +1167,7 @@ impl AuditSink for NoAudit {
         false
     }
 
-    fn record(&self, _event: &AuditEvent) {}
+    fn record(&self, _event: &AuditEvent<'_>) {}
 }
 
 #[cfg(test)]
@@ -1106,7 +1193,7 @@ mod tests {
 
     #[test]
     fn the_json_line_has_every_key() {
-        let mut event = AuditEvent::new(Outcome::Refused, reason::NO_CREDENTIALS, 401, "r1".into());
+        let mut event = AuditEvent::new(Outcome::Refused, reason::NO_CREDENTIALS, 401, "r1");
         event.time = UNIX_EPOCH;
         event.fingerprint = Some(TokenFingerprint::of("abc"));
         let json = event.to_json();
@@ -1127,17 +1214,17 @@ mod tests {
 
     /// Every field set, with strings that need escaping: control characters, quotes,
     /// backslashes, DEL, non-ASCII and astral characters.
-    fn full_event(text: &str) -> AuditEvent {
-        let mut event = AuditEvent::new(Outcome::Allowed, reason::ALLOWED, 200, text.into());
+    fn full_event(text: &str) -> AuditEvent<'_> {
+        let mut event = AuditEvent::new(Outcome::Allowed, reason::ALLOWED, 200, text);
         event.time = UNIX_EPOCH + Duration::from_millis(1_796_000_000_123);
         event.http_method = "POST".into();
-        event.issuer = Some(format!("https://issuer.example/{text}"));
+        event.issuer = Some(format!("https://issuer.example/{text}").into());
         event.subject = Some(text.into());
-        event.client_id = Some(String::new());
-        event.tools = vec![text.into(), "list_events".into()];
-        event.rpc_methods = vec!["tools/call".into()];
-        event.required_scopes = Some(vec!["calendar:read".into()]);
-        event.granted_scopes = Some(Vec::new());
+        event.client_id = Some("".into());
+        event.tools = vec![text.to_owned(), "list_events".into()].into();
+        event.rpc_methods = vec!["tools/call".into()].into();
+        event.required_scopes = Some(ScopeSet::from_iter(["calendar:read", text]));
+        event.granted_scopes = Some(ScopeSet::new());
         event.fingerprint = Some(TokenFingerprint::of(text));
         event.scheme = Some("DPoP");
         event.dpop_jkt = Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into());
@@ -1162,7 +1249,16 @@ mod tests {
             "é ü 漢字 \u{2028}\u{2029} \u{1F600} \u{FEFF}".to_owned(),
             "\u{1b}[31mred\u{1b}[0m\r\nforged: line".to_owned(),
         ];
-        for text in &texts {
+        // Each byte class at every position of a 17-byte text (the escaping scans 8 bytes
+        // at a time): the edges of the control range, the two escaped characters and their
+        // neighbours, DEL, and a multi-byte character.
+        let classes = [
+            "\u{0}", "\u{1f}", " ", "!", "\"", "#", "[", "\\", "]", "\u{7f}", "é",
+        ];
+        let texts = texts.into_iter().chain(classes.iter().flat_map(|class| {
+            (0..17).map(move |at| format!("{}{class}{}", "a".repeat(at), "b".repeat(16 - at)))
+        }));
+        for text in &texts.collect::<Vec<_>>() {
             let mut minimal =
                 AuditEvent::new(Outcome::Refused, reason::NO_CREDENTIALS, 401, text.clone());
             minimal.remote_addr = Some("192.168.10.254".parse().unwrap());

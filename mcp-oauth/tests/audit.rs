@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use mcp_oauth::ScopeSet;
 use mcp_oauth::audit::{self, AuditEvent, AuditSink, JsonLinesSink, Outcome, reason};
 use mcp_oauth::http::OAuthLayer;
 use mcp_oauth::rate_limit::{Budget, RateLimits};
@@ -23,21 +24,21 @@ use serde_json::{Value, json};
 
 /// Collects every event.
 #[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<AuditEvent>>>);
+struct Collect(Arc<Mutex<Vec<AuditEvent<'static>>>>);
 
 impl AuditSink for Collect {
-    fn record(&self, event: &AuditEvent) {
-        self.0.lock().push(event.clone());
+    fn record(&self, event: &AuditEvent<'_>) {
+        self.0.lock().push(event.clone().into_owned());
     }
 }
 
 impl Collect {
-    fn take(&self) -> Vec<AuditEvent> {
+    fn take(&self) -> Vec<AuditEvent<'static>> {
         std::mem::take(&mut *self.0.lock())
     }
 
     /// The one event recorded since the last call.
-    fn one(&self) -> AuditEvent {
+    fn one(&self) -> AuditEvent<'static> {
         let mut events = self.take();
         assert_eq!(
             events.len(),
@@ -241,8 +242,14 @@ async fn an_allowed_call_records_who_called_which_tool_with_which_scopes() {
     assert_eq!(event.client_id.as_deref(), Some("test-client"));
     assert_eq!(event.tools, strings(&["list_events"]));
     assert_eq!(event.rpc_methods, strings(&["tools/call"]));
-    assert_eq!(event.required_scopes, Some(strings(&["calendar:read"])));
-    assert_eq!(event.granted_scopes, Some(strings(&["calendar:read"])));
+    assert_eq!(
+        event.required_scopes,
+        Some(ScopeSet::from_space_separated("calendar:read"))
+    );
+    assert_eq!(
+        event.granted_scopes,
+        Some(ScopeSet::from_space_separated("calendar:read"))
+    );
     assert_fingerprint_of(&event, &token);
     assert_eq!(event.request_id, "req-allowed-1");
     assert_eq!(event.remote_addr, loopback());
@@ -354,7 +361,10 @@ async fn each_refusal_of_a_verified_principal_records_who_and_why() {
         assert_eq!(event.issuer.as_deref(), Some(server.issuer.issuer()));
         assert_eq!(event.subject.as_deref(), Some("alice"));
         assert_eq!(event.client_id.as_deref(), Some("test-client"));
-        assert_eq!(event.granted_scopes, Some(strings(&["calendar:read"])));
+        assert_eq!(
+            event.granted_scopes,
+            Some(ScopeSet::from_space_separated("calendar:read"))
+        );
         assert_fingerprint_of(event, token);
         assert_eq!(event.remote_addr, loopback());
     };
@@ -371,7 +381,10 @@ async fn each_refusal_of_a_verified_principal_records_who_and_why() {
     let event = sink.one();
     check(&event, reason::INSUFFICIENT_SCOPE, 403, &reader);
     assert_eq!(event.tools, strings(&["create_event"]));
-    assert_eq!(event.required_scopes, Some(strings(&["calendar:write"])));
+    assert_eq!(
+        event.required_scopes,
+        Some(ScopeSet::from_space_separated("calendar:write"))
+    );
 
     // An unannotated tool under the deny policy.
     let response = server

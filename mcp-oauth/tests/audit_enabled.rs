@@ -16,7 +16,7 @@ use mcp_oauth::resource::{ResourceConfig, ResourceDeclaration};
 use mcp_oauth::testing::TestIssuer;
 use mcp_oauth::tools::{ToolScopes, ToolTable};
 use mcp_oauth::validation::TokenFingerprint;
-use mcp_oauth::{IssuerPolicy, Validator};
+use mcp_oauth::{IssuerPolicy, ScopeSet, Validator};
 use parking_lot::Mutex;
 use tower_service::Service;
 
@@ -57,7 +57,7 @@ impl Service<Request<RequestBody>> for Endpoint {
 struct Picky {
     allowed: bool,
     refused: bool,
-    events: Arc<Mutex<Vec<AuditEvent>>>,
+    events: Arc<Mutex<Vec<AuditEvent<'static>>>>,
     asked: Arc<AtomicUsize>,
 }
 
@@ -71,7 +71,7 @@ impl Picky {
         }
     }
 
-    fn take(&self) -> Vec<AuditEvent> {
+    fn take(&self) -> Vec<AuditEvent<'static>> {
         std::mem::take(&mut *self.events.lock())
     }
 }
@@ -85,8 +85,8 @@ impl AuditSink for Picky {
         }
     }
 
-    fn record(&self, event: &AuditEvent) {
-        self.events.lock().push(event.clone());
+    fn record(&self, event: &AuditEvent<'_>) {
+        self.events.lock().push(event.clone().into_owned());
     }
 }
 
@@ -172,7 +172,7 @@ async fn no_event_is_built_for_a_sink_that_would_drop_it() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].outcome, Outcome::Refused);
     assert_eq!(events[0].fingerprint, Some(TokenFingerprint::of(refused)));
-    assert_eq!(response.headers()["x-request-id"], events[0].request_id);
+    assert_eq!(response.headers()["x-request-id"], *events[0].request_id);
 }
 
 #[tokio::test]
@@ -196,15 +196,15 @@ async fn a_listening_sink_gets_the_whole_event() {
     assert_eq!(event.status, 200);
     assert_eq!(event.http_method, "POST");
     assert_eq!(event.subject.as_deref(), Some("alice"));
-    assert_eq!(event.tools, ["list_events"]);
-    assert_eq!(event.rpc_methods, ["tools/call"]);
+    assert_eq!(*event.tools, ["list_events"]);
+    assert_eq!(*event.rpc_methods, ["tools/call"]);
     assert_eq!(
-        event.required_scopes.as_deref(),
-        Some(&["calendar:read".to_owned()][..])
+        event.required_scopes,
+        Some(ScopeSet::from_space_separated("calendar:read"))
     );
     // Hashed once, by the validator: the same fingerprint as hashing the token here.
     assert_eq!(event.fingerprint, Some(TokenFingerprint::of(&token)));
-    assert_eq!(response.headers()["x-request-id"], event.request_id);
+    assert_eq!(response.headers()["x-request-id"], *event.request_id);
 
     // A cache hit gives the same event.
     let _ = server.call(&token, "list_events").await;
@@ -250,7 +250,7 @@ fn the_tracing_sink_is_enabled_when_a_subscriber_takes_audit_events() {
             Outcome::Refused,
             reason::NO_CREDENTIALS,
             401,
-            "r".into(),
+            "r",
         ));
     });
 
@@ -263,7 +263,7 @@ fn the_tracing_sink_is_enabled_when_a_subscriber_takes_audit_events() {
             Outcome::Allowed,
             reason::ALLOWED,
             200,
-            "r".into(),
+            "r",
         ));
     });
     assert_eq!(seen.load(Ordering::Relaxed), 1);

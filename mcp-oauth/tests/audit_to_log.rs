@@ -28,8 +28,8 @@ impl log::Log for Logger {
     fn flush(&self) {}
 }
 
-fn event() -> AuditEvent {
-    AuditEvent::new(Outcome::Refused, reason::NO_CREDENTIALS, 401, "r".into())
+fn event() -> AuditEvent<'static> {
+    AuditEvent::new(Outcome::Refused, reason::NO_CREDENTIALS, 401, "r")
 }
 
 #[test]

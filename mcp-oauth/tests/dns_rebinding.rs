@@ -25,17 +25,17 @@ use serde_json::json;
 
 /// Collects every event.
 #[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<AuditEvent>>>);
+struct Collect(Arc<Mutex<Vec<AuditEvent<'static>>>>);
 
 impl AuditSink for Collect {
-    fn record(&self, event: &AuditEvent) {
-        self.0.lock().push(event.clone());
+    fn record(&self, event: &AuditEvent<'_>) {
+        self.0.lock().push(event.clone().into_owned());
     }
 }
 
 impl Collect {
     /// The one event recorded since the last call.
-    fn one(&self) -> AuditEvent {
+    fn one(&self) -> AuditEvent<'static> {
         let mut events = std::mem::take(&mut *self.0.lock());
         assert_eq!(events.len(), 1, "one event per decision: {events:#?}");
         events.pop().unwrap()

@@ -60,17 +60,17 @@ static CALENDAR_ES256_ONLY: ResourceDeclaration = ResourceDeclaration {
 
 /// Collects every audit event.
 #[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<AuditEvent>>>);
+struct Collect(Arc<Mutex<Vec<AuditEvent<'static>>>>);
 
 impl AuditSink for Collect {
-    fn record(&self, event: &AuditEvent) {
-        self.0.lock().push(event.clone());
+    fn record(&self, event: &AuditEvent<'_>) {
+        self.0.lock().push(event.clone().into_owned());
     }
 }
 
 impl Collect {
     /// The one event recorded since the last call.
-    fn one(&self) -> AuditEvent {
+    fn one(&self) -> AuditEvent<'static> {
         let mut events = std::mem::take(&mut *self.0.lock());
         assert_eq!(
             events.len(),
@@ -412,7 +412,7 @@ fn assert_dpop_401(server: &Server, reply: &Reply, error: &str) {
 }
 
 /// The audit event of a refused DPoP request that reached the verifier.
-fn assert_refused_event(server: &Server, reason: &str) -> AuditEvent {
+fn assert_refused_event(server: &Server, reason: &str) -> AuditEvent<'static> {
     let event = server.events.one();
     assert_eq!(event.outcome, Outcome::Refused, "{event:#?}");
     assert_eq!(event.reason, reason, "{event:#?}");

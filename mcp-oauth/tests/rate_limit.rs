@@ -53,16 +53,16 @@ static RESOURCE: ResourceDeclaration = ResourceDeclaration {
 };
 
 #[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<AuditEvent>>>);
+struct Collect(Arc<Mutex<Vec<AuditEvent<'static>>>>);
 
 impl AuditSink for Collect {
-    fn record(&self, event: &AuditEvent) {
-        self.0.lock().push(event.clone());
+    fn record(&self, event: &AuditEvent<'_>) {
+        self.0.lock().push(event.clone().into_owned());
     }
 }
 
 impl Collect {
-    fn last(&self) -> AuditEvent {
+    fn last(&self) -> AuditEvent<'static> {
         self.0.lock().last().cloned().expect("an event")
     }
 }

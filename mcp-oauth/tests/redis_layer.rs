@@ -47,21 +47,21 @@ fn shared(builder: OAuthLayerBuilder, state: &RedisState) -> OAuthLayerBuilder {
 }
 
 #[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<AuditEvent>>>);
+struct Collect(Arc<Mutex<Vec<AuditEvent<'static>>>>);
 
 impl AuditSink for Collect {
-    fn record(&self, event: &AuditEvent) {
-        self.0.lock().push(event.clone());
+    fn record(&self, event: &AuditEvent<'_>) {
+        self.0.lock().push(event.clone().into_owned());
     }
 }
 
 impl Collect {
-    fn last(&self) -> AuditEvent {
+    fn last(&self) -> AuditEvent<'static> {
         self.0.lock().last().cloned().expect("an audit event")
     }
 
     /// Every event since the last call.
-    fn take(&self) -> Vec<AuditEvent> {
+    fn take(&self) -> Vec<AuditEvent<'static>> {
         std::mem::take(&mut *self.0.lock())
     }
 }

@@ -46,16 +46,16 @@ const SERVER_SECRET: &str = "server-secret";
 
 /// Collects every audit event.
 #[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<AuditEvent>>>);
+struct Collect(Arc<Mutex<Vec<AuditEvent<'static>>>>);
 
 impl AuditSink for Collect {
-    fn record(&self, event: &AuditEvent) {
-        self.0.lock().push(event.clone());
+    fn record(&self, event: &AuditEvent<'_>) {
+        self.0.lock().push(event.clone().into_owned());
     }
 }
 
 impl Collect {
-    fn exchanges(&self) -> Vec<AuditEvent> {
+    fn exchanges(&self) -> Vec<AuditEvent<'static>> {
         self.0
             .lock()
             .iter()

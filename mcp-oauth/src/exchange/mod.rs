@@ -61,6 +61,7 @@
 mod incoming;
 mod protocol;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -1305,12 +1306,12 @@ impl Downstream {
         if !self.trail.sink.enabled(outcome) {
             return;
         }
-        let mut event = AuditEvent::new(outcome, reason, status, self.trail.request_id.clone());
+        let mut event = AuditEvent::new(outcome, reason, status, self.trail.request_id.as_str());
         event.time = UNIX_EPOCH + self.trail.clock.now();
-        event.http_method = self.trail.http_method.clone();
-        event.issuer = Some(self.identity.issuer().to_owned());
-        event.subject = self.identity.subject().map(str::to_owned);
-        event.client_id = self.identity.client_id().map(str::to_owned);
+        event.http_method = Cow::Borrowed(&self.trail.http_method);
+        event.issuer = Some(Cow::Borrowed(self.identity.issuer()));
+        event.subject = self.identity.subject().map(Cow::Borrowed);
+        event.client_id = self.identity.client_id().map(Cow::Borrowed);
         event.fingerprint = Some(self.incoming.fingerprint());
         event.remote_addr = self.trail.remote_addr;
         let downstream = match answer {

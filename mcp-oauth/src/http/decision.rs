@@ -1,6 +1,7 @@
 //! What is known about a request on the guarded route, and how its outcome is recorded:
 //! one audit event per decision, a refusal carried with its reason.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -81,30 +82,28 @@ impl Decision {
         }
     }
 
-    /// The audit event of this decision, built only when the sink records it.
-    pub(super) fn into_event(
-        self,
+    /// The audit event of this decision, built only when the sink records it. It borrows
+    /// the decision's strings (the identity's names, the request id, the tools and methods):
+    /// building it allocates nothing.
+    pub(super) fn event(
+        &self,
         outcome: Outcome,
         reason: &'static str,
         status: u16,
         retry_after: Option<Duration>,
-    ) -> AuditEvent {
-        let mut event =
-            AuditEvent::new(outcome, reason, status, self.request_id.as_str().to_owned());
+    ) -> AuditEvent<'_> {
+        let mut event = AuditEvent::new(outcome, reason, status, self.request_id.as_str());
         event.time = UNIX_EPOCH + self.arrived;
-        event.http_method = self.http_method.as_str().to_owned();
+        event.http_method = Cow::Borrowed(self.http_method.as_str());
         if let Some(identity) = &self.identity {
-            event.issuer = Some(identity.issuer().to_owned());
-            event.subject = identity.subject().map(str::to_owned);
-            event.client_id = identity.client_id().map(str::to_owned);
-            event.granted_scopes = Some(identity.scopes().iter().map(str::to_owned).collect());
+            event.issuer = Some(Cow::Borrowed(identity.issuer()));
+            event.subject = identity.subject().map(Cow::Borrowed);
+            event.client_id = identity.client_id().map(Cow::Borrowed);
+            event.granted_scopes = Some(identity.scopes().clone());
         }
-        event.tools = self.tools;
-        event.rpc_methods = self.rpc_methods;
-        event.required_scopes = self
-            .required
-            .as_ref()
-            .map(|scopes| scopes.iter().map(str::to_owned).collect());
+        event.tools = Cow::Borrowed(&self.tools);
+        event.rpc_methods = Cow::Borrowed(&self.rpc_methods);
+        event.required_scopes = self.required.clone();
         event.fingerprint = self.fingerprint;
         event.scheme = self.presented.then_some(self.scheme.as_str());
         event.dpop_jkt = self.dpop_jkt.as_ref().map(crate::dpop::thumbprint::encode);
@@ -129,7 +128,7 @@ impl Decision {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok())
                 .map(Duration::from_secs);
-            self.into_event(
+            self.event(
                 Outcome::Refused,
                 reason,
                 response.status().as_u16(),
@@ -180,7 +179,7 @@ impl PendingAllowed<'_> {
     pub(super) fn finish(mut self, status: StatusCode) {
         if let Some(decision) = self.decision.take() {
             self.shared.record(Outcome::Allowed, reason::ALLOWED, || {
-                decision.into_event(Outcome::Allowed, reason::ALLOWED, status.as_u16(), None)
+                decision.event(Outcome::Allowed, reason::ALLOWED, status.as_u16(), None)
             });
         }
     }
@@ -190,7 +189,7 @@ impl Drop for PendingAllowed<'_> {
     fn drop(&mut self) {
         if let Some(decision) = self.decision.take() {
             self.shared.record(Outcome::Allowed, reason::ALLOWED, || {
-                decision.into_event(Outcome::Allowed, reason::ALLOWED, NO_RESPONSE_STATUS, None)
+                decision.event(Outcome::Allowed, reason::ALLOWED, NO_RESPONSE_STATUS, None)
             });
         }
     }

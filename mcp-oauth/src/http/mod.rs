@@ -515,11 +515,11 @@ pub(crate) struct Shared {
 impl Shared {
     /// One decision: to the audit sink and the decision counter. `event` builds the audit
     /// event, only when the sink will record it ([`AuditSink::enabled`]).
-    pub(crate) fn record(
+    pub(crate) fn record<'e>(
         &self,
         outcome: Outcome,
         reason: &'static str,
-        event: impl FnOnce() -> AuditEvent,
+        event: impl FnOnce() -> AuditEvent<'e>,
     ) {
         if self.audit.enabled(outcome) {
             self.audit.record(&event());

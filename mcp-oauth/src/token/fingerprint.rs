@@ -29,9 +29,25 @@ impl TokenFingerprint {
     }
 }
 
+impl TokenFingerprint {
+    /// The 16 lowercase hex digits `Display` writes, without the formatting machinery (the
+    /// audit line writes one per request).
+    pub(crate) fn hex(&self) -> [u8; 16] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut digits = [0; 16];
+        for (pair, byte) in digits.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0xf)];
+        }
+        digits
+    }
+}
+
 impl fmt::Display for TokenFingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+        let digits = self.hex();
+        // Only ASCII hex digits were written.
+        f.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
     }
 }
 
