@@ -84,7 +84,7 @@ impl Decision {
 
     /// The audit event of this decision, built only when the sink records it. It borrows
     /// the decision's strings (the identity's names, the request id, the tools and methods):
-    /// building it allocates nothing.
+    /// building it allocates nothing but a DPoP thumbprint.
     pub(super) fn event(
         &self,
         outcome: Outcome,
