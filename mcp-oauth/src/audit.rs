@@ -222,8 +222,8 @@ impl fmt::Display for Outcome {
 ///
 /// The event borrows what the layer already holds (the verified identity's names, the
 /// request id, the tools and methods read from the body) instead of copying it, so building
-/// one allocates nothing but a DPoP thumbprint: `'a` is the decision's lifetime. A sink that keeps events past
-/// [`AuditSink::record`] (a queue, a test collecting them) keeps
+/// one allocates nothing but a DPoP thumbprint: `'a` is the decision's lifetime. A sink that
+/// keeps events past [`AuditSink::record`] (a queue, a test collecting them) keeps
 /// [`into_owned`](Self::into_owned) copies, `AuditEvent<'static>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
