@@ -449,6 +449,7 @@ const JSON_LINE_CAPACITY: usize = 768;
 mod json {
     use std::net::IpAddr;
 
+    use crate::crypto::hex_digits;
     use crate::scopes::ScopeSet;
     use crate::validation::TokenFingerprint;
 
@@ -469,8 +470,6 @@ mod json {
         table[b'\\' as usize] = b'\\';
         table
     };
-
-    const HEX: &[u8; 16] = b"0123456789abcdef";
 
     /// Whether any of the eight bytes of `word` is a control character, `"` or `\`: the
     /// usual zero-byte tests (exact for "any"), so that a run of plain text is skipped eight
@@ -518,14 +517,10 @@ mod json {
             }
             out.extend_from_slice(&bytes[start..i]);
             match escape {
-                b'u' => out.extend_from_slice(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[usize::from(byte >> 4)],
-                    HEX[usize::from(byte & 0xf)],
-                ]),
+                b'u' => {
+                    out.extend_from_slice(b"\\u00");
+                    out.extend_from_slice(&hex_digits(byte));
+                }
                 other => out.extend_from_slice(&[b'\\', other]),
             }
             start = i + 1;

@@ -49,6 +49,16 @@ impl PrefixSha256 {
     }
 }
 
+/// The two lowercase hex digits of `byte`, high nibble first: the one spelling of bytes as
+/// hex (fingerprints, request ids, Redis keys, JSON `\u00XX` escapes).
+pub(crate) fn hex_digits(byte: u8) -> [u8; 2] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    [
+        DIGITS[usize::from(byte >> 4)],
+        DIGITS[usize::from(byte & 0xf)],
+    ]
+}
+
 /// The 32 bytes `text` encodes as unpadded base64url (a digest as `cnf.jkt`, `ath` or
 /// `dpop_jkt` carry it, or a 32-byte key); `None` for any other length, padding, or text that
 /// is not canonical base64url.

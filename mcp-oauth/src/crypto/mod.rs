@@ -25,7 +25,7 @@ mod random;
 #[cfg(feature = "rust-crypto")]
 mod rust_crypto;
 
-pub(crate) use digest::{PrefixSha256, base64url_32, sha256};
+pub(crate) use digest::{PrefixSha256, base64url_32, hex_digits, sha256};
 #[cfg(feature = "testing")]
 pub(crate) use random::random_id;
 

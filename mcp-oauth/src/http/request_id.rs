@@ -53,10 +53,8 @@ impl RequestId {
 
 /// Writes `value` as 16 lowercase hex digits, most significant first.
 fn hex_into(out: &mut [u8], value: u64) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (i, digit) in out.iter_mut().enumerate() {
-        let shift = 60 - 4 * i;
-        *digit = DIGITS[((value >> shift) & 0xf) as usize];
+    for (pair, byte) in out.chunks_exact_mut(2).zip(value.to_be_bytes()) {
+        pair.copy_from_slice(&crate::crypto::hex_digits(byte));
     }
 }
 

@@ -2,6 +2,7 @@
 //! proof, exactly one accepts it. A store that cannot answer refuses the proof (503).
 
 use super::RedisState;
+use crate::crypto::hex_digits;
 use crate::dpop::{Freshness, ReplayFuture, ReplayStore, ReplayStoreError};
 
 /// How much the replicas' clocks may differ for a remembered proof id to outlive every
@@ -10,9 +11,8 @@ const CLOCK_SKEW_MARGIN_SECS: u64 = 60;
 
 pub(super) fn hex(bytes: &[u8]) -> String {
     let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-        text.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
+    for &byte in bytes {
+        text.extend(hex_digits(byte).map(char::from));
     }
     text
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::crypto::sha256;
+use crate::crypto::{hex_digits, sha256};
 
 /// A short, non-reversible fingerprint of a token for logs: the first 8 bytes of its
 /// SHA-256, in hex. Raw tokens are never logged or stored.
@@ -27,17 +27,13 @@ impl TokenFingerprint {
         prefix.copy_from_slice(&hash[..8]);
         Self(prefix)
     }
-}
 
-impl TokenFingerprint {
     /// The 16 lowercase hex digits `Display` writes, without the formatting machinery (the
     /// audit line writes one per request).
     pub(crate) fn hex(&self) -> [u8; 16] {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut digits = [0; 16];
         for (pair, byte) in digits.chunks_exact_mut(2).zip(self.0) {
-            pair[0] = HEX[usize::from(byte >> 4)];
-            pair[1] = HEX[usize::from(byte & 0xf)];
+            pair.copy_from_slice(&hex_digits(byte));
         }
         digits
     }
